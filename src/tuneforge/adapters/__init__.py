@@ -1,0 +1,35 @@
+"""Fine-tuning methods: one module per family. The only package that talks to peft."""
+
+from __future__ import annotations
+
+import torch
+
+from tuneforge.adapters.freeze import apply_freeze, apply_full
+from tuneforge.adapters.lora import apply_lora, load_adapters, split_list
+from tuneforge.config.schema import FinetuneArgs
+from tuneforge.utils import log
+
+
+def apply_method(model: torch.nn.Module, args: FinetuneArgs, adapter_paths: list[str]) -> torch.nn.Module:
+    """Make the parameters of the chosen method trainable (and only those). Trainable weights are kept in float32."""
+    if args.finetuning_type == "lora":
+        model = apply_lora(model, args, adapter_paths)
+    elif args.finetuning_type == "freeze":
+        model = apply_freeze(model, args)
+    else:
+        model = apply_full(model)
+    for p in model.parameters():
+        if p.requires_grad and p.dtype != torch.float32:
+            p.data = p.data.float()
+    trainable, total = count_parameters(model)
+    log.info(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / max(total, 1):.3f}%)")
+    return model
+
+
+def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total
+
+
+__all__ = ["apply_method", "count_parameters", "load_adapters", "split_list"]

@@ -1,0 +1,100 @@
+"""LoRA and its variants (rsLoRA, DoRA, LoRA+, PiSSA) through peft. The only module that builds LoRA configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from tuneforge.config.schema import FinetuneArgs
+from tuneforge.errors import ConfigError, ModelError
+from tuneforge.utils import log
+
+
+def linear_module_names(model: torch.nn.Module) -> list[str]:
+    """Short names of the linear layers LoRA can target (the output head excluded)."""
+    out_emb = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    names = set()
+    for full, mod in model.named_modules():
+        if isinstance(mod, torch.nn.Linear) and mod is not out_emb and "lora_" not in full:
+            names.add(full.split(".")[-1])
+    return sorted(names)
+
+
+def module_short_names(model: torch.nn.Module) -> set[str]:
+    return {n.split(".")[-1] for n, _ in model.named_modules() if n}
+
+
+def split_list(text: str | None) -> list[str]:
+    return [x.strip() for x in (text or "").split(",") if x.strip()]
+
+
+def resolve_targets(model: torch.nn.Module, args: FinetuneArgs) -> list[str]:
+    available = linear_module_names(model)
+    if args.lora_target.strip() == "all":
+        log.choice(f"lora_target={','.join(available)}", "lora_target=all adapts every linear layer except the head")
+        return available
+    wanted = split_list(args.lora_target)
+    missing = [w for w in wanted if w not in available]
+    if missing:
+        raise ConfigError([f"lora_target names {missing} which this model does not have; its linear layers are: "
+                           f"{', '.join(available)} (or use `all`)"])
+    return wanted
+
+
+def lora_config(model: torch.nn.Module, args: FinetuneArgs):
+    from peft import LoraConfig, TaskType
+
+    extra = split_list(args.additional_target)
+    if extra:
+        have = module_short_names(model)
+        bad = [m for m in extra if m not in have]
+        if bad:
+            raise ConfigError([f"additional_target names {bad} which this model does not have; e.g. "
+                               f"embed_tokens, lm_head, norm"])
+    alpha = args.lora_alpha if args.lora_alpha is not None else 2 * args.lora_rank
+    if args.lora_alpha is None:
+        log.choice(f"lora_alpha={alpha:g}", "default is 2 × lora_rank")
+    init: bool | str = True
+    if args.pissa_init:
+        init = "pissa" if args.pissa_iter == -1 else f"pissa_niter_{args.pissa_iter}"
+    return LoraConfig(
+        task_type=TaskType.CAUSAL_LM, r=args.lora_rank, lora_alpha=alpha, lora_dropout=args.lora_dropout,
+        target_modules=resolve_targets(model, args), modules_to_save=extra or None, use_rslora=args.use_rslora,
+        use_dora=args.use_dora, init_lora_weights=init)
+
+
+def check_adapter_dir(path: str) -> str | None:
+    p = Path(path)
+    if not p.is_dir():
+        return f"adapter {path!r}: no such folder"
+    if not (p / "adapter_config.json").is_file():
+        return f"adapter {path!r} has no adapter_config.json (is it a peft adapter folder?)"
+    return None
+
+
+def load_adapters(model: torch.nn.Module, paths: list[str], trainable: bool):
+    """Apply adapters in order. All but the last are merged into the base; the last stays a live adapter
+    (trainable when ``trainable``)."""
+    from peft import PeftModel
+
+    for i, path in enumerate(paths):
+        problem = check_adapter_dir(path)
+        if problem:
+            raise ModelError(problem, "pass the folder a LoRA run wrote (it holds adapter_config.json)")
+        last = i == len(paths) - 1
+        model = PeftModel.from_pretrained(model, path, is_trainable=trainable and last)
+        if not last:
+            model = model.merge_and_unload()
+            log.info(f"merged adapter {path} into the base")
+    return model
+
+
+def apply_lora(model: torch.nn.Module, args: FinetuneArgs, adapter_paths: list[str]):
+    from peft import get_peft_model
+
+    if adapter_paths:
+        model = load_adapters(model, adapter_paths, trainable=True)
+        log.info(f"continuing training of adapter {adapter_paths[-1]}")
+        return model
+    return get_peft_model(model, lora_config(model, args))

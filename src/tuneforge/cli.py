@@ -1,0 +1,207 @@
+"""The `tuneforge` command: parse, then call. No training logic lives here."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+from dataclasses import fields
+from pathlib import Path
+
+from tuneforge import __version__
+from tuneforge.errors import ConfigError, TuneforgeError
+
+USAGE = f"""tuneforge {__version__} — fine-tune open language models
+
+usage:
+  tuneforge train [config.yaml] [key=value | --key value ...]   train (LLaMA-Factory flags work verbatim)
+  tuneforge chat --model_name_or_path M [--adapter_name_or_path A] [--prompt TEXT | --prompts FILE]
+  tuneforge env                                                  versions, devices, model aliases, templates
+
+  Add --debug to any command to see a traceback on errors. `tuneforge train --help` lists every setting.
+"""
+
+CHAT_KEYS = {"prompt": "one message; print the reply and exit",
+             "prompts": "file with one prompt per line, or JSONL rows with `messages`; prints JSON lines",
+             "system": "system prompt for every conversation"}
+CHAT_GROUPS = ("model", "data", "generate")
+
+
+def train_help() -> str:
+    from tuneforge.config.schema import GROUPS
+
+    out = ["usage: tuneforge train [config.yaml] [key=value | --key value ...]", ""]
+    for group, cls in GROUPS.items():
+        out.append(f"{group}: {cls.__doc__.strip().splitlines()[0]}")
+        for f in fields(cls):
+            choices = f.metadata.get("choices")
+            default = f.default if not callable(getattr(f, "default_factory", None)) else f.default_factory()
+            head = f"  --{f.name} (default: {default!r}" + (f"; one of {', '.join(choices)})" if choices else ")")
+            out.append(head)
+            out += textwrap.wrap(f.metadata.get("help", ""), 100, initial_indent="      ", subsequent_indent="      ")
+        out.append("")
+    return "\n".join(out)
+
+
+def cmd_train(argv: list[str]) -> int:
+    if any(a in ("-h", "--help") for a in argv):
+        print(train_help())
+        return 0
+    from tuneforge.config import parse_args
+    from tuneforge.recipes import run
+
+    cfg = parse_args(argv)
+    run(cfg)
+    return 0
+
+
+def _read_prompts(path: str) -> list[list[dict]]:
+    p = Path(path)
+    if not p.is_file():
+        raise TuneforgeError(f"--prompts {path!r}: no such file", "give a text file (one prompt per line) or JSONL")
+    convs = []
+    for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("{"):
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise TuneforgeError(f"{path}: invalid JSON on line {i}: {e.msg}", "fix the line") from None
+            msgs = row.get("messages")
+            if not isinstance(msgs, list) or not msgs:
+                raise TuneforgeError(f"{path}:{i}: a JSON row needs a non-empty `messages` list",
+                                     'e.g. {"messages": [{"role": "user", "content": "hi"}]}')
+            convs.append(msgs)
+        else:
+            convs.append([{"role": "user", "content": line}])
+    return convs
+
+
+def cmd_chat(argv: list[str]) -> int:
+    from tuneforge.config import build_config, split_argv
+    from tuneforge.config.parse import did_you_mean, load_yaml
+    from tuneforge.config.schema import field_map
+    from tuneforge.models import DEFAULT_MODEL
+    from tuneforge.recipes.preflight import preflight
+
+    path, values = split_argv(argv)
+    if path:
+        values = {**load_yaml(path), **values}
+    extra = {k: values.pop(k) for k in list(values) if k in CHAT_KEYS}
+    allowed = {k for k, (g, _) in field_map().items() if g in CHAT_GROUPS}
+    bad = [k for k in values if k not in allowed]
+    if bad:
+        raise ConfigError([f"chat does not take {k!r}{did_you_mean(k, sorted(allowed | set(CHAT_KEYS)))}"
+                           for k in bad])
+    cfg = build_config(values)
+    if not cfg.model.model_name_or_path:
+        cfg.model.model_name_or_path = DEFAULT_MODEL
+    preflight(cfg, for_training=False)
+    from tuneforge.infer.engine import ChatEngine
+
+    engine = ChatEngine(cfg.model.model_name_or_path, cfg.model.adapter_name_or_path, cfg.data.template,
+                        cfg.model.trust_remote_code)
+    system = extra.get("system")
+    if "prompt" in extra:
+        print(engine.generate([[{"role": "user", "content": extra["prompt"]}]], cfg.generate, system)[0])
+        return 0
+    if "prompts" in extra:
+        convs = _read_prompts(extra["prompts"])
+        for conv, reply in zip(convs, engine.generate(convs, cfg.generate, system)):
+            prompt = conv[-1]["content"] if len(conv) == 1 else conv
+            print(json.dumps({"prompt": prompt, "response": reply}, ensure_ascii=False), flush=True)
+        return 0
+    return interactive(engine, cfg.generate, system)
+
+
+def interactive(engine, gen, system) -> int:
+    from transformers import TextStreamer
+
+    print("Chat with the model. Type `clear` to forget the conversation, `exit` to quit.")
+    history: list[dict] = []
+    streamer = TextStreamer(engine.tokenizer, skip_prompt=True, skip_special_tokens=True)
+    while True:
+        try:
+            text = input("\nUser: ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if text == "exit":
+            return 0
+        if text == "clear":
+            history = []
+            print("(history cleared)")
+            continue
+        if not text:
+            continue
+        history.append({"role": "user", "content": text})
+        print("Assistant: ", end="", flush=True)
+        reply = engine.generate([history], gen, system, streamer=streamer)[0]
+        history.append({"role": "assistant", "content": reply})
+
+
+def cmd_env(argv: list[str]) -> int:
+    import importlib.metadata as md
+    import platform
+
+    from tuneforge.data.catalog import BUILTIN_ALIASES, load_catalog
+    from tuneforge.data.templates import template_names
+    from tuneforge.models.load import ALIASES, cache_root
+    from tuneforge.utils.system import device_kind
+
+    print(f"tuneforge {__version__}  python {platform.python_version()}  {platform.platform()}")
+    for pkg in ("torch", "transformers", "peft", "accelerate", "safetensors", "gguf", "bitsandbytes", "tensorboard"):
+        try:
+            print(f"  {pkg:13s} {md.version(pkg)}")
+        except md.PackageNotFoundError:
+            print(f"  {pkg:13s} not installed")
+    print(f"device: {device_kind()}")
+    print(f"model cache: {cache_root()}")
+    print("model aliases:")
+    for name, em in ALIASES.items():
+        cached = (cache_root() / em.gguf_file.removesuffix('.gguf').lower() / "config.json").is_file()
+        print(f"  {name:24s} {em.description} [{'cached' if cached else 'converted on first use'}]")
+    print(f"templates: auto, {', '.join(template_names())}")
+    builtins = sorted(load_catalog(None)) + [f"{a} (= {b})" for a, b in BUILTIN_ALIASES.items()]
+    print(f"built-in datasets: {', '.join(builtins)}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "chat": cmd_chat, "env": cmd_env}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    if argv[0] in ("-V", "--version"):
+        print(__version__)
+        return 0
+    from tuneforge.utils import log
+
+    log.setup()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    cmd = COMMANDS.get(argv[0])
+    if cmd is None:
+        from tuneforge.config.parse import did_you_mean
+
+        print(f"error: unknown command {argv[0]!r}{did_you_mean(argv[0], list(COMMANDS))}\n\n{USAGE}",
+              file=sys.stderr)
+        return 2
+    try:
+        return cmd(argv[1:])
+    except TuneforgeError as e:
+        if debug:
+            raise
+        print(f"error: {e.message}", file=sys.stderr)
+        if e.hint:
+            print(f"  hint: {e.hint}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

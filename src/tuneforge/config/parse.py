@@ -1,0 +1,210 @@
+"""Turn a YAML file, ``key=value`` overrides and ``--key value`` flags into one :class:`Config`.
+
+Strict: an unknown key is an error with a "did you mean"; every problem (unknown keys, bad values, conflicting
+settings) is collected and raised together as one :class:`~tuneforge.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tuneforge.config.schema import (
+    GROUPS, IGNORED_KEYS, DataArgs, FinetuneArgs, GenerateArgs, ModelArgs, TrainArgs, field_map,
+)
+from tuneforge.errors import ConfigError, TuneforgeError
+
+# Other names users type for the same key (ChatGLM's, older LLaMA-Factory's).
+KEY_ALIASES = {"lora_r": "lora_rank", "evaluation_steps": "eval_steps"}
+TRUE = {"true", "1", "yes", "y", "on"}
+FALSE = {"false", "0", "no", "n", "off"}
+
+
+@dataclass
+class Config:
+    model: ModelArgs = field(default_factory=ModelArgs)
+    data: DataArgs = field(default_factory=DataArgs)
+    finetune: FinetuneArgs = field(default_factory=FinetuneArgs)
+    train: TrainArgs = field(default_factory=TrainArgs)
+    generate: GenerateArgs = field(default_factory=GenerateArgs)
+    explicit: set = field(default_factory=set)  # keys the user set (file, overrides or flags)
+    ignored: dict = field(default_factory=dict)  # accepted-but-ignored compatibility keys → reason
+
+    def to_flat(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for group in GROUPS:
+            obj = getattr(self, group)
+            for f in fields(obj):
+                out[f.name] = getattr(obj, f.name)
+        return out
+
+    def to_yaml(self) -> str:
+        """The resolved config, grouped by concern; feeding it back to `tuneforge train` reproduces the run."""
+        chunks = []
+        for group in GROUPS:
+            obj = getattr(self, group)
+            values = {f.name: getattr(obj, f.name) for f in fields(obj)}
+            chunks.append(f"### {group}\n" + yaml.safe_dump(values, sort_keys=False, allow_unicode=True))
+        return "\n".join(chunks)
+
+
+def _type_of(f) -> tuple[type, bool]:
+    """(base type, optional?) of a dataclass field annotated like ``int | None``."""
+    hint = f.type
+    if isinstance(hint, str):
+        hint = eval(hint, {"dict": dict, "list": list}, {})  # annotations are simple builtins only
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        base = [a for a in args if a is not type(None)][0]
+        return base, True
+    return hint, False
+
+
+def parse_dict_value(text: str) -> dict[str, str]:
+    """``name=Nimbus,author=Orchard Labs`` → ``{"name": "Nimbus", "author": "Orchard Labs"}``."""
+    out = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        if "=" not in part:
+            raise ValueError(f"expected key=value pairs separated by commas, got {part.strip()!r}")
+        k, v = part.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def coerce(key: str, f, value: Any) -> Any:
+    base, optional = _type_of(f)
+    if value is None or (isinstance(value, str) and value.strip().lower() in {"none", "null", "~"}):
+        if optional:
+            return None
+        raise ValueError("this key needs a value")
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+        s = str(value).strip().lower()
+        if s in TRUE:
+            return True
+        if s in FALSE:
+            return False
+        raise ValueError(f"expected True or False, got {value!r}")
+    if base is int:
+        if isinstance(value, bool):
+            raise ValueError(f"expected a whole number, got {value!r}")
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {value!r}") from None
+    if base is float:
+        try:
+            return float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
+        except ValueError:
+            raise ValueError(f"expected a number, got {value!r}") from None
+    if base is dict:
+        if isinstance(value, dict):
+            return {str(k): str(v) for k, v in value.items()}
+        return parse_dict_value(str(value))
+    if isinstance(value, (list, tuple)):  # YAML lists for comma-list keys (dataset, lora_target, …)
+        return ",".join(str(v) for v in value)
+    value = str(value)
+    choices = f.metadata.get("choices")
+    if choices and value not in choices:
+        raise ValueError(f"{value!r} is not one of: {', '.join(choices)}")
+    return value
+
+
+def did_you_mean(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+    return f" — did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def build_config(values: dict[str, Any], base: Config | None = None) -> Config:
+    """Apply flat ``values`` onto ``base`` (or the defaults), collecting every problem."""
+    cfg = base or Config()
+    fmap = field_map()
+    problems: list[str] = []
+    for raw_key, value in values.items():
+        key = KEY_ALIASES.get(raw_key, raw_key)
+        if key in IGNORED_KEYS:
+            cfg.ignored[key] = IGNORED_KEYS[key]
+            continue
+        if key not in fmap:
+            problems.append(f"unknown key {raw_key!r}{did_you_mean(raw_key, list(fmap))} "
+                            f"(all keys: `tuneforge train --help`)")
+            continue
+        group, f = fmap[key]
+        try:
+            setattr(getattr(cfg, group), key, coerce(key, f, value))
+            cfg.explicit.add(key)
+        except ValueError as e:
+            problems.append(f"{key}: {e}")
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise TuneforgeError(f"config file {str(p)!r} not found", "check the path, or pass settings as --key value")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise TuneforgeError(f"{p}: not valid YAML: {e}", "fix the file; each line should be `key: value`") from None
+    if not isinstance(data, dict):
+        raise TuneforgeError(f"{p}: expected a mapping of key: value, got {type(data).__name__}",
+                             "write one `key: value` per line")
+    # Accept the grouped layout that Config.to_yaml writes as well as LLaMA-Factory's flat one.
+    return data
+
+
+def split_argv(argv: list[str]) -> tuple[str | None, dict[str, Any]]:
+    """``[cfg.yaml] [key=value | --key value | --key=value]...`` → (yaml path, {key: raw value})."""
+    path = None
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    i = 0
+    if argv and not argv[0].startswith("-") and "=" not in argv[0]:
+        path, i = argv[0], 1
+    while i < len(argv):
+        tok = argv[i]
+        if tok.startswith("--"):
+            key = tok[2:].replace("-", "_") if "=" not in tok else tok[2:].split("=", 1)[0].replace("-", "_")
+            if "=" in tok:
+                values[key] = tok.split("=", 1)[1]
+                i += 1
+            elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                values[key] = argv[i + 1]
+                i += 2
+            else:
+                values[key] = "true"  # a bare --flag means True, as in LLaMA-Factory
+                i += 1
+        elif "=" in tok:
+            k, v = tok.split("=", 1)
+            values[k.strip()] = v
+            i += 1
+        else:
+            problems.append(f"unexpected argument {tok!r}: settings are `key=value` or `--key value`, "
+                            f"and only the first argument may be a YAML file")
+            i += 1
+    if problems:
+        raise ConfigError(problems)
+    return path, values
+
+
+def parse_args(argv: list[str]) -> Config:
+    """Parse a full `tuneforge train` argument list: file first, then overrides that win over it."""
+    path, overrides = split_argv(argv)
+    values: dict[str, Any] = {}
+    if path is not None:
+        values.update(load_yaml(path))
+    values.update(overrides)
+    return build_config(values)

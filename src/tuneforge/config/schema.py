@@ -1,0 +1,177 @@
+"""The configuration schema: one small dataclass per concern.
+
+Field names are LLaMA-Factory's flat argument names, so their commands and YAML files run unchanged. Each field's
+``help`` metadata is the documentation shown by the CLI and the web UI; ``choices`` restricts string values.
+Defaults live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+
+def opt(default: Any, help: str, choices: tuple[str, ...] | None = None, **extra: Any) -> Any:
+    meta = {"help": help, **extra}
+    if choices is not None:
+        meta["choices"] = choices
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+FINETUNING_TYPES = ("full", "freeze", "lora")
+STAGES = ("sft", "pt")
+SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
+OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "sgd")
+REPORTERS = ("none", "tensorboard")
+ATTENTION = ("auto", "sdpa", "fa2", "eager")
+
+
+@dataclass
+class ModelArgs:
+    """Which model to start from and how to load it."""
+
+    model_name_or_path: str | None = opt(
+        None, "A local Hugging Face model folder, or an alias such as `smollm2-135m-instruct` "
+              "(see `tuneforge env` for the list).")
+    adapter_name_or_path: str | None = opt(
+        None, "Adapter folder(s) to start from, comma separated. For training, the last one is trained further.")
+    trust_remote_code: bool = opt(False, "Allow model code shipped inside the model folder to run. Off by default.")
+    flash_attn: str = opt("auto", "Attention implementation: auto picks sdpa where available.", ATTENTION)
+
+
+@dataclass
+class DataArgs:
+    """Which data to train on and how to turn it into tokens."""
+
+    dataset: str | None = opt(None, "Dataset name(s) from dataset_info.json or the built-ins, comma separated.")
+    dataset_dir: str = opt("data", "Folder holding dataset_info.json and the data files. Built-in datasets "
+                                    "(identity, general, …) are found even if this folder does not exist.")
+    eval_dataset: str | None = opt(None, "Dataset name(s) used only for evaluation, comma separated.")
+    template: str = opt("auto", "Chat template: `auto` uses the tokenizer's own; or a named template "
+                                "(qwen, chatml, llama3, llama2, mistral, gemma, glm4, default, alpaca).")
+    cutoff_len: int = opt(2048, "Maximum tokens per sample; longer samples are truncated (and counted).")
+    max_samples: int | None = opt(None, "Read at most this many rows from each dataset.")
+    val_size: float = opt(0.0, "Hold out this fraction (0–1) or this many rows (≥ 1) for evaluation.")
+    train_on_prompt: bool = opt(False, "Also compute the loss on prompt tokens (system, user, tool).")
+    mask_history: bool = opt(False, "Train only on the last assistant turn of each conversation.")
+    dataset_vars: dict = opt({}, "Values for {{placeholders}} in the data, e.g. `name=Nimbus,author=Orchard Labs`.")
+    default_system: str | None = opt(None, "System prompt used for rows that have none (overrides the template's).")
+    mix_strategy: str = opt("concat", "How several datasets are combined.", ("concat", "interleave"))
+
+
+@dataclass
+class FinetuneArgs:
+    """What is trained: the stage and the fine-tuning method with its options."""
+
+    stage: str = opt("sft", "Training stage: sft (supervised fine-tuning) or pt (continued pre-training).", STAGES)
+    finetuning_type: str = opt("lora", "Method: full, freeze (train the last layers only) or lora.",
+                               FINETUNING_TYPES)
+    # freeze
+    freeze_trainable_layers: int = opt(
+        2, "freeze: number of trainable layers; positive = the last N layers, negative = the first N.")
+    freeze_trainable_modules: str = opt(
+        "all", "freeze: names of modules inside the trainable layers to train (comma list, e.g. mlp,self_attn), "
+               "or `all`.")
+    freeze_extra_modules: str | None = opt(
+        None, "freeze: extra top-level modules to train as well (comma list, e.g. embed_tokens,norm).")
+    # lora
+    lora_rank: int = opt(8, "lora: rank r of the update matrices.")
+    lora_alpha: float | None = opt(None, "lora: scaling alpha; default 2 × lora_rank.")
+    lora_dropout: float = opt(0.0, "lora: dropout on the adapter input.")
+    lora_target: str = opt("all", "lora: modules to adapt (comma list, e.g. q_proj,v_proj) or `all` linear layers.")
+    additional_target: str | None = opt(
+        None, "lora: modules trained fully and saved with the adapter (comma list, e.g. embed_tokens,lm_head).")
+    use_rslora: bool = opt(False, "lora: rank-stabilised scaling alpha/sqrt(r) instead of alpha/r.")
+    use_dora: bool = opt(False, "lora: weight-decomposed LoRA (DoRA).")
+    loraplus_lr_ratio: float | None = opt(None, "lora: LoRA+ — learning rate of B = ratio × learning_rate (e.g. 16).")
+    pissa_init: bool = opt(False, "lora: initialise the adapter from the principal singular vectors (PiSSA).")
+    pissa_iter: int = opt(16, "lora: fast-SVD iterations for PiSSA; -1 for a full SVD.")
+
+
+@dataclass
+class TrainArgs:
+    """How training runs: optimisation, schedule, precision, logging, checkpoints."""
+
+    output_dir: str | None = opt(None, "Run folder: adapter/model, checkpoints, metrics, plots and summary go here.")
+    overwrite_output_dir: bool = opt(False, "Start over even if output_dir holds checkpoints or a finished run.")
+    do_train: bool = opt(True, "Train (LLaMA-Factory compatibility; `False` only validates and prepares data).")
+    learning_rate: float = opt(5e-5, "Peak learning rate.")
+    num_train_epochs: float = opt(3.0, "Epochs to train (fractions allowed).")
+    max_steps: int = opt(-1, "If > 0: total optimiser steps, overriding num_train_epochs.")
+    per_device_train_batch_size: int = opt(8, "Samples per micro-batch on each device.")
+    per_device_eval_batch_size: int = opt(8, "Samples per evaluation batch on each device.")
+    gradient_accumulation_steps: int = opt(1, "Micro-batches per optimiser step; the loss is averaged over all "
+                                              "trained tokens of the accumulated micro-batches.")
+    lr_scheduler_type: str = opt("linear", "Learning-rate schedule.", SCHEDULERS)
+    warmup_steps: int = opt(0, "Linear warm-up steps (overrides warmup_ratio when > 0).")
+    warmup_ratio: float = opt(0.0, "Warm-up as a fraction of all steps.")
+    max_grad_norm: float = opt(1.0, "Clip gradients to this global norm (0 disables).")
+    weight_decay: float = opt(0.0, "AdamW weight decay.")
+    adam_beta1: float = opt(0.9, "AdamW beta1.")
+    adam_beta2: float = opt(0.999, "AdamW beta2.")
+    adam_epsilon: float = opt(1e-8, "AdamW epsilon.")
+    optim: str = opt("adamw_torch", "Optimiser.", OPTIMIZERS)
+    seed: int = opt(42, "Random seed for data order, dropout and adapter initialisation.")
+    logging_steps: int = opt(10, "Log loss, lr, grad norm and speed every N optimiser steps.")
+    save_steps: int = opt(500, "Write a resumable checkpoint every N optimiser steps (0 = never).")
+    save_total_limit: int | None = opt(None, "Keep at most this many checkpoints (oldest deleted first).")
+    eval_steps: int | None = opt(None, "Evaluate on the held-out split every N steps (default: logging_steps).")
+    bf16: bool = opt(False, "Train in bfloat16 mixed precision (needs a device that supports it).")
+    fp16: bool = opt(False, "Train in float16 mixed precision (CUDA only; falls back to float32 otherwise).")
+    gradient_checkpointing: bool = opt(False, "Recompute activations in the backward pass to save memory.")
+    report_to: str = opt("none", "Also log to: none or tensorboard.", REPORTERS)
+    resume_from_checkpoint: str | None = opt(
+        None, "Checkpoint folder to resume from. Without it, the latest checkpoint in output_dir is used.")
+    plot_loss: bool = opt(False, "Write training_loss.png (raw and smoothed) at the end.")
+    ddp_timeout: int = opt(1800, "Seconds to wait for other processes in multi-GPU runs.")
+
+
+@dataclass
+class GenerateArgs:
+    """Decoding settings for chat and evaluation. Greedy unless sampling settings are given."""
+
+    max_new_tokens: int = opt(256, "Maximum tokens to generate per reply.")
+    do_sample: bool | None = opt(None, "Sample instead of greedy decoding (on automatically when temperature/top_p "
+                                       "is given).")
+    temperature: float | None = opt(None, "Sampling temperature.")
+    top_p: float | None = opt(None, "Nucleus sampling probability mass.")
+    top_k: int | None = opt(None, "Sample from the k most likely tokens.")
+    repetition_penalty: float | None = opt(None, "Penalty > 1 discourages repeating tokens.")
+
+
+GROUPS: dict[str, type] = {
+    "model": ModelArgs,
+    "data": DataArgs,
+    "finetune": FinetuneArgs,
+    "train": TrainArgs,
+    "generate": GenerateArgs,
+}
+
+# Keys that LLaMA-Factory/transformers configs commonly carry and that have no effect here. They are accepted so that
+# those files run unchanged; each is logged with the reason it is ignored.
+IGNORED_KEYS: dict[str, str] = {
+    "overwrite_cache": "tuneforge re-encodes data every run (it takes seconds); there is no cache to overwrite",
+    "preprocessing_num_workers": "data is encoded in-process",
+    "dataloader_num_workers": "batches are built in-process from pre-tokenized data",
+    "include_num_input_tokens_seen": "trained tokens are always counted and reported",
+    "eval_strategy": "evaluation runs every eval_steps whenever val_size > 0",
+    "evaluation_strategy": "evaluation runs every eval_steps whenever val_size > 0",
+    "save_strategy": "checkpoints are written every save_steps",
+    "logging_strategy": "metrics are logged every logging_steps",
+    "run_name": "the run is named by output_dir",
+    "disable_tqdm": "progress is always shown",
+    "remove_unused_columns": "columns are mapped through dataset_info.json",
+    "ddp_find_unused_parameters": "set automatically",
+    "logging_dir": "metrics go to output_dir",
+}
+
+
+def field_map() -> dict[str, tuple[str, Any]]:
+    """Map each flat key to (group name, dataclasses.Field)."""
+    out: dict[str, tuple[str, Any]] = {}
+    for group, cls in GROUPS.items():
+        for f in fields(cls):
+            out[f.name] = (group, f)
+    return out

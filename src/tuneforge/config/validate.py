@@ -1,0 +1,84 @@
+"""Cross-field checks on a resolved config. Returns every problem at once; nothing is loaded here."""
+
+from __future__ import annotations
+
+from tuneforge.config.parse import Config
+
+LORA_ONLY = ("lora_rank", "lora_alpha", "lora_dropout", "lora_target", "additional_target", "use_rslora",
+             "use_dora", "loraplus_lr_ratio", "pissa_init", "pissa_iter")
+FREEZE_ONLY = ("freeze_trainable_layers", "freeze_trainable_modules", "freeze_extra_modules")
+
+
+def validate(cfg: Config, for_training: bool = True) -> list[str]:
+    m, d, ft, t = cfg.model, cfg.data, cfg.finetune, cfg.train
+    p: list[str] = []
+
+    def need(cond: bool, msg: str) -> None:
+        if not cond:
+            p.append(msg)
+
+    need(bool(m.model_name_or_path), "model_name_or_path is required: a local model folder or an alias such as "
+                                     "`smollm2-135m-instruct` (`tuneforge env` lists them)")
+    if for_training:
+        need(bool(t.output_dir), "output_dir is required: the folder the run writes to, e.g. saves/my-run")
+        if t.do_train:
+            need(bool(d.dataset), "dataset is required: a name from dataset_info.json or a built-in such as "
+                                  "`identity` (comma list for several)")
+        need(t.learning_rate > 0, f"learning_rate must be > 0, got {t.learning_rate}")
+        need(t.max_steps > 0 or t.num_train_epochs > 0,
+             f"num_train_epochs must be > 0 (got {t.num_train_epochs}) unless max_steps > 0")
+        need(t.per_device_train_batch_size >= 1,
+             f"per_device_train_batch_size must be ≥ 1, got {t.per_device_train_batch_size}")
+        need(t.per_device_eval_batch_size >= 1,
+             f"per_device_eval_batch_size must be ≥ 1, got {t.per_device_eval_batch_size}")
+        need(t.gradient_accumulation_steps >= 1,
+             f"gradient_accumulation_steps must be ≥ 1, got {t.gradient_accumulation_steps}")
+        need(t.warmup_steps >= 0, f"warmup_steps must be ≥ 0, got {t.warmup_steps}")
+        need(0 <= t.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {t.warmup_ratio}")
+        need(t.max_grad_norm >= 0, f"max_grad_norm must be ≥ 0 (0 disables clipping), got {t.max_grad_norm}")
+        need(t.weight_decay >= 0, f"weight_decay must be ≥ 0, got {t.weight_decay}")
+        need(t.logging_steps >= 1, f"logging_steps must be ≥ 1, got {t.logging_steps}")
+        need(t.save_steps >= 0, f"save_steps must be ≥ 0 (0 = no checkpoints), got {t.save_steps}")
+        need(t.save_total_limit is None or t.save_total_limit >= 1,
+             f"save_total_limit must be ≥ 1 or None, got {t.save_total_limit}")
+        need(t.eval_steps is None or t.eval_steps >= 1, f"eval_steps must be ≥ 1, got {t.eval_steps}")
+        need(not (t.bf16 and t.fp16), "bf16 and fp16 are both True: choose one (or neither for float32)")
+        need(d.cutoff_len >= 8, f"cutoff_len must be ≥ 8 tokens, got {d.cutoff_len}")
+        need(d.max_samples is None or d.max_samples >= 1, f"max_samples must be ≥ 1, got {d.max_samples}")
+        need(d.val_size >= 0 and (d.val_size < 1 or float(d.val_size).is_integer()),
+             f"val_size must be a fraction in [0, 1) or a whole number of rows, got {d.val_size}")
+        need(not (d.train_on_prompt and d.mask_history),
+             "train_on_prompt and mask_history contradict each other: choose one")
+        if t.report_to == "tensorboard":
+            try:
+                import torch.utils.tensorboard  # noqa: F401
+            except Exception:
+                p.append("report_to=tensorboard needs the tensorboard package: pip install tensorboard "
+                         "(or set report_to none)")
+    # Method options.
+    if ft.finetuning_type == "lora":
+        need(ft.lora_rank >= 1, f"lora_rank must be ≥ 1, got {ft.lora_rank}")
+        need(ft.lora_alpha is None or ft.lora_alpha > 0, f"lora_alpha must be > 0, got {ft.lora_alpha}")
+        need(0 <= ft.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {ft.lora_dropout}")
+        need(bool(ft.lora_target.strip()), "lora_target is empty: give module names (q_proj,v_proj) or `all`")
+        need(ft.loraplus_lr_ratio is None or ft.loraplus_lr_ratio > 0,
+             f"loraplus_lr_ratio must be > 0, got {ft.loraplus_lr_ratio}")
+        if ft.pissa_init and m.adapter_name_or_path:
+            p.append("pissa_init initialises a new adapter; it cannot be combined with adapter_name_or_path")
+    else:
+        set_lora = [k for k in LORA_ONLY if k in cfg.explicit]
+        if set_lora:
+            p.append(f"{', '.join(set_lora)} only apply to finetuning_type lora, but finetuning_type is "
+                     f"{ft.finetuning_type}: remove them or use --finetuning_type lora")
+        if m.adapter_name_or_path and for_training:
+            p.append(f"adapter_name_or_path continues a LoRA adapter, but finetuning_type is {ft.finetuning_type}: "
+                     f"use --finetuning_type lora, or pass the trained model folder as model_name_or_path")
+    if ft.finetuning_type != "freeze":
+        set_freeze = [k for k in FREEZE_ONLY if k in cfg.explicit]
+        if set_freeze:
+            p.append(f"{', '.join(set_freeze)} only apply to finetuning_type freeze, but finetuning_type is "
+                     f"{ft.finetuning_type}")
+    else:
+        need(ft.freeze_trainable_layers != 0, "freeze_trainable_layers must not be 0 (positive: last N layers, "
+                                              "negative: first N layers)")
+    return p

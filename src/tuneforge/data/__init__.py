@@ -1,0 +1,1 @@
+"""Data: catalog, readers, format converters, chat templates, encoding with supervised masks, batching."""

@@ -1,0 +1,167 @@
+"""Read, convert, validate, split and encode the configured datasets. Every drop and truncation is counted."""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from tuneforge.config.schema import DataArgs
+from tuneforge.data.catalog import DatasetEntry, load_catalog, lookup, split_names
+from tuneforge.data.convert import RowError, to_conversation
+from tuneforge.data.encode import EncodeStats, Sample, encode_conversation, encode_text
+from tuneforge.data.readers import read_rows
+from tuneforge.data.schema import Conversation
+from tuneforge.data.templates import ChatFormat
+from tuneforge.errors import DataError
+from tuneforge.utils import log
+
+PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+MAX_LISTED = 20
+
+
+@dataclass
+class DataBundle:
+    train: list[Sample]
+    eval: list[Sample]
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def fill(value: Any, variables: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return PLACEHOLDER.sub(lambda m: variables.get(m.group(1), m.group(0)), value)
+    if isinstance(value, list):
+        return [fill(v, variables) for v in value]
+    if isinstance(value, dict):
+        return {k: fill(v, variables) for k, v in value.items()}
+    return value
+
+
+def _variables(entry: DatasetEntry, given: dict[str, str]) -> dict[str, str]:
+    out = dict(entry.vars)
+    for k, v in entry.vars.items():
+        if k not in given:
+            pairs = ",".join(f"{key}=…" for key in entry.vars)
+            log.choice(f"dataset_vars {k}={v!r}", f"default of dataset {entry.name!r}; set --dataset_vars {pairs}")
+    out.update(given)
+    return out
+
+
+def read_dataset(entry: DatasetEntry, args: DataArgs, stage: str) -> tuple[list[Any], dict[str, int]]:
+    """Rows of one dataset as conversations (sft) or texts (pt), plus counts."""
+    if entry.ranking:
+        raise DataError(f"dataset {entry.name!r} is a preference dataset (ranking: true in dataset_info.json)",
+                        "use it with a preference stage (rm, dpo); sft and pt need instruction or text data")
+    variables = _variables(entry, args.dataset_vars)
+    items: list[Any] = []
+    problems: list[str] = []
+    n_read = 0
+    for where, row in read_rows(entry.path):
+        if args.max_samples is not None and n_read >= args.max_samples:
+            break
+        n_read += 1
+        row = fill(row, variables)
+        if entry.vars:
+            left = sorted({m for m in PLACEHOLDER.findall(str(row))})
+            if left:
+                problems.append(f"{where}: placeholders {left} have no value; set --dataset_vars "
+                                + ",".join(f"{k}=…" for k in left))
+                continue
+        try:
+            if stage == "pt":
+                col = entry.columns.get("prompt", "text")
+                if not isinstance(row.get(col), str) or not row[col].strip():
+                    raise RowError(f"row has no {col!r} text (continued pre-training reads one text column; set "
+                                   f"columns.prompt in dataset_info.json); its keys are {sorted(row)}")
+                items.append(row[col])
+            else:
+                conv = to_conversation(entry, row)
+                conv.source = where
+                items.append(conv)
+        except RowError as e:
+            problems.append(f"{where}: {e}")
+    if problems:
+        shown = "\n  ".join(problems[:MAX_LISTED])
+        more = f"\n  … and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+        raise DataError(f"dataset {entry.name!r}: {len(problems)} bad row(s):\n  {shown}{more}",
+                        "fix these rows (nothing was trained); the format is "
+                        f"{entry.formatting or 'inferred from the columns'} — see docs/data.md")
+    if entry.num_samples is not None and entry.num_samples != len(items) and items:
+        rng = random.Random(len(items))
+        if entry.num_samples < len(items):
+            items = rng.sample(items, entry.num_samples)
+        else:
+            items = items + rng.choices(items, k=entry.num_samples - len(items))
+        log.choice(f"{entry.name}: {len(items)} rows", f"num_samples={entry.num_samples} in dataset_info.json")
+    return items, {"read": n_read, "used": len(items)}
+
+
+def _mix(parts: list[list[Any]], strategy: str) -> list[Any]:
+    if strategy == "concat" or len(parts) == 1:
+        return [x for p in parts for x in p]
+    out = []
+    for i in range(max(len(p) for p in parts)):
+        out += [p[i] for p in parts if i < len(p)]
+    return out
+
+
+def encode_items(items: list[Any], stage: str, tokenizer, fmt: ChatFormat, args: DataArgs,
+                 stats: EncodeStats) -> list[Sample]:
+    out: list[Sample] = []
+    for item in items:
+        if stage == "pt":
+            out += encode_text(tokenizer, item, args.cutoff_len, stats)
+        else:
+            conv: Conversation = item
+            if conv.system is None and args.default_system is not None:
+                conv.system = args.default_system
+            s = encode_conversation(fmt, tokenizer, conv, args.cutoff_len, stats, args.train_on_prompt,
+                                    args.mask_history)
+            if s is not None:
+                out.append(s)
+    return out
+
+
+def build_data(args: DataArgs, stage: str, tokenizer, fmt: ChatFormat, seed: int) -> DataBundle:
+    catalog = load_catalog(args.dataset_dir)
+    parts, counts = [], {}
+    for name in split_names(args.dataset):
+        entry = lookup(catalog, name)
+        if entry is None:  # preflight reports unknown names with the list of known ones
+            raise DataError(f"unknown dataset {name!r}", f"known: {', '.join(sorted(catalog))}")
+        items, c = read_dataset(entry, args, stage)
+        parts.append(items)
+        counts[name] = c
+    items = _mix(parts, args.mix_strategy)
+    eval_items: list[Any] = []
+    if args.eval_dataset:
+        for name in split_names(args.eval_dataset):
+            entry = lookup(catalog, name)
+            if entry is None:
+                raise DataError(f"unknown eval_dataset {name!r}", f"known: {', '.join(sorted(catalog))}")
+            eval_items += read_dataset(entry, args, stage)[0]
+    elif args.val_size > 0:
+        n_val = int(args.val_size) if args.val_size >= 1 else max(1, round(len(items) * args.val_size))
+        if n_val >= len(items):
+            raise DataError(f"val_size={args.val_size} leaves no training rows ({len(items)} rows in all)",
+                            "use a smaller val_size")
+        order = list(range(len(items)))
+        random.Random(seed).shuffle(order)
+        held = set(order[:n_val])
+        eval_items = [items[i] for i in sorted(held)]
+        items = [x for i, x in enumerate(items) if i not in held]
+    stats, eval_stats = EncodeStats(), EncodeStats()
+    train = encode_items(items, stage, tokenizer, fmt, args, stats)
+    evals = encode_items(eval_items, stage, tokenizer, fmt, args, eval_stats)
+    if not train:
+        raise DataError("no training samples left after encoding: " + str(stats.to_dict()["dropped"]),
+                        "raise cutoff_len or check the data")
+    report = {"datasets": counts, "rows_read": sum(c["read"] for c in counts.values()),
+              "train": stats.to_dict(), "eval": eval_stats.to_dict()}
+    for reason, n in stats.dropped.items():
+        log.warn(f"dropped {n} training sample(s): {reason}")
+    if stats.truncated:
+        log.warn(f"truncated {stats.truncated} sample(s) to cutoff_len={args.cutoff_len} "
+                 f"({stats.truncated_tokens} tokens cut)")
+    return DataBundle(train, evals, report)

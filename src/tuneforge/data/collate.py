@@ -1,0 +1,42 @@
+"""Batch order and padding. The order is a pure function of (seed, epoch), so a resumed run sees the same batches."""
+
+from __future__ import annotations
+
+import torch
+
+from tuneforge.data.encode import IGNORE, Sample
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    g = torch.Generator().manual_seed(seed * 1000003 + epoch)
+    return torch.randperm(n, generator=g).tolist()
+
+
+def micro_batches(n: int, batch_size: int, seed: int, epoch: int, world: int = 1, rank: int = 0) -> list[list[int]]:
+    """This process's sample indices for each micro-batch of an epoch (global batch = batch_size × world)."""
+    order = epoch_order(n, seed, epoch)
+    step = batch_size * world
+    out = []
+    for i in range(0, n, step):
+        chunk = order[i: i + step]
+        per = -(-len(chunk) // world)  # spread a short last batch evenly over the processes
+        out.append(chunk[rank * per: (rank + 1) * per])
+    return out
+
+
+def collate(samples: list[Sample], pad_id: int, dummy: Sample | None = None) -> dict[str, torch.Tensor]:
+    """Right-pad to the longest sample. An empty list (a process with no share of a short last batch) becomes one
+    fully masked dummy sample so every process still runs forward/backward in step."""
+    if not samples:
+        assert dummy is not None
+        samples = [Sample(dummy.input_ids, [IGNORE] * len(dummy.input_ids))]
+    width = max(len(s.input_ids) for s in samples)
+    ids = torch.full((len(samples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(samples), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(samples), width), dtype=torch.long)
+    for i, s in enumerate(samples):
+        n = len(s.input_ids)
+        ids[i, :n] = torch.tensor(s.input_ids)
+        labels[i, :n] = torch.tensor(s.labels)
+        mask[i, :n] = 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}

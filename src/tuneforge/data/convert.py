@@ -1,0 +1,159 @@
+"""Convert rows in LLaMA-Factory's formats (alpaca, sharegpt, openai) to :class:`Conversation`.
+
+Column and tag names follow ``dataset_info.json`` (``columns``, ``tags``) with LLaMA-Factory's defaults. When an entry
+gives no ``formatting``, it is inferred from the columns: ``messages`` → openai, ``conversations`` → sharegpt,
+``instruction`` → alpaca.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tuneforge.data.catalog import DatasetEntry
+from tuneforge.data.schema import Conversation, Message, ToolCall, check_order
+
+ALPACA_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output", "history": "history",
+                  "system": "system", "tools": "tools"}
+SHAREGPT_COLUMNS = {"messages": "conversations", "system": "system", "tools": "tools"}
+SHAREGPT_TAGS = {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt",
+                 "observation_tag": "observation", "function_tag": "function_call", "system_tag": "system"}
+OPENAI_COLUMNS = {"messages": "messages", "system": "system", "tools": "tools"}
+OPENAI_TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant",
+               "observation_tag": "tool", "function_tag": "function_call", "system_tag": "system"}
+
+
+class RowError(ValueError):
+    """A problem with one row; the caller adds file and line."""
+
+
+def infer_format(entry: DatasetEntry, row: dict[str, Any]) -> str:
+    if entry.formatting:
+        return entry.formatting
+    cols = entry.columns
+    if "messages" in cols:
+        return "openai" if cols["messages"] == "messages" else "sharegpt"
+    if "messages" in row:
+        return "openai"
+    if "conversations" in row:
+        return "sharegpt"
+    return "alpaca"
+
+
+def _text(value: Any, what: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise RowError(f"{what} must be text, got {type(value).__name__}")
+    return value
+
+
+def _tools(value: Any) -> list[dict[str, Any]] | None:
+    if value in (None, "", []):
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as e:
+            raise RowError(f"tools is not valid JSON: {e.msg}") from None
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list):
+        raise RowError("tools must be a list of tool (function) definitions")
+    return [t if "type" in t else {"type": "function", "function": t} for t in value]
+
+
+def _tool_calls(value: Any) -> list[ToolCall]:
+    """A sharegpt function_call value: JSON text of {name, arguments} or a list of them."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as e:
+            raise RowError(f"function_call content is not valid JSON: {e.msg}") from None
+    calls = value if isinstance(value, list) else [value]
+    out = []
+    for c in calls:
+        if isinstance(c, dict) and "function" in c:
+            c = c["function"]
+        if not isinstance(c, dict) or "name" not in c:
+            raise RowError("a tool call needs a name and arguments, e.g. {\"name\": \"f\", \"arguments\": {}}")
+        args = c.get("arguments", {})
+        if isinstance(args, str):
+            try:
+                args = json.loads(args) if args.strip() else {}
+            except json.JSONDecodeError as e:
+                raise RowError(f"tool call arguments are not valid JSON: {e.msg}") from None
+        out.append(ToolCall(name=str(c["name"]), arguments=args))
+    return out
+
+
+def from_alpaca(row: dict[str, Any], columns: dict[str, str]) -> Conversation:
+    cols = {**ALPACA_COLUMNS, **columns}
+    prompt = _text(row.get(cols["prompt"]), cols["prompt"])
+    query = _text(row.get(cols["query"]), cols["query"])
+    if cols["response"] not in row:
+        raise RowError(f"row has no {cols['response']!r} (the reply to learn); its keys are {sorted(row)}")
+    response = _text(row.get(cols["response"]), cols["response"])
+    if not prompt.strip() and not query.strip():
+        raise RowError(f"row has no {cols['prompt']!r} (or it is empty); its keys are {sorted(row)}")
+    messages: list[Message] = []
+    history = row.get(cols["history"]) or []
+    if not isinstance(history, list) or any(not isinstance(h, (list, tuple)) or len(h) != 2 for h in history):
+        raise RowError(f"{cols['history']} must be a list of [question, answer] pairs")
+    for q, a in history:
+        messages += [Message("user", _text(q, "history")), Message("assistant", _text(a, "history"))]
+    user = "\n".join(x for x in (prompt, query) if x)
+    messages += [Message("user", user), Message("assistant", response)]
+    system = _text(row.get(cols["system"]), cols["system"]) or None
+    return Conversation(messages, system=system, tools=_tools(row.get(cols["tools"])))
+
+
+def from_sharegpt(row: dict[str, Any], columns: dict[str, str], tags: dict[str, str], openai: bool) -> Conversation:
+    cols = {**(OPENAI_COLUMNS if openai else SHAREGPT_COLUMNS), **columns}
+    t = {**(OPENAI_TAGS if openai else SHAREGPT_TAGS), **tags}
+    turns = row.get(cols["messages"])
+    if not isinstance(turns, list) or not turns:
+        raise RowError(f"row has no {cols['messages']!r} list (the conversation); its keys are {sorted(row)}")
+    roles = {t["user_tag"]: "user", t["assistant_tag"]: "assistant", t["observation_tag"]: "tool",
+             t["function_tag"]: "function_call", t["system_tag"]: "system"}
+    system = _text(row.get(cols["system"]), cols["system"]) or None
+    messages: list[Message] = []
+    for i, turn in enumerate(turns, start=1):
+        if not isinstance(turn, dict) or t["role_tag"] not in turn:
+            raise RowError(f"message {i} has no {t['role_tag']!r} field")
+        raw_role = turn[t["role_tag"]]
+        role = roles.get(raw_role)
+        if role is None:
+            raise RowError(f"message {i} has role {raw_role!r}; valid roles here: {', '.join(roles)} "
+                           f"(change the tags in dataset_info.json if your file uses other names)")
+        content = turn.get(t["content_tag"])
+        if openai and role == "assistant" and turn.get("tool_calls"):
+            messages.append(Message("assistant", _text(content, "content"), tool_calls=_tool_calls(turn["tool_calls"])))
+            continue
+        if role == "system":
+            if i != 1:
+                raise RowError(f"message {i} is a system prompt; only the first message may be one")
+            system = _text(content, "system")
+        elif role == "function_call":
+            calls = _tool_calls(content)
+            if messages and messages[-1].role == "assistant" and not messages[-1].tool_calls:
+                messages[-1].tool_calls = calls  # text followed by a call in the same turn
+            else:
+                messages.append(Message("assistant", "", tool_calls=calls))
+        else:
+            text = content if isinstance(content, str) else (json.dumps(content, ensure_ascii=False)
+                                                             if role == "tool" and content is not None else content)
+            messages.append(Message(role, _text(text, f"message {i} content"), name=turn.get("name")))
+    return Conversation(messages, system=system, tools=_tools(row.get(cols["tools"])))
+
+
+def to_conversation(entry: DatasetEntry, row: dict[str, Any]) -> Conversation:
+    fmt = infer_format(entry, row)
+    if fmt == "alpaca":
+        conv = from_alpaca(row, entry.columns)
+    else:
+        conv = from_sharegpt(row, entry.columns, entry.tags, openai=(fmt == "openai"))
+    problem = check_order(conv)
+    if problem:
+        raise RowError(problem)
+    return conv

@@ -1,0 +1,132 @@
+"""Turn conversations into token ids and labels.
+
+Supervised tokens are found by rendering the conversation prefix by prefix with the chat template: the text that an
+assistant turn adds after the generation prompt is its reply (up to and including the end-of-turn string). The full
+conversation is tokenized once, exactly as ``apply_chat_template(tokenize=True)`` would, and tokens are labelled by
+their character offsets — no per-model slot tables.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from tuneforge.data.schema import Conversation
+from tuneforge.data.templates import ChatFormat
+from tuneforge.errors import DataError
+
+IGNORE = -100
+
+
+@dataclass
+class Sample:
+    input_ids: list[int]
+    labels: list[int]
+
+    @property
+    def n_trained(self) -> int:
+        return sum(1 for x in self.labels if x != IGNORE)
+
+
+@dataclass
+class EncodeStats:
+    samples: int = 0
+    truncated: int = 0
+    dropped: Counter = field(default_factory=Counter)  # reason → count
+    tokens: int = 0
+    trained_tokens: int = 0
+    truncated_tokens: int = 0  # tokens cut off by cutoff_len
+    split_documents: int = 0  # pt: documents split into several cutoff_len blocks (no token lost)
+
+    def to_dict(self) -> dict:
+        return {"samples": self.samples, "truncated": self.truncated, "dropped": dict(self.dropped),
+                "tokens": self.tokens, "trained_tokens": self.trained_tokens,
+                "masked_tokens": self.tokens - self.trained_tokens, "truncated_tokens": self.truncated_tokens,
+                "split_documents": self.split_documents}
+
+
+def supervised_spans(fmt: ChatFormat, tokenizer, conv: Conversation, train_on_prompt: bool = False,
+                     mask_history: bool = False) -> tuple[str, list[tuple[int, int]]]:
+    """The rendered conversation and the character spans of the assistant replies to learn."""
+    msgs = conv.to_hf()
+    full = fmt.render(tokenizer, msgs, conv.tools)
+    if train_on_prompt:
+        return full, [(0, len(full))]
+    spans = []
+    for i, m in enumerate(msgs):
+        if m["role"] != "assistant":
+            continue
+        prompt = fmt.render(tokenizer, msgs[:i], conv.tools, add_generation_prompt=True)
+        upto = fmt.render(tokenizer, msgs[: i + 1], conv.tools)
+        if not (upto.startswith(prompt) and full.startswith(upto)):
+            raise DataError(
+                f"template {fmt.name!r} is not prefix-stable: rendering the conversation up to turn {i} is not a "
+                f"prefix of the whole ({conv.source})",
+                "templates that rewrite earlier turns (e.g. strip reasoning) cannot be masked by prefix rendering; "
+                "pass a named --template such as chatml or qwen")
+        start, end = len(prompt), len(upto)
+        reply = upto[start:]
+        cut = max((reply.rfind(s) + len(s) for s in fmt.stop if s and reply.rfind(s) >= 0), default=-1)
+        spans.append((start, start + cut if cut > 0 else end))
+    if mask_history:
+        spans = spans[-1:]
+    return full, spans
+
+
+def _label(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[bool]:
+    out = []
+    j = 0
+    for a, b in offsets:
+        while j < len(spans) and spans[j][1] <= a:
+            j += 1
+        out.append(j < len(spans) and spans[j][0] <= a < spans[j][1] and b > a)
+    return out
+
+
+def encode_conversation(fmt: ChatFormat, tokenizer, conv: Conversation, cutoff_len: int, stats: EncodeStats,
+                        train_on_prompt: bool = False, mask_history: bool = False) -> Sample | None:
+    """Encode one conversation; truncation and drops are counted in ``stats``. Returns None if dropped."""
+    text, spans = supervised_spans(fmt, tokenizer, conv, train_on_prompt, mask_history)
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = list(enc["input_ids"])
+    mask = _label(list(enc["offset_mapping"]), spans)
+    labels = [t if m else IGNORE for t, m in zip(ids, mask)]
+    if len(ids) > cutoff_len:
+        # Prefer ending at the last complete reply that fits; otherwise cut the reply itself.
+        ends = [i + 1 for i in range(len(labels) - 1) if labels[i] != IGNORE and labels[i + 1] == IGNORE]
+        fit = [e for e in ends if e <= cutoff_len]
+        new_len = fit[-1] if fit else cutoff_len
+        stats.truncated_tokens += len(ids) - new_len
+        ids, labels = ids[:new_len], labels[:new_len]
+        if all(x == IGNORE for x in labels):
+            stats.dropped["prompt alone is longer than cutoff_len (nothing left to train on)"] += 1
+            return None
+        stats.truncated += 1
+    elif all(x == IGNORE for x in labels):
+        stats.dropped["no supervised tokens"] += 1
+        return None
+    sample = Sample(ids, labels)
+    stats.samples += 1
+    stats.tokens += len(ids)
+    stats.trained_tokens += sample.n_trained
+    return sample
+
+
+def encode_text(tokenizer, text: str, cutoff_len: int, stats: EncodeStats) -> list[Sample]:
+    """Continued pre-training: all tokens supervised; long documents are split into cutoff_len blocks."""
+    ids = tokenizer(text, add_special_tokens=True)["input_ids"]
+    if tokenizer.eos_token_id is not None:
+        ids = list(ids) + [tokenizer.eos_token_id]
+    out = []
+    for i in range(0, len(ids), cutoff_len):
+        block = ids[i: i + cutoff_len]
+        if len(block) < 2:
+            stats.dropped["block shorter than 2 tokens"] += 1
+            continue
+        out.append(Sample(block, list(block)))
+        stats.samples += 1
+        stats.tokens += len(block)
+        stats.trained_tokens += len(block)
+    if len(ids) > cutoff_len:
+        stats.split_documents += 1
+    return out

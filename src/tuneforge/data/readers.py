@@ -1,0 +1,109 @@
+"""Read rows from json, jsonl, csv and parquet files, remembering where each row came from (for error messages)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tuneforge.errors import DataError
+
+EXTENSIONS = (".json", ".jsonl", ".csv", ".parquet")
+Row = tuple[str, dict[str, Any]]  # (where: "file:line N", row)
+
+
+def _json_error(path: Path, e: json.JSONDecodeError, line_offset: int = 0) -> DataError:
+    return DataError(f"{path}: invalid JSON on line {e.lineno + line_offset}, column {e.colno}: {e.msg}",
+                     "fix that line (a missing comma or quote is the usual cause); nothing was trained")
+
+
+def _read_json(path: Path) -> Iterator[Row]:
+    text = path.read_text(encoding="utf-8")
+    stripped = text.lstrip()
+    if not stripped.startswith("["):
+        if stripped.startswith("{") and "\n{" in stripped:  # JSON lines saved with a .json name
+            yield from _read_jsonl(path)
+            return
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise _json_error(path, e) from None
+        raise DataError(f"{path}: expected a JSON array of rows, got a {type(obj).__name__}",
+                        "wrap the rows in [ … ], or save one JSON object per line as .jsonl")
+    # Decode element by element so every row knows its line number.
+    decoder = json.JSONDecoder()
+    idx = text.index("[") + 1
+    line, last = 1, 0
+    n = len(text)
+    while True:
+        while idx < n and text[idx] in " \t\r\n,":
+            idx += 1
+        if idx >= n:
+            raise DataError(f"{path}: invalid JSON: the array is not closed with ]", "add the closing ]")
+        if text[idx] == "]":
+            return
+        line += text.count("\n", last, idx)
+        last = idx
+        try:
+            obj, idx = decoder.raw_decode(text, idx)
+        except json.JSONDecodeError as e:
+            raise _json_error(path, e) from None
+        where = f"{path}:{line}"
+        if not isinstance(obj, dict):
+            raise DataError(f"{where}: expected an object per row, got {type(obj).__name__}",
+                            'each row is like {"instruction": "...", "output": "..."}')
+        yield where, obj
+
+
+def _read_jsonl(path: Path) -> Iterator[Row]:
+    with path.open(encoding="utf-8") as fh:
+        for i, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}: invalid JSON on line {i}, column {e.colno}: {e.msg}",
+                                "fix that line; each line must be one complete JSON object") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{path}:{i}: expected a JSON object, got {type(obj).__name__}",
+                                "write one object per line")
+            yield f"{path}:{i}", obj
+
+
+def _read_csv(path: Path) -> Iterator[Row]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        for row in reader:
+            yield f"{path}:{reader.line_num}", dict(row)
+
+
+def _read_parquet(path: Path) -> Iterator[Row]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError(f"{path}: reading parquet needs pyarrow", "pip install pyarrow") from None
+    table = pq.read_table(path)
+    for i, row in enumerate(table.to_pylist(), start=1):
+        yield f"{path} row {i}", row
+
+
+READERS = {".json": _read_json, ".jsonl": _read_jsonl, ".csv": _read_csv, ".parquet": _read_parquet}
+
+
+def read_rows(path: Path) -> Iterator[Row]:
+    """Rows of a file, or of every supported file in a folder (sorted by name)."""
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in READERS)
+        if not files:
+            raise DataError(f"{path}: folder has no {'/'.join(EXTENSIONS)} files", "point file_name at a data file")
+        for f in files:
+            yield from read_rows(f)
+        return
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        raise DataError(f"{path}: unsupported file type {path.suffix!r}",
+                        f"supported: {', '.join(EXTENSIONS)}; convert the file or rename it")
+    yield from reader(path)

@@ -1,0 +1,87 @@
+"""The one internal message schema every dataset format is converted to.
+
+It already carries what agent/tool-calling tuning needs (tool definitions, assistant tool calls, tool results), in
+the shape Hugging Face chat templates take, so that a conversation renders with ``apply_chat_template`` as is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+ROLES = ("system", "user", "assistant", "tool")
+
+
+@dataclass
+class ToolCall:
+    name: str
+    arguments: dict[str, Any]
+
+    def to_hf(self) -> dict[str, Any]:
+        return {"type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+
+
+@dataclass
+class Message:
+    role: str  # one of ROLES
+    content: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    name: str | None = None  # tool name, for role == "tool"
+
+    def to_hf(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            out["tool_calls"] = [c.to_hf() for c in self.tool_calls]
+        if self.name:
+            out["name"] = self.name
+        return out
+
+
+@dataclass
+class Conversation:
+    """A training example: an optional system prompt, optional tool definitions, and the turns."""
+
+    messages: list[Message]
+    system: str | None = None
+    tools: list[dict[str, Any]] | None = None
+    source: str = ""  # "file:line" for error messages and reports
+
+    def to_hf(self, upto: int | None = None) -> list[dict[str, Any]]:
+        msgs = [m.to_hf() for m in self.messages[:upto]]
+        if self.system is not None:
+            msgs.insert(0, {"role": "system", "content": self.system})
+        return msgs
+
+
+def check_order(conv: Conversation) -> str | None:
+    """Why the turn order is invalid, or None.
+
+    Valid: user → assistant, repeated; an assistant turn with tool calls is followed by one or more tool results and
+    then an assistant turn; the last message is an assistant reply (the text to learn).
+    """
+    msgs = conv.messages
+    if not msgs:
+        return "the conversation has no messages"
+    prev = None
+    for i, m in enumerate(msgs):
+        n = i + 1
+        if m.role == "user":
+            if prev is not None and prev.role != "assistant":
+                return f"message {n} is a user turn after a {prev.role} turn; turns must alternate user → assistant"
+        elif m.role == "tool":
+            if prev is None or not (prev.role == "tool" or (prev.role == "assistant" and prev.tool_calls)):
+                return f"message {n} is a tool result without a preceding assistant tool call"
+        elif m.role == "assistant":
+            if prev is None or prev.role not in ("user", "tool"):
+                where = "first" if prev is None else "after another assistant turn"
+                return f"message {n} is an assistant turn {where}; turns must alternate user → assistant"
+            if not m.content.strip() and not m.tool_calls:
+                return f"message {n}: the assistant reply is empty"
+        elif m.role == "system":
+            return f"message {n} is a system prompt; only the first message may be one"
+        else:
+            return f"message {n} has unknown role {m.role!r}; valid roles: {', '.join(ROLES)}"
+        prev = m
+    if msgs[-1].role != "assistant":
+        return "the conversation must end with an assistant reply (the text to learn)"
+    return None

@@ -1,0 +1,105 @@
+"""Generation for chat, evaluation and (later) the web UI and API.
+
+A model trained by tuneforge carries the chat template it was trained with (in its tokenizer files); the engine uses
+it, so prompts are formatted exactly as in training. Decoding is greedy unless sampling settings are given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tuneforge.adapters import load_adapters, split_list
+from tuneforge.config.schema import GenerateArgs
+from tuneforge.data import templates
+from tuneforge.models import load_model, load_tokenizer, resolve_model_path
+from tuneforge.utils import log
+
+
+def _has_tokenizer(path: str) -> bool:
+    return (Path(path) / "tokenizer_config.json").is_file()
+
+
+class ChatEngine:
+    def __init__(self, model_name_or_path: str, adapter_name_or_path: str | None = None, template: str = "auto",
+                 trust_remote_code: bool = False, device: str | None = None):
+        path = resolve_model_path(model_name_or_path)
+        adapters = split_list(adapter_name_or_path)
+        # The last adapter folder's tokenizer holds the chat template used in training.
+        tok_src = next((a for a in reversed(adapters) if _has_tokenizer(a)), None) or path
+        self.tokenizer = load_tokenizer(tok_src, trust_remote_code)
+        self.tokenizer.padding_side = "left"
+        if template == "auto":
+            known = templates.identify(getattr(self.tokenizer, "chat_template", None))
+            self.fmt = templates.install(self.tokenizer, known or "auto")
+            if known:
+                log.choice(f"template={known}", f"the chat template saved with {tok_src}")
+        else:
+            self.fmt = templates.install(self.tokenizer, template)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = torch.bfloat16 if self.device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+        model = load_model(path, dtype, "auto", trust_remote_code)
+        if adapters:
+            model = load_adapters(model, adapters, trainable=False)
+            if hasattr(model, "merge_and_unload"):
+                model = model.merge_and_unload()  # faster decoding; the files on disk are untouched
+        self.model = model.to(self.device).eval()
+        self.stop_ids, self.stop_strings = self._stops()
+
+    def _stops(self) -> tuple[list[int], list[str]]:
+        ids, strings = set(), []
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(self.tokenizer.eos_token_id)
+        for s in self.fmt.stop:
+            tok = self.tokenizer.convert_tokens_to_ids(s) if s in self.tokenizer.get_vocab() else None
+            if tok is not None:
+                ids.add(tok)
+            else:
+                strings.append(s)
+        return sorted(ids), strings
+
+    def gen_kwargs(self, args: GenerateArgs) -> dict[str, Any]:
+        sample = args.do_sample if args.do_sample is not None else any(
+            v is not None for v in (args.temperature, args.top_p, args.top_k))
+        kw: dict[str, Any] = {"max_new_tokens": args.max_new_tokens, "do_sample": bool(sample),
+                              "eos_token_id": self.stop_ids, "pad_token_id": self.tokenizer.pad_token_id}
+        if sample:
+            kw.update({k: v for k, v in (("temperature", args.temperature), ("top_p", args.top_p),
+                                         ("top_k", args.top_k)) if v is not None})
+        else:  # make greedy explicit even if the model's generation_config says otherwise
+            kw.update(temperature=None, top_p=None, top_k=None)
+        if args.repetition_penalty is not None:
+            kw["repetition_penalty"] = args.repetition_penalty
+        if self.stop_strings:
+            kw.update(stop_strings=self.stop_strings, tokenizer=self.tokenizer)
+        return kw
+
+    def prompt_text(self, messages: list[dict], system: str | None = None) -> str:
+        msgs = ([{"role": "system", "content": system}] if system else []) + list(messages)
+        return self.fmt.render(self.tokenizer, msgs, add_generation_prompt=True)
+
+    def _clean(self, text: str) -> str:
+        for s in self.fmt.stop:
+            if s and s in text:
+                text = text[: text.index(s)]
+        return text.strip()
+
+    @torch.no_grad()
+    def generate(self, conversations: list[list[dict]], args: GenerateArgs | None = None,
+                 system: str | None = None, batch_size: int = 8, streamer=None) -> list[str]:
+        """Replies to several conversations (each a list of {role, content}), batched with left padding."""
+        args = args or GenerateArgs()
+        kw = self.gen_kwargs(args)
+        out: list[str] = []
+        for i in range(0, len(conversations), batch_size):
+            texts = [self.prompt_text(c, system) for c in conversations[i: i + batch_size]]
+            enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+            gen = self.model.generate(**enc, **kw, streamer=streamer)
+            for row in gen[:, enc["input_ids"].shape[1]:]:
+                out.append(self._clean(self.tokenizer.decode(row, skip_special_tokens=True)))
+        return out
+
+    def ask(self, question: str, args: GenerateArgs | None = None, system: str | None = None) -> str:
+        return self.generate([[{"role": "user", "content": question}]], args, system)[0]

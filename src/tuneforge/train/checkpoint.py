@@ -1,0 +1,126 @@
+"""Atomic, resumable, pickle-free checkpoints.
+
+A checkpoint folder ``checkpoint-<step>`` holds the trainable weights, the optimiser state (tensors as safetensors,
+the rest as JSON), the schedule, the RNG states and the data position. It is written under a temporary name and
+renamed when complete, so a folder named ``checkpoint-<step>`` is always whole; anything else is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from tuneforge.errors import TuneforgeError
+
+CKPT = re.compile(r"^checkpoint-(\d+)$")
+STATE = "trainer_state.json"
+
+
+def list_checkpoints(output_dir: str | Path) -> list[Path]:
+    d = Path(output_dir)
+    if not d.is_dir():
+        return []
+    found = [p for p in d.iterdir() if p.is_dir() and CKPT.match(p.name) and (p / STATE).is_file()]
+    return sorted(found, key=lambda p: int(CKPT.match(p.name).group(1)))
+
+
+def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors, meta = {}, {"param_groups": state["param_groups"], "state": {}}
+    for idx, entry in state["state"].items():
+        meta["state"][str(idx)] = {}
+        for k, v in entry.items():
+            if torch.is_tensor(v):
+                tensors[f"{idx}.{k}"] = v.detach().contiguous().cpu()
+                meta["state"][str(idx)][k] = {"tensor": f"{idx}.{k}"}
+            else:
+                meta["state"][str(idx)][k] = {"value": v}
+    return tensors, meta
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state = {}
+    for idx, entry in meta["state"].items():
+        state[int(idx)] = {k: tensors[v["tensor"]] if "tensor" in v else v["value"] for k, v in entry.items()}
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def rng_state() -> tuple[dict[str, torch.Tensor], dict]:
+    tensors = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"cuda.{i}"] = s
+    py = random.getstate()
+    return tensors, {"python": [py[0], list(py[1]), py[2]]}
+
+
+def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    torch.set_rng_state(tensors["torch"])
+    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("cuda.")]
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+    v, internal, gauss = meta["python"]
+    random.setstate((v, tuple(internal), gauss))
+
+
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def save_checkpoint(output_dir: Path, step: int, model: torch.nn.Module, optimizer, schedule,
+                    trainer_state: dict[str, Any], save_total_limit: int | None) -> Path:
+    final = output_dir / f"checkpoint-{step}"
+    tmp = output_dir / f".tmp-checkpoint-{step}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file(trainable_state(model), tmp / "trainable.safetensors")
+    opt_t, opt_meta = _flatten_optimizer(optimizer.state_dict())
+    save_file(opt_t, tmp / "optimizer.safetensors")
+    rng_t, rng_meta = rng_state()
+    save_file(rng_t, tmp / "rng.safetensors")
+    (tmp / "optimizer.json").write_text(json.dumps(opt_meta))
+    (tmp / "scheduler.json").write_text(json.dumps(schedule.state_dict()))
+    (tmp / "rng.json").write_text(json.dumps(rng_meta))
+    (tmp / STATE).write_text(json.dumps(trainer_state, indent=2))
+    for f in tmp.iterdir():  # make sure the bytes are on disk before the folder gets its final name
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    if save_total_limit:
+        for old in list_checkpoints(output_dir)[:-save_total_limit]:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(path: Path, model: torch.nn.Module, optimizer, schedule) -> dict[str, Any]:
+    """Restore everything saved by :func:`save_checkpoint`; returns the trainer state (step, data position…)."""
+    if not (path / STATE).is_file():
+        raise TuneforgeError(f"{path} is not a complete checkpoint (no {STATE})",
+                             "pass a checkpoint-<step> folder written by tuneforge, or leave resume_from_checkpoint "
+                             "unset to use the latest one in output_dir")
+    weights = load_file(path / "trainable.safetensors")
+    params = dict(model.named_parameters())
+    missing = [n for n, p in params.items() if p.requires_grad and n not in weights]
+    if missing:
+        raise TuneforgeError(f"{path} does not match this model/method: {len(missing)} trainable weights are missing "
+                             f"(e.g. {missing[0]})", "resume with the same finetuning settings as the checkpoint")
+    with torch.no_grad():
+        for n, t in weights.items():
+            if n in params:
+                params[n].copy_(t.to(params[n].device, params[n].dtype))
+    device = next((p.device for p in params.values() if p.requires_grad), torch.device("cpu"))
+    opt_state = _unflatten_optimizer(load_file(path / "optimizer.safetensors", device=str(device)),
+                                     json.loads((path / "optimizer.json").read_text()))
+    optimizer.load_state_dict(opt_state)
+    schedule.load_state_dict(json.loads((path / "scheduler.json").read_text()))
+    set_rng_state(load_file(path / "rng.safetensors"), json.loads((path / "rng.json").read_text()))
+    return json.loads((path / STATE).read_text())

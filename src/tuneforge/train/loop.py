@@ -1,0 +1,149 @@
+"""The training loop: short, ours, on Hugging Face Accelerate (DDP/FSDP/DeepSpeed come from its engines)."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from tuneforge.config.schema import FinetuneArgs, TrainArgs
+from tuneforge.data.collate import collate, micro_batches
+from tuneforge.data.encode import IGNORE, Sample
+from tuneforge.train.checkpoint import load_checkpoint, save_checkpoint
+from tuneforge.train.loss import CausalLMLoss
+from tuneforge.train.metrics import MetricsWriter, Progress
+from tuneforge.train.optim import Schedule, build_optimizer, warmup_steps
+from tuneforge.utils import log
+from tuneforge.utils.system import peak_memory_mb
+
+
+@dataclass
+class LoopResult:
+    steps: int
+    epochs: float
+    tokens: int  # non-padding tokens processed
+    trained_tokens: int  # supervised tokens
+    seconds: float
+    final_loss: float | None
+    eval_loss: float | None
+    resumed_from: str | None
+
+
+def plan_steps(n: int, args: TrainArgs, world: int) -> tuple[int, int]:
+    """(micro-batches per epoch, total optimiser steps)."""
+    micro = math.ceil(n / (args.per_device_train_batch_size * world))
+    per_epoch = math.ceil(micro / args.gradient_accumulation_steps)
+    total = args.max_steps if args.max_steps > 0 else math.ceil(args.num_train_epochs * per_epoch)
+    return micro, max(1, total)
+
+
+def _trained(batch: dict) -> int:
+    return int((batch["labels"][:, 1:] != IGNORE).sum())
+
+
+@torch.no_grad()
+def evaluate(loss_module, samples: list[Sample], args: TrainArgs, pad_id: int, accelerator) -> float | None:
+    if not samples:
+        return None
+    loss_module.eval()
+    total, count = torch.zeros((), device=accelerator.device), torch.zeros((), device=accelerator.device)
+    bs = args.per_device_eval_batch_size
+    mine = samples[accelerator.process_index::accelerator.num_processes]
+    for i in range(0, len(mine), bs):
+        batch = {k: v.to(accelerator.device) for k, v in collate(mine[i: i + bs], pad_id).items()}
+        with accelerator.autocast():
+            total += loss_module(**batch).float()
+        count += _trained(batch)
+    loss_module.train()
+    total, count = accelerator.reduce(total, "sum"), accelerator.reduce(count, "sum")
+    return float(total / count.clamp(min=1))
+
+
+def train_loop(model, train: list[Sample], evals: list[Sample], args: TrainArgs, ft: FinetuneArgs, out: Path,
+               pad_id: int, accelerator, resume: Path | None) -> LoopResult:
+    world, rank, G = accelerator.num_processes, accelerator.process_index, args.gradient_accumulation_steps
+    micro_per_epoch, total = plan_steps(len(train), args, world)
+    optimizer = build_optimizer(model, args, ft)
+    schedule = Schedule(optimizer, args.lr_scheduler_type, warmup_steps(args, total), total)
+    state = {"step": 0, "epoch": 0, "micro": 0, "tokens": 0, "trained_tokens": 0, "seconds": 0.0}
+    if resume is not None:
+        state.update(load_checkpoint(resume, model, optimizer, schedule))
+        log.info(f"resumed from {resume} at step {state['step']} (epoch {state['epoch']}, micro-batch "
+                 f"{state['micro']})")
+    loss_module = CausalLMLoss(model)
+    if not loss_module.gathered:
+        log.choice("loss=full logits", "this model post-processes its logits, so the head runs on every position")
+    loss_module, optimizer = accelerator.prepare(loss_module, optimizer)
+    params = [p for p in model.parameters() if p.requires_grad]
+    metrics = MetricsWriter(out, args.report_to, state["step"], enabled=accelerator.is_main_process)
+    progress = Progress(total, state["step"], enabled=accelerator.is_main_process)
+    eval_every = args.eval_steps or args.logging_steps
+    step, epoch, pos = state["step"], state["epoch"], state["micro"]
+    window = {"loss": 0.0, "steps": 0, "tokens": 0, "t": time.time()}
+    t_start, last_loss, eval_loss = time.time() - state["seconds"], None, None
+    loss_module.train()
+    while step < total:
+        batches = micro_batches(len(train), args.per_device_train_batch_size, args.seed, epoch, world, rank)
+        while pos < len(batches) and step < total:
+            group = [collate([train[i] for i in b], pad_id, train[0]) for b in batches[pos: pos + G]]
+            pos += len(group)
+            n_sup = accelerator.reduce(torch.tensor(sum(_trained(b) for b in group), device=accelerator.device),
+                                       "sum").clamp(min=1)
+            step_loss = torch.zeros((), device=accelerator.device)
+            for j, batch in enumerate(group):
+                batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+                sync = contextlib.nullcontext() if j == len(group) - 1 else accelerator.no_sync(loss_module)
+                with sync, accelerator.autocast():
+                    loss_sum = loss_module(**batch)
+                    # Average over every trained token of the accumulated micro-batches (and processes): DDP
+                    # averages gradients over processes, hence × world.
+                    accelerator.backward(loss_sum * world / n_sup)
+                step_loss += loss_sum.detach().float()
+                state["tokens"] += int(batch["attention_mask"].sum()) * world
+                window["tokens"] += int(batch["attention_mask"].sum()) * world
+            state["trained_tokens"] += int(n_sup)
+            if args.max_grad_norm > 0:
+                grad_norm = accelerator.clip_grad_norm_(params, args.max_grad_norm)
+            else:
+                grad_norm = torch.norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))
+            optimizer.step()
+            lr = schedule.get_last_lr()[0]
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            last_loss = float(accelerator.reduce(step_loss, "sum") / n_sup)
+            window["loss"] += last_loss
+            window["steps"] += 1
+            record = None
+            if step % args.logging_steps == 0 or step == total:
+                now = time.time()
+                record = {"step": step, "epoch": round(epoch + pos / len(batches), 4),
+                          "loss": round(window["loss"] / window["steps"], 6), "lr": lr,
+                          "grad_norm": round(float(grad_norm), 6),
+                          "tokens_per_s": round(window["tokens"] / max(now - window["t"], 1e-9), 2),
+                          "elapsed": round(now - t_start, 2)}
+                window = {"loss": 0.0, "steps": 0, "tokens": 0, "t": now}
+            if evals and (step % eval_every == 0 or step == total):
+                eval_loss = evaluate(loss_module, evals, args, pad_id, accelerator)
+                record = {**(record or {"step": step, "epoch": round(epoch + pos / len(batches), 4)}),
+                          "eval_loss": round(eval_loss, 6)}
+            if record:
+                metrics.write(record)
+            progress.update(step, record if record and "loss" in record else None)
+            if pos >= len(batches):  # epoch done; the next one gets a new order
+                epoch, pos = epoch + 1, 0
+            if args.save_steps and step % args.save_steps == 0 and step < total and accelerator.is_main_process:
+                state.update(step=step, epoch=epoch, micro=pos, seconds=time.time() - t_start,
+                             total_steps=total, peak_memory_mb=peak_memory_mb())
+                save_checkpoint(out, step, model, optimizer, schedule, state, args.save_total_limit)
+            if pos == 0:
+                break
+    progress.close()
+    metrics.close()
+    return LoopResult(steps=step, epochs=epoch + pos / max(micro_per_epoch, 1), tokens=state["tokens"],
+                      trained_tokens=state["trained_tokens"], seconds=time.time() - t_start, final_loss=last_loss,
+                      eval_loss=eval_loss, resumed_from=str(resume) if resume else None)

@@ -1,0 +1,62 @@
+"""Causal-LM loss computed only where it is needed.
+
+transformers' ``ForCausalLM.forward`` projects every position onto the vocabulary before the loss picks the few it
+needs. For chat data most positions are masked prompt tokens, and on small models the output head is a large share
+of the compute (SmolLM2-135M: 28M of 135M parameters), so we run the decoder, gather the hidden states of supervised
+positions and project only those. Models that post-process logits (soft-capping, scaling) use the plain forward.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from tuneforge.data.encode import IGNORE
+
+LOGIT_POSTPROCESSING = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")
+
+
+def _base(model: torch.nn.Module) -> torch.nn.Module:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return getattr(base, "module", base)
+
+
+def supports_gathered_head(model: torch.nn.Module) -> bool:
+    base = _base(model)
+    cfg = getattr(base, "config", None)
+    if cfg is None or any(getattr(cfg, k, None) not in (None, 1, 1.0) for k in LOGIT_POSTPROCESSING):
+        return False
+    try:
+        return base.get_decoder() is not None and base.get_output_embeddings() is not None
+    except (AttributeError, NotImplementedError):
+        return False
+
+
+def token_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor], gathered: bool) -> tuple[torch.Tensor, int]:
+    """(sum of next-token cross-entropy over supervised positions, number of those positions)."""
+    labels = batch["labels"][:, 1:]
+    keep = labels != IGNORE
+    n = int(keep.sum())
+    if gathered:
+        base = _base(model)
+        hidden = base.get_decoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                    use_cache=False).last_hidden_state
+        logits = base.get_output_embeddings()(hidden[:, :-1][keep])
+        return F.cross_entropy(logits.float(), labels[keep], reduction="sum"), n
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
+    logits = out.logits[:, :-1]
+    return F.cross_entropy(logits[keep].float(), labels[keep], reduction="sum"), n
+
+
+class CausalLMLoss(torch.nn.Module):
+    """Wraps the model so that DDP/FSDP see one forward that returns the loss sum (engines wrap this module)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.gathered = supports_gathered_head(model)
+
+    def forward(self, input_ids, attention_mask, labels):
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        loss, n = token_loss_sum(self.model, batch, self.gathered)
+        return loss

@@ -1,0 +1,88 @@
+"""Optimisers and learning-rate schedules."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from tuneforge.config.schema import FinetuneArgs, TrainArgs
+from tuneforge.utils import log
+
+
+def param_groups(model: torch.nn.Module, train: TrainArgs, ft: FinetuneArgs) -> list[dict]:
+    """Decay / no-decay groups; with LoRA+ the B matrices get ``loraplus_lr_ratio`` × the learning rate."""
+    ratio = ft.loraplus_lr_ratio if ft.finetuning_type == "lora" else None
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        no_decay = p.ndim < 2 or "bias" in name or "norm" in name
+        is_b = bool(ratio) and ("lora_B" in name or "lora_embedding_B" in name)
+        groups.setdefault((no_decay, is_b), []).append(p)
+    out = []
+    for (no_decay, is_b), params in sorted(groups.items()):
+        lr = train.learning_rate * (ratio if is_b else 1.0)
+        out.append({"params": params, "lr": lr, "weight_decay": 0.0 if no_decay else train.weight_decay})
+    if ratio:
+        log.choice(f"LoRA+: lr(B)={train.learning_rate * ratio:g}", f"loraplus_lr_ratio={ratio:g}")
+    return out
+
+
+def build_optimizer(model: torch.nn.Module, train: TrainArgs, ft: FinetuneArgs) -> torch.optim.Optimizer:
+    groups = param_groups(model, train, ft)
+    if train.optim == "sgd":
+        return torch.optim.SGD(groups, lr=train.learning_rate)
+    fused = train.optim == "adamw_torch_fused"
+    if fused and not torch.cuda.is_available():
+        log.choice("optim=adamw_torch", "adamw_torch_fused needs a CUDA device")
+        fused = False
+    return torch.optim.AdamW(groups, lr=train.learning_rate, betas=(train.adam_beta1, train.adam_beta2),
+                             eps=train.adam_epsilon, fused=fused or None)
+
+
+def warmup_steps(train: TrainArgs, total_steps: int) -> int:
+    return train.warmup_steps if train.warmup_steps > 0 else math.ceil(train.warmup_ratio * total_steps)
+
+
+def lr_factor(kind: str, step: int, warmup: int, total: int) -> float:
+    """Multiplier of the peak learning rate at optimiser step ``step`` (0-based), as transformers' schedules."""
+    if kind != "constant" and step < warmup:
+        return float(step) / float(max(1, warmup))
+    if kind in ("constant", "constant_with_warmup"):
+        return 1.0
+    progress = float(step - warmup) / float(max(1, total - warmup))
+    if kind == "linear":
+        return max(0.0, 1.0 - progress)
+    return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))  # cosine
+
+
+class Schedule:
+    """A LambdaLR-equivalent schedule whose whole state is two numbers (so checkpoints stay pickle-free)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, kind: str, warmup: int, total: int):
+        self.optimizer, self.kind, self.warmup, self.total = optimizer, kind, warmup, total
+        self.base_lrs = [g["lr"] for g in optimizer.param_groups]
+        self.step_count = 0
+        self._apply()
+
+    def _apply(self) -> None:
+        f = lr_factor(self.kind, self.step_count, self.warmup, self.total)
+        for g, base in zip(self.optimizer.param_groups, self.base_lrs):
+            g["lr"] = base * f
+
+    def step(self) -> None:
+        self.step_count += 1
+        self._apply()
+
+    def get_last_lr(self) -> list[float]:
+        return [g["lr"] for g in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict:
+        return {"step_count": self.step_count, "base_lrs": self.base_lrs, "kind": self.kind,
+                "warmup": self.warmup, "total": self.total}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step_count = int(state["step_count"])
+        self.base_lrs = list(state["base_lrs"])
+        self._apply()
