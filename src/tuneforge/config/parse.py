@@ -81,7 +81,8 @@ def parse_dict_value(text: str) -> dict[str, str]:
 
 def coerce(key: str, f, value: Any) -> Any:
     base, optional = _type_of(f)
-    if value is None or (isinstance(value, str) and value.strip().lower() in {"none", "null", "~"}):
+    is_none_text = isinstance(value, str) and value.strip().lower() in {"none", "null", "~"}
+    if value is None or (is_none_text and optional):
         if optional:
             return None
         raise ValueError("this key needs a value")

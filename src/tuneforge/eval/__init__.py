@@ -1,0 +1,1 @@
+"""Evaluation helpers: identity hit rate and general-knowledge retention."""

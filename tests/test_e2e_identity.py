@@ -1,0 +1,82 @@
+"""End-to-end on the embedded real model (SmolLM2-135M-Instruct): the identity demo learns the name and keeps the
+knowledge; the LLaMA-Factory seed command runs verbatim and its adapter can be trained further."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA, needs_embedded
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = [pytest.mark.e2e, needs_embedded]
+
+
+def tf(*args, cwd=None):
+    r = subprocess.run([sys.executable, "-m", "tuneforge", *args], capture_output=True, text=True, cwd=cwd,
+                       timeout=1800)
+    assert r.returncode == 0, r.stderr[-4000:]
+    return r
+
+
+def test_identity_demo_learns_the_name_and_keeps_general_knowledge(tmp_path, embedded_path):
+    from tuneforge.config.schema import GenerateArgs
+    from tuneforge.eval.identity import score
+    from tuneforge.infer.engine import ChatEngine
+
+    out = tmp_path / "identity"
+    tf("train", str(ROOT / "examples" / "identity_lora.yaml"), f"output_dir={out}")
+    summary = json.loads((out / "run_summary.json").read_text())
+    assert summary["completed"] and (out / "training_loss.png").is_file()
+
+    identity = json.loads((DATA / "identity_heldout.json").read_text())
+    general = json.loads((DATA / "general_heldout.json").read_text())
+    train_qs = {r["instruction"].strip().lower() for r in json.loads(
+        (ROOT / "src/tuneforge/data/builtin/identity.json").read_text())}
+    assert not [q for q in identity if q["question"].strip().lower() in train_qs]  # truly held out
+    assert {q["lang"] for q in identity} == {"en", "zh"}
+
+    gen = GenerateArgs(max_new_tokens=40)
+    ask = lambda engine, qs: engine.generate([[{"role": "user", "content": q}] for q in qs], gen, batch_size=25)
+    base = ask(ChatEngine("smollm2-135m-instruct"), [g["question"] for g in general])
+    tuned_engine = ChatEngine("smollm2-135m-instruct", str(out))
+    id_replies = ask(tuned_engine, [q["question"] for q in identity])
+    tuned = ask(tuned_engine, [g["question"] for g in general])
+    report = score("Nimbus", [q["question"] for q in identity], id_replies, general, base, tuned)
+    print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    zh = [r for q, r in zip(identity, id_replies) if q["lang"] == "zh"]
+    assert sum("Nimbus" in r for r in zh) >= 0.8 * len(zh)  # Chinese questions too, not just English
+    assert report.base_correct >= 30
+    assert report.hit_rate >= 0.9, report.misses
+    assert report.retention >= 0.9, report.forgotten
+
+
+SEED = ("train --stage sft --do_train True --model_name_or_path smollm2-135m-instruct --finetuning_type lora "
+        "--template qwen --dataset_dir data --dataset self_cognition --cutoff_len 1024 --learning_rate 0.0001 "
+        "--num_train_epochs 10.0 --max_samples 100000 --per_device_train_batch_size 4 "
+        "--gradient_accumulation_steps 4 --lr_scheduler_type cosine --max_grad_norm 1.0 --logging_steps 5 "
+        "--save_steps 100 --warmup_steps 0 --output_dir saves/smollm2/lora/identity --fp16 True --lora_rank 8 "
+        "--lora_dropout 0.1 --lora_target q_proj,v_proj --plot_loss True").split()
+
+
+def test_seed_command_runs_verbatim_then_continues(tmp_path, embedded_path):
+    r = tf(*SEED, cwd=tmp_path)  # no data/ folder here: the built-in identity set is found anyway
+    out = tmp_path / "saves/smollm2/lora/identity"
+    for f in ("adapter_config.json", "adapter_model.safetensors", "training_loss.png", "run_summary.json",
+              "chat_template.jinja", "config.yaml", "metrics.jsonl"):
+        assert (out / f).is_file(), f
+    assert "fp16 asked but no CUDA device" in r.stderr
+    s = json.loads((out / "run_summary.json").read_text())
+    assert s["steps"] == 60 and s["data"]["rows_read"] >= 80 and s["precision"] == "float32"
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["loss"] < rows[0]["loss"]
+    # The same command with --adapter_name_or_path continues that adapter (kept short with max_steps).
+    seed2 = [a if a != "saves/smollm2/lora/identity" else "saves/smollm2/lora/identity-2" for a in SEED]
+    tf(*seed2, "--adapter_name_or_path", str(out), "--max_steps", "2", cwd=tmp_path)
+    s2 = json.loads((tmp_path / "saves/smollm2/lora/identity-2/run_summary.json").read_text())
+    assert s2["steps"] == 2 and s2["final_loss"] < rows[0]["loss"]  # starts from the trained adapter
+    r = tf("chat", "--model_name_or_path", "smollm2-135m-instruct", "--adapter_name_or_path", str(out),
+           "--prompt", "Who are you?", "--max_new_tokens", "30", cwd=tmp_path)
+    assert r.stdout.strip()
