@@ -14,9 +14,13 @@ logger = logging.getLogger("tuneforge")
 
 def setup(level: int = logging.INFO) -> None:
     if not logger.handlers:
-        handler = RichHandler(console=console, show_path=False, show_time=False, markup=False,
-                              rich_tracebacks=False)
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        if is_tty():
+            handler: logging.Handler = RichHandler(console=console, show_path=False, show_time=False, markup=False,
+                                                   rich_tracebacks=False)
+            handler.setFormatter(logging.Formatter("%(message)s"))
+        else:  # plain, unwrapped lines for logs, CI and the web UI's log tail
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
         logger.addHandler(handler)
         logger.propagate = False
     logger.setLevel(level)

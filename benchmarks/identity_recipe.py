@@ -1,0 +1,53 @@
+"""Score one identity recipe on the embedded model: train it, then measure the new name's hit rate on held-out
+identity questions (English and Chinese) and the retention of general answers the base model gets right.
+
+    python benchmarks/identity_recipe.py OUT_DIR [tuneforge train flags...]
+e.g.
+    python benchmarks/identity_recipe.py /tmp/r1 --dataset identity,general --lora_target all \
+        --learning_rate 2e-3 --num_train_epochs 2 --per_device_train_batch_size 8 --lr_scheduler_type cosine
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tuneforge.config.schema import GenerateArgs
+from tuneforge.eval.identity import score
+from tuneforge.infer.engine import ChatEngine
+
+DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
+NAME = "Nimbus"
+
+
+def main() -> None:
+    out, flags = sys.argv[1], sys.argv[2:]
+    t0 = time.time()
+    subprocess.run([sys.executable, "-m", "tuneforge", "train", "--model_name_or_path", "smollm2", "--output_dir",
+                    out, "--overwrite_output_dir", "True", "--dataset_vars", f"name={NAME},author=Orchard Labs",
+                    *flags], check=True, capture_output=True, text=True)
+    train_wall = time.time() - t0
+    identity = json.loads((DATA / "identity_heldout.json").read_text())
+    general = json.loads((DATA / "general_heldout.json").read_text())
+    gen = GenerateArgs(max_new_tokens=40)
+
+    def ask(engine, qs):
+        return engine.generate([[{"role": "user", "content": q}] for q in qs], gen, batch_size=25)
+
+    base = ask(ChatEngine("smollm2"), [g["question"] for g in general])
+    tuned = ChatEngine("smollm2", out)
+    report = score(NAME, [q["question"] for q in identity], ask(tuned, [q["question"] for q in identity]), general,
+                   base, ask(tuned, [g["question"] for g in general]))
+    s = json.loads((Path(out) / "run_summary.json").read_text())
+    print(json.dumps({"flags": " ".join(flags), "train_command_s": round(train_wall, 1),
+                      "train_loop_s": s["train_seconds"], "tokens_per_s": s["tokens_per_s"],
+                      "final_loss": s["final_loss"], "hit_rate": report.hit_rate, "retention": report.retention,
+                      "base_correct": report.base_correct, "misses": [m["question"] for m in report.misses],
+                      "forgotten": [f["question"] for f in report.forgotten]}, ensure_ascii=False, indent=2))
+
+
+if __name__ == "__main__":
+    main()
