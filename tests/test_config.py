@@ -68,3 +68,11 @@ def test_resolved_yaml_round_trips(tmp_path):
 def test_llamafactory_compat_keys_are_accepted_and_reported():
     cfg = build_config({"overwrite_cache": True, "preprocessing_num_workers": 16})
     assert set(cfg.ignored) == {"overwrite_cache", "preprocessing_num_workers"}
+
+
+def test_saved_config_of_a_freeze_run_validates_again(tmp_path):
+    cfg = build_config({"model_name_or_path": "m", "dataset": "identity", "output_dir": "o",
+                        "finetuning_type": "freeze", "freeze_trainable_layers": 3})
+    f = tmp_path / "config.yaml"
+    f.write_text(cfg.to_yaml())
+    assert validate(parse_args([str(f)])) == []  # every key is in the file, but lora_* keep their defaults

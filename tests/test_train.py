@@ -144,3 +144,13 @@ def test_bad_lora_target_lists_available(tiny_model, data_dir, tmp_path):
 
     with pytest.raises(ConfigError, match="q_proj"):
         run(cfg_for(tiny_model, data_dir, tmp_path / "x", lora_target="query_key_value"))
+
+
+def test_saved_config_reproduces_the_run(tiny_model, data_dir, tmp_path):
+    from tuneforge.config import parse_args
+
+    first = run(cfg_for(tiny_model, data_dir, tmp_path / "one", max_steps=3, lora_dropout=0.1))
+    again = run(parse_args([str(tmp_path / "one" / "config.yaml"), f"output_dir={tmp_path / 'two'}"]))
+    assert again.summary["final_loss"] == pytest.approx(first.summary["final_loss"], rel=1e-6)
+    wa, wb = trainable(tmp_path / "one"), trainable(tmp_path / "two")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)

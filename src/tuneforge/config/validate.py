@@ -9,9 +9,17 @@ LORA_ONLY = ("lora_rank", "lora_alpha", "lora_dropout", "lora_target", "addition
 FREEZE_ONLY = ("freeze_trainable_layers", "freeze_trainable_modules", "freeze_extra_modules")
 
 
+def changed(cfg: Config) -> set[str]:
+    """Keys the user set to a non-default value (a saved config.yaml sets every key, mostly to defaults)."""
+    defaults = Config().to_flat()
+    flat = cfg.to_flat()
+    return {k for k in cfg.explicit if flat.get(k) != defaults.get(k)}
+
+
 def validate(cfg: Config, for_training: bool = True) -> list[str]:
     m, d, ft, t = cfg.model, cfg.data, cfg.finetune, cfg.train
     p: list[str] = []
+    user_set = changed(cfg)
 
     def need(cond: bool, msg: str) -> None:
         if not cond:
@@ -66,7 +74,7 @@ def validate(cfg: Config, for_training: bool = True) -> list[str]:
         if ft.pissa_init and m.adapter_name_or_path:
             p.append("pissa_init initialises a new adapter; it cannot be combined with adapter_name_or_path")
     else:
-        set_lora = [k for k in LORA_ONLY if k in cfg.explicit]
+        set_lora = [k for k in LORA_ONLY if k in user_set]
         if set_lora:
             p.append(f"{', '.join(set_lora)} only apply to finetuning_type lora, but finetuning_type is "
                      f"{ft.finetuning_type}: remove them or use --finetuning_type lora")
@@ -74,7 +82,7 @@ def validate(cfg: Config, for_training: bool = True) -> list[str]:
             p.append(f"adapter_name_or_path continues a LoRA adapter, but finetuning_type is {ft.finetuning_type}: "
                      f"use --finetuning_type lora, or pass the trained model folder as model_name_or_path")
     if ft.finetuning_type != "freeze":
-        set_freeze = [k for k in FREEZE_ONLY if k in cfg.explicit]
+        set_freeze = [k for k in FREEZE_ONLY if k in user_set]
         if set_freeze:
             p.append(f"{', '.join(set_freeze)} only apply to finetuning_type freeze, but finetuning_type is "
                      f"{ft.finetuning_type}")
