@@ -26,9 +26,12 @@ NAME = "Nimbus"
 def main() -> None:
     out, flags = sys.argv[1], sys.argv[2:]
     t0 = time.time()
-    subprocess.run([sys.executable, "-m", "tuneforge", "train", "--model_name_or_path", "smollm2", "--output_dir",
-                    out, "--overwrite_output_dir", "True", "--dataset_vars", f"name={NAME},author=Orchard Labs",
-                    *flags], check=True, capture_output=True, text=True)
+    if "--skip_train" in flags:
+        flags.remove("--skip_train")
+    else:
+        subprocess.run([sys.executable, "-m", "tuneforge", "train", "--model_name_or_path", "smollm2", "--output_dir",
+                        out, "--overwrite_output_dir", "True", "--dataset_vars", f"name={NAME},author=Orchard Labs",
+                        *flags], check=True, capture_output=True, text=True)
     train_wall = time.time() - t0
     identity = json.loads((DATA / "identity_heldout.json").read_text())
     general = json.loads((DATA / "general_heldout.json").read_text())
@@ -38,7 +41,8 @@ def main() -> None:
         return engine.generate([[{"role": "user", "content": q}] for q in qs], gen, batch_size=25)
 
     base = ask(ChatEngine("smollm2"), [g["question"] for g in general])
-    tuned = ChatEngine("smollm2", out)
+    # A LoRA run leaves an adapter; full/freeze runs leave a whole model.
+    tuned = ChatEngine("smollm2", out) if (Path(out) / "adapter_config.json").is_file() else ChatEngine(out)
     report = score(NAME, [q["question"] for q in identity], ask(tuned, [q["question"] for q in identity]), general,
                    base, ask(tuned, [g["question"] for g in general]))
     s = json.loads((Path(out) / "run_summary.json").read_text())

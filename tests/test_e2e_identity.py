@@ -50,9 +50,7 @@ def test_identity_demo_learns_the_name_and_keeps_general_knowledge(tmp_path, emb
     assert sum("Nimbus" in r for r in zh) >= 0.8 * len(zh)  # Chinese questions too, not just English
     assert report.base_correct >= 30
     assert report.hit_rate >= 0.9, report.misses
-    # Issue 2 asks for >= 0.9; the current recipe measured 35/41 = 0.854 (docs/benchmarks.md). This guards the
-    # level reached so far until the recipe is improved.
-    assert report.retention >= 0.8, report.forgotten
+    assert report.retention >= 0.9, report.forgotten
 
 
 SEED = ("train --stage sft --do_train True --model_name_or_path smollm2-135m-instruct --finetuning_type lora "

@@ -77,6 +77,12 @@ def test_resume_is_exact(tiny_model, data_dir, tmp_path):
         torch.testing.assert_close(wf[k], wr[k], rtol=1e-5, atol=1e-7)
     steps = [json.loads(x)["step"] for x in (resumed / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(7, 13))
+    assert [c.name for c in list_checkpoints(resumed)] == ["checkpoint-6", "checkpoint-9"]
+
+
+def test_save_total_limit_keeps_the_newest(tiny_model, data_dir, tmp_path):
+    run(cfg_for(tiny_model, data_dir, tmp_path / "r", max_steps=5, save_steps=1, save_total_limit=2))
+    assert [c.name for c in list_checkpoints(tmp_path / "r")] == ["checkpoint-3", "checkpoint-4"]
 
 
 def test_finished_run_is_not_silently_redone(tiny_model, data_dir, tmp_path):
