@@ -31,9 +31,11 @@ def micro_batches(n: int, batch_size: int, seed: int, epoch: int, world: int = 1
     return out
 
 
-def collate(samples: list[Sample], pad_id: int, dummy: Sample | None = None) -> dict[str, torch.Tensor]:
+def collate(samples: list[Sample], pad_id: int, dummy: Sample | None = None,
+            pad_multiple: int = 1) -> dict[str, torch.Tensor]:
     """Right-pad to the longest sample. An empty list (a process with no share of a short last batch) becomes one
-    fully masked dummy sample so every process still runs forward/backward in step.
+    fully masked dummy sample so every process still runs forward/backward in step. ``pad_multiple`` rounds the
+    width up (padding is never counted as trained or processed tokens).
 
     Packed rows (samples with ``position_ids``) also get a ``position_ids`` tensor; their padding tail restarts at
     position 0, so it forms a segment of its own that no real token attends to. ``attention_mask`` then only marks
@@ -43,6 +45,9 @@ def collate(samples: list[Sample], pad_id: int, dummy: Sample | None = None) -> 
         assert dummy is not None
         samples = [Sample(dummy.input_ids, [IGNORE] * len(dummy.input_ids), dummy.position_ids)]
     width = max(len(s.input_ids) for s in samples)
+    # On GPUs a few fixed widths let cuDNN attention plans, Triton kernels and compiled graphs be reused; a new
+    # width for every batch costs seconds of plan building (measured on an H200: 3.5 s steps among 0.6 s ones).
+    width = -(-width // pad_multiple) * pad_multiple
     ids = torch.full((len(samples), width), pad_id, dtype=torch.long)
     labels = torch.full((len(samples), width), IGNORE, dtype=torch.long)
     mask = torch.zeros((len(samples), width), dtype=torch.long)

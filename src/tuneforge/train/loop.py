@@ -87,13 +87,14 @@ def train_loop(model, train: list[Sample], evals: list[Sample], args: TrainArgs,
     window = {"loss": 0.0, "steps": 0, "tokens": 0, "t": time.time()}
     t_start, last_loss, eval_loss = time.time() - state["seconds"], None, None
     lengths = [len(s.input_ids) for s in train] if args.group_by_length else None
+    pad_multiple = 64 if accelerator.device.type == "cuda" else 1  # few distinct shapes: see collate
     offload = activation_offload(args)
     loss_module.train()
     while step < total:
         batches = micro_batches(len(train), args.per_device_train_batch_size, args.seed, epoch, world, rank,
                                 lengths)
         while pos < len(batches) and step < total:
-            group = [collate([train[i] for i in b], pad_id, train[0]) for b in batches[pos: pos + G]]
+            group = [collate([train[i] for i in b], pad_id, train[0], pad_multiple) for b in batches[pos: pos + G]]
             pos += len(group)
             n_sup = accelerator.reduce(torch.tensor(sum(_trained(b) for b in group), device=accelerator.device),
                                        "sum").clamp(min=1)
