@@ -108,7 +108,15 @@ def summarise(steps: list[dict], warmup: int) -> dict:
     return {"tokens_per_s": round(tokens / dt, 1), "trained_tokens_per_s": round(trained / dt, 1),
             "measured_steps": len(meas), "measured_seconds": round(dt, 3), "tokens_per_step": tokens // len(meas),
             "loss_first3": round(first, 4), "loss_last3": round(last, 4), "losses": [round(x, 4) for x in losses],
-            "grad_norms": [round(x, 4) for x in norms], "checks": checks, "ok": all(checks.values())}
+            "grad_norms": [round(x, 4) for x in norms], "checks": checks, "ok": all(checks.values()),
+            "step_seconds": [round(b["t_end"] - a["t_end"], 3) for a, b in zip(steps, steps[1:])],
+            "median_step_tokens_per_s": round(sorted(s["tokens"] for s in meas)[len(meas) // 2]
+                                              / sorted(step_dt(steps)[warmup:])[len(meas) // 2], 1)}
+
+
+def step_dt(steps: list[dict]) -> list[float]:
+    return [s["t_end"] - (steps[i - 1]["t_end"] if i else s.get("t_start", s["t_end"])) for i, s in
+            enumerate(steps)]
 
 
 def run_tuneforge(spec: dict) -> dict:
@@ -296,12 +304,53 @@ SUITES = {
     "more": [
         dict(name="hf_lora_b1_gc", impl="hf", batch=1),
         dict(name="tf_lora_pack1_gc_liger", impl="tuneforge", packing=True, liger=True, batch=1),
-        dict(name="tf_full_pack1_gc_liger_adamw8bit", impl="tuneforge", method="full", packing=True,
-             liger=True, batch=1, optim="adamw_8bit", steps=8, lr=1e-5),
+        dict(name="tf_lora_pack4_liger_nogc_compile", impl="tuneforge", packing=True, liger=True, gc=False,
+             compile=True, steps=14, warmup=5),
+        dict(name="tf_lora_pack8_liger_nogc", impl="tuneforge", packing=True, liger=True, gc=False, batch=8),
         dict(name="qwen_hf_lora_b4_gc", impl="hf", model="qwen7b"),
         dict(name="qwen_tf_lora_pack4_gc_liger", impl="tuneforge", model="qwen7b", packing=True, liger=True),
+        dict(name="qwen_tf_lora_pack4_liger_nogc", impl="tuneforge", model="qwen7b", packing=True, liger=True,
+             gc=False),
+        dict(name="tf_full_pack1_gc_liger_adamw8bit", impl="tuneforge", method="full", packing=True,
+             liger=True, batch=1, optim="adamw_8bit", steps=8, warmup=3, lr=1e-5),
+        dict(name="tf_full_pack1_gc_liger_fused", impl="tuneforge", method="full", packing=True,
+             liger=True, batch=1, steps=8, warmup=3, lr=1e-5),
+        dict(name="tf_lora_pack4_liger_nogc_profile", impl="tuneforge", packing=True, liger=True, gc=False,
+             steps=5, warmup=2, profile=True),
         dict(name="tf_lora_pack4_gc_liger_profile", impl="tuneforge", packing=True, liger=True, steps=5,
              warmup=2, profile=True),
+    ],
+    "final": [
+        dict(name="tf_lora_pack4_liger_nogc", impl="tuneforge", packing=True, liger=True, gc=False),
+        dict(name="tf_lora_pack4_liger_nogc_compile", impl="tuneforge", packing=True, liger=True, gc=False,
+             compile=True, steps=14, warmup=5),
+        dict(name="tf_lora_pack4_nogc", impl="tuneforge", packing=True, gc=False),
+        dict(name="tf_lora_pack4_gc_liger", impl="tuneforge", packing=True, liger=True),
+        dict(name="tf_lora_pack4_gc_liger_compile", impl="tuneforge", packing=True, liger=True, compile=True,
+             steps=14, warmup=5),
+        dict(name="hf_lora_b4_gc", impl="hf"),
+        dict(name="tf_lora_b4_gc", impl="tuneforge"),
+        dict(name="tf_lora_b4_gc_bucketed", impl="tuneforge", group_by_length=True),
+        dict(name="tf_lora_pack1_gc_offload_liger", impl="tuneforge", packing=True, liger=True, batch=1,
+             offload=True),
+        dict(name="qwen_tf_lora_pack4_liger_nogc_compile", impl="tuneforge", model="qwen7b", packing=True,
+             liger=True, gc=False, compile=True, steps=14, warmup=5),
+        dict(name="tf_lora_pack4_liger_nogc_profile", impl="tuneforge", packing=True, liger=True, gc=False,
+             steps=5, warmup=2, profile=True),
+    ],
+    "final2": [
+        dict(name="tf_lora_pack4_liger_nogc", impl="tuneforge", packing=True, liger=True, gc=False, steps=16,
+             warmup=4),
+        dict(name="tf_lora_pack4_liger_nogc_compile", impl="tuneforge", packing=True, liger=True, gc=False,
+             compile=True, steps=16, warmup=5),
+        dict(name="hf_lora_b4_gc", impl="hf", steps=16, warmup=4),
+        dict(name="tf_lora_pack4_gc_liger", impl="tuneforge", packing=True, liger=True, steps=16, warmup=4),
+        dict(name="tf_lora_pack1_gc_offload_liger", impl="tuneforge", packing=True, liger=True, batch=1,
+             offload=True, steps=16, warmup=4),
+        dict(name="qwen_tf_lora_pack4_liger_nogc_compile", impl="tuneforge", model="qwen7b", packing=True,
+             liger=True, gc=False, compile=True, steps=16, warmup=5),
+        dict(name="tf_lora_pack4_liger_nogc_profile", impl="tuneforge", packing=True, liger=True, gc=False,
+             steps=5, warmup=2, profile=True),
     ],
 }
 
