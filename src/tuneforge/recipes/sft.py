@@ -13,8 +13,8 @@ from tuneforge.config import Config
 from tuneforge.data import templates
 from tuneforge.data.build import build_data
 from tuneforge.data.packing import pack_for_training, resolve_packing
-from tuneforge.models.kernels import apply_liger, compile_layers
 from tuneforge.models import load_model, load_tokenizer, resolve_model_path, resolve_precision
+from tuneforge.models.kernels import apply_liger, compile_layers
 from tuneforge.recipes.preflight import preflight
 from tuneforge.train import run_dir
 from tuneforge.train.loop import train_loop
