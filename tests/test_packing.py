@@ -154,3 +154,18 @@ def test_packed_training_step_equals_unpacked(tiny_model, data_dir, tmp_path):
     for k in wa:  # Adam's first step is ±lr·sign-like, so float rounding in tiny gradients shows at ~1e-6
         torch.testing.assert_close(wa[k], wb[k], rtol=1e-4, atol=1e-5)
     assert b.summary["tokens"] == a.summary["tokens"]  # padding is never counted
+
+
+def test_flattening_packed_rows_for_flash_attention_is_exact(tiny_model):
+    from transformers import AutoModelForCausalLM
+
+    from tuneforge.train.loss import flatten_packed, token_loss_sum
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model), attn_implementation="sdpa").eval()
+    rows, _ = pack_samples(_samples([17, 9, 23, 12, 30, 5], vocab=300, seed=4), 40)
+    assert len(rows) >= 2
+    batch = collate(rows, pad_id=0)
+    with torch.no_grad():
+        as_rows, n_rows = token_loss_sum(model, batch, gathered=True)
+        as_one, n_one = token_loss_sum(model, flatten_packed(batch), gathered=True)
+    assert n_rows == n_one and float(as_one) == pytest.approx(float(as_rows), rel=1e-5)

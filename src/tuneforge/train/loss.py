@@ -32,6 +32,17 @@ def supports_gathered_head(model: torch.nn.Module) -> bool:
         return False
 
 
+def _varlen_attention(model: torch.nn.Module) -> bool:
+    return "flash" in str(getattr(getattr(_base(model), "config", None), "_attn_implementation", ""))
+
+
+def flatten_packed(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Packed rows as one row. transformers' FlashAttention path finds packed samples from position ids only when
+    the batch has a single row; joining rows is exact because every row starts a sample (or padding) whose first
+    label is masked, so no target crosses a row boundary."""
+    return {k: v.reshape(1, -1) for k, v in batch.items()}
+
+
 def token_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor], gathered: bool,
                    fused_ce: torch.nn.Module | None = None) -> tuple[torch.Tensor, int]:
     """(sum of next-token cross-entropy over supervised positions, number of those positions).
@@ -39,6 +50,8 @@ def token_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor], gathe
     A batch with ``position_ids`` is packed (data/packing.py): the attention mask is left out so that transformers
     derives the per-sample causal mask from the position restarts. ``fused_ce`` (Liger's linear+cross-entropy, sum
     reduction) replaces the head projection and the loss with a chunked kernel that never materialises logits."""
+    if batch.get("position_ids") is not None and batch["input_ids"].shape[0] > 1 and _varlen_attention(model):
+        batch = flatten_packed(batch)
     labels = batch["labels"][:, 1:]
     keep = labels != IGNORE
     n = int(keep.sum())
