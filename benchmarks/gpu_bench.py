@@ -148,7 +148,8 @@ def run_tuneforge(spec: dict) -> dict:
         pack_info = {"rows": st.rows, "fill": round(st.fill, 4)}
     args = TrainArgs(output_dir="unused", learning_rate=spec["lr"], max_steps=spec["steps"],
                      per_device_train_batch_size=spec["batch"], logging_steps=1, save_steps=0, optim=spec["optim"],
-                     bf16=torch.cuda.is_available(), gradient_checkpointing=spec["gc"], enable_activation_offloading=spec["offload"],
+                     bf16=torch.cuda.is_available(), gradient_checkpointing=spec["gc"],
+                     enable_activation_offloading=spec["offload"],
                      group_by_length=spec["group_by_length"], max_grad_norm=1.0, seed=spec["seed"])
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -258,7 +259,8 @@ def run_hf(spec: dict) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         targs = TrainingArguments(output_dir=tmp, per_device_train_batch_size=spec["batch"], max_steps=spec["steps"],
                                   learning_rate=spec["lr"], logging_steps=1, save_strategy="no", report_to=[],
-                                  bf16=torch.cuda.is_available(), gradient_checkpointing=spec["gc"], optim=spec["optim"],
+                                  bf16=torch.cuda.is_available(), gradient_checkpointing=spec["gc"],
+                                  optim=spec["optim"],
                                   lr_scheduler_type="linear", max_grad_norm=1.0, seed=spec["seed"],
                                   dataloader_num_workers=0, remove_unused_columns=False, disable_tqdm=True)
         trainer = Trainer(model=model, args=targs, train_dataset=Rows(), data_collator=collate,
@@ -351,6 +353,12 @@ SUITES = {
              liger=True, gc=False, compile=True, steps=16, warmup=5),
         dict(name="tf_lora_pack4_liger_nogc_profile", impl="tuneforge", packing=True, liger=True, gc=False,
              steps=5, warmup=2, profile=True),
+    ],
+    "last": [
+        dict(name="tf_lora_pack4_gc_liger_profile", impl="tuneforge", packing=True, liger=True, steps=5,
+             warmup=2, profile=True),
+        dict(name="tf_lora_b4_gc", impl="tuneforge"),
+        dict(name="tf_lora_b4_gc_bucketed", impl="tuneforge", group_by_length=True),
     ],
 }
 

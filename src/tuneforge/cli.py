@@ -190,8 +190,8 @@ def cmd_estimate(argv: list[str]) -> int:
     extra = {k: values.pop(k) for k in list(values) if k in ESTIMATE_KEYS}
     bad = [k for k in values if k not in field_map()]
     if bad:
-        raise ConfigError([f"estimate does not take {k!r}{did_you_mean(k, sorted(set(field_map()) | set(ESTIMATE_KEYS)))}"
-                           for k in bad])
+        known = sorted(set(field_map()) | set(ESTIMATE_KEYS))
+        raise ConfigError([f"estimate does not take {k!r}{did_you_mean(k, known)}" for k in bad])
     cfg = build_config(values)
     if not cfg.model.model_name_or_path:
         raise ConfigError(["model_name_or_path is required: a config.json, a model folder or a cached alias"])
