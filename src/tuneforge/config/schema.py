@@ -23,7 +23,7 @@ def opt(default: Any, help: str, choices: tuple[str, ...] | None = None, **extra
 FINETUNING_TYPES = ("full", "freeze", "lora")
 STAGES = ("sft", "pt")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
-OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "sgd")
+OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adamw_8bit", "paged_adamw_8bit", "sgd")
 REPORTERS = ("none", "tensorboard")
 ATTENTION = ("auto", "sdpa", "fa2", "eager")
 
@@ -39,6 +39,9 @@ class ModelArgs:
         None, "Adapter folder(s) to start from, comma separated. For training, the last one is trained further.")
     trust_remote_code: bool = opt(False, "Allow model code shipped inside the model folder to run. Off by default.")
     flash_attn: str = opt("auto", "Attention implementation: auto picks sdpa where available.", ATTENTION)
+    enable_liger_kernel: bool | None = opt(
+        None, "Liger-Kernel fused RMSNorm, RoPE, SwiGLU and linear+cross-entropy (CUDA). Default: on where "
+              "liger-kernel is installed and supports the architecture.")
 
 
 @dataclass
@@ -59,6 +62,12 @@ class DataArgs:
     dataset_vars: dict = opt({}, "Values for {{placeholders}} in the data, e.g. `name=Nimbus,author=Orchard Labs`.")
     default_system: str | None = opt(None, "System prompt used for rows that have none (overrides the template's).")
     mix_strategy: str = opt("concat", "How several datasets are combined.", ("concat", "interleave"))
+    packing: bool | None = opt(
+        None, "Pack several samples into each row of cutoff_len tokens, padding-free: each sample keeps its own "
+              "position ids and never attends to another. Batch size then counts rows. Default: on for pt, off "
+              "for sft.")
+    neat_packing: bool = opt(False, "Packing without attention across samples (implies packing; tuneforge's "
+                                    "packing never lets samples attend to each other).")
 
 
 @dataclass
@@ -121,6 +130,12 @@ class TrainArgs:
     bf16: bool = opt(False, "Train in bfloat16 mixed precision (needs a device that supports it).")
     fp16: bool = opt(False, "Train in float16 mixed precision (CUDA only; falls back to float32 otherwise).")
     gradient_checkpointing: bool = opt(False, "Recompute activations in the backward pass to save memory.")
+    enable_activation_offloading: bool = opt(
+        False, "Move tensors saved for the backward pass to pinned CPU memory (with gradient_checkpointing: the "
+               "layer inputs) and bring them back when needed. CUDA only.")
+    group_by_length: bool = opt(False, "Batch samples of similar length together (unpacked runs) to keep padding "
+                                       "small; batch order stays shuffled.")
+    torch_compile: bool = opt(False, "Compile each decoder layer with torch.compile (CUDA).")
     report_to: str = opt("none", "Also log to: none or tensorboard.", REPORTERS)
     resume_from_checkpoint: str | None = opt(
         None, "Checkpoint folder to resume from. Without it, the latest checkpoint in output_dir is used.")

@@ -22,6 +22,7 @@ IGNORE = -100
 class Sample:
     input_ids: list[int]
     labels: list[int]
+    position_ids: list[int] | None = None  # set on packed rows (data/packing.py): restarts at every sample
 
     @property
     def n_trained(self) -> int:

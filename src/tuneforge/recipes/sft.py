@@ -12,7 +12,9 @@ from tuneforge.adapters import apply_method, count_parameters, split_list
 from tuneforge.config import Config
 from tuneforge.data import templates
 from tuneforge.data.build import build_data
+from tuneforge.data.packing import pack_for_training, resolve_packing
 from tuneforge.models import load_model, load_tokenizer, resolve_model_path, resolve_precision
+from tuneforge.models.kernels import apply_liger, compile_layers
 from tuneforge.recipes.preflight import preflight
 from tuneforge.train import run_dir
 from tuneforge.train.loop import train_loop
@@ -44,6 +46,10 @@ def run(cfg: Config) -> RunResult:
         log.info("do_train=False: config and data are valid; nothing trained")
         return RunResult(out, {"completed": False, "data": data.report})
 
+    train, packing = data.train, None
+    if resolve_packing(cfg.data.packing, cfg.data.neat_packing, cfg.finetune.stage):
+        train, packing = pack_for_training(data.train, cfg.data.cutoff_len)
+
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
@@ -55,11 +61,14 @@ def run(cfg: Config) -> RunResult:
     if cfg.train.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         log.choice("gradient_checkpointing=on", "asked; activations are recomputed in the backward pass")
+    fused_ce = apply_liger(model, cfg.model.enable_liger_kernel)
     model = apply_method(model, cfg.finetune, split_list(cfg.model.adapter_name_or_path))
+    if cfg.train.torch_compile:
+        compile_layers(model)
     trainable, total_params = count_parameters(model)
 
-    result = train_loop(model, data.train, data.eval, cfg.train, cfg.finetune, out, tokenizer.pad_token_id,
-                        accelerator, resume)
+    result = train_loop(model, train, data.eval, cfg.train, cfg.finetune, out, tokenizer.pad_token_id,
+                        accelerator, resume, fused_ce)
 
     # Hugging Face-native artifacts: a peft adapter folder, or a safetensors model; with the chat template used.
     accelerator.wait_for_everyone()
@@ -74,7 +83,7 @@ def run(cfg: Config) -> RunResult:
             "model": cfg.model.model_name_or_path, "template": fmt.name, "device": device_kind(),
             "precision": mixed if mixed != "no" else "float32",
             "trainable_parameters": trainable, "total_parameters": total_params,
-            "data": data.report, "steps": result.steps, "epochs": round(result.epochs, 3),
+            "data": data.report, "packing": packing, "steps": result.steps, "epochs": round(result.epochs, 3),
             "tokens": result.tokens, "trained_tokens": result.trained_tokens,
             "train_seconds": round(result.seconds, 2),
             "tokens_per_s": round(result.tokens / max(result.seconds, 1e-9), 2),

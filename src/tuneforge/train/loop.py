@@ -15,6 +15,7 @@ from tuneforge.data.collate import collate, micro_batches
 from tuneforge.data.encode import IGNORE, Sample
 from tuneforge.train.checkpoint import load_checkpoint, save_checkpoint
 from tuneforge.train.loss import CausalLMLoss
+from tuneforge.train.memory import activation_offload
 from tuneforge.train.metrics import MetricsWriter, Progress
 from tuneforge.train.optim import Schedule, build_optimizer, warmup_steps
 from tuneforge.utils import log
@@ -64,7 +65,7 @@ def evaluate(loss_module, samples: list[Sample], args: TrainArgs, pad_id: int, a
 
 
 def train_loop(model, train: list[Sample], evals: list[Sample], args: TrainArgs, ft: FinetuneArgs, out: Path,
-               pad_id: int, accelerator, resume: Path | None) -> LoopResult:
+               pad_id: int, accelerator, resume: Path | None, fused_ce: bool = False) -> LoopResult:
     world, rank, G = accelerator.num_processes, accelerator.process_index, args.gradient_accumulation_steps
     micro_per_epoch, total = plan_steps(len(train), args, world)
     optimizer = build_optimizer(model, args, ft)
@@ -74,7 +75,7 @@ def train_loop(model, train: list[Sample], evals: list[Sample], args: TrainArgs,
         state.update(load_checkpoint(resume, model, optimizer, schedule))
         log.info(f"resumed from {resume} at step {state['step']} (epoch {state['epoch']}, micro-batch "
                  f"{state['micro']})")
-    loss_module = CausalLMLoss(model)
+    loss_module = CausalLMLoss(model, fused_ce)
     if not loss_module.gathered:
         log.choice("loss=full logits", "this model post-processes its logits, so the head runs on every position")
     loss_module, optimizer = accelerator.prepare(loss_module, optimizer)
@@ -85,11 +86,15 @@ def train_loop(model, train: list[Sample], evals: list[Sample], args: TrainArgs,
     step, epoch, pos = state["step"], state["epoch"], state["micro"]
     window = {"loss": 0.0, "steps": 0, "tokens": 0, "t": time.time()}
     t_start, last_loss, eval_loss = time.time() - state["seconds"], None, None
+    lengths = [len(s.input_ids) for s in train] if args.group_by_length else None
+    pad_multiple = 64 if accelerator.device.type == "cuda" else 1  # few distinct shapes: see collate
+    offload = activation_offload(args)
     loss_module.train()
     while step < total:
-        batches = micro_batches(len(train), args.per_device_train_batch_size, args.seed, epoch, world, rank)
+        batches = micro_batches(len(train), args.per_device_train_batch_size, args.seed, epoch, world, rank,
+                                lengths)
         while pos < len(batches) and step < total:
-            group = [collate([train[i] for i in b], pad_id, train[0]) for b in batches[pos: pos + G]]
+            group = [collate([train[i] for i in b], pad_id, train[0], pad_multiple) for b in batches[pos: pos + G]]
             pos += len(group)
             n_sup = accelerator.reduce(torch.tensor(sum(_trained(b) for b in group), device=accelerator.device),
                                        "sum").clamp(min=1)
@@ -97,7 +102,7 @@ def train_loop(model, train: list[Sample], evals: list[Sample], args: TrainArgs,
             for j, batch in enumerate(group):
                 batch = {k: v.to(accelerator.device) for k, v in batch.items()}
                 sync = contextlib.nullcontext() if j == len(group) - 1 else accelerator.no_sync(loss_module)
-                with sync, accelerator.autocast():
+                with sync, accelerator.autocast(), offload():
                     loss_sum = loss_module(**batch)
                     # Average over every trained token of the accumulated micro-batches (and processes): DDP
                     # averages gradients over processes, hence × world.

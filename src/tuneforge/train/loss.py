@@ -32,18 +32,44 @@ def supports_gathered_head(model: torch.nn.Module) -> bool:
         return False
 
 
-def token_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor], gathered: bool) -> tuple[torch.Tensor, int]:
-    """(sum of next-token cross-entropy over supervised positions, number of those positions)."""
+def _varlen_attention(model: torch.nn.Module) -> bool:
+    return "flash" in str(getattr(getattr(_base(model), "config", None), "_attn_implementation", ""))
+
+
+def flatten_packed(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Packed rows as one row. transformers' FlashAttention path finds packed samples from position ids only when
+    the batch has a single row; joining rows is exact because every row starts a sample (or padding) whose first
+    label is masked, so no target crosses a row boundary."""
+    return {k: v.reshape(1, -1) for k, v in batch.items()}
+
+
+def token_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor], gathered: bool,
+                   fused_ce: torch.nn.Module | None = None) -> tuple[torch.Tensor, int]:
+    """(sum of next-token cross-entropy over supervised positions, number of those positions).
+
+    A batch with ``position_ids`` is packed (data/packing.py): the attention mask is left out so that transformers
+    derives the per-sample causal mask from the position restarts. ``fused_ce`` (Liger's linear+cross-entropy, sum
+    reduction) replaces the head projection and the loss with a chunked kernel that never materialises logits."""
+    if batch.get("position_ids") is not None and batch["input_ids"].shape[0] > 1 and _varlen_attention(model):
+        batch = flatten_packed(batch)
     labels = batch["labels"][:, 1:]
     keep = labels != IGNORE
     n = int(keep.sum())
+    position_ids = batch.get("position_ids")
+    inputs = {"input_ids": batch["input_ids"], "use_cache": False}
+    if position_ids is None:
+        inputs["attention_mask"] = batch["attention_mask"]
+    else:
+        inputs["position_ids"] = position_ids
     if gathered:
         base = _base(model)
-        hidden = base.get_decoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                    use_cache=False).last_hidden_state
-        logits = base.get_output_embeddings()(hidden[:, :-1][keep])
+        hidden = base.get_decoder()(**inputs).last_hidden_state
+        head = base.get_output_embeddings()
+        if fused_ce is not None:
+            return fused_ce(head.weight, hidden[:, :-1][keep], labels[keep], getattr(head, "bias", None)), n
+        logits = head(hidden[:, :-1][keep])
         return F.cross_entropy(logits.float(), labels[keep], reduction="sum"), n
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
+    out = model(**inputs)
     logits = out.logits[:, :-1]
     return F.cross_entropy(logits[keep].float(), labels[keep], reduction="sum"), n
 
@@ -51,12 +77,19 @@ def token_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor], gathe
 class CausalLMLoss(torch.nn.Module):
     """Wraps the model so that DDP/FSDP see one forward that returns the loss sum (engines wrap this module)."""
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, fused_ce: bool = False):
         super().__init__()
         self.model = model
         self.gathered = supports_gathered_head(model)
+        self.fused_ce = None
+        if fused_ce and self.gathered:
+            from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
 
-    def forward(self, input_ids, attention_mask, labels):
+            self.fused_ce = LigerFusedLinearCrossEntropyLoss(reduction="sum")
+
+    def forward(self, input_ids, attention_mask, labels, position_ids=None):
         batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
-        loss, n = token_loss_sum(self.model, batch, self.gathered)
+        if position_ids is not None:
+            batch["position_ids"] = position_ids
+        loss, n = token_loss_sum(self.model, batch, self.gathered, self.fused_ce)
         return loss

@@ -33,12 +33,31 @@ def build_optimizer(model: torch.nn.Module, train: TrainArgs, ft: FinetuneArgs) 
     groups = param_groups(model, train, ft)
     if train.optim == "sgd":
         return torch.optim.SGD(groups, lr=train.learning_rate)
+    if train.optim in ("adamw_8bit", "paged_adamw_8bit"):
+        return _bnb_adamw(groups, train)
     fused = train.optim == "adamw_torch_fused"
     if fused and not torch.cuda.is_available():
         log.choice("optim=adamw_torch", "adamw_torch_fused needs a CUDA device")
         fused = False
     return torch.optim.AdamW(groups, lr=train.learning_rate, betas=(train.adam_beta1, train.adam_beta2),
                              eps=train.adam_epsilon, fused=fused or None)
+
+
+def _bnb_adamw(groups: list[dict], train: TrainArgs) -> torch.optim.Optimizer:
+    """AdamW with 8-bit block-quantized states (2 bytes/parameter instead of 8); paged: states can spill to CPU."""
+    from tuneforge.errors import ConfigError
+
+    if not torch.cuda.is_available():
+        raise ConfigError([f"optim={train.optim} needs a CUDA device (bitsandbytes' 8-bit optimizers); "
+                           f"use --optim adamw_torch on this machine"])
+    try:
+        import bitsandbytes as bnb
+    except ImportError:
+        raise ConfigError([f"optim={train.optim} needs the bitsandbytes package: pip install bitsandbytes "
+                           f"(or use --optim adamw_torch_fused)"]) from None
+    cls = bnb.optim.PagedAdamW8bit if train.optim == "paged_adamw_8bit" else bnb.optim.AdamW8bit
+    log.choice(f"optim={train.optim}", "asked; optimizer states are 8-bit (bitsandbytes)")
+    return cls(groups, lr=train.learning_rate, betas=(train.adam_beta1, train.adam_beta2), eps=train.adam_epsilon)
 
 
 def warmup_steps(train: TrainArgs, total_steps: int) -> int:
