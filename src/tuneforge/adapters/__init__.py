@@ -6,6 +6,7 @@ import torch
 
 from tuneforge.adapters.freeze import apply_freeze, apply_full
 from tuneforge.adapters.lora import apply_lora, load_adapters, split_list
+from tuneforge.adapters.prompt import PROMPT_METHODS, apply_prompt, is_prompt_adapter, is_prompt_model
 from tuneforge.config.schema import FinetuneArgs
 from tuneforge.utils import log
 
@@ -14,6 +15,8 @@ def apply_method(model: torch.nn.Module, args: FinetuneArgs, adapter_paths: list
     """Make the parameters of the chosen method trainable (and only those). Trainable weights are kept in float32."""
     if args.finetuning_type == "lora":
         model = apply_lora(model, args, adapter_paths)
+    elif args.finetuning_type in PROMPT_METHODS:
+        model = apply_prompt(model, args)
     elif args.finetuning_type == "freeze":
         model = apply_freeze(model, args)
     else:
@@ -32,4 +35,5 @@ def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
     return trainable, total
 
 
-__all__ = ["apply_method", "count_parameters", "load_adapters", "split_list"]
+__all__ = ["PROMPT_METHODS", "apply_method", "count_parameters", "is_prompt_adapter", "is_prompt_model",
+           "load_adapters", "split_list"]

@@ -78,11 +78,17 @@ def load_adapters(model: torch.nn.Module, paths: list[str], trainable: bool):
     (trainable when ``trainable``)."""
     from peft import PeftModel
 
+    from tuneforge.adapters.prompt import is_prompt_adapter
+
     for i, path in enumerate(paths):
         problem = check_adapter_dir(path)
         if problem:
             raise ModelError(problem, "pass the folder a LoRA run wrote (it holds adapter_config.json)")
         last = i == len(paths) - 1
+        if not last and is_prompt_adapter(path):
+            raise ModelError(f"adapter {path!r} is prompt-based (virtual tokens), which cannot be merged into the "
+                             f"base, so it can only be the last of several adapters",
+                             "list it last in adapter_name_or_path")
         model = PeftModel.from_pretrained(model, path, is_trainable=trainable and last)
         if not last:
             model = model.merge_and_unload()

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from tuneforge.adapters import load_adapters, split_list
+from tuneforge.adapters import is_prompt_model, load_adapters, split_list
 from tuneforge.config.schema import GenerateArgs
 from tuneforge.data import templates
 from tuneforge.models import load_model, load_tokenizer, resolve_model_path
@@ -43,7 +43,9 @@ class ChatEngine:
         model = load_model(path, dtype, "auto", trust_remote_code)
         if adapters:
             model = load_adapters(model, adapters, trainable=False)
-            if hasattr(model, "merge_and_unload"):
+            if is_prompt_model(model):  # virtual tokens cannot be merged into weights: decode through the adapter
+                log.choice("adapter kept unmerged", "prompt-based adapters add virtual tokens at every forward")
+            elif hasattr(model, "merge_and_unload"):
                 model = model.merge_and_unload()  # faster decoding; the files on disk are untouched
         self.model = model.to(self.device).eval()
         self.stop_ids, self.stop_strings = self._stops()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from tuneforge.adapters.prompt import is_prompt_model, logits_offset
 from tuneforge.data.encode import IGNORE
 
 LOGIT_POSTPROCESSING = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")
@@ -19,6 +20,15 @@ LOGIT_POSTPROCESSING = ("final_logit_softcapping", "logit_scale", "logits_scalin
 def _base(model: torch.nn.Module) -> torch.nn.Module:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return getattr(base, "module", base)
+
+
+def full_logits_reason(model: torch.nn.Module) -> str | None:
+    """Why the plain forward (logits on every position) must be used, or None when the gathered head is fine."""
+    if is_prompt_model(model):  # virtual tokens are added inside PeftModel.forward; the bare decoder never sees them
+        return "prompt-based methods add their virtual tokens in the adapter's forward"
+    if not supports_gathered_head(model):
+        return "this model post-processes its logits, so the head runs on every position"
+    return None
 
 
 def supports_gathered_head(model: torch.nn.Module) -> bool:
@@ -32,8 +42,11 @@ def supports_gathered_head(model: torch.nn.Module) -> bool:
         return False
 
 
-def token_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor], gathered: bool) -> tuple[torch.Tensor, int]:
-    """(sum of next-token cross-entropy over supervised positions, number of those positions)."""
+def token_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor], gathered: bool,
+                   offset: int = 0) -> tuple[torch.Tensor, int]:
+    """(sum of next-token cross-entropy over supervised positions, number of those positions).
+
+    ``offset``: virtual-token positions in front of the input in the plain forward's logits (prompt/P-Tuning)."""
     labels = batch["labels"][:, 1:]
     keep = labels != IGNORE
     n = int(keep.sum())
@@ -44,7 +57,7 @@ def token_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor], gathe
         logits = base.get_output_embeddings()(hidden[:, :-1][keep])
         return F.cross_entropy(logits.float(), labels[keep], reduction="sum"), n
     out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
-    logits = out.logits[:, :-1]
+    logits = out.logits[:, offset:-1]
     return F.cross_entropy(logits[keep].float(), labels[keep], reduction="sum"), n
 
 
@@ -54,9 +67,11 @@ class CausalLMLoss(torch.nn.Module):
     def __init__(self, model: torch.nn.Module):
         super().__init__()
         self.model = model
-        self.gathered = supports_gathered_head(model)
+        self.why_full_logits = full_logits_reason(model)
+        self.gathered = self.why_full_logits is None
+        self.offset = logits_offset(model)
 
     def forward(self, input_ids, attention_mask, labels):
         batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
-        loss, n = token_loss_sum(self.model, batch, self.gathered)
+        loss, n = token_loss_sum(self.model, batch, self.gathered, self.offset)
         return loss
