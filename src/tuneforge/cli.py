@@ -17,6 +17,8 @@ USAGE = f"""tuneforge {__version__} — fine-tune open language models
 usage:
   tuneforge train [config.yaml] [key=value | --key value ...]   train (LLaMA-Factory flags work verbatim)
   tuneforge chat --model_name_or_path M [--adapter_name_or_path A] [--prompt TEXT | --prompts FILE]
+  tuneforge export --model_name_or_path M --adapter_name_or_path A[,B] --export_dir D [--export_size GB]
+                  [--export_dtype bfloat16|float16|float32]   merge LoRA adapters, write a standalone model
   tuneforge env                                                  versions, devices, model aliases, templates
 
   Add --debug to any command to see a traceback on errors. `tuneforge train --help` lists every setting.
@@ -142,6 +144,30 @@ def interactive(engine, gen, system) -> int:
         history.append({"role": "assistant", "content": reply})
 
 
+EXPORT_GROUPS = ("model", "data", "export")
+
+
+def cmd_export(argv: list[str]) -> int:
+    from tuneforge.config import build_config, split_argv
+    from tuneforge.config.parse import did_you_mean, load_yaml
+    from tuneforge.config.schema import field_map
+
+    if any(a in ("-h", "--help") for a in argv):
+        print(USAGE)
+        return 0
+    path, values = split_argv(argv)
+    if path:
+        values = {**load_yaml(path), **values}
+    allowed = {k for k, (g, _) in field_map().items() if g in EXPORT_GROUPS}
+    bad = [k for k in values if k not in allowed]
+    if bad:
+        raise ConfigError([f"export does not take {k!r}{did_you_mean(k, sorted(allowed))}" for k in bad])
+    from tuneforge.recipes.export import run as export
+
+    export(build_config(values))
+    return 0
+
+
 def cmd_env(argv: list[str]) -> int:
     import importlib.metadata as md
     import platform
@@ -169,7 +195,7 @@ def cmd_env(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "chat": cmd_chat, "env": cmd_env}
+COMMANDS = {"train": cmd_train, "chat": cmd_chat, "export": cmd_export, "env": cmd_env}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from tuneforge.adapters.freeze import apply_freeze, apply_full
-from tuneforge.adapters.lora import apply_lora, load_adapters, split_list
+from tuneforge.adapters.lora import apply_lora, load_adapters, merge_adapters, prompt_merge_refusal, split_list
 from tuneforge.adapters.prompt import PROMPT_METHODS, apply_prompt, is_prompt_adapter, is_prompt_model
 from tuneforge.config.schema import FinetuneArgs
 from tuneforge.utils import log
@@ -36,4 +36,4 @@ def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
 
 
 __all__ = ["PROMPT_METHODS", "apply_method", "count_parameters", "is_prompt_adapter", "is_prompt_model",
-           "load_adapters", "split_list"]
+           "load_adapters", "merge_adapters", "prompt_merge_refusal", "split_list"]
