@@ -103,8 +103,16 @@ def cmd_chat(argv: list[str]) -> int:
     preflight(cfg, for_training=False)
     from tuneforge.infer.engine import ChatEngine
 
-    engine = ChatEngine(cfg.model.model_name_or_path, cfg.model.adapter_name_or_path, cfg.data.template,
-                        cfg.model.trust_remote_code)
+    import torch
+
+    from tuneforge.models.quantization import quantization_config
+
+    m = cfg.model
+    cuda_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()  # the engine's own dtype rule
+    quant = quantization_config(m.quantization_bit, m.quantization_type, m.double_quantization,
+                                torch.bfloat16 if cuda_bf16 else torch.float32)
+    engine = ChatEngine(m.model_name_or_path, m.adapter_name_or_path, cfg.data.template, m.trust_remote_code,
+                        quantization=quant)
     system = extra.get("system")
     if "prompt" in extra:
         print(engine.generate([[{"role": "user", "content": extra["prompt"]}]], cfg.generate, system)[0])

@@ -13,6 +13,11 @@ from tuneforge.utils import log
 
 def apply_method(model: torch.nn.Module, args: FinetuneArgs, adapter_paths: list[str]) -> torch.nn.Module:
     """Make the parameters of the chosen method trainable (and only those). Trainable weights are kept in float32."""
+    if getattr(model, "hf_quantizer", None) is not None:  # QLoRA: a bitsandbytes-quantized frozen base
+        from peft import prepare_model_for_kbit_training
+
+        # Freezes the base and keeps its few unquantized weights (norms, embeddings) in float32 for stable training.
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     if args.finetuning_type == "lora":
         model = apply_lora(model, args, adapter_paths)
     elif args.finetuning_type in PROMPT_METHODS:

@@ -13,6 +13,7 @@ from tuneforge.config import Config
 from tuneforge.data import templates
 from tuneforge.data.build import build_data
 from tuneforge.models import load_model, load_tokenizer, resolve_model_path, resolve_precision
+from tuneforge.models.quantization import quantization_config
 from tuneforge.recipes.preflight import preflight
 from tuneforge.train import run_dir
 from tuneforge.train.loop import train_loop
@@ -50,7 +51,9 @@ def run(cfg: Config) -> RunResult:
     mixed, dtype = resolve_precision(cfg.train.bf16, cfg.train.fp16)
     accelerator = Accelerator(mixed_precision=mixed, cpu=not torch.cuda.is_available())
     set_seed(cfg.train.seed)
-    model = load_model(model_path, dtype, cfg.model.flash_attn, cfg.model.trust_remote_code)
+    quant = quantization_config(cfg.model.quantization_bit, cfg.model.quantization_type,
+                                cfg.model.double_quantization, dtype)
+    model = load_model(model_path, dtype, cfg.model.flash_attn, cfg.model.trust_remote_code, quant)
     model.config.use_cache = False
     if cfg.train.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
