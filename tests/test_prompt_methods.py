@@ -152,3 +152,35 @@ def test_prompt_adapter_cannot_be_merged_first(tiny_model, data_dir, tmp_path):
     run(cfg_for(tiny_model, data_dir, out, "prompt", max_steps=1))
     with pytest.raises(ModelError, match="cannot be merged"):
         ChatEngine(str(tiny_model), f"{out},{out}")
+
+
+def greedy_by_forward(model, ids, n):
+    with torch.no_grad():
+        for _ in range(n):
+            nxt = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[:, -1:].argmax(-1)
+            ids = torch.cat([ids, nxt], 1)
+    return ids[:, -n:]
+
+
+# KNOWN BUG, open (found 2026-11-28, not fixed in this branch): decoding through peft 0.21's PeftModel.generate under
+# transformers 5.24 does not reproduce the adapter's own forward. On the embedded model a P-Tuning adapter answers
+# fluently by step-by-step forward ("I'm a helpful AI named SmolLM, …") but garbage through generate
+# ("I amorecab_x_x_x…"), and each generate step is very slow. Likely cause: generate's cache_position/position ids
+# ignore the virtual tokens (peft drops position_ids: "Position ids are not supported…"), so positions differ from
+# training (prefix/ptuning_v2: by num_virtual_tokens; ptuning/prompt: the prefill length). Fix: a generation loop in
+# infer/engine.py for prompt models that passes positions consistent with training. Not strict: the tiny model's
+# outputs are degenerate, so agreement can happen by chance.
+@pytest.mark.xfail(strict=False, reason="known bug: peft generate != forward for prompt-based adapters (see above)")
+@pytest.mark.parametrize("method", METHODS)
+def test_chat_generation_matches_greedy_forward(sharp_model, data_dir, tmp_path, method):
+    from tuneforge.infer.engine import ChatEngine
+
+    out = tmp_path / method
+    run(cfg_for(sharp_model, data_dir, out, method, max_steps=3, learning_rate=LR[method]))
+    engine = ChatEngine(str(sharp_model), str(out))
+    text = engine.prompt_text([{"role": "user", "content": "Who are you?"}])
+    ids = engine.tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        gen = engine.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=6,
+                                    do_sample=False, eos_token_id=None, min_new_tokens=6)
+    assert gen[:, -6:].tolist() == greedy_by_forward(engine.model, ids, 6).tolist()
