@@ -17,6 +17,8 @@ USAGE = f"""tuneforge {__version__} — fine-tune open language models
 usage:
   tuneforge train [config.yaml] [key=value | --key value ...]   train (LLaMA-Factory flags work verbatim)
   tuneforge chat --model_name_or_path M [--adapter_name_or_path A] [--prompt TEXT | --prompts FILE]
+  tuneforge export --model_name_or_path M --adapter_name_or_path A[,B] --export_dir D [--export_size GB]
+                  [--export_dtype bfloat16|float16|float32]   merge LoRA adapters, write a standalone model
   tuneforge env                                                  versions, devices, model aliases, templates
   tuneforge estimate --model_name_or_path M|config.json [--finetuning_type lora --per_device_train_batch_size 4
                      --cutoff_len 2048 --gradient_checkpointing True --method qlora4 --gpu h100 ...]
@@ -104,8 +106,16 @@ def cmd_chat(argv: list[str]) -> int:
     preflight(cfg, for_training=False)
     from tuneforge.infer.engine import ChatEngine
 
-    engine = ChatEngine(cfg.model.model_name_or_path, cfg.model.adapter_name_or_path, cfg.data.template,
-                        cfg.model.trust_remote_code)
+    import torch
+
+    from tuneforge.models.quantization import quantization_config
+
+    m = cfg.model
+    cuda_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()  # the engine's own dtype rule
+    quant = quantization_config(m.quantization_bit, m.quantization_type, m.double_quantization,
+                                torch.bfloat16 if cuda_bf16 else torch.float32)
+    engine = ChatEngine(m.model_name_or_path, m.adapter_name_or_path, cfg.data.template, m.trust_remote_code,
+                        quantization=quant)
     system = extra.get("system")
     if "prompt" in extra:
         print(engine.generate([[{"role": "user", "content": extra["prompt"]}]], cfg.generate, system)[0])
@@ -143,6 +153,30 @@ def interactive(engine, gen, system) -> int:
         print("Assistant: ", end="", flush=True)
         reply = engine.generate([history], gen, system, streamer=streamer)[0]
         history.append({"role": "assistant", "content": reply})
+
+
+EXPORT_GROUPS = ("model", "data", "export")
+
+
+def cmd_export(argv: list[str]) -> int:
+    from tuneforge.config import build_config, split_argv
+    from tuneforge.config.parse import did_you_mean, load_yaml
+    from tuneforge.config.schema import field_map
+
+    if any(a in ("-h", "--help") for a in argv):
+        print(USAGE)
+        return 0
+    path, values = split_argv(argv)
+    if path:
+        values = {**load_yaml(path), **values}
+    allowed = {k for k, (g, _) in field_map().items() if g in EXPORT_GROUPS}
+    bad = [k for k in values if k not in allowed]
+    if bad:
+        raise ConfigError([f"export does not take {k!r}{did_you_mean(k, sorted(allowed))}" for k in bad])
+    from tuneforge.recipes.export import run as export
+
+    export(build_config(values))
+    return 0
 
 
 def cmd_env(argv: list[str]) -> int:
@@ -225,7 +259,8 @@ def _liger_default() -> bool:
     return importlib.util.find_spec("liger_kernel") is not None
 
 
-COMMANDS = {"train": cmd_train, "chat": cmd_chat, "env": cmd_env, "estimate": cmd_estimate}
+COMMANDS = {"train": cmd_train, "chat": cmd_chat, "export": cmd_export, "env": cmd_env,
+            "estimate": cmd_estimate}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,15 +5,23 @@ from __future__ import annotations
 import torch
 
 from tuneforge.adapters.freeze import apply_freeze, apply_full
-from tuneforge.adapters.lora import apply_lora, load_adapters, split_list
+from tuneforge.adapters.lora import apply_lora, load_adapters, merge_adapters, prompt_merge_refusal, split_list
+from tuneforge.adapters.prompt import PROMPT_METHODS, apply_prompt, is_prompt_adapter, is_prompt_model
 from tuneforge.config.schema import FinetuneArgs
 from tuneforge.utils import log
 
 
 def apply_method(model: torch.nn.Module, args: FinetuneArgs, adapter_paths: list[str]) -> torch.nn.Module:
     """Make the parameters of the chosen method trainable (and only those). Trainable weights are kept in float32."""
+    if getattr(model, "hf_quantizer", None) is not None:  # QLoRA: a bitsandbytes-quantized frozen base
+        from peft import prepare_model_for_kbit_training
+
+        # Freezes the base and keeps its few unquantized weights (norms, embeddings) in float32 for stable training.
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     if args.finetuning_type == "lora":
         model = apply_lora(model, args, adapter_paths)
+    elif args.finetuning_type in PROMPT_METHODS:
+        model = apply_prompt(model, args)
     elif args.finetuning_type == "freeze":
         model = apply_freeze(model, args)
     else:
@@ -34,7 +42,8 @@ def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
     return trainable, total
 
 
-__all__ = ["apply_method", "count_parameters", "load_adapters", "split_list"]
+__all__ = ["PROMPT_METHODS", "apply_method", "count_parameters", "is_prompt_adapter", "is_prompt_model",
+           "load_adapters", "merge_adapters", "prompt_merge_refusal", "split_list"]
 
 
 def keep_lora_inputs_in_compute_dtype(model: torch.nn.Module) -> None:

@@ -78,11 +78,17 @@ def load_adapters(model: torch.nn.Module, paths: list[str], trainable: bool):
     (trainable when ``trainable``)."""
     from peft import PeftModel
 
+    from tuneforge.adapters.prompt import is_prompt_adapter
+
     for i, path in enumerate(paths):
         problem = check_adapter_dir(path)
         if problem:
             raise ModelError(problem, "pass the folder a LoRA run wrote (it holds adapter_config.json)")
         last = i == len(paths) - 1
+        if not last and is_prompt_adapter(path):
+            raise ModelError(f"adapter {path!r} is prompt-based (virtual tokens), which cannot be merged into the "
+                             f"base, so it can only be the last of several adapters",
+                             "list it last in adapter_name_or_path")
         model = PeftModel.from_pretrained(model, path, is_trainable=trainable and last)
         if not last:
             model = model.merge_and_unload()
@@ -98,3 +104,29 @@ def apply_lora(model: torch.nn.Module, args: FinetuneArgs, adapter_paths: list[s
         log.info(f"continuing training of adapter {adapter_paths[-1]}")
         return model
     return get_peft_model(model, lora_config(model, args))
+
+
+def merge_adapters(model: torch.nn.Module, paths: list[str]) -> torch.nn.Module:
+    """Merge LoRA-family adapters into ``model``, in order, and return the plain model."""
+    from tuneforge.adapters.prompt import is_prompt_adapter
+
+    prompt = [p for p in paths if is_prompt_adapter(p)]
+    if prompt:
+        raise ModelError(*prompt_merge_refusal(prompt[0]))
+    if not paths:
+        return model
+    model = load_adapters(model, paths, trainable=False).merge_and_unload()
+    log.info(f"merged adapter {paths[-1]} into the base")
+    return model
+
+
+def prompt_merge_refusal(path: str) -> tuple[str, str]:
+    """(message, hint) for trying to merge a prompt-based adapter."""
+    from tuneforge.adapters.prompt import adapter_method
+
+    return (f"adapter {path!r} is prompt-based ({adapter_method(path)}): it adds trained virtual tokens in front of "
+            f"every input (or into the attention cache of every layer) and changes no weight, so there is nothing to "
+            f"merge into a standalone model",
+            f"serve it as base + adapter: `tuneforge chat --model_name_or_path <base> --adapter_name_or_path {path}` "
+            f"or peft's PeftModel.from_pretrained; to get a standalone merged model, train with "
+            f"--finetuning_type lora (or full/freeze) instead")

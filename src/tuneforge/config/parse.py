@@ -16,12 +16,12 @@ from typing import Any
 import yaml
 
 from tuneforge.config.schema import (
-    GROUPS, IGNORED_KEYS, DataArgs, FinetuneArgs, GenerateArgs, ModelArgs, TrainArgs, field_map,
+    GROUPS, IGNORED_KEYS, DataArgs, ExportArgs, FinetuneArgs, GenerateArgs, ModelArgs, TrainArgs, field_map,
 )
 from tuneforge.errors import ConfigError, TuneforgeError
 
 # Other names users type for the same key (ChatGLM's, older LLaMA-Factory's).
-KEY_ALIASES = {"lora_r": "lora_rank", "evaluation_steps": "eval_steps"}
+KEY_ALIASES = {"lora_r": "lora_rank", "evaluation_steps": "eval_steps", "pre_seq_len": "num_virtual_tokens"}
 TRUE = {"true", "1", "yes", "y", "on"}
 FALSE = {"false", "0", "no", "n", "off"}
 
@@ -33,6 +33,7 @@ class Config:
     finetune: FinetuneArgs = field(default_factory=FinetuneArgs)
     train: TrainArgs = field(default_factory=TrainArgs)
     generate: GenerateArgs = field(default_factory=GenerateArgs)
+    export: ExportArgs = field(default_factory=ExportArgs)
     explicit: set = field(default_factory=set)  # keys the user set (file, overrides or flags)
     ignored: dict = field(default_factory=dict)  # accepted-but-ignored compatibility keys → reason
 

@@ -20,7 +20,7 @@ def opt(default: Any, help: str, choices: tuple[str, ...] | None = None, **extra
     return field(default=default, metadata=meta)
 
 
-FINETUNING_TYPES = ("full", "freeze", "lora")
+FINETUNING_TYPES = ("full", "freeze", "lora", "prefix", "ptuning", "ptuning_v2", "prompt")
 STAGES = ("sft", "pt")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adamw_8bit", "paged_adamw_8bit", "sgd")
@@ -42,6 +42,12 @@ class ModelArgs:
     enable_liger_kernel: bool | None = opt(
         None, "Liger-Kernel fused RMSNorm, RoPE, SwiGLU and linear+cross-entropy (CUDA). Default: on where "
               "liger-kernel is installed and supports the architecture.")
+    # QLoRA
+    quantization_bit: int | None = opt(
+        None, "Load the frozen base weights quantized to 4 or 8 bits (QLoRA; needs bitsandbytes).")
+    quantization_method: str = opt("bnb", "Quantization backend: bnb (bitsandbytes).", ("bnb",))
+    quantization_type: str = opt("nf4", "4-bit data type: nf4 (normal float) or fp4.", ("nf4", "fp4"))
+    double_quantization: bool = opt(True, "4-bit: also quantize the quantization constants (saves ~0.4 bit/param).")
 
 
 @dataclass
@@ -75,8 +81,10 @@ class FinetuneArgs:
     """What is trained: the stage and the fine-tuning method with its options."""
 
     stage: str = opt("sft", "Training stage: sft (supervised fine-tuning) or pt (continued pre-training).", STAGES)
-    finetuning_type: str = opt("lora", "Method: full, freeze (train the last layers only) or lora.",
-                               FINETUNING_TYPES)
+    finetuning_type: str = opt(
+        "lora", "Method: full, freeze (train the last layers only), lora, or a prompt-based method: prefix (prefix "
+                "tuning), ptuning (P-Tuning), ptuning_v2 (deep prompt tuning) or prompt (prompt tuning).",
+        FINETUNING_TYPES)
     # freeze
     freeze_trainable_layers: int = opt(
         2, "freeze: number of trainable layers; positive = the last N layers, negative = the first N.")
@@ -97,6 +105,17 @@ class FinetuneArgs:
     loraplus_lr_ratio: float | None = opt(None, "lora: LoRA+ — learning rate of B = ratio × learning_rate (e.g. 16).")
     pissa_init: bool = opt(False, "lora: initialise the adapter from the principal singular vectors (PiSSA).")
     pissa_iter: int = opt(16, "lora: fast-SVD iterations for PiSSA; -1 for a full SVD.")
+    # prompt-based: prefix, ptuning, ptuning_v2, prompt
+    num_virtual_tokens: int = opt(20, "prefix/ptuning/ptuning_v2/prompt: number of trainable virtual tokens "
+                                      "(alias: pre_seq_len).")
+    prefix_projection: bool | None = opt(
+        None, "prefix/ptuning_v2: produce the prefixes through a trainable MLP (reparameterisation). Default: on "
+              "for prefix, off for ptuning_v2.")
+    encoder_hidden_size: int | None = opt(
+        None, "ptuning, and prefix/ptuning_v2 with prefix_projection: hidden size of the prompt encoder MLP "
+              "(default: the model's hidden size).")
+    prompt_tuning_init_text: str | None = opt(
+        None, "prompt: initialise the virtual tokens from the embeddings of this text (default: random).")
 
 
 @dataclass
@@ -156,12 +175,22 @@ class GenerateArgs:
     repetition_penalty: float | None = opt(None, "Penalty > 1 discourages repeating tokens.")
 
 
+@dataclass
+class ExportArgs:
+    """`tuneforge export`: merge LoRA adapters into the base and write a standalone model folder."""
+
+    export_dir: str | None = opt(None, "export: folder to write the merged model to.")
+    export_size: float = opt(5.0, "export: maximum size of one safetensors shard, in GB.")
+    export_dtype: str = opt("bfloat16", "export: dtype of the written weights.", ("bfloat16", "float16", "float32"))
+
+
 GROUPS: dict[str, type] = {
     "model": ModelArgs,
     "data": DataArgs,
     "finetune": FinetuneArgs,
     "train": TrainArgs,
     "generate": GenerateArgs,
+    "export": ExportArgs,
 }
 
 # Keys that LLaMA-Factory/transformers configs commonly carry and that have no effect here. They are accepted so that

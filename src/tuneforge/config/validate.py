@@ -7,6 +7,10 @@ from tuneforge.config.parse import Config
 LORA_ONLY = ("lora_rank", "lora_alpha", "lora_dropout", "lora_target", "additional_target", "use_rslora",
              "use_dora", "loraplus_lr_ratio", "pissa_init", "pissa_iter")
 FREEZE_ONLY = ("freeze_trainable_layers", "freeze_trainable_modules", "freeze_extra_modules")
+PROMPT_METHODS = ("prefix", "ptuning", "ptuning_v2", "prompt")
+PROMPT_ONLY = {"num_virtual_tokens": PROMPT_METHODS, "prefix_projection": ("prefix", "ptuning_v2"),
+               "encoder_hidden_size": ("prefix", "ptuning", "ptuning_v2"), "prompt_tuning_init_text": ("prompt",)}
+QUANT_BITS = (4, 8)
 
 
 def changed(cfg: Config) -> set[str]:
@@ -81,6 +85,7 @@ def validate(cfg: Config, for_training: bool = True) -> list[str]:
         if m.adapter_name_or_path and for_training:
             p.append(f"adapter_name_or_path continues a LoRA adapter, but finetuning_type is {ft.finetuning_type}: "
                      f"use --finetuning_type lora, or pass the trained model folder as model_name_or_path")
+    problems_prompt_and_quant(cfg, p)
     if ft.finetuning_type != "freeze":
         set_freeze = [k for k in FREEZE_ONLY if k in user_set]
         if set_freeze:
@@ -90,3 +95,32 @@ def validate(cfg: Config, for_training: bool = True) -> list[str]:
         need(ft.freeze_trainable_layers != 0, "freeze_trainable_layers must not be 0 (positive: last N layers, "
                                               "negative: first N layers)")
     return p
+
+
+def problems_prompt_and_quant(cfg: Config, p: list[str]) -> None:
+    m, ft = cfg.model, cfg.finetune
+    method = ft.finetuning_type
+    user_set = changed(cfg)
+    for key, methods in PROMPT_ONLY.items():
+        if key in user_set and method not in methods:
+            p.append(f"{key} only applies to finetuning_type {' / '.join(methods)}, but finetuning_type is {method}: "
+                     f"remove it or choose one of those methods")
+    if method in PROMPT_METHODS:
+        if ft.num_virtual_tokens <= 0:
+            p.append(f"num_virtual_tokens (pre_seq_len) must be ≥ 1, got {ft.num_virtual_tokens}: it is the number "
+                     f"of trainable virtual tokens, e.g. 20")
+        if ft.encoder_hidden_size is not None and ft.encoder_hidden_size < 1:
+            p.append(f"encoder_hidden_size must be ≥ 1 (or unset for the model's hidden size), got "
+                     f"{ft.encoder_hidden_size}")
+        projection = ft.prefix_projection if ft.prefix_projection is not None else method == "prefix"
+        if "encoder_hidden_size" in user_set and method in ("prefix", "ptuning_v2") and not projection:
+            p.append(f"encoder_hidden_size sizes the prefix_projection MLP, which is off for {method}: "
+                     f"add --prefix_projection True or drop encoder_hidden_size")
+    if m.quantization_bit is not None:
+        if m.quantization_bit not in QUANT_BITS:
+            p.append(f"quantization_bit must be 4 or 8 (bitsandbytes), got {m.quantization_bit}; "
+                     f"leave it unset to load the model unquantized")
+        if method in ("full", "freeze"):
+            p.append(f"quantization_bit (QLoRA) trains an adapter on a frozen quantized base, but finetuning_type is "
+                     f"{method}, which updates the base weights themselves and cannot update quantized weights: use "
+                     f"--finetuning_type lora (or a prompt-based method), or drop quantization_bit")

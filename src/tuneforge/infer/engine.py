@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from tuneforge.adapters import load_adapters, split_list
+from tuneforge.adapters import is_prompt_model, load_adapters, split_list
 from tuneforge.config.schema import GenerateArgs
 from tuneforge.data import templates
 from tuneforge.models import load_model, load_tokenizer, resolve_model_path
@@ -24,7 +24,7 @@ def _has_tokenizer(path: str) -> bool:
 
 class ChatEngine:
     def __init__(self, model_name_or_path: str, adapter_name_or_path: str | None = None, template: str = "auto",
-                 trust_remote_code: bool = False, device: str | None = None):
+                 trust_remote_code: bool = False, device: str | None = None, quantization=None):
         path = resolve_model_path(model_name_or_path)
         adapters = split_list(adapter_name_or_path)
         # The last adapter folder's tokenizer holds the chat template used in training.
@@ -40,12 +40,17 @@ class ChatEngine:
             self.fmt = templates.install(self.tokenizer, template)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if self.device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
-        model = load_model(path, dtype, "auto", trust_remote_code)
+        model = load_model(path, dtype, "auto", trust_remote_code, quantization)
         if adapters:
             model = load_adapters(model, adapters, trainable=False)
-            if hasattr(model, "merge_and_unload"):
+            if is_prompt_model(model):  # virtual tokens cannot be merged into weights: decode through the adapter
+                log.choice("adapter kept unmerged", "prompt-based adapters add virtual tokens at every forward")
+            elif quantization is not None:
+                log.choice("adapter kept unmerged", "merging into quantized weights would round the adapter away")
+            elif hasattr(model, "merge_and_unload"):
                 model = model.merge_and_unload()  # faster decoding; the files on disk are untouched
-        self.model = model.to(self.device).eval()
+        # A quantized model is placed on its device while loading (bitsandbytes quantizes there).
+        self.model = (model if quantization is not None else model.to(self.device)).eval()
         self.stop_ids, self.stop_strings = self._stops()
 
     def _stops(self) -> tuple[list[int], list[str]]:

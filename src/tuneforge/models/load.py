@@ -170,13 +170,20 @@ def load_tokenizer(path: Path | str, trust_remote_code: bool = False):
     return tok
 
 
-def load_model(path: Path | str, dtype, attention: str = "auto", trust_remote_code: bool = False):
+def load_model(path: Path | str, dtype, attention: str = "auto", trust_remote_code: bool = False,
+               quantization=None):
+    """``quantization``: a BitsAndBytesConfig from models.quantization (the model is then placed while loading)."""
     from transformers import AutoModelForCausalLM
 
+    extra = {}
+    if quantization is not None:
+        from tuneforge.models.quantization import device_map_for_quantized
+
+        extra = {"quantization_config": quantization, "device_map": device_map_for_quantized()}
     try:
         return AutoModelForCausalLM.from_pretrained(
             str(path), dtype=dtype, attn_implementation=pick_attention(attention),
-            trust_remote_code=trust_remote_code)
+            trust_remote_code=trust_remote_code, **extra)
     except ValueError as e:
         if "trust_remote_code" in str(e):
             raise ModelError(f"{path}: this model needs its own code to load",

@@ -8,6 +8,7 @@ from tuneforge.data.catalog import check_datasets
 from tuneforge.data.templates import check_template
 from tuneforge.errors import ConfigError
 from tuneforge.models import check_model
+from tuneforge.models.quantization import check_bitsandbytes
 from tuneforge.utils import log
 
 
@@ -18,6 +19,10 @@ def preflight(cfg: Config, for_training: bool = True) -> None:
             problems.append(p)
     for path in split_list(cfg.model.adapter_name_or_path):
         p = check_adapter_dir(path)
+        if p:
+            problems.append(p)
+    if for_training and cfg.model.quantization_bit in (4, 8):
+        p = check_bitsandbytes()
         if p:
             problems.append(p)
     if for_training and cfg.train.do_train:

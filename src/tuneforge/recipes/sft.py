@@ -15,6 +15,7 @@ from tuneforge.data.build import build_data
 from tuneforge.data.packing import pack_for_training, resolve_packing
 from tuneforge.models import load_model, load_tokenizer, resolve_model_path, resolve_precision
 from tuneforge.models.kernels import apply_liger, compile_layers
+from tuneforge.models.quantization import quantization_config
 from tuneforge.recipes.preflight import preflight
 from tuneforge.train import run_dir
 from tuneforge.train.loop import train_loop
@@ -56,7 +57,9 @@ def run(cfg: Config) -> RunResult:
     mixed, dtype = resolve_precision(cfg.train.bf16, cfg.train.fp16)
     accelerator = Accelerator(mixed_precision=mixed, cpu=not torch.cuda.is_available())
     set_seed(cfg.train.seed)
-    model = load_model(model_path, dtype, cfg.model.flash_attn, cfg.model.trust_remote_code)
+    quant = quantization_config(cfg.model.quantization_bit, cfg.model.quantization_type,
+                                cfg.model.double_quantization, dtype)
+    model = load_model(model_path, dtype, cfg.model.flash_attn, cfg.model.trust_remote_code, quant)
     model.config.use_cache = False
     if cfg.train.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

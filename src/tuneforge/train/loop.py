@@ -77,7 +77,7 @@ def train_loop(model, train: list[Sample], evals: list[Sample], args: TrainArgs,
                  f"{state['micro']})")
     loss_module = CausalLMLoss(model, fused_ce)
     if not loss_module.gathered:
-        log.choice("loss=full logits", "this model post-processes its logits, so the head runs on every position")
+        log.choice("loss=full logits", loss_module.why_full_logits)
     loss_module, optimizer = accelerator.prepare(loss_module, optimizer)
     params = [p for p in model.parameters() if p.requires_grad]
     metrics = MetricsWriter(out, args.report_to, state["step"], enabled=accelerator.is_main_process)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from tuneforge.adapters.prompt import is_prompt_model, logits_offset
 from tuneforge.data.encode import IGNORE
 
 LOGIT_POSTPROCESSING = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")
@@ -32,6 +33,15 @@ def supports_gathered_head(model: torch.nn.Module) -> bool:
         return False
 
 
+def full_logits_reason(model: torch.nn.Module) -> str | None:
+    """Why the plain forward (logits on every position) must be used, or None when the gathered head is fine."""
+    if is_prompt_model(model):  # virtual tokens are added inside PeftModel.forward; the bare decoder never sees them
+        return "prompt-based methods add their virtual tokens in the adapter's forward"
+    if not supports_gathered_head(model):
+        return "this model post-processes its logits, so the head runs on every position"
+    return None
+
+
 def _varlen_attention(model: torch.nn.Module) -> bool:
     return "flash" in str(getattr(getattr(_base(model), "config", None), "_attn_implementation", ""))
 
@@ -44,12 +54,13 @@ def flatten_packed(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def token_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor], gathered: bool,
-                   fused_ce: torch.nn.Module | None = None) -> tuple[torch.Tensor, int]:
+                   fused_ce: torch.nn.Module | None = None, offset: int = 0) -> tuple[torch.Tensor, int]:
     """(sum of next-token cross-entropy over supervised positions, number of those positions).
 
     A batch with ``position_ids`` is packed (data/packing.py): the attention mask is left out so that transformers
     derives the per-sample causal mask from the position restarts. ``fused_ce`` (Liger's linear+cross-entropy, sum
-    reduction) replaces the head projection and the loss with a chunked kernel that never materialises logits."""
+    reduction) replaces the head projection and the loss with a chunked kernel that never materialises logits.
+    ``offset``: virtual-token positions in front of the input in the plain forward's logits (prompt/P-Tuning)."""
     if batch.get("position_ids") is not None and batch["input_ids"].shape[0] > 1 and _varlen_attention(model):
         batch = flatten_packed(batch)
     labels = batch["labels"][:, 1:]
@@ -70,7 +81,7 @@ def token_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor], gathe
         logits = head(hidden[:, :-1][keep])
         return F.cross_entropy(logits.float(), labels[keep], reduction="sum"), n
     out = model(**inputs)
-    logits = out.logits[:, :-1]
+    logits = out.logits[:, offset:-1]
     return F.cross_entropy(logits[keep].float(), labels[keep], reduction="sum"), n
 
 
@@ -80,7 +91,9 @@ class CausalLMLoss(torch.nn.Module):
     def __init__(self, model: torch.nn.Module, fused_ce: bool = False):
         super().__init__()
         self.model = model
-        self.gathered = supports_gathered_head(model)
+        self.why_full_logits = full_logits_reason(model)
+        self.gathered = self.why_full_logits is None
+        self.offset = logits_offset(model)
         self.fused_ce = None
         if fused_ce and self.gathered:
             from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
@@ -91,5 +104,5 @@ class CausalLMLoss(torch.nn.Module):
         batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
         if position_ids is not None:
             batch["position_ids"] = position_ids
-        loss, n = token_loss_sum(self.model, batch, self.gathered, self.fused_ce)
+        loss, n = token_loss_sum(self.model, batch, self.gathered, self.fused_ce, self.offset)
         return loss
