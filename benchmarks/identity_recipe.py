@@ -1,7 +1,7 @@
 """Score one identity recipe on the embedded model: train it, then measure the new name's hit rate on held-out
 identity questions (English and Chinese) and the retention of general answers the base model gets right.
 
-    python benchmarks/identity_recipe.py OUT_DIR [tuneforge train flags...]
+    python benchmarks/identity_recipe.py OUT_DIR [CONFIG.yaml] [tuneforge train flags...]
 e.g.
     python benchmarks/identity_recipe.py /tmp/r1 --dataset identity,general --lora_target all \
         --learning_rate 2e-3 --num_train_epochs 2 --per_device_train_batch_size 8 --lr_scheduler_type cosine
@@ -25,13 +25,20 @@ NAME = "Nimbus"
 
 def main() -> None:
     out, flags = sys.argv[1], sys.argv[2:]
+    base_cache = None  # --base_answers FILE: reuse the base model's general answers between runs
+    if "--base_answers" in flags:
+        i = flags.index("--base_answers")
+        base_cache = Path(flags[i + 1])
+        del flags[i: i + 2]
     t0 = time.time()
     if "--skip_train" in flags:
         flags.remove("--skip_train")
     else:
-        subprocess.run([sys.executable, "-m", "tuneforge", "train", "--model_name_or_path", "smollm2", "--output_dir",
-                        out, "--overwrite_output_dir", "True", "--dataset_vars", f"name={NAME},author=Orchard Labs",
-                        *flags], check=True, capture_output=True, text=True)
+        # A YAML config, if given, must come first; the flags after it override it.
+        cfg = [flags.pop(0)] if flags and flags[0].endswith((".yaml", ".yml")) else []
+        subprocess.run([sys.executable, "-m", "tuneforge", "train", *cfg, "--model_name_or_path", "smollm2",
+                        "--output_dir", out, "--overwrite_output_dir", "True", "--dataset_vars",
+                        f"name={NAME},author=Orchard Labs", *flags], check=True, capture_output=True, text=True)
     train_wall = time.time() - t0
     identity = json.loads((DATA / "identity_heldout.json").read_text())
     general = json.loads((DATA / "general_heldout.json").read_text())
@@ -40,7 +47,12 @@ def main() -> None:
     def ask(engine, qs):
         return engine.generate([[{"role": "user", "content": q}] for q in qs], gen, batch_size=25)
 
-    base = ask(ChatEngine("smollm2"), [g["question"] for g in general])
+    if base_cache is not None and base_cache.is_file():
+        base = json.loads(base_cache.read_text())
+    else:
+        base = ask(ChatEngine("smollm2"), [g["question"] for g in general])
+        if base_cache is not None:
+            base_cache.write_text(json.dumps(base, ensure_ascii=False))
     # A LoRA run leaves an adapter; full/freeze runs leave a whole model.
     tuned = ChatEngine("smollm2", out) if (Path(out) / "adapter_config.json").is_file() else ChatEngine(out)
     report = score(NAME, [q["question"] for q in identity], ask(tuned, [q["question"] for q in identity]), general,

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from tuneforge.config.schema import FinetuneArgs
+from tuneforge.config.validate import LAYER_SPEC_HELP, parse_layer_spec
 from tuneforge.errors import ConfigError, ModelError
 from tuneforge.utils import log
 
@@ -42,6 +43,20 @@ def resolve_targets(model: torch.nn.Module, args: FinetuneArgs) -> list[str]:
     return wanted
 
 
+def resolve_layers(model: torch.nn.Module, args: FinetuneArgs) -> list[int] | None:
+    if args.lora_layers is None:
+        return None
+    n = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+    try:
+        layers = parse_layer_spec(args.lora_layers, n)
+    except ValueError as e:
+        raise ConfigError([f"lora_layers={args.lora_layers!r}: {e}; {LAYER_SPEC_HELP}"]) from None
+    if layers is not None:
+        log.choice(f"lora_layers={layers[0]}..{layers[-1]} ({len(layers)} of {n})",
+                   f"asked; the backward pass stops at layer {layers[0]} (nothing below it is trained)")
+    return layers
+
+
 def lora_config(model: torch.nn.Module, args: FinetuneArgs):
     from peft import LoraConfig, TaskType
 
@@ -61,7 +76,7 @@ def lora_config(model: torch.nn.Module, args: FinetuneArgs):
     return LoraConfig(
         task_type=TaskType.CAUSAL_LM, r=args.lora_rank, lora_alpha=alpha, lora_dropout=args.lora_dropout,
         target_modules=resolve_targets(model, args), modules_to_save=extra or None, use_rslora=args.use_rslora,
-        use_dora=args.use_dora, init_lora_weights=init)
+        use_dora=args.use_dora, init_lora_weights=init, layers_to_transform=resolve_layers(model, args))
 
 
 def check_adapter_dir(path: str) -> str | None:

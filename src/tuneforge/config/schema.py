@@ -98,6 +98,10 @@ class FinetuneArgs:
     lora_alpha: float | None = opt(None, "lora: scaling alpha; default 2 × lora_rank.")
     lora_dropout: float = opt(0.0, "lora: dropout on the adapter input.")
     lora_target: str = opt("all", "lora: modules to adapt (comma list, e.g. q_proj,v_proj) or `all` linear layers.")
+    lora_layers: str | None = opt(
+        None, "lora: decoder layers that get adapters — a count N (the last N layers; -N: the first N) or indices and "
+              "ranges (e.g. 20-29). Default: every layer. Adapting only the upper layers also stops the backward "
+              "pass there, which makes each step cheaper.")
     additional_target: str | None = opt(
         None, "lora: modules trained fully and saved with the adapter (comma list, e.g. embed_tokens,lm_head).")
     use_rslora: bool = opt(False, "lora: rank-stabilised scaling alpha/sqrt(r) instead of alpha/r.")
@@ -154,6 +158,10 @@ class TrainArgs:
                "layer inputs) and bring them back when needed. CUDA only.")
     group_by_length: bool = opt(False, "Batch samples of similar length together (unpacked runs) to keep padding "
                                        "small; batch order stays shuffled.")
+    shared_prefix: bool | None = opt(
+        None, "Run the prefix that every row of an unpacked batch shares (e.g. the system prompt) through the model "
+              "once per batch instead of once per row; exact, same loss and gradients. Default: on where supported "
+              "(full attention in every layer, no gradient checkpointing).")
     torch_compile: bool = opt(False, "Compile each decoder layer with torch.compile (CUDA).")
     report_to: str = opt("none", "Also log to: none or tensorboard.", REPORTERS)
     resume_from_checkpoint: str | None = opt(

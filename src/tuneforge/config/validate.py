@@ -2,15 +2,49 @@
 
 from __future__ import annotations
 
+import re
+
 from tuneforge.config.parse import Config
 
-LORA_ONLY = ("lora_rank", "lora_alpha", "lora_dropout", "lora_target", "additional_target", "use_rslora",
-             "use_dora", "loraplus_lr_ratio", "pissa_init", "pissa_iter")
+LORA_ONLY = ("lora_rank", "lora_alpha", "lora_dropout", "lora_target", "lora_layers", "additional_target",
+             "use_rslora", "use_dora", "loraplus_lr_ratio", "pissa_init", "pissa_iter")
 FREEZE_ONLY = ("freeze_trainable_layers", "freeze_trainable_modules", "freeze_extra_modules")
 PROMPT_METHODS = ("prefix", "ptuning", "ptuning_v2", "prompt")
 PROMPT_ONLY = {"num_virtual_tokens": PROMPT_METHODS, "prefix_projection": ("prefix", "ptuning_v2"),
                "encoder_hidden_size": ("prefix", "ptuning", "ptuning_v2"), "prompt_tuning_init_text": ("prompt",)}
 QUANT_BITS = (4, 8)
+
+
+LAYER_SPEC_HELP = ("give a count N (the last N layers), -N (the first N layers), or indices and ranges such as "
+                   "20-29 or 0,2,4-6")
+
+
+def parse_layer_spec(spec: str | int, num_layers: int | None) -> list[int] | None:
+    """`lora_layers` → sorted layer indices (None: every layer). With ``num_layers`` None only the syntax is checked."""
+    text = str(spec).strip().replace(" ", "")
+    if text in ("", "all"):
+        return None
+    if re.fullmatch(r"-?\d+", text):
+        n = int(text)
+        if n == 0:
+            raise ValueError("0 layers would train nothing")
+        if num_layers is None:
+            return []
+        if abs(n) > num_layers:
+            raise ValueError(f"asks for {abs(n)} layers but the model has {num_layers} (0–{num_layers - 1})")
+        return list(range(num_layers - n, num_layers)) if n > 0 else list(range(-n))
+    out: set[int] = set()
+    for part in text.split(","):
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m:
+            raise ValueError(f"cannot read {part!r}")
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        if hi < lo:
+            raise ValueError(f"range {part!r} runs backwards")
+        if num_layers is not None and hi >= num_layers:
+            raise ValueError(f"layer {hi} does not exist: the model has {num_layers} layers (0–{num_layers - 1})")
+        out.update(range(lo, hi + 1))
+    return sorted(out)
 
 
 def changed(cfg: Config) -> set[str]:
@@ -73,6 +107,11 @@ def validate(cfg: Config, for_training: bool = True) -> list[str]:
         need(ft.lora_alpha is None or ft.lora_alpha > 0, f"lora_alpha must be > 0, got {ft.lora_alpha}")
         need(0 <= ft.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {ft.lora_dropout}")
         need(bool(ft.lora_target.strip()), "lora_target is empty: give module names (q_proj,v_proj) or `all`")
+        if ft.lora_layers is not None:
+            try:
+                parse_layer_spec(ft.lora_layers, None)
+            except ValueError as e:
+                p.append(f"lora_layers={ft.lora_layers!r}: {e}; {LAYER_SPEC_HELP}")
         need(ft.loraplus_lr_ratio is None or ft.loraplus_lr_ratio > 0,
              f"loraplus_lr_ratio must be > 0, got {ft.loraplus_lr_ratio}")
         if ft.pissa_init and m.adapter_name_or_path:

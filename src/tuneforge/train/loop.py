@@ -75,9 +75,13 @@ def train_loop(model, train: list[Sample], evals: list[Sample], args: TrainArgs,
         state.update(load_checkpoint(resume, model, optimizer, schedule))
         log.info(f"resumed from {resume} at step {state['step']} (epoch {state['epoch']}, micro-batch "
                  f"{state['micro']})")
-    loss_module = CausalLMLoss(model, fused_ce)
+    loss_module = CausalLMLoss(model, fused_ce, args.shared_prefix)
     if not loss_module.gathered:
         log.choice("loss=full logits", loss_module.why_full_logits)
+    if loss_module.shared_prefix:
+        log.choice("shared_prefix=on", "the prefix all rows of a batch share (system prompt) runs once per batch")
+    elif args.shared_prefix is None and loss_module.why_no_shared_prefix:
+        log.choice("shared_prefix=off", loss_module.why_no_shared_prefix)
     loss_module, optimizer = accelerator.prepare(loss_module, optimizer)
     params = [p for p in model.parameters() if p.requires_grad]
     metrics = MetricsWriter(out, args.report_to, state["step"], enabled=accelerator.is_main_process)
