@@ -53,14 +53,18 @@ rows = [{"input_ids": s.input_ids, "attention_mask": [1] * len(s.input_ids), "la
 model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
 ft = cfg.finetune
 targets = "all-linear" if ft.lora_target == "all" else ft.lora_target.split(",")
+from tuneforge.config.validate import parse_layer_spec
+layers = parse_layer_spec(ft.lora_layers, model.config.num_hidden_layers) if ft.lora_layers else None
 model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=ft.lora_rank, lora_alpha=ft.lora_alpha or 2 * ft.lora_rank,
-                                         lora_dropout=ft.lora_dropout, target_modules=targets))
+                                         lora_dropout=ft.lora_dropout, target_modules=targets,
+                                         layers_to_transform=layers))
 t = cfg.train
 args = TrainingArguments(output_dir=sys.argv[2], per_device_train_batch_size=t.per_device_train_batch_size,
                          gradient_accumulation_steps=t.gradient_accumulation_steps, learning_rate=t.learning_rate,
                          num_train_epochs=t.num_train_epochs, lr_scheduler_type=t.lr_scheduler_type,
                          logging_steps=t.logging_steps, save_strategy="no", report_to=[], seed=t.seed,
-                         use_cpu=not torch.cuda.is_available(), disable_tqdm=True)
+                         use_cpu=not torch.cuda.is_available(), disable_tqdm=True,
+                         **({"train_sampling_strategy": "group_by_length"} if t.group_by_length else {}))
 trainer = Trainer(model=model, args=args, train_dataset=rows,
                   data_collator=DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100))
 t1 = time.time()
