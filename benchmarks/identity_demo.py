@@ -52,7 +52,9 @@ data = build_data(cfg.data, "sft", tok, fmt, cfg.train.seed)
 rows = [{"input_ids": s.input_ids, "attention_mask": [1] * len(s.input_ids), "labels": s.labels} for s in data.train]
 model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
 ft = cfg.finetune
-targets = "all-linear" if ft.lora_target == "all" else ft.lora_target.split(",")
+from tuneforge.adapters.lora import linear_module_names
+# peft's "all-linear" cannot be combined with layers_to_transform: name the linear layers instead (same set).
+targets = linear_module_names(model) if ft.lora_target == "all" else ft.lora_target.split(",")
 from tuneforge.config.validate import parse_layer_spec
 layers = parse_layer_spec(ft.lora_layers, model.config.num_hidden_layers) if ft.lora_layers else None
 model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=ft.lora_rank, lora_alpha=ft.lora_alpha or 2 * ft.lora_rank,
