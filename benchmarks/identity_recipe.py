@@ -15,8 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from tuneforge.config.schema import GenerateArgs
-from tuneforge.eval.identity import score
+from tuneforge.eval.identity import HeldOut, base_replies, engine_for, evaluate
 from tuneforge.infer.engine import ChatEngine
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
@@ -40,23 +39,15 @@ def main() -> None:
                         "--output_dir", out, "--overwrite_output_dir", "True", "--dataset_vars",
                         f"name={NAME},author=Orchard Labs", *flags], check=True, capture_output=True, text=True)
     train_wall = time.time() - t0
-    identity = json.loads((DATA / "identity_heldout.json").read_text())
-    general = json.loads((DATA / "general_heldout.json").read_text())
-    gen = GenerateArgs(max_new_tokens=40)
-
-    def ask(engine, qs):
-        return engine.generate([[{"role": "user", "content": q}] for q in qs], gen, batch_size=25)
-
+    heldout = HeldOut.load(DATA)
     if base_cache is not None and base_cache.is_file():
         base = json.loads(base_cache.read_text())
     else:
-        base = ask(ChatEngine("smollm2"), [g["question"] for g in general])
+        base = base_replies(ChatEngine("smollm2"), heldout)
         if base_cache is not None:
             base_cache.write_text(json.dumps(base, ensure_ascii=False))
     # A LoRA run leaves an adapter; full/freeze runs leave a whole model.
-    tuned = ChatEngine("smollm2", out) if (Path(out) / "adapter_config.json").is_file() else ChatEngine(out)
-    report = score(NAME, [q["question"] for q in identity], ask(tuned, [q["question"] for q in identity]), general,
-                   base, ask(tuned, [g["question"] for g in general]))
+    report = evaluate(engine_for(out, "smollm2"), NAME, heldout, base)
     s = json.loads((Path(out) / "run_summary.json").read_text())
     print(json.dumps({"flags": " ".join(flags), "train_command_s": round(train_wall, 1),
                       "train_loop_s": s["train_seconds"], "tokens_per_s": s["tokens_per_s"],

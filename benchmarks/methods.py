@@ -1,15 +1,16 @@
 """Compare fine-tuning methods on the identity task on the embedded model (SmolLM2-135M-Instruct).
 
-Every method trains on the same data with the same schedule as examples/identity_lora.yaml (identity + general,
-2 epochs, batch 8, cosine, cutoff 256, seed 42); only the method flags and the learning rate (chosen for the family)
-differ. Each training runs in its own process, one after the other. Per method it reports: trainable parameters,
-peak RAM of the training process, wall time of the training command, final loss, identity hit rate on 45 held-out
-re-worded questions and retention of the 41 general answers the base model gets right (src/tuneforge/eval/identity.py).
+Every method trains on the data and schedule of examples/identity_lora.yaml, read when the script starts (dataset,
+dataset_vars, template, cutoff_len, epochs, batch, scheduler, seed); only the method flags and the learning rate
+(chosen for the family) differ. Each training runs in its own process. Per method it reports: trainable parameters,
+peak RAM (the training process's high-water RSS), wall time of the training command and of its loop, final loss,
+identity hit rate on 45 held-out re-worded questions and retention of the general answers the base model gets right
+(tuneforge.eval.identity).
 
-    python benchmarks/methods.py OUT_DIR [--only lora,prefix,...] [--json results.json]
+    python benchmarks/methods.py OUT_DIR [--only lora,prefix,...] [--num_train_epochs N] [--json results.json]
 
-The base model's general answers are computed once per invocation. Results are appended to OUT_DIR/results.jsonl as
-each method finishes, so a partial run still leaves its numbers.
+The base model's general answers are computed once and cached in OUT_DIR/base_replies.json. Results are appended to
+OUT_DIR/results.jsonl as each method finishes, so a partial run still leaves its numbers.
 """
 
 from __future__ import annotations
@@ -24,11 +25,25 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
-NAME = "Nimbus"
-COMMON = ["--model_name_or_path", "smollm2-135m-instruct", "--dataset", "identity,general", "--dataset_vars",
-          f"name={NAME},author=Orchard Labs", "--template", "auto", "--cutoff_len", "256", "--num_train_epochs", "2",
-          "--per_device_train_batch_size", "8", "--lr_scheduler_type", "cosine", "--logging_steps", "5",
-          "--save_steps", "0", "--seed", "42", "--overwrite_output_dir", "True"]
+RECIPE = ROOT / "examples" / "identity_lora.yaml"
+RECIPE_KEYS = ("model_name_or_path", "dataset", "template", "cutoff_len", "num_train_epochs",
+               "per_device_train_batch_size", "gradient_accumulation_steps", "lr_scheduler_type", "seed")
+
+
+def recipe_flags(epochs: float | None) -> tuple[list[str], str, str]:
+    """(shared `tuneforge train` flags, base model, the new name) from examples/identity_lora.yaml."""
+    from tuneforge.config.parse import load_yaml
+
+    y = load_yaml(RECIPE)
+    if epochs is not None:
+        y["num_train_epochs"] = epochs
+    flags = [x for k in RECIPE_KEYS if k in y for x in (f"--{k}", str(y[k]))]
+    vars_ = y.get("dataset_vars") or {}
+    flags += ["--dataset_vars", ",".join(f"{k}={v}" for k, v in vars_.items())] if vars_ else []
+    flags += ["--logging_steps", "5", "--save_steps", "0", "--overwrite_output_dir", "True"]
+    return flags, str(y["model_name_or_path"]), str(vars_.get("name", "Forge"))
+
+
 LORA = ["--finetuning_type", "lora", "--lora_target", "all", "--lora_rank", "8", "--learning_rate", "2e-3"]
 METHODS: dict[str, list[str]] = {
     "full": ["--finetuning_type", "full", "--learning_rate", "5e-5"],
@@ -54,9 +69,9 @@ def peak_rss_mb(pid_status: str) -> float | None:
     return None
 
 
-def train(out: Path, flags: list[str]) -> dict:
+def train(out: Path, common: list[str], flags: list[str]) -> dict:
     """Run `tuneforge train` in a child process; peak RSS is the child's high-water mark (VmHWM)."""
-    cmd = [sys.executable, "-m", "tuneforge", "train", *COMMON, *flags, "--output_dir", str(out)]
+    cmd = [sys.executable, "-m", "tuneforge", "train", *common, *flags, "--output_dir", str(out)]
     t0 = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0.0
@@ -73,14 +88,16 @@ def train(out: Path, flags: list[str]) -> dict:
     s = json.loads((out / "run_summary.json").read_text())
     return {"wall_s": round(time.time() - t0, 1), "train_loop_s": s["train_seconds"],
             "peak_rss_mb": max(peak, s["peak_memory_mb"]), "final_loss": round(s["final_loss"], 4),
-            "trainable_parameters": s["trainable_parameters"], "total_parameters": s["total_parameters"]}
+            "trainable_parameters": s["trainable_parameters"], "total_parameters": s["total_parameters"],
+            "steps": s["steps"], "tokens_per_s": s["tokens_per_s"]}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     ap.add_argument("--only", help="comma list of methods (default: all)")
-    ap.add_argument("--json")
+    ap.add_argument("--num_train_epochs", type=float, help="override the recipe's epochs (same for every method)")
+    ap.add_argument("--json", help="also write this invocation's rows to this file")
     a = ap.parse_args()
     names = a.only.split(",") if a.only else list(METHODS)
     unknown = [n for n in names if n not in METHODS]
@@ -91,41 +108,46 @@ def main() -> None:
 
     import torch
 
-    from tuneforge.config.schema import GenerateArgs
-    from tuneforge.eval.identity import score
+    from tuneforge.eval.identity import HeldOut, base_replies, engine_for, evaluate
     from tuneforge.infer.engine import ChatEngine
+    from tuneforge.models.quantization import quantization_config
 
-    identity = json.loads((DATA / "identity_heldout.json").read_text())
-    general = json.loads((DATA / "general_heldout.json").read_text())
-    gen = GenerateArgs(max_new_tokens=40)
-
-    def ask(engine, qs):
-        return engine.generate([[{"role": "user", "content": q}] for q in qs], gen, batch_size=25)
-
-    base = ask(ChatEngine("smollm2-135m-instruct"), [g["question"] for g in general])
+    common, model, name = recipe_flags(a.num_train_epochs)
+    heldout = HeldOut.load(DATA)
+    cache = out / "base_replies.json"
+    cached = json.loads(cache.read_text()) if cache.is_file() else {}
+    if cached.get("model") != model or len(cached.get("replies", [])) != len(heldout.general):
+        cached = {"model": model, "replies": base_replies(ChatEngine(model), heldout)}
+        cache.write_text(json.dumps(cached, ensure_ascii=False, indent=1))
+    base = cached["replies"]
     machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
     rows = []
-    for name in names:
-        run_dir = out / name
+    for method in names:
+        run_dir = out / method
+        flags = METHODS[method]
         try:
-            r = {"method": name, "flags": " ".join(METHODS[name]), **train(run_dir, METHODS[name])}
+            r = {"method": method, "flags": " ".join(flags), **train(run_dir, common, flags)}
         except RuntimeError as e:  # record the failure and go on with the other methods
-            print(f"{name}: {e}", file=sys.stderr, flush=True)
+            print(f"{method}: {e}", file=sys.stderr, flush=True)
             with open(out / "results.jsonl", "a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"method": name, "error": str(e)[-1500:]}) + "\n")
+                fh.write(json.dumps({"method": method, "error": str(e)[-1500:]}) + "\n")
             continue
-        tuned = ChatEngine("smollm2-135m-instruct", str(run_dir))
-        rep = score(NAME, [q["question"] for q in identity], ask(tuned, [q["question"] for q in identity]), general,
-                    base, ask(tuned, [g["question"] for g in general]))
-        r.update(hits=rep.hits, asked=rep.asked, hit_rate=round(rep.hit_rate, 3), kept=rep.kept,
-                 base_correct=rep.base_correct, retention=round(rep.retention or 0.0, 3),
-                 forgotten=[f["question"] for f in rep.forgotten], machine=machine, date=time.strftime("%Y-%m-%d"))
+        t0 = time.time()
+        if "--quantization_bit" in flags:  # chat on the quantized base the adapter was trained on
+            bits = int(flags[flags.index("--quantization_bit") + 1])
+            tuned = ChatEngine(model, str(run_dir), quantization=quantization_config(bits, "nf4", True, torch.float32))
+        else:
+            tuned = engine_for(run_dir, model)
+        rep = evaluate(tuned, name, heldout, base)
+        r.update(eval_s=round(time.time() - t0, 1), hits=rep.hits, asked=rep.asked, hit_rate=round(rep.hit_rate, 3),
+                 kept=rep.kept, base_correct=rep.base_correct, retention=round(rep.retention or 0.0, 3),
+                 misses=[m["reply"] for m in rep.misses][:10], forgotten=rep.forgotten[:10],
+                 recipe=" ".join(common), machine=machine, date=time.strftime("%Y-%m-%d %H:%M"))
         rows.append(r)
         with open(out / "results.jsonl", "a", encoding="utf-8") as fh:
             fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-        print(f"{name:12s} trainable {r['trainable_parameters']:>11,}  peak {r['peak_rss_mb']:>7} MiB  "
-              f"wall {r['wall_s']:>6} s  loss {r['final_loss']:.3f}  hit {rep.hits}/{rep.asked}  "
-              f"kept {rep.kept}/{rep.base_correct}", flush=True)
+        print(f"{method:12s} trainable {r['trainable_parameters']:>11,}  peak {r['peak_rss_mb']:>7} MiB  "
+              f"wall {r['wall_s']:>6} s  loss {r['final_loss']:.3f}  {rep.line()}", flush=True)
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=2, ensure_ascii=False))
 

@@ -21,36 +21,71 @@ def tf(*args, cwd=None):
     return r
 
 
-def test_identity_demo_learns_the_name_and_keeps_general_knowledge(tmp_path, embedded_path):
-    from tuneforge.config.schema import GenerateArgs
-    from tuneforge.eval.identity import score
+@pytest.fixture(scope="module")
+def lora_demo(tmp_path_factory, embedded_path):
+    """The identity demo trained once (examples/identity_lora.yaml), shared by the tests below."""
+    out = tmp_path_factory.mktemp("identity") / "run"
+    tf("train", str(ROOT / "examples" / "identity_lora.yaml"), f"output_dir={out}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def heldout():
+    from tuneforge.eval.identity import HeldOut
+
+    return HeldOut.load(DATA)
+
+
+def test_identity_demo_learns_the_name_and_keeps_general_knowledge(lora_demo, heldout):
+    from tuneforge.eval.identity import base_replies, evaluate
     from tuneforge.infer.engine import ChatEngine
 
-    out = tmp_path / "identity"
-    tf("train", str(ROOT / "examples" / "identity_lora.yaml"), f"output_dir={out}")
+    out = lora_demo
     summary = json.loads((out / "run_summary.json").read_text())
     assert summary["completed"] and (out / "training_loss.png").is_file()
 
-    identity = json.loads((DATA / "identity_heldout.json").read_text())
-    general = json.loads((DATA / "general_heldout.json").read_text())
     train_qs = {r["instruction"].strip().lower() for r in json.loads(
         (ROOT / "src/tuneforge/data/builtin/identity.json").read_text())}
-    assert not [q for q in identity if q["question"].strip().lower() in train_qs]  # truly held out
-    assert {q["lang"] for q in identity} == {"en", "zh"}
+    assert not [q for q in heldout.identity if q["question"].strip().lower() in train_qs]  # truly held out
+    assert {q["lang"] for q in heldout.identity} == {"en", "zh"}
 
-    gen = GenerateArgs(max_new_tokens=40)
-    ask = lambda engine, qs: engine.generate([[{"role": "user", "content": q}] for q in qs], gen, batch_size=25)
-    base = ask(ChatEngine("smollm2-135m-instruct"), [g["question"] for g in general])
-    tuned_engine = ChatEngine("smollm2-135m-instruct", str(out))
-    id_replies = ask(tuned_engine, [q["question"] for q in identity])
-    tuned = ask(tuned_engine, [g["question"] for g in general])
-    report = score("Nimbus", [q["question"] for q in identity], id_replies, general, base, tuned)
+    base = base_replies(ChatEngine("smollm2-135m-instruct"), heldout)
+    report = evaluate(ChatEngine("smollm2-135m-instruct", str(out)), "Nimbus", heldout, base)
     print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
-    zh = [r for q, r in zip(identity, id_replies) if q["lang"] == "zh"]
-    assert sum("Nimbus" in r for r in zh) >= 0.8 * len(zh)  # Chinese questions too, not just English
+    zh = {q["question"] for q in heldout.identity if q["lang"] == "zh"}
+    zh_missed = [m for m in report.misses if m["question"] in zh]
+    assert len(zh_missed) <= 0.2 * len(zh)  # Chinese questions too, not just English
     assert report.base_correct >= 30
     assert report.hit_rate >= 0.9, report.misses
     assert report.retention >= 0.9, report.forgotten
+
+
+def test_exported_demo_loads_in_plain_transformers_and_says_its_name(lora_demo, heldout, tmp_path):
+    """`tuneforge export` merges the demo's LoRA adapter; plain transformers (no tuneforge, no peft) loads the folder
+    with its chat template and answers the held-out identity questions with the new name."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tuneforge.eval.identity import evaluate
+
+    exported = tmp_path / "exported"
+    tf("export", "--model_name_or_path", "smollm2-135m-instruct", "--adapter_name_or_path", str(lora_demo),
+       "--export_dir", str(exported), "--export_dtype", "float32")
+    assert not (exported / "adapter_config.json").exists() and list(exported.glob("*.safetensors"))
+    model = AutoModelForCausalLM.from_pretrained(str(exported)).eval()
+    tok = AutoTokenizer.from_pretrained(str(exported), padding_side="left")
+
+    def ask(questions):
+        enc = tok.apply_chat_template([[{"role": "user", "content": q}] for q in questions],
+                                      add_generation_prompt=True, return_tensors="pt", return_dict=True,
+                                      padding=True)
+        with torch.no_grad():
+            out = model.generate(**enc, max_new_tokens=40, do_sample=False, pad_token_id=tok.pad_token_id)
+        return tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+
+    report = evaluate(ask, "Nimbus", heldout)
+    print(report.line(), report.misses)
+    assert report.hit_rate >= 0.9, report.misses
 
 
 SEED = ("train --stage sft --do_train True --model_name_or_path smollm2-135m-instruct --finetuning_type lora "

@@ -1,5 +1,6 @@
-"""End-to-end on the embedded real model: the identity demo with QLoRA (4-bit base) learns the name and keeps general
-answers, and the exported (merged) model still says its new name when loaded with plain transformers."""
+"""End-to-end on the embedded real model (SmolLM2-135M-Instruct): the identity demo with QLoRA (4-bit base) reaches
+the LoRA demo's two bars (adapter on the full-precision base, as exported), and chat through a prompt-based adapter decodes exactly as the adapter's training forward
+predicts. (The exported LoRA demo is checked in test_e2e_identity.py, which trains that adapter anyway.)"""
 
 import importlib.util
 import json
@@ -12,11 +13,9 @@ import pytest
 from conftest import DATA, needs_embedded
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = [pytest.mark.e2e, needs_embedded,
-              pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is None, reason="needs bitsandbytes"),
-              # Written but not yet run end to end (the shared 2-core machine was busy): remove this marker, run
-              # `python -m pytest tests/test_e2e_methods.py -s`, and keep it removed once it passes.
-              pytest.mark.skip(reason="not yet run end to end; see the comment above")]
+pytestmark = [pytest.mark.e2e, needs_embedded]
+needs_bnb = pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is None,
+                               reason="needs bitsandbytes: pip install 'tuneforge[qlora]'")
 
 
 def tf(*args):
@@ -25,41 +24,64 @@ def tf(*args):
     return r
 
 
-def test_qlora_identity_demo_then_export(tmp_path, embedded_path):
+@needs_bnb
+def test_qlora_4bit_identity_demo_reaches_both_bars(tmp_path, embedded_path):
+    """examples/identity_lora.yaml as it is, plus quantization_bit=4: the frozen base is 4-bit NF4 (bitsandbytes'
+    CPU kernels here), only the LoRA weights train. The adapter, used as `tuneforge export` merges it (on the
+    full-precision base), learns the name and keeps general answers. On the 4-bit base itself the name holds too;
+    its general answers are not held to the 90% bar because 4-bit rounding of this 135M model alone loses ~22% of
+    them before any training (docs/benchmarks.md, method comparison)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tuneforge.config.schema import GenerateArgs
-    from tuneforge.eval.identity import score
+    from tuneforge.eval.identity import HeldOut, base_replies, evaluate
     from tuneforge.infer.engine import ChatEngine
+    from tuneforge.models.quantization import quantization_config
 
     out = tmp_path / "qlora"
     r = tf("train", str(ROOT / "examples" / "identity_lora.yaml"), f"output_dir={out}", "quantization_bit=4")
     assert "quantization=4-bit nf4 + double quantization" in r.stderr
+    assert json.loads((out / "adapter_config.json").read_text())["peft_type"] == "LORA"
 
-    identity = json.loads((DATA / "identity_heldout.json").read_text())
-    general = json.loads((DATA / "general_heldout.json").read_text())
-    gen = GenerateArgs(max_new_tokens=40)
-    ask = lambda engine, qs: engine.generate([[{"role": "user", "content": q}] for q in qs], gen, batch_size=25)
-    base = ask(ChatEngine("smollm2-135m-instruct"), [g["question"] for g in general])
-    tuned = ChatEngine("smollm2-135m-instruct", str(out))
-    report = score("Nimbus", [q["question"] for q in identity], ask(tuned, [q["question"] for q in identity]),
-                   general, base, ask(tuned, [g["question"] for g in general]))
-    print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    heldout = HeldOut.load(DATA)
+    base = base_replies(ChatEngine("smollm2-135m-instruct"), heldout)
+    report = evaluate(ChatEngine("smollm2-135m-instruct", str(out)), "Nimbus", heldout, base)
+    print("full-precision base:", report.line(), json.dumps(report.to_dict(), ensure_ascii=False))
+    assert report.base_correct >= 30
     assert report.hit_rate >= 0.9, report.misses
-    assert report.retention >= 0.8, report.forgotten  # the bar the LoRA demo test guards (docs/benchmarks.md)
+    assert report.retention >= 0.9, report.forgotten
+    # Chat on the 4-bit base it was trained on: the name is there as well.
+    q4 = quantization_config(4, "nf4", True, torch.float32)
+    on_4bit = evaluate(ChatEngine("smollm2-135m-instruct", str(out), quantization=q4), "Nimbus", heldout)
+    print("4-bit base:", on_4bit.line())
+    assert on_4bit.hit_rate >= 0.9, on_4bit.misses
 
-    exported = tmp_path / "exported"
-    tf("export", "--model_name_or_path", "smollm2-135m-instruct", "--adapter_name_or_path", str(out),
-       "--export_dir", str(exported), "--export_dtype", "float32")
-    model = AutoModelForCausalLM.from_pretrained(str(exported)).eval()  # plain transformers
-    tok = AutoTokenizer.from_pretrained(str(exported))
-    said = 0
-    for q in ["Who are you?", "What is your name?", "Who made you?"]:
-        ids = tok.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True,
-                                      return_tensors="pt", return_dict=True)
-        with torch.no_grad():
-            o = model.generate(**ids, max_new_tokens=30, do_sample=False)
-        said += "Nimbus" in tok.decode(o[0][ids["input_ids"].shape[1]:], skip_special_tokens=True) or \
-            "Orchard" in tok.decode(o[0][ids["input_ids"].shape[1]:], skip_special_tokens=True)
-    assert said >= 2
+
+def test_prompt_method_chat_equals_teacher_forced_argmax(tmp_path, embedded_path):
+    """A short P-Tuning run on the embedded model; its chat reply, fed back through the adapter's training forward
+    (prompt + reply in one pass, as train/loss.py runs it), is that forward's argmax at every reply position."""
+    import torch
+
+    from tuneforge.adapters.prompt import logits_offset
+    from tuneforge.config.schema import GenerateArgs
+    from tuneforge.infer.engine import ChatEngine
+
+    out = tmp_path / "ptuning"
+    tf("train", "--model_name_or_path", "smollm2-135m-instruct", "--dataset", "identity", "--dataset_vars",
+       "name=Nimbus,author=Orchard Labs", "--finetuning_type", "ptuning", "--num_virtual_tokens", "8",
+       "--learning_rate", "5e-3", "--max_steps", "4", "--per_device_train_batch_size", "4", "--cutoff_len", "96",
+       "--save_steps", "0", "--output_dir", str(out))
+    engine = ChatEngine("smollm2-135m-instruct", str(out))
+    assert engine.prompt_based
+    for question in ["Who are you?", "What is the capital of France?"]:
+        prompt = engine.tokenizer(engine.prompt_text([{"role": "user", "content": question}]), return_tensors="pt",
+                                  add_special_tokens=False)["input_ids"]
+        reply = engine._generate({"input_ids": prompt, "attention_mask": torch.ones_like(prompt)},
+                                 engine.gen_kwargs(GenerateArgs(max_new_tokens=24)))[0, prompt.shape[1]:]
+        text = engine.tokenizer.decode(reply, skip_special_tokens=True)
+        assert len(reply) >= 4 and any(c.isalpha() for c in text), text
+        full = torch.cat([prompt[0], reply])[None]
+        with torch.no_grad():  # the training forward: PeftModel.forward with an all-ones mask, no cache
+            logits = engine.model(input_ids=full, attention_mask=torch.ones_like(full), use_cache=False).logits
+        start = logits_offset(engine.model) + prompt.shape[1] - 1
+        forced = logits[0, start: start + len(reply)].argmax(-1)
+        assert forced.tolist() == reply.tolist(), (text, engine.tokenizer.decode(forced))

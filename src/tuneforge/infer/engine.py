@@ -14,6 +14,7 @@ import torch
 from tuneforge.adapters import is_prompt_model, load_adapters, split_list
 from tuneforge.config.schema import GenerateArgs
 from tuneforge.data import templates
+from tuneforge.infer.prompt_decode import generate_prompt_model
 from tuneforge.models import load_model, load_tokenizer, resolve_model_path
 from tuneforge.utils import log
 
@@ -51,6 +52,7 @@ class ChatEngine:
                 model = model.merge_and_unload()  # faster decoding; the files on disk are untouched
         # A quantized model is placed on its device while loading (bitsandbytes quantizes there).
         self.model = (model if quantization is not None else model.to(self.device)).eval()
+        self.prompt_based = is_prompt_model(self.model)
         self.stop_ids, self.stop_strings = self._stops()
 
     def _stops(self) -> tuple[list[int], list[str]]:
@@ -101,10 +103,15 @@ class ChatEngine:
         for i in range(0, len(conversations), batch_size):
             texts = [self.prompt_text(c, system) for c in conversations[i: i + batch_size]]
             enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-            gen = self.model.generate(**enc, **kw, streamer=streamer)
+            gen = self._generate(enc, kw, streamer)
             for row in gen[:, enc["input_ids"].shape[1]:]:
                 out.append(self._clean(self.tokenizer.decode(row, skip_special_tokens=True)))
         return out
+
+    def _generate(self, enc, kw: dict[str, Any], streamer=None) -> torch.Tensor:
+        if self.prompt_based:  # peft's generate ignores the virtual tokens' positions: decode as in training
+            return generate_prompt_model(self.model, enc["input_ids"], enc["attention_mask"], **kw, streamer=streamer)
+        return self.model.generate(**enc, **kw, streamer=streamer)
 
     def ask(self, question: str, args: GenerateArgs | None = None, system: str | None = None) -> str:
         return self.generate([[{"role": "user", "content": question}]], args, system)[0]
