@@ -278,6 +278,17 @@ def _gen_args(values: dict[str, Any]):
     return build_config(raw).generate if raw else GenerateArgs()
 
 
+def message_text(content: Any) -> str:
+    """Gradio hands chat messages back as a list of parts ({type: text, text: …}); the engine wants plain text."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return str(content.get("text") or "")
+    if isinstance(content, (list, tuple)):
+        return "".join(message_text(c) for c in content)
+    return ""
+
+
 class ChatSession:
     """The loaded tuned model (base + adapters) and, for side-by-side, the plain base model."""
 
@@ -352,6 +363,9 @@ class ChatSession:
             yield tuned_hist, base_hist, "", ""
             return
         gen = _gen_args(gen_values)
+        import time
+
+        t0 = time.time()
         with self.lock:
             pairs = [(self.tuned, tuned_hist)]
             if side_by_side and self.base is not None:
@@ -363,10 +377,12 @@ class ChatSession:
                 h.append({"role": "user", "content": text})
                 h.append({"role": "assistant", "content": ""})
             for i, (engine, _) in enumerate(pairs):
-                convo = [{"role": m["role"], "content": m["content"]} for m in hists[i][:-1]]
+                convo = [{"role": m["role"], "content": message_text(m["content"])} for m in hists[i][:-1]]
                 for partial in self._stream(engine, convo, system, gen):
                     hists[i][-1]["content"] = partial
                     yield hists[0], (hists[1] if len(hists) > 1 else base_hist), "", ""
+        yield (hists[0], (hists[1] if len(hists) > 1 else base_hist),
+               ok_html(t("msg_replied", lang, seconds=f"{time.time() - t0:.1f}")), "")
 
     def evaluate(self, ctx: Context, questions: str, qfile: str | None, name: str, system: str | None,
                  gen_values: dict[str, Any], lang: str) -> tuple[list[list[Any]], str]:
