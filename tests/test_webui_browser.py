@@ -92,7 +92,7 @@ def choose(pg, elem: str, value: str) -> None:
     box = pg.locator(f"#{elem} input").first
     box.click()
     box.fill(value)
-    pg.locator("ul.options li", has_text=value).filter(has_text=value).first.click()
+    pg.get_by_role("option", name=value, exact=True).click()
     pg.keyboard.press("Escape")
 
 
@@ -102,8 +102,13 @@ def wait_attr(pg, selector: str, attr: str, predicate_js: str, timeout_s: float)
         f"const v = el.getAttribute('{attr}'); return {predicate_js}; }}", timeout=timeout_s * 1000)
 
 
-def shot(pg, name: str) -> None:
+def shot(pg, name: str, at: str | None = None) -> None:
     IMAGES.mkdir(parents=True, exist_ok=True)
+    if at:
+        pg.locator(at).first.evaluate("el => el.scrollIntoView({block: 'start'})")
+    else:
+        pg.evaluate("() => window.scrollTo(0, 0)")
+    pg.wait_for_timeout(300)
     pg.screenshot(path=str(IMAGES / name), full_page=False)
 
 
@@ -157,6 +162,7 @@ def test_train_identity_reattach_then_chat_with_the_new_name(page, server):
     assert int(first.get_attribute("data-supervised")) > 0
     assert NAME in " ".join(page.locator("#tf-preview mark.tf-sup").all_inner_texts())
     assert "Who are you?" not in " ".join(page.locator("#tf-preview mark.tf-sup").all_inner_texts())
+    shot(page, "webui-data-preview.png", at="#tf-data-preview")
 
     page.locator("#btn-preview-cmd").click()
     page.locator("#tf-ok").wait_for()
@@ -188,6 +194,7 @@ def test_train_identity_reattach_then_chat_with_the_new_name(page, server):
     assert "ETA" not in page.locator("#tf-progress").inner_text()
     assert page.locator("#tf-loss").get_attribute("data-points") == "15"
     shot(page, "webui-train.png")
+    shot(page, "webui-train-run.png", at="#btn-preview-cmd")
     summary = json.loads((root / "saves/e2e/run_summary.json").read_text())
     assert summary["completed"] and summary["steps"] == 15
 
