@@ -118,7 +118,8 @@ def progress_state(pg) -> str:
 
 def set_run(pg, out: str, max_steps: int, save_steps: int, lr: float) -> None:
     choose(pg, "field-model_name_or_path", "smollm2-135m-instruct")
-    choose(pg, "field-dataset", "identity")
+    if "identity" not in pg.locator("#field-dataset").inner_text():
+        choose(pg, "field-dataset", "identity")
     vars_box = pg.locator("#field-dataset_vars textarea")
     if not vars_box.input_value():  # the identity set's placeholders are offered with their defaults
         pg.wait_for_function("() => document.querySelector('#field-dataset_vars textarea').value.includes('name=')")
@@ -231,9 +232,7 @@ def test_train_identity_reattach_then_chat_with_the_new_name(page, server):
 
 def test_abort_leaves_a_resumable_checkpoint(page, server):
     root = server["root"]
-    fill(page, "output_dir", "saves/abort")
-    fill(page, "max_steps", 60)
-    fill(page, "save_steps", 2)
+    set_run(page, "saves/abort", max_steps=60, save_steps=2, lr=0.005)
     page.locator("#btn-start").click()
     wait_attr(page, "#tf-progress", "data-state", "v === 'running'", 30)
     # A second job into the same folder is refused while the first runs.
