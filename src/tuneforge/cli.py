@@ -282,7 +282,11 @@ def parse_webui_args(argv: list[str]) -> dict:
     problems, i = [], 0
     while i < len(argv):
         tok = argv[i]
-        key, _, val = tok[2:].partition("=") if tok.startswith("--") else ("", "", "")
+        if not tok.startswith("--"):
+            problems.append(f"unexpected argument {tok!r}: options are --key value")
+            i += 1
+            continue
+        key, _, val = tok[2:].partition("=")
         key = key.replace("-", "_")
         if key == "share":
             opts["share"] = val.lower() not in ("false", "0", "no") if val else True
@@ -291,8 +295,11 @@ def parse_webui_args(argv: list[str]) -> dict:
         if key not in opts:
             from tuneforge.config.parse import did_you_mean
 
-            problems.append(f"webui does not take {tok!r}{did_you_mean(key, [k for k in opts])}")
-            i += 1
+            flag = "--" + key.replace("_", "-")
+            known = ["--" + k.replace("_", "-") for k in opts]
+            problems.append(f"webui does not take {flag}{did_you_mean(flag, known)} (see `tuneforge webui --help`)")
+            skip_value = not val and i + 1 < len(argv) and not argv[i + 1].startswith("--")
+            i += 2 if skip_value else 1
             continue
         if not val:
             if i + 1 >= len(argv):
