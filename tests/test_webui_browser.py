@@ -224,8 +224,17 @@ def test_train_identity_reattach_then_chat_with_the_new_name(page, server):
     assert f"“{NAME}”" in summary_text and "base: 0/2" in summary_text, summary_text
     shot(page, "webui-eval.png")
 
+    # Export: `tuneforge export` merges the adapter into a standalone folder.
     page.get_by_role("tab", name="Export").click()
-    page.locator("#btn-export").wait_for()
+    page.get_by_role("button", name="Refresh").click()  # the adapter lists (Chat and Export) know saves/e2e
+    choose(page, "export-adapters", "saves/e2e")
+    page.locator("#field-export_dir textarea").fill("models/aster")
+    page.locator("#btn-export").click()
+    page.locator("#export-log textarea").wait_for()
+    page.wait_for_function("() => /Export (finished|failed)/.test(document.querySelector('#export-log textarea')"
+                           ".value)", timeout=180_000)
+    assert "Export finished." in page.locator("#export-log textarea").input_value()
+    assert (root / "models/aster/config.json").is_file() and list((root / "models/aster").glob("*.safetensors"))
     shot(page, "webui-export.png")
     page.get_by_role("tab", name="Train").click()
 
