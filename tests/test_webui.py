@@ -311,3 +311,16 @@ def test_status_reads_metrics_and_summary(tmp_path):
     (out / "run_summary.json").write_text(json.dumps({"completed": True, "steps": 8, "tokens_per_s": 130.0}))
     st = RunManager(tmp_path).status(out)
     assert st.state == "finished" and st.step == 8 and st.tokens_per_s == 130.0
+
+
+def test_questions_file_lines_and_jsonl(tmp_path):
+    from tuneforge.webui.actions import read_questions
+
+    f = tmp_path / "q.txt"
+    f.write_text('Who are you?\n\n{"question": "你是谁？"}\n'
+                 '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}, '
+                 '{"role": "user", "content": "What is your name?"}]}\n')
+    assert read_questions(f) == ["Who are you?", "你是谁？", "What is your name?"]
+    f.write_text('{"messages": []}\n')
+    with pytest.raises(TuneforgeError, match="q.txt:1: no question"):
+        read_questions(f)

@@ -289,6 +289,28 @@ def message_text(content: Any) -> str:
     return ""
 
 
+def read_questions(path: Path) -> list[str]:
+    """One question per line, or JSONL rows with ``messages`` (the last user turn is asked) or ``question``."""
+    out = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        if not line.lstrip().startswith("{"):
+            out.append(line.strip())
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise TuneforgeError(f"{path.name}: invalid JSON on line {i}: {e.msg}", "fix the line") from None
+        users = [m.get("content") for m in row.get("messages") or [] if isinstance(m, dict) and m.get("role") == "user"]
+        q = users[-1] if users else row.get("question") or row.get("prompt")
+        if not isinstance(q, str) or not q.strip():
+            raise TuneforgeError(f"{path.name}:{i}: no question in this row",
+                                 'use {"question": "…"} or {"messages": [{"role": "user", "content": "…"}]}')
+        out.append(q.strip())
+    return out
+
+
 class ChatSession:
     """The loaded tuned model (base + adapters) and, for side-by-side, the plain base model."""
 
@@ -370,8 +392,10 @@ class ChatSession:
             pairs = [(self.tuned, tuned_hist)]
             if side_by_side and self.base is not None:
                 pairs.append((self.base, base_hist))
+            elif side_by_side and self.key[1]:
+                raise TuneforgeError(t("msg_reload_for_base", lang))
             elif side_by_side:
-                pairs.append((self.tuned, base_hist))  # no adapter loaded: the base is the loaded model
+                pairs.append((self.tuned, base_hist))  # no adapter loaded: the loaded model is the base
             hists = [list(h) for _, h in pairs]
             for h in hists:
                 h.append({"role": "user", "content": text})
@@ -394,9 +418,7 @@ class ChatSession:
             path = confine(qfile, ctx.root, "questions file")
             if not path.is_file():
                 raise TuneforgeError(f"questions file {qfile!r}: no such file", "one question per line")
-            from tuneforge.cli import _read_prompts
-
-            qs += [c[-1]["content"] for c in _read_prompts(str(path))]
+            qs += read_questions(path)
         if not qs:
             raise TuneforgeError(t("msg_no_questions", lang))
         gen = _gen_args(gen_values)
@@ -421,9 +443,9 @@ class ChatSession:
 # ---- export -------------------------------------------------------------------------------------------------------
 
 def export_available() -> bool:
-    from tuneforge.cli import COMMANDS
+    import importlib.util
 
-    return "export" in COMMANDS
+    return importlib.util.find_spec("tuneforge.recipes.export") is not None
 
 
 def run_export(ctx: Context, model: str, adapters: list[str] | None, values: dict[str, Any], lang: str):

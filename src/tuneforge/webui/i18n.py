@@ -88,6 +88,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "msg_load_first": {"en": "No model loaded", "zh": "尚未加载模型"},
     "msg_load_first_hint": {"en": "choose a model (and adapters) in the Chat tab and press Load model",
                             "zh": "请在“对话”页选择模型（及适配器）并点击“加载模型”"},
+    "msg_reload_for_base": {"en": "Side by side needs the base model too: press Load model again",
+                            "zh": "并排对比还需要加载基座模型：请再次点击“加载模型”"},
     "msg_replied": {"en": "Replied in {seconds} s", "zh": "已回复，用时 {seconds} 秒"},
     "msg_no_questions": {"en": "No questions: type some (one per line) or give a file",
                          "zh": "没有问题：请输入问题（每行一个）或指定文件"},

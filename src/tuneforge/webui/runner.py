@@ -152,7 +152,7 @@ class RunManager:
         for job in self._jobs.values():
             if job.running():
                 return job
-        for lock in self.root.glob(f"**/{LOCK}"):
+        for lock in _locks(self.root):
             job = self.find(lock.parent)
             if job is not None and job.running():
                 return job
@@ -226,6 +226,19 @@ class RunManager:
             st.state = "failed"
         st.returncode = job.returncode if job is not None else None
         return st
+
+
+def _locks(root: Path, depth: int = 4):
+    """Lock files of running jobs up to ``depth`` folders below the root (hidden folders and venvs skipped)."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = Path(dirpath).relative_to(root)
+        if LOCK in filenames:
+            yield Path(dirpath) / LOCK
+        if len(rel.parts) >= depth:
+            dirnames[:] = []
+        else:
+            dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in ("venv", "node_modules",
+                                                                                      "__pycache__")]
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
