@@ -19,7 +19,8 @@ from tuneforge.config.validate import FREEZE_ONLY, LORA_ONLY, PROMPT_METHODS, PR
 # Groups that describe a training run (the Train tab); the others feed Chat/Evaluate (generate) and Export (export).
 TRAIN_GROUPS = tuple(g for g in GROUPS if g not in ("generate", "export"))
 QUANT_PREFIX = "quantization_"
-PATH_SUFFIXES = ("_dir", "_path", "name_or_path", "_from_checkpoint", "_file")
+# Settings that name files or folders (confined to the UI's root); a field can also say so with metadata path=True.
+PATH_SUFFIXES = ("_dir", "_path", "name_or_path", "_from_checkpoint", "_file", "_model")
 
 
 @dataclass(frozen=True)
