@@ -201,7 +201,7 @@ def test_train_identity_reattach_then_chat_with_the_new_name(page, server):
 
     # Chat: base + the new adapter side by side; the tuned model says its new name.
     page.get_by_role("tab", name="Chat").click()
-    page.get_by_role("button", name="Refresh").click()
+    page.locator("#btn-refresh-adapters").click()
     choose(page, "chat-adapters", "saves/e2e")
     page.locator("#btn-load-model").click()
     page.locator("#chat-status #tf-ok").wait_for(timeout=120_000)
@@ -226,7 +226,7 @@ def test_train_identity_reattach_then_chat_with_the_new_name(page, server):
 
     # Export: `tuneforge export` merges the adapter into a standalone folder.
     page.get_by_role("tab", name="Export").click()
-    page.get_by_role("button", name="Refresh").click()  # the adapter lists (Chat and Export) know saves/e2e
+    page.locator("#btn-refresh-export").click()
     choose(page, "export-adapters", "saves/e2e")
     page.locator("#field-export_dir textarea").fill("models/aster")
     page.locator("#btn-export").click()

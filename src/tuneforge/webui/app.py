@@ -156,8 +156,8 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
                     texts["chat_template"] = chat_template = gr.Dropdown(
                         choices=choices["templates"], value="auto", label=t("chat_template", lang),
                         elem_id="chat-template")
-                    texts["btn_refresh_adapters"] = btn_refresh_ad = gr.Button(t("btn_refresh_adapters", lang),
-                                                                               size="sm", scale=0)
+                    texts["btn_refresh_adapters"] = btn_refresh_ad = gr.Button(
+                        t("btn_refresh_adapters", lang), size="sm", scale=0, elem_id="btn-refresh-adapters")
                 with gr.Row():
                     texts["chat_system"] = chat_system = gr.Textbox(label=t("chat_system", lang),
                                                                     elem_id="chat-system", scale=3)
@@ -213,6 +213,8 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
                     texts["export_adapters"] = export_adapters = gr.Dropdown(
                         choices=choices["adapters"], value=[], multiselect=True, allow_custom_value=True,
                         label=t("export_adapters", lang), elem_id="export-adapters")
+                    texts["btn_refresh_export"] = btn_refresh_export = gr.Button(
+                        t("btn_refresh_adapters", lang), size="sm", scale=0, elem_id="btn-refresh-export")
                 _grid(field_specs(("export",)), lang, choices, export_comps, per_row=3)
                 texts["btn_export"] = btn_export = gr.Button(t("btn_export", lang), variant="primary",
                                                              elem_id="btn-export")
@@ -334,6 +336,7 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
                 choices=ch["adapters"])
 
         btn_refresh_ad.click(on_refresh_adapters, None, [chat_adapters, chat_model, export_adapters])
+        btn_refresh_export.click(on_refresh_adapters, None, [chat_adapters, export_model, export_adapters])
 
         def on_load_model(lang_, model, adapters, template, sbs):
             try:

@@ -41,6 +41,7 @@ STRINGS: dict[str, dict[str, str]] = {
     "chat_adapters": {"en": "Adapters", "zh": "适配器"},
     "chat_template": {"en": "Chat template", "zh": "对话模板"},
     "btn_refresh_adapters": {"en": "Refresh", "zh": "刷新"},
+    "btn_refresh_export": {"en": "Refresh", "zh": "刷新"},
     "chat_system": {"en": "System prompt", "zh": "系统提示词"},
     "side_by_side": {"en": "Side by side with the base model", "zh": "与基座模型并排对比"},
     "btn_load_model": {"en": "Load model", "zh": "加载模型"},
