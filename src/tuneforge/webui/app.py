@@ -10,7 +10,8 @@ from typing import Any
 
 import gradio as gr
 
-from tuneforge.errors import ConfigError, TuneforgeError
+from tuneforge.config.parse import build_config
+from tuneforge.errors import TuneforgeError
 from tuneforge.webui import actions
 from tuneforge.webui.i18n import LANGS, field_help, field_label, t
 from tuneforge.webui.render import loss_svg, progress_html
@@ -319,12 +320,13 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
             """A reloaded page finds the running (or last) job and shows its settings again."""
             job = mgr.current()
             if job is None:
-                return [None] + [gr.update() for _ in names]
+                return [None, gr.update()] + [gr.update() for _ in names]
             values = actions.load_config_values(job.output_dir)
-            return [str(job.output_dir)] + [actions.widget_update(by_name[n], values.get(n)) if values else
-                                            gr.update() for n in names]
+            cmd = actions.command(build_config(values)) if values else gr.update()
+            return [str(job.output_dir), cmd] + [actions.widget_update(by_name[n], values.get(n)) if values else
+                                                 gr.update() for n in names]
 
-        demo.load(on_page_load, [lang_radio], [job_dir, *inputs])
+        demo.load(on_page_load, [lang_radio], [job_dir, command, *inputs])
 
         # Chat
         gen_names = list(chat_comps)
