@@ -7,7 +7,6 @@ import ast
 import json
 import os
 import shlex
-import signal
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path

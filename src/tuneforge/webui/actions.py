@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from tuneforge.config import Config
 from tuneforge.config.parse import build_config, load_yaml
@@ -24,7 +23,7 @@ from tuneforge.webui.i18n import t
 from tuneforge.webui.paths import confine, relative
 from tuneforge.webui.runner import RunManager
 from tuneforge.webui.schema_form import (
-    FieldSpec, check_mapping_text, config_from_form, field_specs, preview_command, specs_by_name, to_widget,
+    FieldSpec, check_mapping_text, config_from_form, preview_command, specs_by_name, to_widget,
 )
 
 SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".cache"}
