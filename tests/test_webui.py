@@ -75,6 +75,10 @@ def test_form_values_to_config_and_back():
                                                                                 "author": "Blue Fern Labs"}
     assert cfg.train.learning_rate == -1.0 and cfg.finetune.lora_alpha is None and cfg.data.max_samples == 50
     assert cfg.data.packing is True and cfg.finetune.lora_rank == 4
+    form.update(adapter_name_or_path=[], dataset=[])  # empty multi-selects are unset, not ""
+    cfg = sf.config_from_form(form)
+    assert cfg.model.adapter_name_or_path is None and cfg.data.dataset is None
+    assert "adapter_name_or_path" not in sf.preview_command(cfg)
 
 
 def test_options_of_other_methods_are_left_out():

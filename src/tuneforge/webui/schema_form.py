@@ -129,10 +129,10 @@ def from_widget(spec: FieldSpec, raw: Any) -> Any:
         return raw
     if spec.kind == "mapping":
         return raw or {}
+    if isinstance(raw, (list, tuple)):  # multi-select lists (datasets, adapters)
+        raw = ",".join(str(x) for x in raw if str(x).strip())
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None if spec.optional else (spec.default if raw is None else raw)
-    if isinstance(raw, (list, tuple)):
-        return ",".join(str(x) for x in raw)
     return raw
 
 
