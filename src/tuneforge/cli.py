@@ -19,6 +19,8 @@ usage:
   tuneforge chat --model_name_or_path M [--adapter_name_or_path A] [--prompt TEXT | --prompts FILE]
   tuneforge export --model_name_or_path M --adapter_name_or_path A[,B] --export_dir D [--export_size GB]
                   [--export_dtype bfloat16|float16|float32]   merge LoRA adapters, write a standalone model
+  tuneforge webui [--host 127.0.0.1] [--port 7860] [--root DIR] [--auth user:password | --auth-file FILE]
+                  [--share] [--lang en|zh]                       the web UI (binds to loopback unless given auth)
   tuneforge env                                                  versions, devices, model aliases, templates
   tuneforge estimate --model_name_or_path M|config.json [--finetuning_type lora --per_device_train_batch_size 4
                      --cutoff_len 2048 --gradient_checkpointing True --method qlora4 --gpu h100 ...]
@@ -259,8 +261,87 @@ def _liger_default() -> bool:
     return importlib.util.find_spec("liger_kernel") is not None
 
 
+WEBUI_USAGE = """usage: tuneforge webui [--host 127.0.0.1] [--port 7860] [--root DIR] [--auth user:password]
+                       [--auth-file FILE] [--share] [--lang en|zh]
+
+  --host       address to bind (default 127.0.0.1). Any non-loopback address needs --auth or --auth-file.
+  --port       port (default 7860)
+  --root       working folder: every path typed into the UI must lie inside it (default: the current folder)
+  --auth       user:password required to open the UI
+  --auth-file  file with one user:password per line
+  --share      also publish a public Gradio link (needs --auth or --auth-file)
+  --lang       starting language: en or zh (switchable in the page)
+  needs the webui extra: pip install "tuneforge[webui]"
+"""
+
+
+def parse_webui_args(argv: list[str]) -> dict:
+    """--key value / --key=value / --share for `tuneforge webui`; every problem at once."""
+    opts = {"host": "127.0.0.1", "port": 7860, "root": ".", "auth": None, "auth_file": None, "share": False,
+            "lang": "en"}
+    problems, i = [], 0
+    while i < len(argv):
+        tok = argv[i]
+        if not tok.startswith("--"):
+            problems.append(f"unexpected argument {tok!r}: options are --key value")
+            i += 1
+            continue
+        key, _, val = tok[2:].partition("=")
+        key = key.replace("-", "_")
+        if key == "share":
+            opts["share"] = val.lower() not in ("false", "0", "no") if val else True
+            i += 1
+            continue
+        if key not in opts:
+            from tuneforge.config.parse import did_you_mean
+
+            flag = "--" + key.replace("_", "-")
+            known = ["--" + k.replace("_", "-") for k in opts]
+            problems.append(f"webui does not take {flag}{did_you_mean(flag, known)} (see `tuneforge webui --help`)")
+            skip_value = not val and i + 1 < len(argv) and not argv[i + 1].startswith("--")
+            i += 2 if skip_value else 1
+            continue
+        if not val:
+            if i + 1 >= len(argv):
+                problems.append(f"--{key} needs a value")
+                break
+            val, i = argv[i + 1], i + 1
+        opts[key] = val
+        i += 1
+    try:
+        opts["port"] = int(opts["port"])
+    except ValueError:
+        problems.append(f"--port must be a whole number, got {opts['port']!r}")
+    if opts["lang"] not in ("en", "zh"):
+        problems.append(f"--lang must be en or zh, got {opts['lang']!r}")
+    if problems:
+        raise ConfigError(problems)
+    return opts
+
+
+def cmd_webui(argv: list[str]) -> int:
+    if any(a in ("-h", "--help") for a in argv):
+        print(WEBUI_USAGE)
+        return 0
+    from tuneforge.webui.launch import check_launch, parse_auth
+
+    opts = parse_webui_args(argv)
+    auth = parse_auth(opts["auth"], opts["auth_file"])
+    check_launch(opts["host"], opts["share"], auth)
+    root = Path(opts["root"]).resolve()
+    if not root.is_dir():
+        raise TuneforgeError(f"--root {opts['root']!r}: no such folder", "create it or pass an existing folder")
+    try:
+        from tuneforge.webui.app import launch
+    except ImportError as e:
+        raise TuneforgeError(f"the web UI needs gradio ({e.name} is missing)",
+                             'pip install "tuneforge[webui]"') from None
+    launch(root, opts["host"], opts["port"], opts["share"], auth, opts["lang"])
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "chat": cmd_chat, "export": cmd_export, "env": cmd_env,
-            "estimate": cmd_estimate}
+            "estimate": cmd_estimate, "webui": cmd_webui}
 
 
 def main(argv: list[str] | None = None) -> int:

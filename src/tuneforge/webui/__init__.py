@@ -1,0 +1,1 @@
+"""The web UI (`tuneforge webui`): a Gradio app over the same config, CLI and engines."""

@@ -1,0 +1,278 @@
+"""RunManager: a training job is `python -m tuneforge train <output_dir>/config.yaml` in its own process group.
+
+The UI writes the config into the output folder and starts the CLI on it (one training path for CLI and UI), then
+reads ``metrics.jsonl`` and the log file the child writes. A lock file in the output folder names the running job's
+pid, so a second job into the same folder is refused even from another UI process, and a reloaded page (or a
+restarted UI) finds the job again. Abort signals the whole process group; checkpoints are written atomically, so the
+last complete ``checkpoint-<step>`` stays resumable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuneforge.config import Config
+from tuneforge.errors import TuneforgeError
+from tuneforge.train.checkpoint import list_checkpoints
+from tuneforge.train.metrics import METRICS
+from tuneforge.train.run_dir import CONFIG, SUMMARY
+
+LOCK = ".webui-job.json"
+LOG = "train.log"
+STEP_LINE = re.compile(r"step (\d+)/(\d+)")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours counts as finished
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][:1] != "Z"
+    except OSError:
+        return True
+
+
+@dataclass
+class Job:
+    output_dir: Path
+    pid: int
+    started: float
+    proc: subprocess.Popen | None = None  # None when found again from the lock file
+    aborted: bool = False
+    returncode: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def running(self) -> bool:
+        if self.proc is not None:
+            rc = self.proc.poll()
+            if rc is not None:
+                self.returncode = rc
+                return False
+            return True
+        return _alive(self.pid)
+
+
+@dataclass
+class Status:
+    state: str  # idle | running | finished | failed | aborted
+    output_dir: str | None = None
+    step: int = 0
+    total: int | None = None
+    tokens_per_s: float | None = None
+    eta_s: float | None = None
+    elapsed_s: float | None = None
+    loss: list[tuple[int, float]] = field(default_factory=list)
+    eval_loss: list[tuple[int, float]] = field(default_factory=list)
+    log_tail: str = ""
+    checkpoints: list[str] = field(default_factory=list)
+    returncode: int | None = None
+
+
+class RunManager:
+    def __init__(self, root: Path, python: str | None = None):
+        self.root = Path(root).resolve()
+        self.python = python or sys.executable
+        self._jobs: dict[Path, Job] = {}
+        self._last: Path | None = None
+        self._lock = threading.Lock()
+
+    # ---- start / abort -------------------------------------------------------------------------------------------
+    def start(self, cfg: Config) -> Job:
+        out = Path(cfg.train.output_dir)
+        out = (out if out.is_absolute() else self.root / out).resolve()
+        with self._lock:
+            job = self.find(out)
+            if job is not None and job.running():
+                raise TuneforgeError(f"a training job (pid {job.pid}) is already writing to {out}",
+                                     "wait for it to finish, abort it, or choose another output_dir")
+            out.mkdir(parents=True, exist_ok=True)
+            cfg_path = out / CONFIG
+            cfg_path.write_text(cfg.to_yaml(), encoding="utf-8")
+            log_path = out / LOG
+            env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+            # src-layout checkouts run without installing: let the child import the same tuneforge as this process
+            import tuneforge
+
+            src = str(Path(tuneforge.__file__).resolve().parent.parent)
+            env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+            with open(log_path, "ab") as log_fh:
+                log_fh.write(f"$ {self.python} -m tuneforge train {cfg_path}\n".encode())
+                log_fh.flush()
+                proc = subprocess.Popen([self.python, "-m", "tuneforge", "train", str(cfg_path)],
+                                        cwd=self.root, stdout=log_fh, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+            job = Job(out, proc.pid, time.time(), proc, extra={"log_start": 0})
+            (out / LOCK).write_text(json.dumps({"pid": proc.pid, "started": job.started}))
+            self._jobs[out] = job
+            self._last = out
+            threading.Thread(target=self._reap, args=(job,), daemon=True).start()
+            return job
+
+    def _reap(self, job: Job) -> None:
+        job.returncode = job.proc.wait()
+        (job.output_dir / LOCK).unlink(missing_ok=True)
+
+    def find(self, out: Path) -> Job | None:
+        """The job for ``out``: one this process started, or one a lock file names whose process still runs."""
+        out = Path(out).resolve()
+        job = self._jobs.get(out)
+        if job is not None:
+            return job
+        lock = out / LOCK
+        if lock.is_file():
+            try:
+                info = json.loads(lock.read_text())
+                pid = int(info["pid"])
+            except (ValueError, KeyError, json.JSONDecodeError):
+                return None
+            if _alive(pid):
+                job = Job(out, pid, float(info.get("started", time.time())))
+                self._jobs[out] = job
+                return job
+            lock.unlink(missing_ok=True)
+        return None
+
+    def current(self) -> Job | None:
+        """The job a freshly loaded page should show: a running one first, else the last one started here."""
+        for job in self._jobs.values():
+            if job.running():
+                return job
+        for lock in _locks(self.root):
+            job = self.find(lock.parent)
+            if job is not None and job.running():
+                return job
+        return self._jobs.get(self._last) if self._last else None
+
+    def abort(self, out: Path, grace_s: float = 10.0) -> bool:
+        """Stop the job's whole process group (SIGTERM, then SIGKILL after ``grace_s``). True if one was running."""
+        job = self.find(out)
+        if job is None or not job.running():
+            return False
+        job.aborted = True
+        try:
+            pgid = os.getpgid(job.pid)
+        except ProcessLookupError:
+            return False
+        os.killpg(pgid, signal.SIGTERM)
+        deadline = time.time() + grace_s
+        while time.time() < deadline and job.running():
+            time.sleep(0.1)
+        if job.running():
+            os.killpg(pgid, signal.SIGKILL)
+            while job.running():
+                time.sleep(0.1)
+        # children of the group may outlive the leader for a moment
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        (job.output_dir / LOCK).unlink(missing_ok=True)
+        with open(job.output_dir / LOG, "a") as fh:
+            ck = list_checkpoints(job.output_dir)
+            fh.write(f"aborted; last complete checkpoint: {ck[-1].name if ck else 'none'}\n")
+        return True
+
+    # ---- status --------------------------------------------------------------------------------------------------
+    def status(self, out: Path | None, tail_lines: int = 40) -> Status:
+        if out is None:
+            return Status("idle")
+        out = Path(out).resolve()
+        job = self.find(out)
+        st = Status("idle", output_dir=str(out))
+        metrics = read_metrics(out / METRICS)
+        st.loss = [(r["step"], r["loss"]) for r in metrics if "loss" in r]
+        st.eval_loss = [(r["step"], r["eval_loss"]) for r in metrics if "eval_loss" in r]
+        last = next((r for r in reversed(metrics) if "loss" in r), None)
+        log_text = tail(out / LOG, tail_lines)
+        st.log_tail = log_text
+        st.checkpoints = [p.name for p in list_checkpoints(out)]
+        m = None
+        for m in STEP_LINE.finditer(log_text):
+            pass
+        if m:
+            st.step, st.total = int(m.group(1)), int(m.group(2))
+        if last:
+            st.step = max(st.step, int(last["step"]))
+            st.tokens_per_s = last.get("tokens_per_s")
+            st.elapsed_s = last.get("elapsed")
+        if st.total and st.elapsed_s and st.step:
+            st.eta_s = st.elapsed_s / st.step * max(st.total - st.step, 0)
+        summary = _json(out / SUMMARY)
+        if job is not None and job.running():
+            st.state = "running"
+        elif job is not None and job.aborted:
+            st.state = "aborted"
+        elif summary.get("completed"):
+            st.state, st.step = "finished", summary.get("steps", st.step)
+            st.total = st.total or st.step
+            st.eta_s = 0.0
+            st.tokens_per_s = summary.get("tokens_per_s", st.tokens_per_s)
+        elif job is not None:
+            st.state = "failed"
+        st.returncode = job.returncode if job is not None else None
+        return st
+
+
+def _locks(root: Path, depth: int = 4):
+    """Lock files of running jobs up to ``depth`` folders below the root (hidden folders and venvs skipped)."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = Path(dirpath).relative_to(root)
+        if LOCK in filenames:
+            yield Path(dirpath) / LOCK
+        if len(rel.parts) >= depth:
+            dirnames[:] = []
+        else:
+            dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in ("venv", "node_modules",
+                                                                                      "__pycache__")]
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line being written right now
+    return rows
+
+
+def tail(path: Path, lines: int) -> str:
+    if not path.is_file():
+        return ""
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        fh.seek(max(0, size - 64_000))
+        text = fh.read().decode("utf-8", errors="replace")
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def fmt_eta(seconds: float | None) -> str:
+    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
+        return "?"
+    s = int(seconds)
+    return f"{s // 60}m{s % 60:02d}s"

@@ -1,0 +1,330 @@
+"""The web UI's pure parts, without a browser: the form built from the schema, the reproducing command, path
+confinement, launch/auth rules, the English/Chinese text tables, and the RunManager's process handling."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shlex
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import pytest
+
+from tuneforge.config import GROUPS, parse_args
+from tuneforge.config.parse import Config, build_config
+from tuneforge.config.schema import opt
+from tuneforge.errors import ConfigError, TuneforgeError
+from tuneforge.webui import schema_form as sf
+from tuneforge.webui.i18n import FIELD_ZH, STRINGS, field_help, field_label, t
+from tuneforge.webui.launch import check_launch, is_loopback, parse_auth
+from tuneforge.webui.paths import confine, relative
+from tuneforge.webui.render import loss_svg, preview_sample_html, progress_html
+from tuneforge.webui.runner import RunManager, Status, _alive
+
+WEBUI_SRC = Path(__file__).resolve().parent.parent / "src" / "tuneforge" / "webui"
+
+
+# ---- form from the schema -----------------------------------------------------------------------------------------
+
+def test_every_training_field_becomes_a_form_field_with_schema_default_and_help():
+    specs = sf.specs_by_name()
+    expected = {f.name for g in sf.TRAIN_GROUPS for f in fields(GROUPS[g])}
+    assert set(specs) == expected and "generate" not in sf.TRAIN_GROUPS and "export" not in sf.TRAIN_GROUPS
+    assert specs["learning_rate"].kind == "float" and specs["learning_rate"].default == 5e-5
+    assert specs["learning_rate"].help == GROUPS["train"].__dataclass_fields__["learning_rate"].metadata["help"]
+    assert specs["lora_rank"].kind == "int" and specs["lora_rank"].section == "method:lora"
+    assert specs["freeze_trainable_layers"].section == "method:freeze"
+    assert specs["num_virtual_tokens"].section == "method:prompt"
+    assert specs["finetuning_type"].kind == "choice" and set(specs["finetuning_type"].choices) == {
+        "full", "freeze", "lora", "prefix", "ptuning", "ptuning_v2", "prompt"}
+    assert specs["packing"].kind == "tribool" and specs["plot_loss"].kind == "bool"
+    assert specs["dataset_vars"].kind == "mapping" and specs["lora_alpha"].optional
+    assert specs["quantization_bit"].section == "quantization"
+    assert {n for n, s in specs.items() if s.is_path} >= {"model_name_or_path", "adapter_name_or_path",
+                                                          "dataset_dir", "output_dir", "resume_from_checkpoint"}
+
+
+def test_a_new_schema_field_and_group_appear_without_touching_the_ui(monkeypatch):
+    @dataclass
+    class RlhfArgs:
+        """Preference training."""
+        pref_beta: float = opt(0.1, "DPO beta.")
+        ref_model: str | None = opt(None, "Reference model.", path=True)
+        reward_model: str | None = opt(None, "Reward model run folder.")
+
+    monkeypatch.setitem(GROUPS, "rlhf", RlhfArgs)
+    groups = tuple(g for g in GROUPS if g not in ("generate", "export"))
+    specs = sf.specs_by_name(groups)
+    assert specs["pref_beta"].kind == "float" and specs["pref_beta"].help == "DPO beta."
+    assert specs["ref_model"].is_path and specs["ref_model"].section == "rlhf"
+    assert specs["reward_model"].is_path  # confined like every other path setting
+
+
+def test_form_values_to_config_and_back():
+    specs = sf.specs_by_name()
+    form = {n: sf.to_widget(s, s.default) for n, s in specs.items()}
+    assert sf.config_from_form(form).to_flat() == Config().to_flat()  # untouched form = the defaults
+    form.update(model_name_or_path="smollm2-135m-instruct", dataset=["identity", "general"],
+                dataset_vars="name=Aster,author=Blue Fern Labs", learning_rate=-1.0, lora_alpha="",
+                max_samples="50", packing="true", finetuning_type="lora", lora_rank=4)
+    cfg = sf.config_from_form(form)
+    assert cfg.data.dataset == "identity,general" and cfg.data.dataset_vars == {"name": "Aster",
+                                                                                "author": "Blue Fern Labs"}
+    assert cfg.train.learning_rate == -1.0 and cfg.finetune.lora_alpha is None and cfg.data.max_samples == 50
+    assert cfg.data.packing is True and cfg.finetune.lora_rank == 4
+    form.update(adapter_name_or_path=[], dataset=[])  # empty multi-selects are unset, not ""
+    cfg = sf.config_from_form(form)
+    assert cfg.model.adapter_name_or_path is None and cfg.data.dataset is None
+    assert "adapter_name_or_path" not in sf.preview_command(cfg)
+
+
+def test_options_of_other_methods_are_left_out():
+    form = {"finetuning_type": "freeze", "lora_rank": 64, "freeze_trainable_layers": 3}
+    cfg = sf.config_from_form(form)
+    assert cfg.finetune.lora_rank == 8 and cfg.finetune.freeze_trainable_layers == 3
+    assert "lora_rank" not in cfg.explicit
+
+
+def test_bad_widget_values_are_reported_together():
+    with pytest.raises(ConfigError) as e:
+        sf.config_from_form({"cutoff_len": "many", "template": None, "lr_scheduler_type": "zigzag"})
+    assert len(e.value.problems) == 2 and "cutoff_len" in str(e.value) and "zigzag" in str(e.value)
+
+
+# ---- the reproducing command --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("values", [
+    {},
+    {"model_name_or_path": "smollm2-135m-instruct", "dataset": "identity", "output_dir": "saves/my run",
+     "dataset_vars": {"name": "Aster", "author": "Blue Fern Labs"}, "learning_rate": 0.005, "max_steps": 15,
+     "lora_target": "q_proj,v_proj", "default_system": "You're \"helpful\"; be brief.", "packing": False,
+     "warmup_ratio": 0.1, "adam_epsilon": 1e-9, "quantization_bit": 4},
+    {"finetuning_type": "prefix", "num_virtual_tokens": 8, "prefix_projection": True, "template": "chatml",
+     "num_train_epochs": 0.5, "save_total_limit": 2, "dataset_vars": {"name": "小云", "author": "果园"}},
+])
+def test_preview_command_parses_back_to_the_same_config(tmp_path, values):
+    cfg = build_config(values)
+    cmd = sf.preview_command(cfg)
+    argv = shlex.split(cmd)
+    assert argv[:2] == ["tuneforge", "train"]
+    assert parse_args(argv[2:]).to_flat() == cfg.to_flat()
+    # …and equals the config.yaml a run saves (what `tuneforge train <out>/config.yaml` reads).
+    saved = tmp_path / "config.yaml"
+    saved.write_text(cfg.to_yaml(), encoding="utf-8")
+    assert parse_args(argv[2:]).to_flat() == parse_args([str(saved)]).to_flat()
+    assert len(argv) == 2 + 2 * len([k for k, v in cfg.to_flat().items() if v != Config().to_flat()[k]])
+
+
+def test_dataset_vars_that_a_command_line_cannot_carry_are_refused():
+    assert sf.check_mapping_text("name=Aster,author=Blue Fern") is None
+    assert "key=value" in sf.check_mapping_text("name=Aster,Blue Fern")
+
+
+# ---- paths --------------------------------------------------------------------------------------------------------
+
+def test_paths_are_confined_to_the_root(tmp_path):
+    root = tmp_path / "work"
+    (root / "saves").mkdir(parents=True)
+    assert confine("saves/run", root) == (root / "saves/run").resolve()
+    assert confine(str(root / "saves"), root) == (root / "saves").resolve()
+    assert relative(confine("./saves/../saves/run", root), root) == "saves/run"
+    for bad in ("../outside", "/etc/passwd", "saves/../../x", "~/x"):
+        with pytest.raises(TuneforgeError) as e:
+            confine(bad, root, "output_dir")
+        assert "outside the working folder" in e.value.message and "--root" in e.value.hint
+    (tmp_path / "secret").mkdir()
+    os.symlink(tmp_path / "secret", root / "link")
+    with pytest.raises(TuneforgeError):
+        confine("link/file", root)  # a symlink out of the root is refused too
+    with pytest.raises(TuneforgeError):
+        confine("  ", root)
+
+
+def test_ui_config_paths_are_confined_and_written_relative(tmp_path):
+    from tuneforge.webui import actions
+
+    ctx = actions.Context(tmp_path, RunManager(tmp_path))
+    cfg = build_config({"output_dir": str(tmp_path / "saves" / "a"), "dataset_dir": "data"})
+    actions._confine_paths(cfg, tmp_path)
+    assert cfg.train.output_dir == "saves/a" and cfg.data.dataset_dir == "data"
+    bad = build_config({"output_dir": "../escape", "adapter_name_or_path": "ok,/tmp/elsewhere",
+                        "model_name_or_path": "smollm2-135m-instruct"})
+    with pytest.raises(ConfigError) as e:
+        actions._confine_paths(bad, ctx.root)
+    assert len(e.value.problems) == 2  # output_dir and the second adapter; the alias is not a path
+
+
+# ---- launch rules -------------------------------------------------------------------------------------------------
+
+def test_loopback_by_default_other_addresses_and_share_need_auth(tmp_path):
+    for host in ("127.0.0.1", "localhost", "::1", "127.0.0.2", "[::1]"):
+        assert is_loopback(host)
+        check_launch(host, False, [])
+    for host in ("0.0.0.0", "192.168.1.5", "::", "example.org"):
+        assert not is_loopback(host)
+        with pytest.raises(TuneforgeError) as e:
+            check_launch(host, False, [])
+        assert "--auth" in e.value.hint
+        check_launch(host, False, [("u", "p")])
+    with pytest.raises(TuneforgeError, match="--share"):
+        check_launch("127.0.0.1", True, [])
+    check_launch("127.0.0.1", True, [("u", "p")])
+
+
+def test_auth_from_flag_and_file(tmp_path):
+    f = tmp_path / "users.txt"
+    f.write_text("# users\nalice:s3cret:with:colons\n\nbob:pw\n")
+    assert parse_auth("admin:pw", str(f)) == [("admin", "pw"), ("alice", "s3cret:with:colons"), ("bob", "pw")]
+    for bad in ("nopassword", ":pw", "user:"):
+        with pytest.raises(TuneforgeError, match="user:password"):
+            parse_auth(bad, None)
+    with pytest.raises(TuneforgeError, match="no such file"):
+        parse_auth(None, str(tmp_path / "missing"))
+
+
+def test_cli_refuses_a_public_address_without_auth(capsys):
+    from tuneforge.cli import main
+
+    assert main(["webui", "--host", "0.0.0.0"]) == 2
+    err = capsys.readouterr().err
+    assert "needs a login" in err and "--auth user:password" in err
+    assert main(["webui", "--share"]) == 2
+    assert main(["webui", "--prot", "80"]) == 2
+    err = capsys.readouterr().err
+    assert "webui does not take --prot" in err and "'--port'" in err and "'80'" not in err
+    assert main(["webui", "--port", "x", "--lang", "fr"]) == 2
+    err = capsys.readouterr().err
+    assert "--port must be a whole number" in err and "--lang must be en or zh" in err
+
+
+# ---- English / 中文 ------------------------------------------------------------------------------------------------
+
+def test_every_ui_string_has_both_languages():
+    for key, entry in STRINGS.items():
+        assert set(entry) == {"en", "zh"}, key
+        assert entry["en"].strip() and entry["zh"].strip(), key
+        # the same placeholders in both languages
+        import string
+
+        names = [{f for _, f, _, _ in string.Formatter().parse(entry[lang]) if f} for lang in ("en", "zh")]
+        assert names[0] == names[1], key
+
+
+def test_every_key_the_code_uses_exists():
+    used = set()
+    for py in WEBUI_SRC.glob("*.py"):
+        for node in ast.walk(ast.parse(py.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "t" and node.args and \
+                    isinstance(node.args[0], ast.Constant):
+                used.add(node.args[0].value)
+    assert used and not sorted(used - set(STRINGS))
+    # keys built at run time: sections and states
+    for spec in sf.field_specs():
+        assert "sec_" + spec.section.replace(":", "_") in STRINGS, spec.section
+    for state in ("idle", "running", "finished", "failed", "aborted"):
+        assert f"state_{state}" in STRINGS
+
+
+def test_every_schema_field_in_the_ui_has_a_chinese_label_and_help():
+    shown = sf.field_specs(tuple(GROUPS))
+    missing = [s.name for s in shown if s.name not in FIELD_ZH]
+    assert not missing, f"add Chinese label/help to webui/i18n.py FIELD_ZH for: {missing}"
+    spec = sf.specs_by_name()["learning_rate"]
+    assert field_label("learning_rate", "zh") == "学习率 · learning_rate" and field_label("learning_rate", "en") == \
+        "learning_rate"
+    assert field_help(spec, "en") == spec.help and field_help(spec, "zh") == "峰值学习率。"
+    assert t("progress_steps", "zh", step=3, total=9) == "第 3/9 步"
+
+
+# ---- rendering ----------------------------------------------------------------------------------------------------
+
+def test_loss_curve_progress_and_preview_html():
+    svg = loss_svg([(1, 2.0), (2, 1.5), (3, 0.7)], "en", [(3, 1.0)])
+    assert 'data-points="3"' in svg and svg.count("<circle") == 4 and "evaluation loss" in svg
+    assert 'data-points="0"' in loss_svg([], "zh") and "损失曲线" in loss_svg([], "zh")
+    st = Status("running", step=5, total=20, tokens_per_s=141.2, eta_s=75, checkpoints=["checkpoint-4"])
+    html = progress_html(st, "en")
+    assert 'data-state="running"' in html and "width:25.0%" in html and "step 5/20" in html
+    assert "141 tokens/s" in html and "ETA 1m15s" in html and "checkpoint-4" in html
+    assert "训练中" in progress_html(st, "zh") and "预计剩余" in progress_html(st, "zh")
+    text = "user: hi <b>\nassistant: I am Aster"
+    offs = [(0, 4), (4, 5), (5, 8), (8, 12), (12, 13), (13, 23), (23, 25), (25, 27), (27, 30), (30, 36)]
+    sup = [False] * 7 + [True] * 3
+    out = preview_sample_html(text, offs, sup, cutoff=9, source="identity.json:1", lang="en")
+    assert 'data-supervised="2"' in out and "&lt;b&gt;" in out and '<del class="tf-cut">' in out
+    assert out.count('<mark class="tf-sup">') == 2
+
+
+# ---- RunManager ---------------------------------------------------------------------------------------------------
+
+FAKE_TRAINER = """#!/bin/sh
+# stands in for `python -m tuneforge train CONFIG`: a child process that would outlive a plain kill of its parent
+sleep 300 &
+echo "child $!" > "$(dirname "$4")/child.pid"
+echo "step 3/10 · loss 1.0"
+sleep 300
+"""
+
+
+def test_run_manager_spawns_refuses_a_second_job_and_aborts_the_whole_tree(tmp_path):
+    fake = tmp_path / "fake-python"
+    fake.write_text(FAKE_TRAINER)
+    fake.chmod(0o755)
+    mgr = RunManager(tmp_path, python=str(fake))
+    cfg = build_config({"output_dir": "saves/x", "model_name_or_path": "m", "dataset": "identity"})
+    job = mgr.start(cfg)
+    out = tmp_path / "saves/x"
+    assert (out / "config.yaml").is_file() and (out / ".webui-job.json").is_file()
+    assert parse_args([str(out / "config.yaml")]).to_flat() == cfg.to_flat()
+    deadline = time.time() + 10
+    while not (out / "child.pid").is_file() and time.time() < deadline:
+        time.sleep(0.05)
+    child = int((out / "child.pid").read_text().split()[1])
+    with pytest.raises(TuneforgeError, match="already writing to"):
+        mgr.start(cfg)
+    # A second manager (another UI process, or a restarted one) sees the job through the lock file.
+    other = RunManager(tmp_path, python=str(fake))
+    assert other.current() is not None and other.current().pid == job.pid
+    with pytest.raises(TuneforgeError, match="already writing to"):
+        other.start(cfg)
+    time.sleep(0.3)
+    st = mgr.status(out)
+    assert st.state == "running" and (st.step, st.total) == (3, 10)
+    assert mgr.abort(out, grace_s=5)
+    time.sleep(0.2)
+    for pid in (job.pid, child):  # the whole process group is gone, not just the leader (a zombie counts as gone)
+        assert not _alive(pid), pid
+    assert mgr.status(out).state == "aborted" and not (out / ".webui-job.json").exists()
+    assert "aborted; last complete checkpoint: none" in (out / "train.log").read_text()
+    assert not mgr.abort(out)
+
+
+def test_status_reads_metrics_and_summary(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
+        {"step": 1, "loss": 2.0, "tokens_per_s": 100.0, "elapsed": 2.0},
+        {"step": 2, "loss": 1.0, "tokens_per_s": 120.0, "elapsed": 4.0}]) + '{"step": 3, "lo')
+    (out / "train.log").write_text("step 2/8 · loss 1.0\n")
+    st = RunManager(tmp_path).status(out)
+    assert st.loss == [(1, 2.0), (2, 1.0)] and st.tokens_per_s == 120.0 and st.total == 8
+    assert st.eta_s == pytest.approx(12.0) and st.state == "idle"  # no job here, no summary yet
+    (out / "run_summary.json").write_text(json.dumps({"completed": True, "steps": 8, "tokens_per_s": 130.0}))
+    st = RunManager(tmp_path).status(out)
+    assert st.state == "finished" and st.step == 8 and st.tokens_per_s == 130.0
+
+
+def test_questions_file_lines_and_jsonl(tmp_path):
+    from tuneforge.webui.actions import read_questions
+
+    f = tmp_path / "q.txt"
+    f.write_text('Who are you?\n\n{"question": "你是谁？"}\n'
+                 '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}, '
+                 '{"role": "user", "content": "What is your name?"}]}\n')
+    assert read_questions(f) == ["Who are you?", "你是谁？", "What is your name?"]
+    f.write_text('{"messages": []}\n')
+    with pytest.raises(TuneforgeError, match="q.txt:1: no question"):
+        read_questions(f)
