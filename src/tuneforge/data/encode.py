@@ -144,6 +144,7 @@ class PairSample:
     kto_tag: bool | None = None
     prompt_ids: list[int] | None = None
     ref: tuple[float, float] | None = None
+    prompt_messages: list[dict] | None = None  # ppo: the prompt, to render prompt + generated reply for the reward
 
     @property
     def input_ids(self) -> list[int]:  # for length-based batching: the longer member decides the padded width
@@ -163,7 +164,7 @@ def encode_preference(fmt: ChatFormat, tokenizer, pref: Preference, stage: str, 
             return None
         stats.samples += 1
         stats.tokens += len(ids)
-        return PairSample(None, prompt_ids=list(ids))
+        return PairSample(None, prompt_ids=list(ids), prompt_messages=pref.prompt.to_hf())
     replies = [pref.chosen] + ([pref.rejected] if pref.rejected is not None else [])
     encoded = []
     for reply in replies:
