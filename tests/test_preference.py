@@ -157,11 +157,11 @@ def test_ppo_pieces_match_hand_computed_values():
     mask = torch.tensor([[1.0, 1.0, 0.0]])
     rewards, kl = token_rewards(torch.tensor([2.0]), torch.tensor([[-1.0, -2.0, -9.0]]),
                                 torch.tensor([[-1.5, -1.0, -1.0]]), mask, kl_coef=0.1)
-    assert kl.tolist() == [[0.5, -1.0, 0.0]] and rewards.tolist() == pytest.approx([[-0.05, 2.1, 0.0]])
+    assert kl.tolist() == [[0.5, -1.0, 0.0]] and rewards[0].tolist() == pytest.approx([-0.05, 2.1, 0.0])
     adv, ret = gae(rewards, torch.tensor([[0.5, 1.0, 3.0]]), mask, gamma=1.0, lam=0.5)
     d1 = 2.1 - 1.0  # last real token: no next value
     d0 = -0.05 + 1.0 - 0.5
-    assert adv.tolist() == pytest.approx([[d0 + 0.5 * d1, d1, 0.0]]) and ret[0, 1] == pytest.approx(d1 + 1.0)
+    assert adv[0].tolist() == pytest.approx([d0 + 0.5 * d1, d1, 0.0]) and ret[0, 1] == pytest.approx(d1 + 1.0)
     lp, old = torch.tensor([[math.log(1.5), 0.0]]), torch.zeros(1, 2)
     loss, s = ppo_losses(lp, old, torch.zeros(1, 2), torch.zeros(1, 2), torch.tensor([[1.0, -1.0]]),
                          torch.zeros(1, 2), torch.ones(1, 2), cliprange=0.2, vf_coef=0.1)
@@ -270,8 +270,10 @@ def test_precomputed_reference_gives_the_same_first_step(tiny_model, pref_dir, t
 
 def test_kto_trains_with_its_weights(tiny_model, pref_dir, tmp_path):
     train(tiny_model, pref_dir, tmp_path / "k", stage="kto", dataset="p_kto", max_steps=8, kto_chosen_weight=1.5,
-          per_device_train_batch_size=2)
+          per_device_train_batch_size=5)  # one batch of 2 desirable and 3 undesirable rows
     rows = metrics(tmp_path / "k")
+    # at step 1 the policy is the reference: every row's loss is weight × (1 - sigmoid(0)) = weight / 2
+    assert rows[0]["loss"] == pytest.approx((2 * 1.5 * 0.5 + 3 * 1.0 * 0.5) / 5, abs=1e-4)
     assert rows[-1]["loss"] < rows[0]["loss"] and "kl" in rows[0]
 
 
