@@ -266,8 +266,8 @@ def _read_pairs(path: str) -> list[tuple[list[dict], dict]]:
     {"prompt", "chosen", "rejected"} rows (both replies)."""
     p = Path(path)
     if not p.is_file():
-        raise TuneforgeError(f"--pairs {path!r}: no such file", 'give a JSONL file with {"prompt": …, "response": …} '
-                                                                "rows")
+        raise TuneforgeError(f"--pairs {path!r}: no such file",
+                             'give a JSONL file with {"prompt": …, "response": …} rows')
     out = []
     for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():

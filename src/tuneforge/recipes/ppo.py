@@ -19,8 +19,9 @@ from tuneforge.recipes.sft import RunResult
 from tuneforge.train.loop import LoopResult
 from tuneforge.train.metrics import MetricsWriter, Progress
 from tuneforge.train.optim import Schedule, build_optimizer, warmup_steps
-from tuneforge.train.ppo import (AdaptiveKL, Rollout, RunningMoments, gae, left_pad, plot_rewards, policy_forward,
-                                 ppo_losses, response_mask, token_rewards, whiten)
+from tuneforge.train.ppo import (AdaptiveKL, Rollout, RunningMoments, clean_reply, gae, left_pad, plot_rewards,
+                                 policy_forward, ppo_losses, response_mask, rollout_generation_kwargs,
+                                 token_rewards, whiten)
 from tuneforge.train.preference import ValueHead, save_value_head
 from tuneforge.utils import log
 
@@ -49,13 +50,7 @@ def run(cfg: Config) -> RunResult:
                           ft.reward_model if rm_is_adapter else None, device=str(dev))
     stop_ids = sorted({tokenizer.convert_tokens_to_ids(s) for s in fmt.stop if s in tokenizer.get_vocab()}
                       | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()))
-    sample = g.do_sample is not False
-    gen_kw = {"max_new_tokens": g.max_new_tokens, "do_sample": sample, "eos_token_id": stop_ids,
-              "pad_token_id": tokenizer.pad_token_id, "use_cache": True}
-    if sample:
-        gen_kw.update(temperature=g.temperature or 1.0, top_p=g.top_p or 1.0, top_k=g.top_k or 0)
-    if g.repetition_penalty:
-        gen_kw["repetition_penalty"] = g.repetition_penalty
+    gen_kw = rollout_generation_kwargs(g, stop_ids, tokenizer.pad_token_id)
 
     B, prompts = t.per_device_train_batch_size, data.train
     per_step = B * ft.ppo_buffer_size
@@ -82,7 +77,7 @@ def run(cfg: Config) -> RunResult:
                     ref_logprobs, _ = policy_forward(policy, gen, full_mask, P)
             else:
                 ref_logprobs, _ = policy_forward(ref, gen, full_mask, P)
-            texts = [fmt_clean(tokenizer.decode(r[m.bool()], skip_special_tokens=True), fmt.stop)
+            texts = [clean_reply(tokenizer.decode(r[m.bool()], skip_special_tokens=True), fmt.stop)
                      for r, m in zip(resp, rmask)]
             raw = torch.tensor(scorer.score([s.prompt_messages + [{"role": "assistant", "content": x}]
                                              for s, x in zip(batch, texts)]), device=dev)
@@ -153,9 +148,3 @@ def run(cfg: Config) -> RunResult:
     summary = save_and_summarise(cfg, accelerator, policy, tokenizer, out, fmt, data, result, t0, mixed, extra)
     return RunResult(out, summary)
 
-
-def fmt_clean(text: str, stops: list[str]) -> str:
-    for s in stops:
-        if s and s in text:
-            text = text[: text.index(s)]
-    return text.strip()

@@ -31,6 +31,26 @@ class Rollout:
     responses: list[str]
 
 
+def rollout_generation_kwargs(g, stop_ids: list[int], pad_id: int) -> dict:
+    """generate() settings for rollouts: sampling (temperature/top_p/top_k from the generation settings, default
+    plain sampling at temperature 1) unless do_sample is False."""
+    sample = g.do_sample is not False
+    kw = {"max_new_tokens": g.max_new_tokens, "do_sample": sample, "eos_token_id": stop_ids, "pad_token_id": pad_id,
+          "use_cache": True}
+    if sample:
+        kw.update(temperature=g.temperature or 1.0, top_p=g.top_p or 1.0, top_k=g.top_k or 0)
+    if g.repetition_penalty:
+        kw["repetition_penalty"] = g.repetition_penalty
+    return kw
+
+
+def clean_reply(text: str, stops: list[str]) -> str:
+    for s in stops:
+        if s and s in text:
+            text = text[: text.index(s)]
+    return text.strip()
+
+
 def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(p) for p in prompts)
     ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts])
