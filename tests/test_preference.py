@@ -301,3 +301,15 @@ def test_reward_model_then_score_then_ppo(tiny_model, pref_dir, tmp_path, capsys
     rows = metrics(ppo)
     assert {"reward", "kl", "value_loss", "clip_fraction"} <= set(rows[0]) and len(rows) == 2
     assert (ppo / "ppo_reward.png").is_file() and (ppo / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("bitsandbytes") is None, reason="bitsandbytes missing")
+def test_qlora_dpo_and_rm_on_a_4bit_base(pref_dir, tmp_path, tmp_path_factory):
+    from conftest import build_tiny_model
+
+    wide = build_tiny_model(tmp_path_factory.mktemp("tiny-64-pref"), width=64)  # bnb blocks of 64
+    res = train(wide, pref_dir, tmp_path / "q", stage="dpo", quantization_bit=4, max_steps=10)
+    rows = metrics(tmp_path / "q")
+    assert res.summary["completed"] and rows[-1]["rewards/margins"] > rows[0]["rewards/margins"]
+    res = train(wide, pref_dir, tmp_path / "qrm", stage="rm", quantization_bit=4, max_steps=3, val_size=2)
+    assert (tmp_path / "qrm" / "value_head.safetensors").is_file() and "eval_accuracy" in res.summary
