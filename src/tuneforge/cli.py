@@ -21,6 +21,8 @@ usage:
                   [--export_dtype bfloat16|float16|float32]   merge LoRA adapters, write a standalone model
   tuneforge webui [--host 127.0.0.1] [--port 7860] [--root DIR] [--auth user:password | --auth-file FILE]
                   [--share] [--lang en|zh]                       the web UI (binds to loopback unless given auth)
+  tuneforge score --model_name_or_path M --adapter_name_or_path RM_RUN --pairs FILE.jsonl
+                                                                 reward-model scores of (prompt, response) rows
   tuneforge env                                                  versions, devices, model aliases, templates
   tuneforge estimate --model_name_or_path M|config.json [--finetuning_type lora --per_device_train_batch_size 4
                      --cutoff_len 2048 --gradient_checkpointing True --method qlora4 --gpu h100 ...]
@@ -337,11 +339,62 @@ def cmd_webui(argv: list[str]) -> int:
         raise TuneforgeError(f"the web UI needs gradio ({e.name} is missing)",
                              'pip install "tuneforge[webui]"') from None
     launch(root, opts["host"], opts["port"], opts["share"], auth, opts["lang"])
+def _read_pairs(path: str) -> list[tuple[list[dict], dict]]:
+    """JSONL rows: {"prompt", "response"} or {"messages": [... ending with the assistant reply]}; also scores
+    {"prompt", "chosen", "rejected"} rows (both replies)."""
+    p = Path(path)
+    if not p.is_file():
+        raise TuneforgeError(f"--pairs {path!r}: no such file",
+                             'give a JSONL file with {"prompt": …, "response": …} rows')
+    out = []
+    for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise TuneforgeError(f"{path}: invalid JSON on line {i}: {e.msg}", "fix the line") from None
+        if isinstance(row.get("messages"), list) and row["messages"]:
+            out.append((row["messages"], row))
+        elif isinstance(row.get("prompt"), str) and any(isinstance(row.get(k), str) for k in
+                                                        ("response", "chosen", "rejected")):
+            for key in ("response", "chosen", "rejected"):
+                if isinstance(row.get(key), str):
+                    out.append(([{"role": "user", "content": row["prompt"]},
+                                 {"role": "assistant", "content": row[key]}], {**row, "scored": key}))
+        else:
+            raise TuneforgeError(f"{path}:{i}: a row needs `prompt` and `response` (or chosen/rejected), or a "
+                                 f"`messages` list ending with the reply", '{"prompt": "Hi", "response": "Hello!"}')
+    return out
+
+
+def cmd_score(argv: list[str]) -> int:
+    from tuneforge.config import build_config, split_argv
+    from tuneforge.config.parse import did_you_mean
+
+    path, values = split_argv(argv)
+    pairs = values.pop("pairs", None)
+    allowed = {"model_name_or_path", "adapter_name_or_path", "template", "trust_remote_code"}
+    bad = [k for k in values if k not in allowed]
+    if bad or not pairs:
+        raise ConfigError([f"score does not take {k!r}{did_you_mean(k, sorted(allowed | {'pairs'}))}" for k in bad]
+                          + ([] if pairs else ["score needs --pairs FILE.jsonl (rows with prompt and response)"]))
+    cfg = build_config(values)
+    if not cfg.model.model_name_or_path:
+        raise ConfigError(["model_name_or_path is required: the base model of the reward model (or the folder of a "
+                           "full/freeze --stage rm run)"])
+    rows = _read_pairs(str(pairs))
+    from tuneforge.infer.reward import RewardScorer
+
+    scorer = RewardScorer(cfg.model.model_name_or_path, cfg.model.adapter_name_or_path, cfg.data.template,
+                          cfg.model.trust_remote_code)
+    for (_, row), s in zip(rows, scorer.score([m for m, _ in rows])):
+        print(json.dumps({**row, "score": round(s, 6)}, ensure_ascii=False), flush=True)
     return 0
 
 
 COMMANDS = {"train": cmd_train, "chat": cmd_chat, "export": cmd_export, "env": cmd_env,
-            "estimate": cmd_estimate, "webui": cmd_webui}
+            "estimate": cmd_estimate, "webui": cmd_webui, "score": cmd_score}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,8 @@ def opt(default: Any, help: str, choices: tuple[str, ...] | None = None, **extra
 
 
 FINETUNING_TYPES = ("full", "freeze", "lora", "prefix", "ptuning", "ptuning_v2", "prompt")
-STAGES = ("sft", "pt")
+STAGES = ("sft", "pt", "rm", "dpo", "kto", "ppo")
+PREF_LOSSES = ("sigmoid", "ipo", "hinge", "orpo", "simpo")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adamw_8bit", "paged_adamw_8bit", "sgd")
 REPORTERS = ("none", "tensorboard")
@@ -80,7 +81,9 @@ class DataArgs:
 class FinetuneArgs:
     """What is trained: the stage and the fine-tuning method with its options."""
 
-    stage: str = opt("sft", "Training stage: sft (supervised fine-tuning) or pt (continued pre-training).", STAGES)
+    stage: str = opt("sft", "Training stage: sft (supervised fine-tuning), pt (continued pre-training), rm (reward "
+                            "model), dpo (direct preference optimisation and its variants, see pref_loss), kto, or "
+                            "ppo (reinforcement learning against a reward model).", STAGES)
     finetuning_type: str = opt(
         "lora", "Method: full, freeze (train the last layers only), lora, or a prompt-based method: prefix (prefix "
                 "tuning), ptuning (P-Tuning), ptuning_v2 (deep prompt tuning) or prompt (prompt tuning).",
@@ -120,6 +123,34 @@ class FinetuneArgs:
               "(default: the model's hidden size).")
     prompt_tuning_init_text: str | None = opt(
         None, "prompt: initialise the virtual tokens from the embeddings of this text (default: random).")
+    # ---- preference / RLHF stages (rm, dpo, kto, ppo) ---------------------------------------------------------
+    pref_loss: str = opt("sigmoid", "dpo: preference loss: sigmoid (DPO), ipo, hinge, orpo or simpo (the last two "
+                                    "need no reference model).", PREF_LOSSES)
+    pref_beta: float = opt(0.1, "dpo/kto: beta, the strength of the pull towards the reference model (orpo: "
+                                "weight of the odds-ratio term; simpo: reward scale).")
+    simpo_gamma: float = opt(0.5, "dpo with pref_loss simpo: target reward margin gamma.")
+    dpo_label_smoothing: float = opt(0.0, "dpo with pref_loss sigmoid: assumed share of flipped labels "
+                                          "(conservative DPO), in [0, 0.5).")
+    pref_ftx: float = opt(0.0, "dpo/kto: weight of the supervised (SFT) loss on the chosen replies mixed in.")
+    precompute_ref_log_probs: bool = opt(
+        False, "dpo/kto: compute the reference model's log-probs of every sample once before training, so no "
+               "reference forward runs per step.")
+    kto_chosen_weight: float = opt(1.0, "kto: weight of the loss on desirable samples (kto_tag true).")
+    kto_rejected_weight: float = opt(1.0, "kto: weight of the loss on undesirable samples (kto_tag false).")
+    reward_model: str | None = opt(
+        None, "ppo: the reward model, a run folder written by --stage rm (a LoRA adapter or a full model, with "
+              "value_head.safetensors).")
+    ppo_epochs: int = opt(4, "ppo: optimisation passes over each batch of rollouts.")
+    ppo_buffer_size: int = opt(1, "ppo: rollout batches collected (each per_device_train_batch_size prompts) "
+                                  "before the optimisation passes.")
+    ppo_target: float = opt(6.0, "ppo: target KL for the adaptive KL-penalty coefficient.")
+    ppo_kl_coef: float = opt(0.05, "ppo: initial coefficient of the per-token KL penalty to the reference.")
+    ppo_score_norm: bool = opt(False, "ppo: normalise reward-model scores with their running mean and std.")
+    ppo_whiten_rewards: bool = opt(False, "ppo: whiten the per-token rewards of each rollout batch.")
+    ppo_cliprange: float = opt(0.2, "ppo: clip range of the policy ratio (and of the value update).")
+    ppo_gamma: float = opt(1.0, "ppo: discount factor of the generalised advantage estimation.")
+    ppo_lam: float = opt(0.95, "ppo: lambda of the generalised advantage estimation.")
+    ppo_vf_coef: float = opt(0.1, "ppo: weight of the value loss.")
 
 
 @dataclass

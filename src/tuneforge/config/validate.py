@@ -125,6 +125,7 @@ def validate(cfg: Config, for_training: bool = True) -> list[str]:
             p.append(f"adapter_name_or_path continues a LoRA adapter, but finetuning_type is {ft.finetuning_type}: "
                      f"use --finetuning_type lora, or pass the trained model folder as model_name_or_path")
     problems_prompt_and_quant(cfg, p)
+    problems_preference(cfg, p, for_training)
     if ft.finetuning_type != "freeze":
         set_freeze = [k for k in FREEZE_ONLY if k in user_set]
         if set_freeze:
@@ -163,3 +164,48 @@ def problems_prompt_and_quant(cfg: Config, p: list[str]) -> None:
             p.append(f"quantization_bit (QLoRA) trains an adapter on a frozen quantized base, but finetuning_type is "
                      f"{method}, which updates the base weights themselves and cannot update quantized weights: use "
                      f"--finetuning_type lora (or a prompt-based method), or drop quantization_bit")
+
+
+PREFERENCE_STAGES = ("rm", "dpo", "kto", "ppo")
+PPO_ONLY = ("reward_model", "ppo_epochs", "ppo_buffer_size", "ppo_target", "ppo_kl_coef", "ppo_score_norm",
+            "ppo_whiten_rewards", "ppo_cliprange", "ppo_gamma", "ppo_lam", "ppo_vf_coef")
+DPO_ONLY = ("pref_loss", "simpo_gamma", "dpo_label_smoothing")
+KTO_ONLY = ("kto_chosen_weight", "kto_rejected_weight")
+
+
+def problems_preference(cfg: Config, p: list[str], for_training: bool) -> None:
+    """The rm/dpo/kto/ppo settings (the reward model's value head is checked on disk by preflight)."""
+    ft, d, user_set = cfg.finetune, cfg.data, changed(cfg)
+    stage = ft.stage
+    for keys, stages in ((PPO_ONLY, ("ppo",)), (DPO_ONLY, ("dpo",)), (KTO_ONLY, ("kto",)),
+                         (("pref_beta", "pref_ftx", "precompute_ref_log_probs"), ("dpo", "kto"))):
+        wrong = [k for k in keys if k in user_set and stage not in stages]
+        if wrong:
+            p.append(f"{', '.join(wrong)} only apply to --stage {' / '.join(stages)}, but stage is {stage}: remove "
+                     f"them or change the stage")
+    if stage not in PREFERENCE_STAGES:
+        return
+    if stage == "ppo" and for_training and not ft.reward_model:
+        p.append("--stage ppo needs a reward model: add --reward_model <output_dir of a --stage rm run> (train one "
+                 "with --stage rm on a preference dataset such as format_pref)")
+    if ft.pref_beta <= 0:
+        p.append(f"pref_beta must be > 0, got {ft.pref_beta}")
+    if not 0 <= ft.dpo_label_smoothing < 0.5:
+        p.append(f"dpo_label_smoothing must be in [0, 0.5), got {ft.dpo_label_smoothing}")
+    if "dpo_label_smoothing" in user_set and ft.pref_loss != "sigmoid":
+        p.append(f"dpo_label_smoothing applies to pref_loss sigmoid only, but pref_loss is {ft.pref_loss}")
+    if "simpo_gamma" in user_set and ft.pref_loss != "simpo":
+        p.append(f"simpo_gamma applies to pref_loss simpo only, but pref_loss is {ft.pref_loss}")
+    if ft.pref_ftx < 0:
+        p.append(f"pref_ftx must be ≥ 0 (0 = no SFT loss mixed in), got {ft.pref_ftx}")
+    if ft.kto_chosen_weight <= 0 or ft.kto_rejected_weight <= 0:
+        p.append(f"kto_chosen_weight and kto_rejected_weight must be > 0, got {ft.kto_chosen_weight} and "
+                 f"{ft.kto_rejected_weight}")
+    for key in ("ppo_epochs", "ppo_buffer_size"):
+        if getattr(ft, key) < 1:
+            p.append(f"{key} must be ≥ 1, got {getattr(ft, key)}")
+    if not 0 < ft.ppo_cliprange < 1:
+        p.append(f"ppo_cliprange must be in (0, 1), got {ft.ppo_cliprange}")
+    if d.packing or d.neat_packing:
+        p.append(f"packing does not apply to --stage {stage} (each preference sample is scored as a whole "
+                 f"sequence): drop packing/neat_packing")

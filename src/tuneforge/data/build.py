@@ -9,8 +9,9 @@ from typing import Any
 
 from tuneforge.config.schema import DataArgs
 from tuneforge.data.catalog import DatasetEntry, load_catalog, lookup, split_names
-from tuneforge.data.convert import RowError, to_conversation
-from tuneforge.data.encode import EncodeStats, Sample, encode_conversation, encode_text
+from tuneforge.data.convert import RowError, to_conversation, to_preference
+from tuneforge.data.encode import EncodeStats, PairSample, Sample, encode_conversation, encode_preference, \
+    encode_text
 from tuneforge.data.readers import read_rows
 from tuneforge.data.schema import Conversation
 from tuneforge.data.templates import ChatFormat
@@ -19,6 +20,7 @@ from tuneforge.utils import log
 
 PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 MAX_LISTED = 20
+PREFERENCE_STAGES = ("rm", "dpo", "kto", "ppo")
 
 
 @dataclass
@@ -50,9 +52,14 @@ def _variables(entry: DatasetEntry, given: dict[str, str]) -> dict[str, str]:
 
 def read_dataset(entry: DatasetEntry, args: DataArgs, stage: str) -> tuple[list[Any], dict[str, int]]:
     """Rows of one dataset as conversations (sft) or texts (pt), plus counts."""
-    if entry.ranking:
+    if entry.ranking and stage in ("sft", "pt", "kto"):
         raise DataError(f"dataset {entry.name!r} is a preference dataset (ranking: true in dataset_info.json)",
-                        "use it with a preference stage (rm, dpo); sft and pt need instruction or text data")
+                        "use it with a preference stage (rm, dpo, ppo); sft and pt need instruction or text data, "
+                        "kto needs rows with one reply and a boolean kto_tag")
+    if not entry.ranking and stage in ("rm", "dpo"):
+        raise DataError(f"dataset {entry.name!r} is not a preference dataset, but --stage {stage} trains on pairs "
+                        f"of replies", "use a dataset with `ranking: true` and chosen/rejected columns in "
+                        "dataset_info.json (e.g. the built-in `format_pref`)")
     variables = _variables(entry, args.dataset_vars)
     items: list[Any] = []
     problems: list[str] = []
@@ -75,6 +82,10 @@ def read_dataset(entry: DatasetEntry, args: DataArgs, stage: str) -> tuple[list[
                     raise RowError(f"row has no {col!r} text (continued pre-training reads one text column; set "
                                    f"columns.prompt in dataset_info.json); its keys are {sorted(row)}")
                 items.append(row[col])
+            elif stage in PREFERENCE_STAGES:
+                pref = to_preference(entry, row, stage)
+                pref.prompt.source = where
+                items.append(pref)
             else:
                 conv = to_conversation(entry, row)
                 conv.source = where
@@ -107,10 +118,16 @@ def _mix(parts: list[list[Any]], strategy: str) -> list[Any]:
 
 
 def encode_items(items: list[Any], stage: str, tokenizer, fmt: ChatFormat, args: DataArgs,
-                 stats: EncodeStats) -> list[Sample]:
-    out: list[Sample] = []
+                 stats: EncodeStats, max_new_tokens: int = 0) -> list[Sample] | list[PairSample]:
+    out: list = []
     for item in items:
-        if stage == "pt":
+        if stage in PREFERENCE_STAGES:
+            if item.prompt.system is None and args.default_system is not None:
+                item.prompt.system = args.default_system
+            p = encode_preference(fmt, tokenizer, item, stage, args.cutoff_len, stats, max_new_tokens)
+            if p is not None:
+                out.append(p)
+        elif stage == "pt":
             out += encode_text(tokenizer, item, args.cutoff_len, stats)
         else:
             conv: Conversation = item
@@ -123,7 +140,8 @@ def encode_items(items: list[Any], stage: str, tokenizer, fmt: ChatFormat, args:
     return out
 
 
-def build_data(args: DataArgs, stage: str, tokenizer, fmt: ChatFormat, seed: int) -> DataBundle:
+def build_data(args: DataArgs, stage: str, tokenizer, fmt: ChatFormat, seed: int,
+               max_new_tokens: int = 0) -> DataBundle:
     catalog = load_catalog(args.dataset_dir)
     parts, counts = [], {}
     for name in split_names(args.dataset):
@@ -152,8 +170,8 @@ def build_data(args: DataArgs, stage: str, tokenizer, fmt: ChatFormat, seed: int
         eval_items = [items[i] for i in sorted(held)]
         items = [x for i, x in enumerate(items) if i not in held]
     stats, eval_stats = EncodeStats(), EncodeStats()
-    train = encode_items(items, stage, tokenizer, fmt, args, stats)
-    evals = encode_items(eval_items, stage, tokenizer, fmt, args, eval_stats)
+    train = encode_items(items, stage, tokenizer, fmt, args, stats, max_new_tokens)
+    evals = encode_items(eval_items, stage, tokenizer, fmt, args, eval_stats, max_new_tokens)
     if not train:
         raise DataError("no training samples left after encoding: " + str(stats.to_dict()["dropped"]),
                         "raise cutoff_len or check the data")

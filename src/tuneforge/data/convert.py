@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from tuneforge.data.catalog import DatasetEntry
-from tuneforge.data.schema import Conversation, Message, ToolCall, check_order
+from tuneforge.data.schema import Conversation, Message, Preference, ToolCall, check_order
 
 ALPACA_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output", "history": "history",
                   "system": "system", "tools": "tools"}
@@ -157,3 +157,70 @@ def to_conversation(entry: DatasetEntry, row: dict[str, Any]) -> Conversation:
     if problem:
         raise RowError(problem)
     return conv
+
+
+TRUE_TAGS, FALSE_TAGS = {"true", "1", "yes"}, {"false", "0", "no"}
+
+
+def _reply(value: Any, fmt: str, tags: dict[str, str], what: str) -> Message:
+    """A chosen/rejected reply: plain text (alpaca) or one message object (sharegpt/openai)."""
+    if isinstance(value, dict):
+        t = {**(OPENAI_TAGS if fmt == "openai" else SHAREGPT_TAGS), **tags}
+        value = value.get(t["content_tag"])
+    text = _text(value, what)
+    if not text.strip():
+        raise RowError(f"the {what} reply is empty")
+    return Message("assistant", text)
+
+
+def _kto_tag(value: Any, col: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in TRUE_TAGS | FALSE_TAGS:
+        return value.strip().lower() in TRUE_TAGS
+    raise RowError(f"{col!r} must be true (desirable reply) or false (undesirable), got {value!r}")
+
+
+def to_preference(entry: DatasetEntry, row: dict[str, Any], stage: str) -> Preference:
+    """A row of a ranking dataset (``chosen``/``rejected``), a KTO row (a conversation plus a boolean ``kto_tag``)
+    or, for ppo, any row whose prompt is used."""
+    fmt = infer_format(entry, row)
+    cols = entry.columns
+    if entry.ranking:
+        c_col, r_col = cols.get("chosen", "chosen"), cols.get("rejected", "rejected")
+        for col, what in ((c_col, "preferred"), (r_col, "dispreferred")):
+            if col not in row:
+                raise RowError(f"preference row has no {col!r} (the {what} reply); its keys are {sorted(row)}. "
+                               f"Each row of a ranking dataset needs both {c_col!r} and {r_col!r}")
+        chosen = _reply(row[c_col], fmt, entry.tags, c_col)
+        rejected = _reply(row[r_col], fmt, entry.tags, r_col)
+        if chosen.content.strip() == rejected.content.strip():
+            raise RowError(f"{c_col!r} and {r_col!r} are identical, so there is no preference to learn; "
+                           f"remove the row or fix one of the replies")
+        if fmt == "alpaca":
+            conv = from_alpaca({**row, cols.get("response", "output"): chosen.content}, cols)
+            conv.messages = conv.messages[:-1]
+        else:
+            conv = from_sharegpt(row, cols, entry.tags, openai=(fmt == "openai"))
+            if conv.messages and conv.messages[-1].role == "assistant":
+                raise RowError("the conversation of a preference row must end with a user turn; the replies go in "
+                               f"{c_col!r} and {r_col!r}")
+        pref = Preference(conv, chosen, rejected)
+    else:
+        if fmt != "alpaca":
+            conv = from_sharegpt(row, cols, entry.tags, openai=(fmt == "openai"))
+            if stage == "ppo" and conv.messages and conv.messages[-1].role == "user":
+                conv.messages.append(Message("assistant", "(unused)"))
+        else:
+            conv = from_alpaca(row if stage != "ppo" else {cols.get("response", "output"): "(unused)", **row}, cols)
+        pref = Preference(Conversation(conv.messages[:-1], conv.system, conv.tools), conv.messages[-1])
+        if stage == "kto":
+            col = cols.get("kto_tag", "kto_tag")
+            if col not in row:
+                raise RowError(f"KTO row has no {col!r} (true for a desirable reply, false for an undesirable one); "
+                               f"its keys are {sorted(row)}")
+            pref.kto_tag = _kto_tag(row[col], col)
+    problem = check_order(pref.with_reply(pref.chosen))
+    if problem:
+        raise RowError(problem)
+    return pref

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from tuneforge.data.schema import Conversation
+from tuneforge.data.schema import Conversation, Preference
 from tuneforge.data.templates import ChatFormat
 from tuneforge.errors import DataError
 
@@ -131,3 +131,56 @@ def encode_text(tokenizer, text: str, cutoff_len: int, stats: EncodeStats) -> li
     if len(ids) > cutoff_len:
         stats.split_documents += 1
     return out
+
+
+@dataclass
+class PairSample:
+    """Encoded preference data. rm/dpo: ``chosen`` and ``rejected`` (same prompt). kto: ``chosen`` is the one reply
+    and ``kto_tag`` says whether it is desirable. ppo: ``prompt_ids`` only. ``ref`` holds precomputed reference
+    log-probs (chosen, rejected) when precompute_ref_log_probs is on."""
+
+    chosen: Sample | None
+    rejected: Sample | None = None
+    kto_tag: bool | None = None
+    prompt_ids: list[int] | None = None
+    ref: tuple[float, float] | None = None
+    prompt_messages: list[dict] | None = None  # ppo: the prompt, to render prompt + generated reply for the reward
+
+    @property
+    def input_ids(self) -> list[int]:  # for length-based batching: the longer member decides the padded width
+        parts = [s.input_ids for s in (self.chosen, self.rejected) if s is not None]
+        return max(parts, key=len) if parts else (self.prompt_ids or [])
+
+
+def encode_preference(fmt: ChatFormat, tokenizer, pref: Preference, stage: str, cutoff_len: int,
+                      stats: EncodeStats, max_new_tokens: int = 0) -> PairSample | None:
+    """Encode one preference row; only the final reply is supervised. A pair is dropped (and counted) if either
+    reply has nothing left to train on after truncation."""
+    if stage == "ppo":
+        text = fmt.render(tokenizer, pref.prompt.to_hf(), pref.prompt.tools, add_generation_prompt=True)
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) + max_new_tokens > cutoff_len:
+            stats.dropped["prompt + max_new_tokens longer than cutoff_len"] += 1
+            return None
+        stats.samples += 1
+        stats.tokens += len(ids)
+        return PairSample(None, prompt_ids=list(ids), prompt_messages=pref.prompt.to_hf())
+    replies = [pref.chosen] + ([pref.rejected] if pref.rejected is not None else [])
+    encoded = []
+    for reply in replies:
+        inner = EncodeStats()
+        s = encode_conversation(fmt, tokenizer, pref.with_reply(reply), cutoff_len, inner, mask_history=True)
+        if s is None:
+            stats.dropped.update({f"{k} (preference row dropped whole)": v for k, v in inner.dropped.items()})
+            return None
+        stats.truncated += inner.truncated
+        stats.truncated_tokens += inner.truncated_tokens
+        encoded.append(s)
+    if len(encoded) == 2 and encoded[0].input_ids == encoded[1].input_ids:
+        stats.dropped["chosen and rejected identical after truncation to cutoff_len (pair dropped)"] += 1
+        return None
+    stats.samples += 1
+    for s in encoded:
+        stats.tokens += len(s.input_ids)
+        stats.trained_tokens += s.n_trained
+    return PairSample(encoded[0], encoded[1] if len(encoded) > 1 else None, kto_tag=pref.kto_tag)

@@ -85,3 +85,18 @@ def check_order(conv: Conversation) -> str | None:
     if msgs[-1].role != "assistant":
         return "the conversation must end with an assistant reply (the text to learn)"
     return None
+
+
+@dataclass
+class Preference:
+    """A preference example: the prompt (a conversation ending with a user turn) and either two replies, ``chosen``
+    and ``rejected`` (rm, dpo), or one reply labelled desirable or not by ``kto_tag`` (kto). For ppo only the prompt
+    is used."""
+
+    prompt: Conversation
+    chosen: Message | None = None
+    rejected: Message | None = None
+    kto_tag: bool | None = None
+
+    def with_reply(self, reply: Message) -> Conversation:
+        return Conversation(self.prompt.messages + [reply], self.prompt.system, self.prompt.tools, self.prompt.source)

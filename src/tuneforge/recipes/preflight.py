@@ -21,6 +21,12 @@ def preflight(cfg: Config, for_training: bool = True) -> None:
         p = check_adapter_dir(path)
         if p:
             problems.append(p)
+    if cfg.finetune.stage == "ppo" and cfg.finetune.reward_model:
+        from tuneforge.train.preference import check_value_head
+
+        p = check_value_head(cfg.finetune.reward_model)
+        if p:
+            problems.append(p)
     if for_training and cfg.model.quantization_bit in (4, 8):
         p = check_bitsandbytes()
         if p:

@@ -46,26 +46,41 @@ def _trained(batch: dict) -> int:
     return int((batch["labels"][:, 1:] != IGNORE).sum())
 
 
+def _forward(module, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(loss sum, extra metric sums). The SFT loss returns a tensor; other objectives (train/objectives.py) return a
+    pair whose metrics are summed over the same units as the loss and averaged by the loop."""
+    out = module(**batch)
+    return out if isinstance(out, tuple) else (out, {})
+
+
 @torch.no_grad()
-def evaluate(loss_module, samples: list[Sample], args: TrainArgs, pad_id: int, accelerator) -> float | None:
+def evaluate(loss_module, samples: list, args: TrainArgs, pad_id: int, accelerator, collate_fn=collate,
+             units=_trained) -> tuple[float | None, dict[str, float]]:
+    """(mean loss, mean of the objective's extra metrics) over the held-out samples."""
     if not samples:
-        return None
+        return None, {}
     loss_module.eval()
     total, count = torch.zeros((), device=accelerator.device), torch.zeros((), device=accelerator.device)
+    extra: dict[str, torch.Tensor] = {}
     bs = args.per_device_eval_batch_size
     mine = samples[accelerator.process_index::accelerator.num_processes]
     for i in range(0, len(mine), bs):
-        batch = {k: v.to(accelerator.device) for k, v in collate(mine[i: i + bs], pad_id).items()}
+        batch = {k: v.to(accelerator.device) for k, v in collate_fn(mine[i: i + bs], pad_id).items()}
         with accelerator.autocast():
-            total += loss_module(**batch).float()
-        count += _trained(batch)
+            loss, stats = _forward(loss_module, batch)
+        total += loss.float()
+        for k, v in stats.items():
+            extra[k] = extra.get(k, 0) + v.float()
+        count += units(batch)
     loss_module.train()
-    total, count = accelerator.reduce(total, "sum"), accelerator.reduce(count, "sum")
-    return float(total / count.clamp(min=1))
+    total, count = accelerator.reduce(total, "sum"), accelerator.reduce(count, "sum").clamp(min=1)
+    return float(total / count), {k: float(accelerator.reduce(v, "sum") / count) for k, v in extra.items()}
 
 
 def train_loop(model, train: list[Sample], evals: list[Sample], args: TrainArgs, ft: FinetuneArgs, out: Path,
-               pad_id: int, accelerator, resume: Path | None, fused_ce: bool = False) -> LoopResult:
+               pad_id: int, accelerator, resume: Path | None, fused_ce: bool = False, objective=None) -> LoopResult:
+    """``objective``: a module wrapping the model whose forward returns (loss sum, metric sums), with ``collate``
+    and ``units`` (what the sums are averaged over: pairs, samples); default: the SFT token loss."""
     world, rank, G = accelerator.num_processes, accelerator.process_index, args.gradient_accumulation_steps
     micro_per_epoch, total = plan_steps(len(train), args, world)
     optimizer = build_optimizer(model, args, ft)
@@ -75,12 +90,13 @@ def train_loop(model, train: list[Sample], evals: list[Sample], args: TrainArgs,
         state.update(load_checkpoint(resume, model, optimizer, schedule))
         log.info(f"resumed from {resume} at step {state['step']} (epoch {state['epoch']}, micro-batch "
                  f"{state['micro']})")
-    loss_module = CausalLMLoss(model, fused_ce, args.shared_prefix)
+    loss_module = CausalLMLoss(model, fused_ce, args.shared_prefix) if objective is None else objective
+    collate_fn, units = getattr(loss_module, "collate", collate), getattr(loss_module, "units", _trained)
     if not loss_module.gathered:
         log.choice("loss=full logits", loss_module.why_full_logits)
-    if loss_module.shared_prefix:
+    if getattr(loss_module, "shared_prefix", False):
         log.choice("shared_prefix=on", "the prefix all rows of a batch share (system prompt) runs once per batch")
-    elif args.shared_prefix is None and loss_module.why_no_shared_prefix:
+    elif objective is None and args.shared_prefix is None and loss_module.why_no_shared_prefix:
         log.choice("shared_prefix=off", loss_module.why_no_shared_prefix)
     loss_module, optimizer = accelerator.prepare(loss_module, optimizer)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -98,20 +114,23 @@ def train_loop(model, train: list[Sample], evals: list[Sample], args: TrainArgs,
         batches = micro_batches(len(train), args.per_device_train_batch_size, args.seed, epoch, world, rank,
                                 lengths)
         while pos < len(batches) and step < total:
-            group = [collate([train[i] for i in b], pad_id, train[0], pad_multiple) for b in batches[pos: pos + G]]
+            group = [collate_fn([train[i] for i in b], pad_id, train[0], pad_multiple) for b in batches[pos: pos + G]]
             pos += len(group)
-            n_sup = accelerator.reduce(torch.tensor(sum(_trained(b) for b in group), device=accelerator.device),
+            n_sup = accelerator.reduce(torch.tensor(sum(units(b) for b in group), device=accelerator.device),
                                        "sum").clamp(min=1)
             step_loss = torch.zeros((), device=accelerator.device)
+            step_stats: dict[str, torch.Tensor] = {}
             for j, batch in enumerate(group):
                 batch = {k: v.to(accelerator.device) for k, v in batch.items()}
                 sync = contextlib.nullcontext() if j == len(group) - 1 else accelerator.no_sync(loss_module)
                 with sync, accelerator.autocast(), offload():
-                    loss_sum = loss_module(**batch)
+                    loss_sum, stats = _forward(loss_module, batch)
                     # Average over every trained token of the accumulated micro-batches (and processes): DDP
                     # averages gradients over processes, hence × world.
                     accelerator.backward(loss_sum * world / n_sup)
                 step_loss += loss_sum.detach().float()
+                for k, v in stats.items():
+                    step_stats[k] = step_stats.get(k, 0) + v.detach().float()
                 state["tokens"] += int(batch["attention_mask"].sum()) * world
                 window["tokens"] += int(batch["attention_mask"].sum()) * world
             state["trained_tokens"] += int(n_sup)
@@ -127,6 +146,8 @@ def train_loop(model, train: list[Sample], evals: list[Sample], args: TrainArgs,
             last_loss = float(accelerator.reduce(step_loss, "sum") / n_sup)
             window["loss"] += last_loss
             window["steps"] += 1
+            for k, v in step_stats.items():
+                window[f"m:{k}"] = window.get(f"m:{k}", 0.0) + float(accelerator.reduce(v, "sum") / n_sup)
             record = None
             if step % args.logging_steps == 0 or step == total:
                 now = time.time()
@@ -134,12 +155,13 @@ def train_loop(model, train: list[Sample], evals: list[Sample], args: TrainArgs,
                           "loss": round(window["loss"] / window["steps"], 6), "lr": lr,
                           "grad_norm": round(float(grad_norm), 6),
                           "tokens_per_s": round(window["tokens"] / max(now - window["t"], 1e-9), 2),
-                          "elapsed": round(now - t_start, 2)}
+                          "elapsed": round(now - t_start, 2),
+                          **{k[2:]: round(v / window["steps"], 6) for k, v in window.items() if k.startswith("m:")}}
                 window = {"loss": 0.0, "steps": 0, "tokens": 0, "t": now}
             if evals and (step % eval_every == 0 or step == total):
-                eval_loss = evaluate(loss_module, evals, args, pad_id, accelerator)
+                eval_loss, eval_stats = evaluate(loss_module, evals, args, pad_id, accelerator, collate_fn, units)
                 record = {**(record or {"step": step, "epoch": round(epoch + pos / len(batches), 4)}),
-                          "eval_loss": round(eval_loss, 6)}
+                          "eval_loss": round(eval_loss, 6), **{f"eval_{k}": round(v, 6) for k, v in eval_stats.items()}}
             if record:
                 metrics.write(record)
             progress.update(step, record if record and "loss" in record else None)

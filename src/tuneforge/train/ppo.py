@@ -1,0 +1,184 @@
+"""PPO pieces: rollouts, per-token rewards with a KL penalty, generalized advantage estimation, the clipped
+objective, the adaptive KL controller, and the reward plot. The recipe (recipes/ppo.py) strings them together.
+
+Shapes: a rollout batch holds B prompts (left-padded) followed by up to T generated tokens; per-token tensors are
+(B, T) over the response positions, with ``mask`` 1 on real response tokens (up to and including the first stop
+token)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from tuneforge.train.loss import _base
+
+
+@dataclass
+class Rollout:
+    input_ids: torch.Tensor  # (B, P + T)
+    attention_mask: torch.Tensor  # (B, P + T)
+    prompt_len: int  # P
+    mask: torch.Tensor  # (B, T) float, response tokens
+    logprobs: torch.Tensor  # (B, T) policy at rollout time
+    ref_logprobs: torch.Tensor  # (B, T)
+    values: torch.Tensor  # (B, T)
+    scores: torch.Tensor  # (B,) reward-model scores (after normalisation)
+    raw_scores: torch.Tensor  # (B,)
+    responses: list[str]
+
+
+def rollout_generation_kwargs(g, stop_ids: list[int], pad_id: int) -> dict:
+    """generate() settings for rollouts: sampling (temperature/top_p/top_k from the generation settings, default
+    plain sampling at temperature 1) unless do_sample is False."""
+    sample = g.do_sample is not False
+    kw = {"max_new_tokens": g.max_new_tokens, "do_sample": sample, "eos_token_id": stop_ids, "pad_token_id": pad_id,
+          "use_cache": True}
+    if sample:
+        kw.update(temperature=g.temperature or 1.0, top_p=g.top_p or 1.0, top_k=g.top_k or 0)
+    if g.repetition_penalty:
+        kw["repetition_penalty"] = g.repetition_penalty
+    return kw
+
+
+def clean_reply(text: str, stops: list[str]) -> str:
+    for s in stops:
+        if s and s in text:
+            text = text[: text.index(s)]
+    return text.strip()
+
+
+def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(p) for p in prompts)
+    ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    return ids, mask
+
+
+def response_mask(tokens: torch.Tensor, stop_ids: list[int]) -> torch.Tensor:
+    """1 up to and including the first stop token of each row, 0 after it."""
+    is_stop = torch.zeros_like(tokens, dtype=torch.bool)
+    for s in stop_ids:
+        is_stop |= tokens == s
+    after = (is_stop.cumsum(1) - is_stop.long()) > 0  # strictly after the first stop
+    return (~after).float()
+
+
+def policy_forward(model, input_ids, attention_mask, prompt_len: int, head=None):
+    """(log-probs of the response tokens, values before each response token or None); only response positions
+    go through the LM head."""
+    base = _base(model)
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                                use_cache=False).last_hidden_state[:, prompt_len - 1:-1]
+    logits = base.get_output_embeddings()(hidden).float()
+    targets = input_ids[:, prompt_len:]
+    logprobs = torch.log_softmax(logits, -1).gather(-1, targets[..., None]).squeeze(-1)
+    values = head(hidden) if head is not None else None
+    return logprobs, values
+
+
+def whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:
+    n = mask.sum().clamp(min=1)
+    mean = (x * mask).sum() / n
+    var = (((x - mean) * mask) ** 2).sum() / n
+    out = (x - mean) * torch.rsqrt(var + 1e-8)
+    return (out if shift_mean else out + mean) * mask
+
+
+def token_rewards(scores, logprobs, ref_logprobs, mask, kl_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token rewards: -kl_coef × (log π - log π_ref) at every response token, plus the score at the last one.
+    Returns (rewards, per-token KL)."""
+    kl = (logprobs - ref_logprobs) * mask
+    rewards = -kl_coef * kl
+    last = (mask.sum(1).long() - 1).clamp(min=0)
+    rewards[torch.arange(rewards.shape[0]), last] += scores
+    return rewards * mask, kl
+
+
+def gae(rewards, values, mask, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalized advantage estimation (Schulman et al. 2016) over the response tokens: (advantages, returns)."""
+    T = rewards.shape[1]
+    adv = torch.zeros_like(rewards)
+    last = torch.zeros(rewards.shape[0], device=rewards.device)
+    values = values * mask
+    for t in reversed(range(T)):
+        next_v = values[:, t + 1] if t + 1 < T else torch.zeros_like(last)
+        delta = rewards[:, t] + gamma * next_v - values[:, t]
+        last = delta + gamma * lam * last * (mask[:, t + 1] if t + 1 < T else 0)
+        adv[:, t] = last
+    adv = adv * mask
+    return adv, (adv + values) * mask
+
+
+def ppo_losses(logprobs, old_logprobs, values, old_values, advantages, returns, mask, cliprange: float,
+               vf_coef: float) -> tuple[torch.Tensor, dict[str, float]]:
+    """Clipped policy objective plus clipped value loss (both token-averaged), and their statistics."""
+    n = mask.sum().clamp(min=1)
+    ratio = torch.exp(logprobs - old_logprobs)
+    pg1 = -advantages * ratio
+    pg2 = -advantages * ratio.clamp(1 - cliprange, 1 + cliprange)
+    pg_loss = (torch.max(pg1, pg2) * mask).sum() / n
+    v_clipped = old_values + (values - old_values).clamp(-cliprange, cliprange)
+    vf_loss = 0.5 * (torch.max((values - returns) ** 2, (v_clipped - returns) ** 2) * mask).sum() / n
+    clipfrac = (((pg2 > pg1).float()) * mask).sum() / n
+    loss = pg_loss + vf_coef * vf_loss
+    pg_loss, vf_loss = pg_loss.detach(), vf_loss.detach()
+    return loss, {"pg_loss": float(pg_loss), "value_loss": float(vf_loss), "clip_fraction": float(clipfrac),
+                  "approx_kl": float((0.5 * ((logprobs.detach() - old_logprobs) ** 2) * mask).sum() / n)}
+
+
+class AdaptiveKL:
+    """Ziegler et al. (2019): move the KL coefficient so the observed KL tracks ``target``."""
+
+    def __init__(self, init: float, target: float, horizon: int = 10000):
+        self.value, self.target, self.horizon = init, target, horizon
+
+    def update(self, kl: float, n: int) -> None:
+        error = max(-0.2, min(0.2, kl / self.target - 1))
+        self.value *= 1 + error * n / self.horizon
+
+
+class RunningMoments:
+    """Running mean/std of reward-model scores (ppo_score_norm)."""
+
+    def __init__(self):
+        self.mean, self.var, self.count = 0.0, 1.0, 1e-4
+
+    def update(self, x: torch.Tensor) -> None:
+        m, v, n = float(x.mean()), float(x.var(unbiased=False)) if x.numel() > 1 else 0.0, x.numel()
+        delta, total = m - self.mean, self.count + n
+        self.mean += delta * n / total
+        self.var = (self.var * self.count + v * n + delta ** 2 * self.count * n / total) / total
+        self.count = total
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / math.sqrt(self.var + 1e-8)
+
+
+def plot_rewards(out: Path, metrics_file: str = "metrics.jsonl") -> Path | None:
+    """ppo_reward.png: mean reward and KL per step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(x) for x in (out / metrics_file).read_text().splitlines() if x.strip()]
+    rows = [r for r in rows if "reward" in r]
+    if not rows:
+        return None
+    steps = [r["step"] for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
+    a.plot(steps, [r["reward"] for r in rows], color="#08519c", marker="o")
+    a.set_xlabel("step"), a.set_ylabel("mean reward-model score"), a.grid(alpha=0.3)
+    b.plot(steps, [r["kl"] for r in rows], color="#a50f15", marker="o")
+    b.set_xlabel("step"), b.set_ylabel("KL to reference (per response)"), b.grid(alpha=0.3)
+    fig.suptitle(f"PPO on {out.name}")
+    fig.tight_layout()
+    path = out / "ppo_reward.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,273 @@
+"""Preference objectives: sequence log-probs, the DPO family and KTO losses, the reward-model value head.
+
+The losses are plain functions on per-sequence tensors (tested against hand-computed values); the objective modules
+wrap a model so that the training loop (train/loop.py) runs them like the SFT loss: their forward returns
+(loss sum, metric sums) over ``units`` (pairs or samples) and the loop averages both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from tuneforge.adapters.prompt import logits_offset
+from tuneforge.config.schema import FinetuneArgs
+from tuneforge.data.collate import collate
+from tuneforge.data.encode import IGNORE, PairSample, Sample
+from tuneforge.errors import ModelError
+from tuneforge.train.loss import _base, full_logits_reason
+
+VALUE_HEAD = "value_head.safetensors"
+REFERENCE_FREE = ("orpo", "simpo")
+
+
+# ---- per-sequence log-probs -------------------------------------------------------------------------------------
+
+def sequence_logps(model, input_ids, attention_mask, labels, gathered: bool = True,
+                   offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum of log p(label) over each row's supervised tokens, number of those tokens). Like the SFT loss, the head
+    runs only on supervised positions when the model allows it."""
+    targets = labels[:, 1:]
+    keep = targets != IGNORE
+    if gathered:
+        base = _base(model)
+        hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        logits = base.get_output_embeddings()(hidden.last_hidden_state[:, :-1][keep])
+    else:
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits[:, offset:-1][keep]
+    lp = torch.log_softmax(logits.float(), -1).gather(-1, targets[keep][:, None]).squeeze(-1)
+    rows = keep.nonzero()[:, 0]
+    sums = torch.zeros(input_ids.shape[0], device=lp.device, dtype=lp.dtype).index_add(0, rows, lp)
+    return sums, keep.sum(1)
+
+
+def log1mexp(x: torch.Tensor) -> torch.Tensor:
+    """log(1 - exp(x)) for x < 0, stable near 0."""
+    return torch.log(-torch.expm1(x.clamp(max=-1e-6)))
+
+
+# ---- losses (per pair / per sample; the caller sums) ------------------------------------------------------------
+
+def dpo_family_loss(kind: str, pc, pr, nc, nr, rc=None, rr=None, beta: float = 0.1, gamma: float = 0.5,
+                    label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, chosen reward, rejected reward) per pair.
+
+    pc/pr: policy log-prob sums of the chosen/rejected replies; nc/nr: their token counts; rc/rr: the reference's
+    sums (not used by orpo/simpo). sigmoid = DPO (Rafailov et al.) with conservative label smoothing; ipo = Azar et
+    al. on length-averaged log-probs; hinge = SLiC; orpo = Hong et al. (NLL of chosen + beta × odds-ratio term, on
+    averages); simpo = Meng et al. (averages, margin gamma)."""
+    if kind in REFERENCE_FREE:
+        ac, ar = pc / nc, pr / nr
+        if kind == "orpo":
+            log_odds = (ac - ar) - (log1mexp(ac) - log1mexp(ar))
+            loss = -ac - beta * F.logsigmoid(log_odds)
+        else:
+            loss = -F.logsigmoid(beta * (ac - ar) - gamma)
+        return loss, beta * ac.detach(), beta * ar.detach()
+    h = (pc - pr) - (rc - rr)
+    if kind == "sigmoid":
+        loss = -(1 - label_smoothing) * F.logsigmoid(beta * h) - label_smoothing * F.logsigmoid(-beta * h)
+    elif kind == "ipo":
+        h_avg = (pc / nc - pr / nr) - (rc / nc - rr / nr)
+        loss = (h_avg - 1 / (2 * beta)) ** 2
+    elif kind == "hinge":
+        loss = torch.relu(1 - beta * h)
+    else:
+        raise ValueError(f"unknown pref_loss {kind!r}")
+    return loss, beta * (pc - rc).detach(), beta * (pr - rr).detach()
+
+
+def kto_loss(pc, rc, desirable, beta: float = 0.1, chosen_weight: float = 1.0,
+             rejected_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, reward, kl) per sample (Ethayarajh et al.). The KL reference point z0 is estimated from the batch
+    itself: the detached mean policy/reference log-ratio of its completions, clamped at 0 (TRL estimates it on
+    mismatched prompt/completion pairs, which costs another forward)."""
+    logratio = pc - rc
+    kl = logratio.detach().mean().clamp(min=0)
+    good = chosen_weight * (1 - torch.sigmoid(beta * (logratio - kl)))
+    bad = rejected_weight * (1 - torch.sigmoid(beta * (kl - logratio)))
+    return torch.where(desirable, good, bad), beta * logratio.detach(), kl
+
+
+def pairwise_reward_loss(r_chosen, r_rejected) -> torch.Tensor:
+    """Bradley-Terry loss of a reward model: -log sigmoid(r_chosen - r_rejected)."""
+    return -F.logsigmoid(r_chosen - r_rejected)
+
+
+# ---- batches of pairs ---------------------------------------------------------------------------------------------
+
+def collate_pairs(samples: list[PairSample], pad_id: int, dummy: PairSample | None = None,
+                  pad_multiple: int = 1) -> dict[str, torch.Tensor]:
+    """Chosen rows first, then rejected rows (kto: one row per sample), in one padded batch, so one forward serves
+    both. ``valid`` is 0 for the dummy pair a process gets when a short last batch leaves it nothing."""
+    valid = torch.ones(len(samples))
+    if not samples:
+        samples, valid = [dummy], torch.zeros(1)
+    rows: list[Sample] = [s.chosen for s in samples]
+    if samples[0].rejected is not None:
+        rows += [s.rejected for s in samples]
+    batch = collate(rows, pad_id, None, pad_multiple)
+    batch["valid"] = valid
+    if samples[0].kto_tag is not None:
+        batch["desirable"] = torch.tensor([bool(s.kto_tag) for s in samples])
+    if samples[0].ref is not None:
+        batch["ref"] = torch.tensor([s.ref for s in samples], dtype=torch.float32)
+    return batch
+
+
+def _units(batch: dict) -> int:
+    return int(batch["valid"].sum())
+
+
+class PreferenceObjective(torch.nn.Module):
+    """dpo (any pref_loss) and kto on top of a policy model. The reference is ``ref_model`` if given (full/freeze:
+    a frozen copy), otherwise the policy with its adapter switched off (LoRA: no second copy in memory), or the
+    log-probs precomputed into the samples (``ref`` in the batch)."""
+
+    collate = staticmethod(collate_pairs)
+    units = staticmethod(_units)
+
+    def __init__(self, model, ft: FinetuneArgs, ref_model=None):
+        super().__init__()
+        self.model, self.ft, self.stage = model, ft, ft.stage
+        self.ref_model = [ref_model]  # a list: not a registered submodule (frozen, never trained or wrapped)
+        self.why_full_logits = full_logits_reason(model)
+        self.gathered = self.why_full_logits is None
+        self.offset = logits_offset(model)
+
+    def reference_context(self):
+        if self.ref_model[0] is None and hasattr(self.model, "disable_adapter"):
+            return self.model.disable_adapter()
+        return contextlib.nullcontext()
+
+    @torch.no_grad()
+    def reference_logps(self, input_ids, attention_mask, labels) -> torch.Tensor:
+        ref = self.ref_model[0] or self.model
+        gathered = full_logits_reason(ref) is None
+        with self.reference_context():
+            return sequence_logps(ref, input_ids, attention_mask, labels, gathered, logits_offset(ref))[0]
+
+    def forward(self, input_ids, attention_mask, labels, valid, desirable=None, ref=None):
+        ft = self.ft
+        logps, counts = sequence_logps(self.model, input_ids, attention_mask, labels, self.gathered, self.offset)
+        counts = counts.clamp(min=1).to(logps.dtype)
+        needs_ref = not (self.stage == "dpo" and ft.pref_loss in REFERENCE_FREE)
+        if needs_ref and ref is None:
+            ref_logps = self.reference_logps(input_ids, attention_mask, labels)
+        B = valid.shape[0]
+        if self.stage == "kto":
+            r = ref[:, 0] if ref is not None else ref_logps
+            loss, reward, kl = kto_loss(logps, r, desirable, ft.pref_beta, ft.kto_chosen_weight,
+                                        ft.kto_rejected_weight)
+            sft = -logps / counts * desirable
+            d = desirable.float() * valid
+            stats = {"rewards/chosen": (reward * d).sum(), "rewards/rejected": (reward * (valid - d)).sum(),
+                     "kl": kl * valid.sum(), "desirable": d.sum()}
+        else:
+            pc, pr, nc, nr = logps[:B], logps[B:], counts[:B], counts[B:]
+            rc = rr = None
+            if needs_ref:
+                rc, rr = (ref[:, 0], ref[:, 1]) if ref is not None else (ref_logps[:B], ref_logps[B:])
+            loss, reward_c, reward_r = dpo_family_loss(ft.pref_loss, pc, pr, nc, nr, rc, rr, ft.pref_beta,
+                                                       ft.simpo_gamma, ft.dpo_label_smoothing)
+            sft = -pc / nc
+            stats = {"rewards/chosen": (reward_c * valid).sum(), "rewards/rejected": (reward_r * valid).sum(),
+                     "rewards/accuracy": ((reward_c > reward_r).float() * valid).sum(),
+                     "rewards/margins": ((reward_c - reward_r) * valid).sum(),
+                     "logps/chosen": (pc.detach() * valid).sum(), "logps/rejected": (pr.detach() * valid).sum()}
+        if ft.pref_ftx > 0:
+            loss = loss + ft.pref_ftx * sft
+        return (loss * valid).sum(), stats
+
+
+@torch.no_grad()
+def precompute_reference(objective: PreferenceObjective, samples: list[PairSample], pad_id: int,
+                         batch_size: int, device) -> None:
+    """Fill ``sample.ref`` with the reference log-probs (chosen, rejected) once, before training."""
+    for i in range(0, len(samples), batch_size):
+        chunk = samples[i: i + batch_size]
+        batch = {k: v.to(device) for k, v in collate_pairs(chunk, pad_id).items()}
+        lp = objective.reference_logps(batch["input_ids"], batch["attention_mask"], batch["labels"]).float().cpu()
+        B = len(chunk)
+        for j, s in enumerate(chunk):
+            s.ref = (float(lp[j]), float(lp[B + j])) if s.rejected is not None else (float(lp[j]), 0.0)
+
+
+# ---- reward model -------------------------------------------------------------------------------------------------
+
+class ValueHead(torch.nn.Module):
+    """A scalar head on the last hidden state: the reward model's score, PPO's value."""
+
+    def __init__(self, hidden_size: int):
+        super().__init__()
+        self.summary = torch.nn.Linear(hidden_size, 1)
+        torch.nn.init.normal_(self.summary.weight, std=1 / (hidden_size + 1))
+        torch.nn.init.zeros_(self.summary.bias)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.summary(hidden.to(self.summary.weight.dtype)).squeeze(-1)
+
+
+def hidden_states(model, input_ids, attention_mask) -> torch.Tensor:
+    return _base(model).get_decoder()(input_ids=input_ids, attention_mask=attention_mask,
+                                      use_cache=False).last_hidden_state
+
+
+def last_token_scores(model, head: ValueHead, input_ids, attention_mask) -> torch.Tensor:
+    """The head's score at each row's last real token (right padding)."""
+    values = head(hidden_states(model, input_ids, attention_mask))
+    last = attention_mask.sum(1) - 1
+    return values[torch.arange(values.shape[0], device=values.device), last]
+
+
+def save_value_head(head: ValueHead, folder: Path) -> Path:
+    from safetensors.torch import save_file
+
+    path = Path(folder) / VALUE_HEAD
+    save_file({k: v.detach().contiguous().cpu() for k, v in head.state_dict().items()}, str(path))
+    return path
+
+
+def check_value_head(folder: str | Path) -> str | None:
+    p = Path(folder)
+    if not p.is_dir():
+        return f"reward model {str(folder)!r}: no such folder"
+    if not (p / VALUE_HEAD).is_file():
+        return (f"reward model {str(folder)!r} has no {VALUE_HEAD}, so it is not a reward model; train one with "
+                f"--stage rm (its output_dir holds the value head next to the adapter or model)")
+    return None
+
+
+def load_value_head(folder: str | Path, hidden_size: int) -> ValueHead:
+    from safetensors.torch import load_file
+
+    problem = check_value_head(folder)
+    if problem:
+        raise ModelError(problem, "pass the output_dir of a --stage rm run")
+    head = ValueHead(hidden_size)
+    head.load_state_dict(load_file(str(Path(folder) / VALUE_HEAD)))
+    return head
+
+
+class RewardObjective(torch.nn.Module):
+    """Pairwise (Bradley-Terry) loss of a value head on the LM; logs pairwise accuracy and margin."""
+
+    collate = staticmethod(collate_pairs)
+    units = staticmethod(_units)
+    gathered, why_full_logits = True, None
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, labels, valid, **_):
+        scores = last_token_scores(self.model, self.model.v_head, input_ids, attention_mask)
+        B = valid.shape[0]
+        rc, rr = scores[:B], scores[B:]
+        loss = pairwise_reward_loss(rc, rr)
+        return (loss * valid).sum(), {"accuracy": ((rc > rr).float() * valid).sum(),
+                                      "margin": ((rc - rr).detach() * valid).sum(),
+                                      "rewards/chosen": (rc.detach() * valid).sum()}

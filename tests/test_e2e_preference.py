@@ -1,0 +1,108 @@
+"""End-to-end preference tuning on the embedded model (SmolLM2-135M-Instruct), on the built-in format_pref task
+(the prompt asks to end the reply with the word DONE; the base model does not) and held-out pairs of our own:
+
+* rm: ≥ 80% pairwise accuracy on held-out pairs (a fresh value head is at chance);
+* dpo (sigmoid): the share of held-out pairs where the tuned model gives the chosen reply a higher log-prob than the
+  rejected one rises clearly over the base model's, and general-knowledge answers survive.
+
+PPO has no outcome test on the embedded model yet: in 8-10 steps on this CPU its mean reward did not rise clearly
+(docs/benchmarks.md); its pieces are tested on the tiny model (tests/test_preference.py).
+Lean recipes (few steps, short replies): the two tests took ~2 minutes together on a 2-core CPU."""
+
+import json
+
+import pytest
+import torch
+
+from conftest import DATA, needs_embedded
+from tuneforge.config import build_config
+from tuneforge.recipes import run
+
+pytestmark = [pytest.mark.e2e, needs_embedded]
+HELD = json.loads((DATA / "format_pref_heldout.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def heldout_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pref-heldout")
+    (d / "format_pref_heldout.json").write_text(json.dumps(HELD))
+    (d / "dataset_info.json").write_text(json.dumps({"format_pref_heldout": {
+        "file_name": "format_pref_heldout.json", "ranking": True}}))
+    return d
+
+
+def train(out, **kw):
+    base = dict(model_name_or_path="smollm2-135m-instruct", dataset="format_pref", output_dir=str(out),
+                finetuning_type="lora", lora_rank=8, per_device_train_batch_size=4, logging_steps=2, save_steps=0,
+                seed=1)
+    return run(build_config({**base, **kw}))
+
+
+@pytest.fixture(scope="module")
+def reward_model(tmp_path_factory, heldout_dir):
+    out = tmp_path_factory.mktemp("rm") / "run"
+    res = train(out, stage="rm", learning_rate=1e-3, max_steps=10, eval_dataset="format_pref_heldout",
+                dataset_dir=str(heldout_dir), eval_steps=100)
+    return out, res.summary
+
+
+def test_reward_model_ranks_held_out_pairs(reward_model):
+    out, summary = reward_model
+    train_prompts = {r["instruction"] for r in json.loads(
+        (DATA.parent.parent / "src/tuneforge/data/builtin/format_pref.json").read_text())}
+    assert not [h for h in HELD if h["instruction"] in train_prompts]  # truly held out
+    assert summary["eval_pairs"] == len(HELD)
+    assert summary["eval_accuracy"] >= 0.8, summary
+    assert (out / "value_head.safetensors").is_file()
+
+
+def pair_logps(model, tokenizer, fmt):
+    from tuneforge.data.convert import to_preference
+    from tuneforge.data.catalog import DatasetEntry
+    from tuneforge.data.encode import EncodeStats, encode_preference
+    from tuneforge.train.preference import collate_pairs, sequence_logps
+
+    entry = DatasetEntry("h", DATA, ranking=True)
+    samples = [encode_preference(fmt, tokenizer, to_preference(entry, r, "dpo"), "dpo", 512, EncodeStats())
+               for r in HELD]
+    b = collate_pairs(samples, tokenizer.pad_token_id)
+    with torch.no_grad():
+        lp = sequence_logps(model, b["input_ids"], b["attention_mask"], b["labels"])[0]
+    return lp[: len(HELD)], lp[len(HELD):]
+
+
+def test_dpo_prefers_the_chosen_reply_and_keeps_general_knowledge(tmp_path):
+    from peft import PeftModel
+
+    from tuneforge.config.schema import GenerateArgs
+    from tuneforge.data import templates
+    from tuneforge.eval.identity import score
+    from tuneforge.infer.engine import ChatEngine
+    from tuneforge.models import load_model, load_tokenizer, resolve_model_path
+
+    out = tmp_path / "dpo"
+    res = train(out, stage="dpo", pref_loss="sigmoid", pref_beta=0.1, learning_rate=5e-4, max_steps=8)
+    assert res.summary["completed"]
+    path = resolve_model_path("smollm2-135m-instruct")
+    tok = load_tokenizer(path)
+    fmt = templates.install(tok, "auto")
+    model = load_model(path, torch.float32).eval()
+    base_c, base_r = pair_logps(model, tok, fmt)
+    tuned = PeftModel.from_pretrained(model, str(out)).eval()
+    tuned_c, tuned_r = pair_logps(tuned, tok, fmt)
+    base_frac = float((base_c > base_r).float().mean())
+    tuned_frac = float((tuned_c > tuned_r).float().mean())
+    print(f"held-out pairs ranked right: base {base_frac:.0%}, dpo {tuned_frac:.0%}")
+    assert base_frac <= 0.2  # the base model cannot already solve the task
+    assert tuned_frac >= base_frac + 0.5
+
+    general = json.loads((DATA / "general_heldout.json").read_text())[:24]
+    gen = GenerateArgs(max_new_tokens=24)
+    ask = lambda engine: engine.generate([[{"role": "user", "content": g["question"]}] for g in general], gen,  # noqa
+                                         batch_size=24)
+    base_replies = ask(ChatEngine("smollm2-135m-instruct"))
+    tuned_replies = ask(ChatEngine("smollm2-135m-instruct", str(out)))
+    report = score("-", [], [], general, base_replies, tuned_replies)
+    print(json.dumps(report.to_dict()["forgotten"], indent=1))
+    assert report.base_correct >= 12 and report.retention >= 0.9
+

@@ -1,0 +1,315 @@
+"""Preference tuning on the tiny model (seconds): data conversion, every loss against hand-computed values, the
+reference-with-adapter-disabled property, bad-input errors before any weights load, and short rm/dpo/kto/ppo runs."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from tuneforge.config import build_config
+from tuneforge.data import templates
+from tuneforge.data.build import build_data
+from tuneforge.errors import ConfigError, DataError, ModelError
+from tuneforge.recipes import run
+from tuneforge.train.ppo import gae, ppo_losses, response_mask, token_rewards
+from tuneforge.train.preference import (PreferenceObjective, collate_pairs, dpo_family_loss, kto_loss,
+                                        pairwise_reward_loss, sequence_logps)
+
+
+def sig(x):
+    return 1 / (1 + math.exp(-x))
+
+
+def logsig(x):
+    return math.log(sig(x))
+
+
+@pytest.fixture()
+def pref_dir(tmp_path):
+    d = tmp_path / "pref"
+    d.mkdir()
+    alpaca = [{"instruction": f"Say hi {i}. End with DONE.", "input": "", "chosen": f"Hi {i}. DONE",
+               "rejected": f"Hi {i}."} for i in range(8)]
+    sharegpt = [{"conversations": [{"from": "human", "value": "Hello"}, {"from": "gpt", "value": "Hi"},
+                                   {"from": "human", "value": "Be polite."}],
+                 "chosen": {"from": "gpt", "value": "Certainly, thank you!"},
+                 "rejected": {"from": "gpt", "value": "No."}}]
+    openai = [{"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "Q?"}],
+               "chosen": {"role": "assistant", "content": "Good."}, "rejected": {"role": "assistant", "content": "Bad."}}]
+    kto = [{"messages": [{"role": "user", "content": f"Q{i}"}, {"role": "assistant", "content": f"A{i}"}],
+            "label": i % 2 == 0} for i in range(4)] + [{"messages": [{"role": "user", "content": "Q"},
+                                                                   {"role": "assistant", "content": "A"}],
+                                                      "label": "false"}]
+    files = {"alpaca.json": alpaca, "sharegpt.json": sharegpt, "openai.json": openai, "kto.json": kto,
+             "no_rejected.json": [{"instruction": "x", "chosen": "a"}],
+             "same.json": [{"instruction": "x", "chosen": "same", "rejected": " same"}],
+             "kto_missing.json": [{"messages": [{"role": "user", "content": "q"},
+                                                {"role": "assistant", "content": "a"}]}]}
+    for name, rows in files.items():
+        (d / name).write_text(json.dumps(rows))
+    info = {"p_alpaca": {"file_name": "alpaca.json", "ranking": True},
+            "p_sharegpt": {"file_name": "sharegpt.json", "formatting": "sharegpt", "ranking": True,
+                           "columns": {"messages": "conversations", "chosen": "chosen", "rejected": "rejected"}},
+            "p_openai": {"file_name": "openai.json", "formatting": "openai", "ranking": True},
+            "p_kto": {"file_name": "kto.json", "formatting": "openai", "columns": {"messages": "messages",
+                                                                                  "kto_tag": "label"}},
+            "bad_no_rejected": {"file_name": "no_rejected.json", "ranking": True},
+            "bad_same": {"file_name": "same.json", "ranking": True},
+            "bad_kto": {"file_name": "kto_missing.json", "formatting": "openai"}}
+    (d / "dataset_info.json").write_text(json.dumps(info))
+    return d
+
+
+def data_for(tiny_tokenizer, pref_dir, dataset, stage):
+    cfg = build_config({"dataset": dataset, "dataset_dir": str(pref_dir), "cutoff_len": 256, "stage": stage})
+    fmt = templates.install(tiny_tokenizer, "auto")
+    return build_data(cfg.data, stage, tiny_tokenizer, fmt, 0)
+
+
+# ---- data ---------------------------------------------------------------------------------------------------------
+
+def test_preference_formats_convert_and_only_the_final_reply_is_supervised(tiny_tokenizer, pref_dir):
+    data = data_for(tiny_tokenizer, pref_dir, "p_alpaca,p_sharegpt,p_openai", "dpo")
+    assert len(data.train) == 10 and data.report["train"]["dropped"] == {}
+    for s in data.train:
+        c, r = (tiny_tokenizer.decode([t for t in x.labels if t != -100]) for x in (s.chosen, s.rejected))
+        assert c != r and c.endswith("<|im_end|>") and r.endswith("<|im_end|>")
+    share = data.train[8]
+    assert tiny_tokenizer.decode([t for t in share.chosen.labels if t != -100]) == "Certainly, thank you!<|im_end|>"
+    assert "Hi<|im_end|>" in tiny_tokenizer.decode(share.chosen.input_ids)  # history kept, not supervised
+    assert "<|im_start|>system\nS<|im_end|>" in tiny_tokenizer.decode(data.train[9].rejected.input_ids)
+
+
+def test_kto_rows_carry_a_boolean_tag(tiny_tokenizer, pref_dir):
+    data = data_for(tiny_tokenizer, pref_dir, "p_kto", "kto")
+    assert [s.kto_tag for s in data.train] == [True, False, True, False, False]
+    assert all(s.rejected is None for s in data.train)
+
+
+def test_ppo_takes_prompts_from_any_dataset(tiny_tokenizer, pref_dir):
+    data = data_for(tiny_tokenizer, pref_dir, "p_alpaca", "ppo")
+    text = tiny_tokenizer.decode(data.train[0].prompt_ids)
+    assert text.endswith("<|im_start|>assistant\n") and "DONE" in text and data.train[0].chosen is None
+
+
+@pytest.mark.parametrize("dataset, stage, needles", [
+    ("bad_no_rejected", "dpo", ["no 'rejected'", "needs both 'chosen' and 'rejected'"]),
+    ("bad_same", "rm", ["are identical", "no preference to learn"]),
+    ("bad_kto", "kto", ["no 'kto_tag'", "true for a desirable reply"]),
+    ("p_kto", "dpo", ["not a preference dataset", "ranking: true"]),
+    ("p_alpaca", "sft", ["is a preference dataset", "rm, dpo, ppo"]),
+])
+def test_bad_preference_data_is_a_clear_error(tiny_tokenizer, pref_dir, dataset, stage, needles):
+    with pytest.raises(DataError) as e:
+        data_for(tiny_tokenizer, pref_dir, dataset, stage)
+    for n in needles:
+        assert n in str(e.value), (n, str(e.value))
+
+
+def test_builtin_demo_sets_are_registered_and_well_formed(tiny_tokenizer):
+    fmt = templates.install(tiny_tokenizer, "auto")
+    for name, stage in (("format_pref", "dpo"), ("format_kto", "kto")):
+        cfg = build_config({"dataset": name, "cutoff_len": 512, "stage": stage})
+        data = build_data(cfg.data, stage, tiny_tokenizer, fmt, 0)
+        assert len(data.train) == 50 and data.report["train"]["dropped"] == {}
+    assert sum(s.kto_tag for s in data.train) == 25
+
+
+# ---- losses against hand-computed values -------------------------------------------------------------------------
+
+PC, PR, NC, NR, RC, RR = -4.0, -6.0, 2.0, 3.0, -5.0, -5.5
+T = lambda x: torch.tensor([x])  # noqa: E731
+
+
+@pytest.mark.parametrize("kind, expected", [
+    ("sigmoid", -logsig(0.1 * ((PC - PR) - (RC - RR)))),
+    ("ipo", (((PC / NC - PR / NR) - (RC / NC - RR / NR)) - 1 / (2 * 0.1)) ** 2),
+    ("hinge", max(0.0, 1 - 0.1 * ((PC - PR) - (RC - RR)))),
+    ("orpo", -(PC / NC) - 0.1 * logsig((PC / NC - PR / NR) - (math.log(1 - math.exp(PC / NC))
+                                                              - math.log(1 - math.exp(PR / NR))))),
+    ("simpo", -logsig(0.1 * (PC / NC - PR / NR) - 0.5)),
+])
+def test_dpo_family_losses_match_hand_computed_values(kind, expected):
+    loss, rc, rr = dpo_family_loss(kind, T(PC), T(PR), T(NC), T(NR), T(RC), T(RR), beta=0.1, gamma=0.5)
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    if kind in ("orpo", "simpo"):
+        assert float(rc) == pytest.approx(0.1 * PC / NC)
+    else:
+        assert float(rc) == pytest.approx(0.1 * (PC - RC)) and float(rr) == pytest.approx(0.1 * (PR - RR))
+
+
+def test_label_smoothing_and_kto_and_pairwise_losses():
+    h = (PC - PR) - (RC - RR)
+    loss, _, _ = dpo_family_loss("sigmoid", T(PC), T(PR), T(NC), T(NR), T(RC), T(RR), 0.1, label_smoothing=0.2)
+    assert float(loss) == pytest.approx(-0.8 * logsig(0.1 * h) - 0.2 * logsig(-0.1 * h), rel=1e-6)
+    pc, rc = torch.tensor([-3.0, -7.0]), torch.tensor([-4.0, -6.0])
+    loss, reward, kl = kto_loss(pc, rc, torch.tensor([True, False]), beta=0.5, chosen_weight=2.0,
+                                rejected_weight=0.5)
+    z = max(0.0, ((-3 + 4) + (-7 + 6)) / 2)
+    assert float(kl) == pytest.approx(z)
+    assert loss.tolist() == pytest.approx([2.0 * (1 - sig(0.5 * (1 - z))), 0.5 * (1 - sig(0.5 * (z + 1)))])
+    assert float(pairwise_reward_loss(T(1.0), T(-0.5))) == pytest.approx(-logsig(1.5))
+
+
+def test_ppo_pieces_match_hand_computed_values():
+    assert response_mask(torch.tensor([[5, 2, 7, 2], [5, 6, 7, 8]]), [2]).tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]
+    mask = torch.tensor([[1.0, 1.0, 0.0]])
+    rewards, kl = token_rewards(torch.tensor([2.0]), torch.tensor([[-1.0, -2.0, -9.0]]),
+                                torch.tensor([[-1.5, -1.0, -1.0]]), mask, kl_coef=0.1)
+    assert kl.tolist() == [[0.5, -1.0, 0.0]] and rewards[0].tolist() == pytest.approx([-0.05, 2.1, 0.0])
+    adv, ret = gae(rewards, torch.tensor([[0.5, 1.0, 3.0]]), mask, gamma=1.0, lam=0.5)
+    d1 = 2.1 - 1.0  # last real token: no next value
+    d0 = -0.05 + 1.0 - 0.5
+    assert adv[0].tolist() == pytest.approx([d0 + 0.5 * d1, d1, 0.0]) and ret[0, 1] == pytest.approx(d1 + 1.0)
+    lp, old = torch.tensor([[math.log(1.5), 0.0]]), torch.zeros(1, 2)
+    loss, s = ppo_losses(lp, old, torch.zeros(1, 2), torch.zeros(1, 2), torch.tensor([[1.0, -1.0]]),
+                         torch.zeros(1, 2), torch.ones(1, 2), cliprange=0.2, vf_coef=0.1)
+    assert s["pg_loss"] == pytest.approx((-1.2 + 1.0) / 2) and s["clip_fraction"] == pytest.approx(0.5)
+
+
+# ---- log-probs and the reference ---------------------------------------------------------------------------------
+
+def test_sequence_logps_and_reference_is_the_base_with_the_adapter_off(tiny_model, tiny_tokenizer, pref_dir):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    data = data_for(tiny_tokenizer, pref_dir, "p_alpaca", "dpo")
+    batch = collate_pairs(data.train[:3], tiny_tokenizer.pad_token_id)
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_model)).eval()
+    logits = base(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    lab = batch["labels"][:, 1:]
+    lp = torch.log_softmax(logits, -1).gather(-1, lab.clamp(min=0)[..., None]).squeeze(-1) * (lab != -100)
+    gathered, counts = sequence_logps(base, batch["input_ids"], batch["attention_mask"], batch["labels"])
+    assert torch.allclose(gathered, lp.sum(1), atol=1e-4) and counts.tolist() == (lab != -100).sum(1).tolist()
+
+    policy = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny_model)),
+                            LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)).eval()
+    ft = build_config({"stage": "dpo"}).finetune
+    objective = PreferenceObjective(policy, ft)
+    ref = objective.reference_logps(batch["input_ids"], batch["attention_mask"], batch["labels"])
+    assert torch.allclose(ref, gathered, atol=1e-4)  # adapter disabled = the base model, no second copy
+    own = sequence_logps(policy, batch["input_ids"], batch["attention_mask"], batch["labels"])[0]
+    assert not torch.allclose(own, gathered, atol=1e-3)  # the adapter is live outside the reference context
+    assert sum(p.numel() for p in policy.parameters()) < 1.2 * sum(p.numel() for p in base.parameters())
+
+
+# ---- config errors before any weights load ------------------------------------------------------------------------
+
+@pytest.fixture()
+def no_weights(monkeypatch):
+    import tuneforge.recipes.common as common
+
+    def boom(*a, **k):
+        raise AssertionError("weights were loaded before the error was raised")
+
+    monkeypatch.setattr(common, "load_model", boom)
+
+
+def test_unknown_pref_loss_lists_choices():
+    with pytest.raises(ConfigError, match="sigmoid, ipo, hinge, orpo, simpo"):
+        build_config({"stage": "dpo", "pref_loss": "kl"})
+
+
+@pytest.mark.parametrize("kw, needles", [
+    ({"stage": "ppo"}, ["--stage ppo needs a reward model", "--reward_model"]),
+    ({"stage": "ppo", "reward_model": "REWARD"}, ["no value_head.safetensors", "--stage rm"]),
+    ({"stage": "sft", "pref_beta": 0.5}, ["pref_beta only apply to --stage dpo / kto"]),
+    ({"stage": "dpo", "pref_loss": "ipo", "dpo_label_smoothing": 0.1}, ["applies to pref_loss sigmoid only"]),
+    ({"stage": "dpo", "pref_beta": 0}, ["pref_beta must be > 0"]),
+    ({"stage": "dpo", "packing": True}, ["packing does not apply to --stage dpo"]),
+])
+def test_bad_preference_settings_fail_before_loading(tiny_model, pref_dir, tmp_path, no_weights, kw, needles):
+    kw = {k: (str(tmp_path) if v == "REWARD" else v) for k, v in kw.items()}  # an existing folder, no value head
+    base = dict(model_name_or_path=str(tiny_model), dataset="p_alpaca", dataset_dir=str(pref_dir),
+                output_dir=str(tmp_path / "o"))
+    with pytest.raises(ConfigError) as e:
+        run(build_config({**base, **kw}))
+    for n in needles:
+        assert n in str(e.value), (n, str(e.value))
+
+
+def test_bad_preference_rows_fail_before_loading(tiny_model, pref_dir, tmp_path, no_weights):
+    with pytest.raises(DataError, match="no 'rejected'"):
+        run(build_config(dict(model_name_or_path=str(tiny_model), dataset="bad_no_rejected", stage="dpo",
+                              dataset_dir=str(pref_dir), output_dir=str(tmp_path / "o"))))
+
+
+# ---- short runs on the tiny model ---------------------------------------------------------------------------------
+
+def train(tiny_model, pref_dir, out, **kw):
+    base = dict(model_name_or_path=str(tiny_model), dataset="p_alpaca", dataset_dir=str(pref_dir),
+                output_dir=str(out), per_device_train_batch_size=4, learning_rate=5e-3, logging_steps=1,
+                save_steps=0, seed=3, cutoff_len=256)
+    return run(build_config({**base, **kw}))
+
+
+def metrics(out):
+    return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("pref_loss", ["sigmoid", "ipo", "hinge", "orpo", "simpo"])
+def test_every_dpo_variant_trains_and_logs_rewards(tiny_model, pref_dir, tmp_path, pref_loss):
+    res = train(tiny_model, pref_dir, tmp_path / pref_loss, stage="dpo", pref_loss=pref_loss, max_steps=12,
+                pref_ftx=0.1 if pref_loss == "sigmoid" else 0.0)
+    rows = metrics(tmp_path / pref_loss)
+    assert {"rewards/chosen", "rewards/rejected", "rewards/accuracy", "rewards/margins"} <= set(rows[0])
+    # the tiny model learns to put the chosen reply above the rejected one on its training pairs
+    assert rows[-1]["rewards/margins"] > rows[0]["rewards/margins"] and rows[-1]["loss"] < rows[0]["loss"]
+    assert res.summary["completed"] and (tmp_path / pref_loss / "adapter_model.safetensors").is_file()
+
+
+def test_precomputed_reference_gives_the_same_first_step(tiny_model, pref_dir, tmp_path):
+    a = train(tiny_model, pref_dir, tmp_path / "a", stage="dpo", max_steps=1)
+    b = train(tiny_model, pref_dir, tmp_path / "b", stage="dpo", max_steps=1, precompute_ref_log_probs=True)
+    assert a.summary["final_loss"] == pytest.approx(b.summary["final_loss"], abs=1e-5)
+    c = train(tiny_model, pref_dir, tmp_path / "c", stage="dpo", max_steps=3, finetuning_type="full",
+              precompute_ref_log_probs=True)
+    assert c.summary["completed"]
+
+
+def test_kto_trains_with_its_weights(tiny_model, pref_dir, tmp_path):
+    train(tiny_model, pref_dir, tmp_path / "k", stage="kto", dataset="p_kto", max_steps=8, kto_chosen_weight=1.5,
+          per_device_train_batch_size=5)  # one batch of 2 desirable and 3 undesirable rows
+    rows = metrics(tmp_path / "k")
+    # at step 1 the policy is the reference: every row's loss is weight × (1 - sigmoid(0)) = weight / 2
+    assert rows[0]["loss"] == pytest.approx((2 * 1.5 * 0.5 + 3 * 1.0 * 0.5) / 5, abs=1e-4)
+    assert rows[-1]["loss"] < rows[0]["loss"] and "kl" in rows[0]
+
+
+def test_reward_model_then_score_then_ppo(tiny_model, pref_dir, tmp_path, capsys):
+    from tuneforge.cli import main
+
+    rm = tmp_path / "rm"
+    res = train(tiny_model, pref_dir, rm, stage="rm", max_steps=10, val_size=2, finetuning_type="freeze")
+    assert (rm / "value_head.safetensors").is_file() and (rm / "model.safetensors").is_file()
+    assert "eval_accuracy" in res.summary and "accuracy" in metrics(rm)[0]
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"prompt": "Say hi 3. End with DONE.", "chosen": "Hi 3. DONE",
+                                 "rejected": "Hi 3."}) + "\n")
+    assert main(["score", "--model_name_or_path", str(rm), "--pairs", str(pairs)]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [r["scored"] for r in rows] == ["chosen", "rejected"] and all(isinstance(r["score"], float) for r in rows)
+
+    with pytest.raises(ModelError, match="no value_head.safetensors"):
+        from tuneforge.infer.reward import RewardScorer
+
+        RewardScorer(str(tiny_model))
+    ppo = tmp_path / "ppo"
+    res = train(tiny_model, pref_dir, ppo, stage="ppo", reward_model=str(rm), max_steps=2, max_new_tokens=6,
+                ppo_epochs=2, ppo_score_norm=True, ppo_whiten_rewards=True)
+    rows = metrics(ppo)
+    assert {"reward", "kl", "value_loss", "clip_fraction"} <= set(rows[0]) and len(rows) == 2
+    assert (ppo / "ppo_reward.png").is_file() and (ppo / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("bitsandbytes") is None, reason="bitsandbytes missing")
+def test_qlora_dpo_and_rm_on_a_4bit_base(pref_dir, tmp_path, tmp_path_factory):
+    from conftest import build_tiny_model
+
+    wide = build_tiny_model(tmp_path_factory.mktemp("tiny-64-pref"), width=64)  # bnb blocks of 64
+    res = train(wide, pref_dir, tmp_path / "q", stage="dpo", quantization_bit=4, max_steps=10)
+    rows = metrics(tmp_path / "q")
+    assert res.summary["completed"] and rows[-1]["rewards/margins"] > rows[0]["rewards/margins"]
+    res = train(wide, pref_dir, tmp_path / "qrm", stage="rm", quantization_bit=4, max_steps=3, val_size=2)
+    assert (tmp_path / "qrm" / "value_head.safetensors").is_file() and "eval_accuracy" in res.summary
