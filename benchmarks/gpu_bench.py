@@ -488,6 +488,16 @@ SUITES = {
         dict(name="tf_qlora_pack1_gc_liger_min_profile", impl="tuneforge", quant=4, batch=1, packing=True,
              liger=True, offload=True, optim="adamw_8bit", steps=5, warmup=2, profile=True),
     ],
+    # third call: profiles (where the time goes) and the configs s6b had no time left for
+    "s6c": [
+        dict(name="tf_qlora_pack1_gc_liger_min_profile", impl="tuneforge", quant=4, batch=1, packing=True,
+             liger=True, offload=True, optim="adamw_8bit", steps=5, warmup=2, profile=True),
+        dict(name="tf_lora_pack4_liger_nogc_fused_profile", impl="tuneforge", packing=True, liger=True, gc=False,
+             steps=5, warmup=2, profile=True),
+        dict(name="hf_qlora_b1_gc_pad64", impl="hf", quant=4, batch=1, pad_multiple=64, steps=30, warmup=10,
+             phases=True),
+        dict(name="unsloth_lora_b1_pad64", impl="unsloth", batch=1, pad_multiple=64, steps=30, warmup=10),
+    ],
     "main": [
         dict(name="tf_lora_pack4_gc_liger", impl="tuneforge", packing=True, liger=True),
         dict(name="hf_lora_b4_gc", impl="hf"),
