@@ -44,7 +44,7 @@ SHAPES = {
 DEFAULTS = dict(impl="tuneforge", model="llama8b", method="lora", batch=4, seq=2048, packing=False, gc=True,
                 liger=False, offload=False, optim="adamw_torch_fused", steps=12, warmup=3, lr=1e-3, rank=16,
                 group_by_length=False, compile=False, profile=False, samples=600, seed=0, quant=None,
-                fused_lora=None, offload_embedding=None, upcast=False, phases=False, pad_multiple=1)
+                fused_lora=False, offload_embedding=None, upcast=False, phases=False, pad_multiple=1)
 MODEL_DIRS = Path(os.environ.get("TF_BENCH_MODELS", "/tmp/tf_bench_models"))
 LORA_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -450,23 +450,24 @@ SUITES = {
                    dict(name="hf_q", impl="hf", model="tiny", quant=4, steps=6, warmup=2, samples=80, seq=256,
                         optim="adamw_torch", phases=True)],
     # session 2 on the H200 (issue 6): Unsloth and the baselines in the same session, QLoRA, memory savers
+    # s6a–s6c ran when fused_lora was on by default on CUDA, hence fused_lora=True on tuneforge rows
     "s6a": [
         dict(name="hf_qlora_b1_gc", impl="hf", quant=4, batch=1, phases=True, steps=10),
         dict(name="unsloth_qlora_b1", impl="unsloth", quant=4, batch=1, steps=10),
-        dict(name="tf_qlora_pack1_gc_liger_min", impl="tuneforge", quant=4, batch=1, packing=True, liger=True,
+        dict(name="tf_qlora_pack1_gc_liger_min", impl="tuneforge", fused_lora=True, quant=4, batch=1, packing=True, liger=True,
              offload=True, optim="adamw_8bit", steps=10),
         dict(name="unsloth_lora_b1", impl="unsloth", batch=1, steps=10),
         dict(name="unsloth_lora_b4", impl="unsloth", batch=4, steps=10),
         dict(name="hf_lora_b4_gc", impl="hf", steps=10),
-        dict(name="tf_lora_pack4_liger_nogc_compile_fused", impl="tuneforge", packing=True, liger=True, gc=False,
+        dict(name="tf_lora_pack4_liger_nogc_compile_fused", impl="tuneforge", fused_lora=True, packing=True, liger=True, gc=False,
              compile=True, steps=14, warmup=5),
         dict(name="tf_lora_pack4_liger_nogc_unfused", impl="tuneforge", packing=True, liger=True, gc=False,
              fused_lora=False, steps=10),
-        dict(name="tf_lora_pack4_liger_nogc_fused", impl="tuneforge", packing=True, liger=True, gc=False,
+        dict(name="tf_lora_pack4_liger_nogc_fused", impl="tuneforge", fused_lora=True, packing=True, liger=True, gc=False,
              steps=10),
-        dict(name="tf_lora_pack1_gc_offload_liger_emb_8bit", impl="tuneforge", packing=True, liger=True, batch=1,
+        dict(name="tf_lora_pack1_gc_offload_liger_emb_8bit", impl="tuneforge", fused_lora=True, packing=True, liger=True, batch=1,
              offload=True, offload_embedding=True, optim="adamw_8bit", steps=10),
-        dict(name="tf_qlora_pack1_gc_liger", impl="tuneforge", quant=4, batch=1, packing=True, liger=True,
+        dict(name="tf_qlora_pack1_gc_liger", impl="tuneforge", fused_lora=True, quant=4, batch=1, packing=True, liger=True,
              steps=10),
     ],
     # second call: baselines with more steps and widths padded to a multiple of 64 (fewer distinct shapes, so
@@ -474,25 +475,25 @@ SUITES = {
     "s6b": [
         dict(name="unsloth_qlora_b1_pad64", impl="unsloth", quant=4, batch=1, pad_multiple=64, steps=30, warmup=10),
         dict(name="unsloth_lora_b4_pad64", impl="unsloth", batch=4, pad_multiple=64, steps=30, warmup=10),
-        dict(name="tf_qlora_pack1_gc_liger_min", impl="tuneforge", quant=4, batch=1, packing=True, liger=True,
+        dict(name="tf_qlora_pack1_gc_liger_min", impl="tuneforge", fused_lora=True, quant=4, batch=1, packing=True, liger=True,
              offload=True, optim="adamw_8bit", steps=20, warmup=5),
-        dict(name="tf_lora_pack1_gc_offload_liger_emb_8bit", impl="tuneforge", packing=True, liger=True, batch=1,
+        dict(name="tf_lora_pack1_gc_offload_liger_emb_8bit", impl="tuneforge", fused_lora=True, packing=True, liger=True, batch=1,
              offload=True, offload_embedding=True, optim="adamw_8bit", steps=12),
-        dict(name="tf_lora_pack4_liger_nogc_fused", impl="tuneforge", packing=True, liger=True, gc=False,
+        dict(name="tf_lora_pack4_liger_nogc_fused", impl="tuneforge", fused_lora=True, packing=True, liger=True, gc=False,
              steps=12),
-        dict(name="tf_qlora_pack1_gc_liger", impl="tuneforge", quant=4, batch=1, packing=True, liger=True,
+        dict(name="tf_qlora_pack1_gc_liger", impl="tuneforge", fused_lora=True, quant=4, batch=1, packing=True, liger=True,
              steps=20, warmup=5),
         dict(name="hf_lora_b4_gc_pad64", impl="hf", pad_multiple=64, steps=30, warmup=10),
         dict(name="unsloth_lora_b1_pad64", impl="unsloth", batch=1, pad_multiple=64, steps=30, warmup=10),
         dict(name="hf_qlora_b1_gc_pad64", impl="hf", quant=4, batch=1, pad_multiple=64, steps=30, warmup=10),
-        dict(name="tf_qlora_pack1_gc_liger_min_profile", impl="tuneforge", quant=4, batch=1, packing=True,
+        dict(name="tf_qlora_pack1_gc_liger_min_profile", impl="tuneforge", fused_lora=True, quant=4, batch=1, packing=True,
              liger=True, offload=True, optim="adamw_8bit", steps=5, warmup=2, profile=True),
     ],
     # third call: profiles (where the time goes) and the configs s6b had no time left for
     "s6c": [
-        dict(name="tf_qlora_pack1_gc_liger_min_profile", impl="tuneforge", quant=4, batch=1, packing=True,
+        dict(name="tf_qlora_pack1_gc_liger_min_profile", impl="tuneforge", fused_lora=True, quant=4, batch=1, packing=True,
              liger=True, offload=True, optim="adamw_8bit", steps=5, warmup=2, profile=True),
-        dict(name="tf_lora_pack4_liger_nogc_fused_profile", impl="tuneforge", packing=True, liger=True, gc=False,
+        dict(name="tf_lora_pack4_liger_nogc_fused_profile", impl="tuneforge", fused_lora=True, packing=True, liger=True, gc=False,
              steps=5, warmup=2, profile=True),
         dict(name="hf_qlora_b1_gc_pad64", impl="hf", quant=4, batch=1, pad_multiple=64, steps=30, warmup=10,
              phases=True),

@@ -25,7 +25,7 @@ def _lora(tiny_model, **kw):
 def test_fused_lora_matches_peft_forward_and_gradients(tiny_model):
     from tuneforge.adapters.fused_lora import fuse_lora_forward
 
-    ref = _lora(tiny_model)  # auto on the CPU: off
+    ref = _lora(tiny_model)  # default: off
     assert not any(hasattr(m, "_tuneforge_peft_forward") for m in ref.modules())
     fused = _lora(tiny_model, fused_lora=True)
     fused.load_state_dict(ref.state_dict())

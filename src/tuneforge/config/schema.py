@@ -105,9 +105,10 @@ class FinetuneArgs:
     loraplus_lr_ratio: float | None = opt(None, "lora: LoRA+ — learning rate of B = ratio × learning_rate (e.g. 16).")
     pissa_init: bool = opt(False, "lora: initialise the adapter from the principal singular vectors (PiSSA).")
     pissa_iter: int = opt(16, "lora: fast-SVD iterations for PiSSA; -1 for a full SVD.")
-    fused_lora: bool | None = opt(
-        None, "lora: add the adapter's update inside one addmm (no separate scale/add kernels). Default: on with "
-              "CUDA; layers with dropout or DoRA keep peft's forward.")
+    fused_lora: bool = opt(
+        False, "lora: add the adapter's update inside one addmm (no separate scale/add kernels; layers with dropout "
+               "or DoRA keep peft's forward). Off by default: on an H200 it moved the time into the matmuls and "
+               "gained < 1 % (docs/benchmarks.md).")
     # GPU-memory savers for adapter training
     offload_embedding: bool | None = opt(
         None, "Keep the frozen input-embedding table in CPU memory (CUDA; ~1 GiB for Llama-3-8B). Default: on for "
