@@ -23,9 +23,11 @@ def shape_of(name: str) -> Shape:
 
 def plan_of(spec: dict) -> Plan:
     spec = {**DEFAULTS, **spec}
-    return Plan(method=spec["method"], batch=spec["batch"], seq=spec["seq"], packing=spec["packing"],
+    method = f"qlora{spec['quant']}" if spec.get("quant") else spec["method"]
+    return Plan(method=method, batch=spec["batch"], seq=spec["seq"], packing=spec["packing"],
                 gradient_checkpointing=spec["gc"], offload=spec["offload"], liger=spec["liger"], optim=spec["optim"],
-                lora_rank=spec["rank"], lora_target="all", supervised_fraction=0.55)
+                lora_rank=spec["rank"], lora_target="all", supervised_fraction=0.55,
+                offload_embedding=spec.get("offload_embedding"))
 
 
 def main(paths: list[str]) -> int:

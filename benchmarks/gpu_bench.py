@@ -43,7 +43,10 @@ SHAPES = {
 
 DEFAULTS = dict(impl="tuneforge", model="llama8b", method="lora", batch=4, seq=2048, packing=False, gc=True,
                 liger=False, offload=False, optim="adamw_torch_fused", steps=12, warmup=3, lr=1e-3, rank=16,
-                group_by_length=False, compile=False, profile=False, samples=600, seed=0)
+                group_by_length=False, compile=False, profile=False, samples=600, seed=0, quant=None,
+                fused_lora=False, offload_embedding=None, upcast=False, phases=False, pad_multiple=1)
+MODEL_DIRS = Path(os.environ.get("TF_BENCH_MODELS", "/tmp/tf_bench_models"))
+LORA_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 def make_config(name: str):
@@ -82,6 +85,48 @@ def build_model(spec: dict):
                                                  attn_implementation="sdpa")
     model.config.use_cache = False
     return model
+
+
+def make_tokenizer():
+    """A small byte-level BPE tokenizer with a ChatML template (Unsloth wants a tokenizer beside the model; the
+    benchmark feeds token ids directly, so its vocabulary size does not matter)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    corpus = ["the quick brown fox jumps over the lazy dog", "hello world, this is a benchmark tokenizer"] * 20
+    tk.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=300, special_tokens=specials,
+                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                  bos_token="<|im_start|>", unk_token="<|endoftext|>")
+    tok.chat_template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+                         "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    return tok
+
+
+def model_dir(name: str) -> Path:
+    """A saved folder (random bf16 weights + tokenizer) for configs that load through from_pretrained (QLoRA,
+    Unsloth). Built once per machine by `--make_model NAME`."""
+    return MODEL_DIRS / name
+
+
+def make_model_dir(name: str) -> Path:
+    import torch
+
+    dest = model_dir(name)
+    if (dest / "config.json").is_file():
+        return dest
+    model = build_model({**DEFAULTS, "model": name})
+    tmp = dest.with_name(dest.name + ".tmp")
+    model.save_pretrained(tmp, max_shard_size="5GB")
+    make_tokenizer().save_pretrained(tmp)
+    del model
+    torch.cuda.empty_cache() if torch.cuda.is_available() else None
+    os.replace(tmp, dest)
+    return dest
 
 
 def memory() -> dict:
@@ -130,14 +175,26 @@ def run_tuneforge(spec: dict) -> dict:
     from tuneforge.train.loop import train_loop
 
     acc = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no", cpu=not torch.cuda.is_available())
-    model = build_model(spec)
+    if spec["quant"]:
+        from tuneforge.models import load_model
+        from tuneforge.models.quantization import quantization_config
+
+        dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+        model = load_model(model_dir(spec["model"]), dtype, "sdpa", False,
+                           quantization_config(spec["quant"], "nf4", True, dtype))
+        model.config.use_cache = False
+    else:
+        model = build_model(spec)
+    loaded_gib = round(torch.cuda.memory_allocated() / 2**30, 3) if torch.cuda.is_available() else None
     samples = make_samples(spec["samples"], model.config.vocab_size, spec["seq"], spec["seed"])
     fused = apply_liger(model, spec["liger"])
     if spec["gc"]:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     ft = FinetuneArgs(finetuning_type=spec["method"], lora_rank=spec["rank"], lora_alpha=2 * spec["rank"],
-                      lora_target="all")
+                      lora_target="all", fused_lora=spec["fused_lora"], offload_embedding=spec["offload_embedding"],
+                      upcast_unquantized=spec["upcast"])
     model = apply_method(model, ft, [])
+    prepared_gib = round(torch.cuda.memory_allocated() / 2**30, 3) if torch.cuda.is_available() else None
     if spec["compile"]:
         compile_layers(model)
     trainable, total = count_parameters(model)
@@ -174,7 +231,8 @@ def run_tuneforge(spec: dict) -> dict:
     out = summarise(steps, spec["warmup"])
     out.pop("trained_tokens_per_s")
     out.update(memory(), trainable_params=trainable, total_params=total, packing=pack_info,
-               liger=fused, timing_note="per-step tokens from metrics.jsonl (tokens_per_s × Δelapsed)")
+               liger=fused, timing_note="per-step tokens from metrics.jsonl (tokens_per_s × Δelapsed)",
+               allocated_after_load_gib=loaded_gib, allocated_after_prepare_gib=prepared_gib)
     if prof is not None:
         out["profile"] = profile_table(prof)
     return out
@@ -208,22 +266,72 @@ def profile_table(prof) -> dict:
 
 
 def run_hf(spec: dict) -> dict:
-    """transformers.Trainer + peft: padded batches (pad to longest), SDPA, gradient checkpointing, full logits."""
+    """transformers.Trainer + peft: padded batches (pad to longest), SDPA, gradient checkpointing, full logits.
+    QLoRA as the peft docs do it: from_pretrained with a BitsAndBytesConfig (NF4, double quantization, bf16
+    compute), prepare_model_for_kbit_training, then LoRA."""
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import Trainer, TrainerCallback, TrainingArguments
 
-    model = build_model(spec)
-    samples = make_samples(spec["samples"], model.config.vocab_size, spec["seq"], spec["seed"])
-    if spec["method"] == "lora":
-        if spec["gc"]:
+    mem = {}
+    if spec["quant"]:
+        from peft import prepare_model_for_kbit_training
+        from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+        bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                 bnb_4bit_compute_dtype=torch.bfloat16 if torch.cuda.is_available()
+                                 else torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(model_dir(spec["model"]), quantization_config=bnb,
+                                                     dtype=torch.bfloat16 if torch.cuda.is_available() else torch.float32,
+                                                     device_map={"": 0 if torch.cuda.is_available() else "cpu"},
+                                                     attn_implementation="sdpa")
+        model.config.use_cache = False
+        if torch.cuda.is_available():
+            mem["allocated_after_load_gib"] = round(torch.cuda.memory_allocated() / 2**30, 3)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=spec["gc"])
+        if torch.cuda.is_available():
+            mem["allocated_after_kbit_prepare_gib"] = round(torch.cuda.memory_allocated() / 2**30, 3)
+    else:
+        model = build_model(spec)
+        if spec["method"] == "lora" and spec["gc"]:
             model.enable_input_require_grads()
+    if spec["method"] == "lora":
         model = get_peft_model(model, LoraConfig(r=spec["rank"], lora_alpha=2 * spec["rank"], lora_dropout=0.0,
                                                  target_modules="all-linear", task_type="CAUSAL_LM"))
+    if torch.cuda.is_available():
+        mem["allocated_after_peft_gib"] = round(torch.cuda.memory_allocated() / 2**30, 3)
+    return {**run_trainer(model, spec, spec["gc"]), **mem}
+
+
+def run_unsloth(spec: dict) -> dict:
+    """Unsloth's FastLanguageModel from the saved random folder, LoRA on all linear layers,
+    use_gradient_checkpointing="unsloth", trained by the same transformers.Trainer loop and data as run_hf."""
+    import torch
+    from unsloth import FastLanguageModel
+
+    model, _tok = FastLanguageModel.from_pretrained(model_name=str(model_dir(spec["model"])),
+                                                    max_seq_length=spec["seq"], dtype=torch.bfloat16,
+                                                    load_in_4bit=spec["quant"] == 4)
+    mem = {"allocated_after_load_gib": round(torch.cuda.memory_allocated() / 2**30, 3)}
+    model = FastLanguageModel.get_peft_model(model, r=spec["rank"], lora_alpha=2 * spec["rank"], lora_dropout=0,
+                                             target_modules=LORA_MODULES, bias="none",
+                                             use_gradient_checkpointing="unsloth" if spec["gc"] else False,
+                                             random_state=spec["seed"])
+    mem["allocated_after_peft_gib"] = round(torch.cuda.memory_allocated() / 2**30, 3)
+    import unsloth
+
+    return {**run_trainer(model, spec, False), **mem, "unsloth": unsloth.__version__}
+
+
+def run_trainer(model, spec: dict, trainer_gc: bool) -> dict:
+    import torch
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+
+    samples = make_samples(spec["samples"], model.config.vocab_size, spec["seq"], spec["seed"])
     counts: list[tuple[int, int]] = []
 
     def collate(batch):
         width = max(len(s.input_ids) for s in batch)
+        width = -(-width // spec["pad_multiple"]) * spec["pad_multiple"]  # DataCollator's pad_to_multiple_of
         ids = torch.zeros((len(batch), width), dtype=torch.long)
         labels = torch.full((len(batch), width), -100, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -234,20 +342,52 @@ def run_hf(spec: dict) -> dict:
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
     steps: list[dict] = []
-    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    cuda = torch.cuda.is_available()
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    phases: list[dict] = []
+    peak_seen = [0]
+
+    def gib(x):
+        return round(x / 2**30, 3)
+
+    def phase_peak():  # peak since the last reset, folded into the run's overall peak
+        p = torch.cuda.max_memory_allocated()
+        peak_seen[0] = max(peak_seen[0], p)
+        torch.cuda.reset_peak_memory_stats()
+        return gib(p)
 
     class Clock(TrainerCallback):
         def on_step_begin(self, a, state, control, **kw):
             sync()
             self.t = time.time()
+            if spec["phases"] and cuda:
+                phases.append({"step": state.global_step, "before_step": phase_peak(),
+                               "allocated_at_start": gib(torch.cuda.memory_allocated())})
+
+        def on_pre_optimizer_step(self, a, state, control, **kw):
+            if spec["phases"] and cuda and phases:
+                phases[-1].update(backward_peak=phase_peak(), allocated_before_optimizer=gib(
+                    torch.cuda.memory_allocated()))
 
         def on_step_end(self, a, state, control, **kw):
             sync()
             steps.append({"t_start": self.t, "t_end": time.time()})
+            if spec["phases"] and cuda and phases:
+                phases[-1].update(optimizer_peak=phase_peak(), allocated_at_end=gib(torch.cuda.memory_allocated()))
 
         def on_log(self, a, state, control, logs=None, **kw):
             if logs and "loss" in logs and steps:
                 steps[-1].update(loss=float(logs["loss"]), grad_norm=float(logs.get("grad_norm", 0.0)))
+
+    class PhaseTrainer(Trainer):
+        def compute_loss(self, model, inputs, *args, **kwargs):
+            if spec["phases"] and cuda and phases:
+                phases[-1]["before_forward_peak"] = phase_peak()
+            out = super().compute_loss(model, inputs, *args, **kwargs)
+            if spec["phases"] and cuda and phases:
+                phases[-1].update(forward_peak=phase_peak(), allocated_after_forward=gib(
+                    torch.cuda.memory_allocated()))
+            return out
 
     class Rows(torch.utils.data.Dataset):
         def __len__(self):
@@ -259,13 +399,14 @@ def run_hf(spec: dict) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         targs = TrainingArguments(output_dir=tmp, per_device_train_batch_size=spec["batch"], max_steps=spec["steps"],
                                   learning_rate=spec["lr"], logging_steps=1, save_strategy="no", report_to=[],
-                                  bf16=torch.cuda.is_available(), gradient_checkpointing=spec["gc"],
+                                  bf16=cuda, gradient_checkpointing=trainer_gc,
                                   optim=spec["optim"],
                                   lr_scheduler_type="linear", max_grad_norm=1.0, seed=spec["seed"],
                                   dataloader_num_workers=0, remove_unused_columns=False, disable_tqdm=True)
-        trainer = Trainer(model=model, args=targs, train_dataset=Rows(), data_collator=collate,
-                          callbacks=[Clock()])
-        if torch.cuda.is_available():
+        trainer = PhaseTrainer(model=model, args=targs, train_dataset=Rows(), data_collator=collate,
+                               callbacks=[Clock()])
+        if cuda:
+            torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         trainer.train()
     # the dataloader may collate one batch ahead; step i trained batch i
@@ -274,16 +415,25 @@ def run_hf(spec: dict) -> dict:
     out = summarise(steps, spec["warmup"])
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     out.update(memory(), trainable_params=trainable)
+    if spec["phases"] and cuda:
+        peak_seen[0] = max(peak_seen[0], torch.cuda.max_memory_allocated())
+        out.update(phases=phases[:4], peak_allocated_gib=gib(peak_seen[0]),
+                   peak_allocated_gb=round(peak_seen[0] / 1e9, 3),
+                   logits_fp32_gib_per_step=[gib(t * model.config.vocab_size * 4) for t, _ in counts[:4]])
     return out
 
 
 def run_one(spec: dict) -> dict:
+    if spec.get("impl") == "unsloth":  # Unsloth patches transformers and peft: import it first
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import unsloth  # noqa: F401
     import torch
     import transformers
 
     spec = {**DEFAULTS, **spec}
     t0 = time.time()
-    res = run_tuneforge(spec) if spec["impl"] == "tuneforge" else run_hf(spec)
+    runner = {"tuneforge": run_tuneforge, "hf": run_hf, "unsloth": run_unsloth}[spec["impl"]]
+    res = runner(spec)
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     return {"spec": spec, **res, "wall_s": round(time.time() - t0, 1), "gpu": gpu,
             "torch": torch.__version__, "transformers": transformers.__version__}
@@ -295,6 +445,60 @@ SUITES = {
     "cpu_check": [dict(impl="tuneforge", model="tiny", packing=True, steps=6, warmup=2, samples=80, seq=256,
                        optim="adamw_torch"),
                   dict(impl="hf", model="tiny", steps=6, warmup=2, samples=80, seq=256, optim="adamw_torch")],
+    "cpu_check6": [dict(name="tf_q", impl="tuneforge", model="tiny", quant=4, packing=True, steps=6, warmup=2,
+                        samples=80, seq=256, optim="adamw_torch", fused_lora=True),
+                   dict(name="hf_q", impl="hf", model="tiny", quant=4, steps=6, warmup=2, samples=80, seq=256,
+                        optim="adamw_torch", phases=True)],
+    # session 2 on the H200 (issue 6): Unsloth and the baselines in the same session, QLoRA, memory savers
+    # s6a–s6c ran when fused_lora was on by default on CUDA, hence fused_lora=True on tuneforge rows
+    "s6a": [
+        dict(name="hf_qlora_b1_gc", impl="hf", quant=4, batch=1, phases=True, steps=10),
+        dict(name="unsloth_qlora_b1", impl="unsloth", quant=4, batch=1, steps=10),
+        dict(name="tf_qlora_pack1_gc_liger_min", impl="tuneforge", fused_lora=True, quant=4, batch=1, packing=True, liger=True,
+             offload=True, optim="adamw_8bit", steps=10),
+        dict(name="unsloth_lora_b1", impl="unsloth", batch=1, steps=10),
+        dict(name="unsloth_lora_b4", impl="unsloth", batch=4, steps=10),
+        dict(name="hf_lora_b4_gc", impl="hf", steps=10),
+        dict(name="tf_lora_pack4_liger_nogc_compile_fused", impl="tuneforge", fused_lora=True, packing=True, liger=True, gc=False,
+             compile=True, steps=14, warmup=5),
+        dict(name="tf_lora_pack4_liger_nogc_unfused", impl="tuneforge", packing=True, liger=True, gc=False,
+             fused_lora=False, steps=10),
+        dict(name="tf_lora_pack4_liger_nogc_fused", impl="tuneforge", fused_lora=True, packing=True, liger=True, gc=False,
+             steps=10),
+        dict(name="tf_lora_pack1_gc_offload_liger_emb_8bit", impl="tuneforge", fused_lora=True, packing=True, liger=True, batch=1,
+             offload=True, offload_embedding=True, optim="adamw_8bit", steps=10),
+        dict(name="tf_qlora_pack1_gc_liger", impl="tuneforge", fused_lora=True, quant=4, batch=1, packing=True, liger=True,
+             steps=10),
+    ],
+    # second call: baselines with more steps and widths padded to a multiple of 64 (fewer distinct shapes, so
+    # fewer cuDNN plan builds / Unsloth recompilations inside the measured window), and the rest of s6a
+    "s6b": [
+        dict(name="unsloth_qlora_b1_pad64", impl="unsloth", quant=4, batch=1, pad_multiple=64, steps=30, warmup=10),
+        dict(name="unsloth_lora_b4_pad64", impl="unsloth", batch=4, pad_multiple=64, steps=30, warmup=10),
+        dict(name="tf_qlora_pack1_gc_liger_min", impl="tuneforge", fused_lora=True, quant=4, batch=1, packing=True, liger=True,
+             offload=True, optim="adamw_8bit", steps=20, warmup=5),
+        dict(name="tf_lora_pack1_gc_offload_liger_emb_8bit", impl="tuneforge", fused_lora=True, packing=True, liger=True, batch=1,
+             offload=True, offload_embedding=True, optim="adamw_8bit", steps=12),
+        dict(name="tf_lora_pack4_liger_nogc_fused", impl="tuneforge", fused_lora=True, packing=True, liger=True, gc=False,
+             steps=12),
+        dict(name="tf_qlora_pack1_gc_liger", impl="tuneforge", fused_lora=True, quant=4, batch=1, packing=True, liger=True,
+             steps=20, warmup=5),
+        dict(name="hf_lora_b4_gc_pad64", impl="hf", pad_multiple=64, steps=30, warmup=10),
+        dict(name="unsloth_lora_b1_pad64", impl="unsloth", batch=1, pad_multiple=64, steps=30, warmup=10),
+        dict(name="hf_qlora_b1_gc_pad64", impl="hf", quant=4, batch=1, pad_multiple=64, steps=30, warmup=10),
+        dict(name="tf_qlora_pack1_gc_liger_min_profile", impl="tuneforge", fused_lora=True, quant=4, batch=1, packing=True,
+             liger=True, offload=True, optim="adamw_8bit", steps=5, warmup=2, profile=True),
+    ],
+    # third call: profiles (where the time goes) and the configs s6b had no time left for
+    "s6c": [
+        dict(name="tf_qlora_pack1_gc_liger_min_profile", impl="tuneforge", fused_lora=True, quant=4, batch=1, packing=True,
+             liger=True, offload=True, optim="adamw_8bit", steps=5, warmup=2, profile=True),
+        dict(name="tf_lora_pack4_liger_nogc_fused_profile", impl="tuneforge", fused_lora=True, packing=True, liger=True, gc=False,
+             steps=5, warmup=2, profile=True),
+        dict(name="hf_qlora_b1_gc_pad64", impl="hf", quant=4, batch=1, pad_multiple=64, steps=30, warmup=10,
+             phases=True),
+        dict(name="unsloth_lora_b1_pad64", impl="unsloth", batch=1, pad_multiple=64, steps=30, warmup=10),
+    ],
     "main": [
         dict(name="tf_lora_pack4_gc_liger", impl="tuneforge", packing=True, liger=True),
         dict(name="hf_lora_b4_gc", impl="hf"),
@@ -368,9 +572,13 @@ def main() -> int:
     ap.add_argument("--suite", help=f"one of {', '.join(SUITES)} (comma list allowed)")
     ap.add_argument("--only", help="comma list of config names within the suite")
     ap.add_argument("--run", help="one config as JSON (internal)")
+    ap.add_argument("--make_model", help="save a random model folder for this shape (internal)")
     ap.add_argument("--json", help="write results here")
     ap.add_argument("--budget_s", type=float, default=1e9, help="skip configs once this much time has passed")
     a = ap.parse_args()
+    if a.make_model:
+        print("MODEL", make_model_dir(a.make_model), flush=True)
+        return 0
     if a.run:
         res = run_one(json.loads(a.run))
         print("RESULT " + json.dumps(res), flush=True)
@@ -380,6 +588,11 @@ def main() -> int:
         keep = set(a.only.split(","))
         specs = [s for s in specs if s.get("name") in keep]
     results, t0 = [], time.time()
+    for name in sorted({s.get("model", DEFAULTS["model"]) for s in specs if s.get("quant") or s.get("impl") == "unsloth"}):
+        t = time.time()
+        p = subprocess.run([sys.executable, __file__, "--make_model", name], capture_output=True, text=True)
+        print(f"model folder {name}: rc {p.returncode}, {time.time() - t:.0f} s", p.stderr[-2000:] if p.returncode
+              else "", flush=True)
     for spec in specs:
         if time.time() - t0 > a.budget_s:
             results.append({"spec": spec, "skipped": "time budget"})

@@ -13,11 +13,11 @@ from tuneforge.utils import log
 
 def apply_method(model: torch.nn.Module, args: FinetuneArgs, adapter_paths: list[str]) -> torch.nn.Module:
     """Make the parameters of the chosen method trainable (and only those). Trainable weights are kept in float32."""
-    if getattr(model, "hf_quantizer", None) is not None:  # QLoRA: a bitsandbytes-quantized frozen base
-        from peft import prepare_model_for_kbit_training
+    quantized = getattr(model, "hf_quantizer", None) is not None
+    if quantized:  # QLoRA: a bitsandbytes-quantized frozen base
+        from tuneforge.models.memory import freeze_quantized_base
 
-        # Freezes the base and keeps its few unquantized weights (norms, embeddings) in float32 for stable training.
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        model = freeze_quantized_base(model, args.upcast_unquantized)
     if args.finetuning_type == "lora":
         model = apply_lora(model, args, adapter_paths)
     elif args.finetuning_type in PROMPT_METHODS:
@@ -31,6 +31,17 @@ def apply_method(model: torch.nn.Module, args: FinetuneArgs, adapter_paths: list
             p.data = p.data.float()
     if args.finetuning_type == "lora" and not args.use_dora:
         keep_lora_inputs_in_compute_dtype(model)
+    if args.finetuning_type == "lora":
+        from tuneforge.adapters.fused_lora import fuse_lora_forward
+
+        fuse_lora_forward(model, args.fused_lora)
+    from tuneforge.models.memory import offload_embedding
+
+    if args.finetuning_type in PROMPT_METHODS:
+        if args.offload_embedding:
+            log.choice("offload_embedding=off", "prompt-based methods look tokens up in the adapter's own forward")
+    else:
+        offload_embedding(model, args.offload_embedding, quantized)
     trainable, total = count_parameters(model)
     log.info(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / max(total, 1):.3f}%)")
     return model

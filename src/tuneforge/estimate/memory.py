@@ -102,6 +102,7 @@ class Plan:
     virtual_tokens: int = 20
     supervised_fraction: float = 0.5
     weight_bytes: int = 2  # bf16/fp16 (4 for float32 runs)
+    offload_embedding: bool | None = None  # None = as training does it: on for qlora with an untied embedding
 
 
 @dataclass
@@ -163,7 +164,9 @@ def estimate(s: Shape, plan: Plan) -> Estimate:
         frozen = s.linear_params * per + (s.params - s.linear_params) * wb
         e.notes.append("quantized linear layers: NF4 + double quantization ≈ 4.13 bits/parameter" if
                        plan.method == "qlora4" else "LLM.int8 linear layers ≈ 8.25 bits/parameter")
-        e.notes.append("qlora figures are not yet validated against a measured peak")
+        if plan.method == "qlora8":
+            e.notes.append("qlora8 figures are not yet validated against a measured peak (qlora4 is: "
+                           "docs/benchmarks.md)")
     elif plan.method == "full":
         frozen = 0
     elif plan.method == "freeze":
@@ -176,6 +179,13 @@ def estimate(s: Shape, plan: Plan) -> Estimate:
         e.parts["weights"] = frozen / GiB
         if plan.method == "freeze":
             e.parts["weights"] += n_train * 4 / GiB
+        offload = plan.offload_embedding
+        if offload is None:
+            offload = plan.method in ("qlora4", "qlora8")
+        if offload and not s.tied and plan.method != "prompt":
+            e.parts["weights"] -= s.vocab * s.d * wb / GiB
+            e.notes.append(f"offload_embedding: the input embedding ({s.vocab * s.d * wb / GiB:.2f} GiB) stays in "
+                           f"CPU memory")
     e.parts["adapter"] = n_train * 4 / GiB if plan.method in ("lora", "qlora4", "qlora8", "prompt") else 0.0
     e.parts["gradients"] = n_train * 4 / GiB
     state_bytes = {"sgd": 0, "adamw_8bit": 2, "paged_adamw_8bit": 2}.get(plan.optim, 8)
