@@ -72,6 +72,9 @@ def shared_prefix_reason(model: torch.nn.Module) -> str | None:
         return "the decoder's forward cannot be inspected"
     if "cache" not in params and "past_key_values" not in params:
         return "the decoder takes no key/value cache"
+    attn = str(getattr(base.config, "_attn_implementation", None) or "eager")
+    if attn not in ("sdpa", "eager"):
+        return f"attention {attn}: the shared prefix is only tested with sdpa and eager attention"
     types = set(getattr(base.config, "layer_types", None) or ["full_attention"])
     if types != {"full_attention"}:
         return f"layer types {sorted(types)}: only models with full attention in every layer share prefixes"
