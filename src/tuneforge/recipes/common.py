@@ -64,8 +64,8 @@ def _load_unmerged(model, adapters):
     return load_adapters(model, adapters, trainable=False)
 
 
-def load_trainable(cfg: Config, model_path: Path, dtype):
-    """The policy: base (quantized for QLoRA) with the chosen method applied."""
+def load_base(cfg: Config, model_path: Path, dtype):
+    """The base model to train (quantized for QLoRA), no cache, gradient checkpointing if asked; no method yet."""
     quant = quantization_config(cfg.model.quantization_bit, cfg.model.quantization_type,
                                 cfg.model.double_quantization, dtype)
     model = load_model(model_path, dtype, cfg.model.flash_attn, cfg.model.trust_remote_code, quant)
@@ -73,14 +73,19 @@ def load_trainable(cfg: Config, model_path: Path, dtype):
     if cfg.train.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         log.choice("gradient_checkpointing=on", "asked; activations are recomputed in the backward pass")
-    return apply_method(model, cfg.finetune, split_list(cfg.model.adapter_name_or_path))
+    return model
+
+
+def load_trainable(cfg: Config, model_path: Path, dtype):
+    """The policy: base (quantized for QLoRA) with the chosen method applied."""
+    return apply_method(load_base(cfg, model_path, dtype), cfg.finetune, split_list(cfg.model.adapter_name_or_path))
 
 
 def save_and_summarise(cfg: Config, accelerator, model, tokenizer, out: Path, fmt, data: DataBundle, result, t0: float,
                        mixed: str, extra: dict | None = None, save_model: bool = True) -> dict:
-    extra = dict(extra or {})
     """Hugging Face-native artifacts (a peft adapter folder or a safetensors model, with the chat template) and the
     run summary. ``extra`` adds stage-specific figures (pairwise accuracy, rewards)."""
+    extra = dict(extra or {})
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
         return {}

@@ -13,9 +13,9 @@ from tuneforge.config import Config
 from tuneforge.data import templates
 from tuneforge.data.build import build_data
 from tuneforge.data.packing import pack_for_training, resolve_packing
-from tuneforge.models import load_model, load_tokenizer, resolve_model_path, resolve_precision
+from tuneforge.models import load_tokenizer, resolve_model_path, resolve_precision
 from tuneforge.models.kernels import apply_liger, compile_layers
-from tuneforge.models.quantization import quantization_config
+from tuneforge.recipes.common import load_base
 from tuneforge.recipes.preflight import preflight
 from tuneforge.train import run_dir
 from tuneforge.train.loop import train_loop
@@ -57,13 +57,7 @@ def run(cfg: Config) -> RunResult:
     mixed, dtype = resolve_precision(cfg.train.bf16, cfg.train.fp16)
     accelerator = Accelerator(mixed_precision=mixed, cpu=not torch.cuda.is_available())
     set_seed(cfg.train.seed)
-    quant = quantization_config(cfg.model.quantization_bit, cfg.model.quantization_type,
-                                cfg.model.double_quantization, dtype)
-    model = load_model(model_path, dtype, cfg.model.flash_attn, cfg.model.trust_remote_code, quant)
-    model.config.use_cache = False
-    if cfg.train.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        log.choice("gradient_checkpointing=on", "asked; activations are recomputed in the backward pass")
+    model = load_base(cfg, model_path, dtype)
     fused_ce = apply_liger(model, cfg.model.enable_liger_kernel)
     model = apply_method(model, cfg.finetune, split_list(cfg.model.adapter_name_or_path))
     if cfg.train.torch_compile:
