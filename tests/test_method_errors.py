@@ -10,12 +10,12 @@ from tuneforge.recipes import run
 @pytest.fixture()
 def no_weights(monkeypatch):
     """Fail the test if a recipe gets as far as loading weights."""
-    import tuneforge.recipes.sft as sft
+    import tuneforge.recipes.common as common  # every recipe loads its weights through common.load_base
 
     def boom(*a, **k):
         raise AssertionError("weights were loaded before the config error was raised")
 
-    monkeypatch.setattr(sft, "load_model", boom)
+    monkeypatch.setattr(common, "load_model", boom)
 
 
 def problems(tiny_model, data_dir, tmp_path, **kw) -> str:
