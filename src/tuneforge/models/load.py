@@ -155,8 +155,18 @@ def pick_attention(choice: str) -> str:
             raise ModelError("flash_attn=fa2 needs the flash-attn package, which is not installed",
                              "pip install flash-attn, or use --flash_attn sdpa")
         return "flash_attention_2"
-    if choice == "auto":
-        log.choice("attention=sdpa", "flash_attn=auto uses PyTorch's scaled-dot-product attention")
+    if choice in ("auto", "varlen"):
+        from tuneforge.models import attention
+
+        why_not = attention.varlen_kernel_available()
+        if why_not is None:
+            log.choice(f"attention={attention.NAME}", f"flash_attn={choice}: SDPA, and for packed rows PyTorch's "
+                       "variable-length FlashAttention kernel (no attention work across sample boundaries)")
+            return attention.register()
+        if choice == "varlen":
+            raise ModelError(f"flash_attn=varlen is not available: {why_not}",
+                             "use --flash_attn sdpa (auto picks varlen where it can run)")
+        log.choice("attention=sdpa", f"flash_attn=auto uses PyTorch's scaled-dot-product attention ({why_not})")
     return "sdpa"
 
 

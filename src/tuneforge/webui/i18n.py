@@ -122,7 +122,7 @@ FIELD_ZH: dict[str, tuple[str, str]] = {
     "model_name_or_path": ("模型", "本地 Hugging Face 模型目录，或别名如 smollm2-135m-instruct（内置模型）。"),
     "adapter_name_or_path": ("继续训练的适配器", "起始适配器目录，可多个（逗号分隔）；训练时最后一个继续训练，其余合并进基座。"),
     "trust_remote_code": ("信任远程代码", "允许运行模型目录中附带的代码。默认关闭。"),
-    "flash_attn": ("注意力实现", "注意力实现方式：auto 在可用时选择 sdpa。"),
+    "flash_attn": ("注意力实现", "注意力实现方式：auto 选择 sdpa，并在 CUDA 上对打包的行使用 PyTorch 的变长 FlashAttention（varlen）。"),
     "enable_liger_kernel": ("Liger 内核", "Liger-Kernel 融合算子（CUDA）。默认：已安装且支持该架构时开启。"),
     "quantization_bit": ("量化位数", "以 4 或 8 位量化加载冻结的基座权重（QLoRA，需要 bitsandbytes）。"),
     "quantization_method": ("量化后端", "量化后端：bnb（bitsandbytes）。"),
