@@ -46,7 +46,8 @@ def main() -> int:
     dev = "cuda"
     assert attention.varlen_kernel_available() is None, attention.varlen_kernel_available()
     name = attention.register()
-    out = {"torch": torch.__version__, "gpu": torch.cuda.get_device_name(0)}
+    out = {"torch": torch.__version__, "gpu": torch.cuda.get_device_name(0),
+           "enable_gqa_flag": attention._KERNEL.get("gqa"), "native_gqa": attention._KERNEL.get("native_gqa")}
 
     # 1. kernel vs definition
     g = torch.Generator(device=dev).manual_seed(0)

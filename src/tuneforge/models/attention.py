@@ -68,8 +68,35 @@ def _kernel_options() -> dict:
     from torch.nn.attention.varlen import varlen_attn
 
     params = inspect.signature(varlen_attn).parameters
-    return {"fn": varlen_attn, "gqa": "enable_gqa" in params,
+    opts = {"fn": varlen_attn, "gqa": "enable_gqa" in params, "native_gqa": False,
             "causal": {"window_size": (-1, 0)} if "window_size" in params else {"is_causal": True}}  # >2.10 : 2.10
+    if not opts["gqa"]:
+        opts["native_gqa"] = _native_gqa_works(opts)
+    return opts
+
+
+def _native_gqa_works(opts: dict) -> bool:
+    """torch 2.10/2.11's varlen_attn has no ``enable_gqa`` flag, but the FlashAttention kernel under it takes fewer
+    key/value heads than query heads natively. Probe it once (forward and gradients against ``reference_varlen``);
+    when it works, key/value heads are not repeated (saves a copy of K and V and a reduction per layer)."""
+    try:
+        g = torch.Generator(device="cuda").manual_seed(0)
+        q = torch.randn(96, 4, 64, device="cuda", generator=g, dtype=torch.bfloat16, requires_grad=True)
+        k, v = (torch.randn(96, 2, 64, device="cuda", generator=g, dtype=torch.bfloat16, requires_grad=True)
+                for _ in range(2))
+        cu = torch.tensor([0, 40, 96], device="cuda", dtype=torch.int32)
+        w = torch.randn(96, 4, 64, device="cuda", generator=g)
+        got = opts["fn"](q, k, v, cu, cu, 56, 56, scale=0.125, **opts["causal"])
+        (got.float() * w).sum().backward()
+        grads = [t.grad.float() for t in (q, k, v)]
+        qf, kf, vf = (t.detach().float().requires_grad_() for t in (q, k, v))
+        ref = reference_varlen(qf, kf, vf, cu, 0.125)
+        (ref * w).sum().backward()
+        errs = [float((got.float() - ref).abs().max())] + [float((a - b.grad).abs().max())
+                                                          for a, b in zip(grads, (qf, kf, vf))]
+        return max(errs) < 5e-2
+    except (RuntimeError, ValueError, TypeError):
+        return False
 
 
 def _kernel(q, k, v, cu, longest, scale):
@@ -79,7 +106,7 @@ def _kernel(q, k, v, cu, longest, scale):
     if q.shape[1] != k.shape[1]:
         if _KERNEL["gqa"]:
             extra["enable_gqa"] = True
-        else:
+        elif not _KERNEL["native_gqa"]:
             rep = q.shape[1] // k.shape[1]
             k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
     dtype = q.dtype
