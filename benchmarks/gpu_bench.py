@@ -539,6 +539,13 @@ SUITES = {
         dict(name="tf_full_pack1_gc_liger_fused_varlen", impl="tuneforge", attn="varlen", method="full",
              packing=True, liger=True, batch=1, steps=8, warmup=3, lr=1e-5),
     ],
+    # third call: the batch-1 and QLoRA baselines of the same session
+    "s7d": [
+        dict(name="unsloth_qlora_b1_pad64", impl="unsloth", quant=4, batch=1, pad_multiple=64, steps=30, warmup=10),
+        dict(name="unsloth_lora_b1_pad64", impl="unsloth", batch=1, pad_multiple=64, steps=30, warmup=10),
+        dict(name="hf_qlora_b1_gc_pad64", impl="hf", quant=4, batch=1, pad_multiple=64, steps=30, warmup=10),
+        dict(name="hf_lora_b1_gc_pad64", impl="hf", batch=1, pad_multiple=64, steps=30, warmup=10),
+    ],
     "s7b": [
         dict(name="tf_lora_pack1_gc_offload_liger_emb_8bit_varlen", impl="tuneforge", attn="varlen", packing=True,
              liger=True, batch=1, offload=True, offload_embedding=True, optim="adamw_8bit", steps=12),
