@@ -383,7 +383,7 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
             try:
                 yield from actions.run_export(ctx, model, adapters, dict(zip(export_names, values)), lang_)
             except TuneforgeError as e:
-                yield f"error: {e}"
+                yield t("msg_error", lang_, message=actions.error_text(e, lang_))
 
         btn_export.click(on_export, [lang_radio, export_model, export_adapters,
                                      *[export_comps[n] for n in export_names]], export_log)
