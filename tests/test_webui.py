@@ -269,6 +269,14 @@ def test_messages_in_the_page_follow_the_language(tmp_path):
     assert "learning_rate 必须 > 0，当前为 -0.001" in zh and "lora_rank 必须 ≥ 1，当前为 0" in zh
     assert "learning_rate must be > 0, got -0.001" in en and "配置" not in en
     assert "learning_rate 必须 &gt; 0，当前为 -0.001" in actions.error_html(e.value, "zh")
+    # the message box keeps a language-free record (a gr.State, deep-copied per session) to re-render on a switch
+    import copy
+
+    shown = copy.deepcopy(actions.note(e.value))
+    assert actions.note_html(shown, "zh") == actions.error_html(e.value, "zh")
+    assert actions.note_html(shown, "en") == actions.error_html(e.value, "en")
+    ok = copy.deepcopy(actions.note(actions.Msg("msg_saved", path="a.yaml")))
+    assert "参数已保存到 a.yaml" in actions.note_html(ok, "zh") and "saved to a.yaml" in actions.note_html(ok, "en")
     with pytest.raises(ConfigError) as e:
         actions.resolve(ctx, {**values, "learning_rate": 1e-4, "lora_rank": 8, "finetuning_type": "lorra"})
     zh = actions.error_text(e.value, "zh")

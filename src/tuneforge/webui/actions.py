@@ -206,8 +206,28 @@ def error_html(e: TuneforgeError, lang: str) -> str:
     return f'<div class="tf-msg-error" id="tf-error" lang="{lang}">{html.escape(tr(e.message, lang))}{hint}</div>'
 
 
-def ok_html(text: str) -> str:
-    return f'<div class="tf-msg-ok" id="tf-ok">{html.escape(text)}</div>'
+def ok_html(text: str, lang: str | None = None) -> str:
+    attr = f' lang="{lang}"' if lang else ""
+    return f'<div class="tf-msg-ok" id="tf-ok"{attr}>{html.escape(text)}</div>'
+
+
+def note(result: TuneforgeError | Msg) -> tuple:
+    """What the Train tab's message box shows, kept without a language so a language switch can render it again."""
+    if isinstance(result, ConfigError):
+        return ("problems", list(result.problems))
+    if isinstance(result, TuneforgeError):
+        return ("error", result.message, result.hint)
+    return ("ok", result)
+
+
+def note_html(shown: tuple | None, lang: str) -> str:
+    if not shown:
+        return ""
+    if shown[0] == "problems":
+        return error_html(ConfigError(shown[1]), lang)
+    if shown[0] == "error":
+        return error_html(TuneforgeError(shown[1], shown[2]), lang)
+    return ok_html(tr(shown[1], lang), lang)
 
 
 def var_name(dataset_vars: str | None) -> str:
