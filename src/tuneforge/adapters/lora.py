@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from tuneforge.config.messages import Msg
 from tuneforge.config.schema import FinetuneArgs
 from tuneforge.config.validate import LAYER_SPEC_HELP, parse_layer_spec
 from tuneforge.errors import ConfigError, ModelError
@@ -82,9 +83,9 @@ def lora_config(model: torch.nn.Module, args: FinetuneArgs):
 def check_adapter_dir(path: str) -> str | None:
     p = Path(path)
     if not p.is_dir():
-        return f"adapter {path!r}: no such folder"
+        return Msg("adapter_missing", path=path)
     if not (p / "adapter_config.json").is_file():
-        return f"adapter {path!r} has no adapter_config.json (is it a peft adapter folder?)"
+        return Msg("adapter_no_config", path=path)
     return None
 
 

