@@ -85,5 +85,5 @@ def fuse_lora_forward(model: torch.nn.Module, asked: bool | None) -> int:
                    f"scale/add kernels)")
     elif n:
         log.choice("fused_lora=off", f"default (no measured gain on an H200); {n} LoRA layers scale their rank-r "
-                   "activations instead of the full-width output (same value, 1/rank-th of the elementwise work)")
+                   "activations instead of the full-width output (same value, rank/width of the elementwise work)")
     return n
