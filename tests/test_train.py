@@ -123,7 +123,7 @@ def test_lora_variants_train(tiny_model, data_dir, tmp_path, extra):
 def test_pissa_adapter_is_saved_for_the_original_base(tiny_model, tmp_path):
     """PiSSA trains on a residual base (W - s*B0*A0). The saved adapter must give the trained model's outputs on the
     original, unmodified base — what chat and export load. Saved as trained, peft re-derives the residual on load
-    with a fresh randomized SVD (pissa_iter > 0, the default 16), which is not the one the adapter trained on.
+    with a fresh randomized SVD (pissa_iter > 0, the default 16), which is not the one the adapter trained on."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
@@ -141,7 +141,7 @@ def test_pissa_adapter_is_saved_for_the_original_base(tiny_model, tmp_path):
     x = torch.randint(3, 100, (2, 12))
     want = model(input_ids=x).logits
     save_trained(model, tmp_path / "pissa")
-    model.save_pretrained(str(tmp_path / "raw"))  # what was saved before: only right on the residual base
+    model.save_pretrained(str(tmp_path / "raw"))  # as saved before the fix
 
     def on_original(path):
         base = AutoModelForCausalLM.from_pretrained(str(tiny_model))
