@@ -21,17 +21,22 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_tuneforge(config: str, out: Path) -> dict:
+    """The README's demo command: one `tuneforge train` process that trains and, through the yaml's
+    `sample_prompts`, answers "Who are you?" with the tuned model in memory. `tuneforge chat` on the saved adapter
+    is timed afterwards for reference (a second process: imports, load, merge), outside the total."""
     t0 = time.time()
     subprocess.run([sys.executable, "-m", "tuneforge", "train", config, f"output_dir={out}"], check=True,
                    capture_output=True, text=True)
-    t_train = time.time() - t0
+    total = time.time() - t0
+    summary = json.loads((out / "run_summary.json").read_text())
+    t1 = time.time()
     r = subprocess.run([sys.executable, "-m", "tuneforge", "chat", "--model_name_or_path", "smollm2-135m-instruct",
                         "--adapter_name_or_path", str(out), "--prompt", "Who are you?", "--max_new_tokens", "40"],
                        check=True, capture_output=True, text=True)
-    summary = json.loads((out / "run_summary.json").read_text())
-    return {"total_s": round(time.time() - t0, 1), "train_cmd_s": round(t_train, 1),
-            "train_loop_s": summary["train_seconds"], "tokens_per_s": summary["tokens_per_s"],
-            "final_loss": summary["final_loss"], "answer": r.stdout.strip()}
+    return {"total_s": round(total, 1), "train_loop_s": summary["train_seconds"],
+            "tokens_per_s": summary["tokens_per_s"], "final_loss": summary["final_loss"],
+            "answer": summary["sample_replies"][0]["response"],
+            "chat_cmd_s": round(time.time() - t1, 1), "chat_cmd_answer": r.stdout.strip()}
 
 
 BASELINE = r'''

@@ -43,6 +43,9 @@ def test_identity_demo_learns_the_name_and_keeps_general_knowledge(lora_demo, he
     out = lora_demo
     summary = json.loads((out / "run_summary.json").read_text())
     assert summary["completed"] and (out / "training_loss.png").is_file()
+    # the demo ends with the tuned model (still in memory) answering its sample question with the new name
+    assert summary["sample_replies"][0]["prompt"] == "Who are you?"
+    assert "Nimbus" in summary["sample_replies"][0]["response"]
 
     train_qs = {r["instruction"].strip().lower() for r in json.loads(
         (ROOT / "src/tuneforge/data/builtin/identity.json").read_text())}

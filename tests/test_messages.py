@@ -97,6 +97,8 @@ def candidates(f) -> list:
         vals = [-1.0, 0.0, 0.3, 0.7, 1.0, 2.5]
     elif base is dict:
         vals = [{"name": "Aster"}]
+    elif f.metadata.get("json_list"):
+        vals = ["x", '["a", "b"]', '["unclosed"', '["", 3]']
     else:
         vals = ["", " ", "x", "0", "5-2", "2"]
     return vals + ([None] if optional else [])

@@ -193,3 +193,35 @@ def test_saved_config_reproduces_the_run(tiny_model, data_dir, tmp_path):
     assert again.summary["final_loss"] == pytest.approx(first.summary["final_loss"], rel=1e-6)
     wa, wb = trainable(tmp_path / "one"), trainable(tmp_path / "two")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_sample_prompts_are_answered_by_the_tuned_model_at_the_end(tiny_model, data_dir, tmp_path, capsys):
+    """The in-memory answers equal what `tuneforge chat` (a fresh load, adapter merged) answers afterwards."""
+    from tuneforge.config.schema import GenerateArgs
+    from tuneforge.infer.engine import ChatEngine
+
+    questions = ["Who are you?", "Name a colour, please."]
+    res = run(cfg_for(tiny_model, data_dir, tmp_path / "run", max_steps=3, sample_prompts=questions,
+                      max_new_tokens=6))
+    replies = res.summary["sample_replies"]
+    assert [r["prompt"] for r in replies] == questions
+    saved = json.loads((tmp_path / "run" / "run_summary.json").read_text())
+    assert saved["sample_replies"] == replies
+    assert f"Q: {questions[1]}" in capsys.readouterr().out
+    fresh = ChatEngine(str(tiny_model), str(tmp_path / "run"))
+    assert fresh.generate([[{"role": "user", "content": q}] for q in questions],
+                          GenerateArgs(max_new_tokens=6)) == [r["response"] for r in replies]
+
+
+def test_sample_prompts_accept_one_question_a_json_list_or_a_yaml_list(tiny_model, data_dir, tmp_path):
+    from tuneforge.config.validate import prompt_list, validate
+
+    base = dict(model_name_or_path=str(tiny_model), dataset="alpaca_demo", dataset_dir=str(data_dir),
+                output_dir=str(tmp_path))
+    one = build_config({**base, "sample_prompts": "Who are you, really?"})
+    assert prompt_list(one.train.sample_prompts) == ["Who are you, really?"]  # a comma does not split it
+    from_yaml = build_config({**base, "sample_prompts": ["Hi, there", "你是谁？"]})
+    assert prompt_list(from_yaml.train.sample_prompts) == ["Hi, there", "你是谁？"]
+    bad = build_config({**base, "sample_prompts": '["unclosed"'})
+    assert any(p.startswith("sample_prompts: not one question or a JSON list") for p in validate(bad))
+    assert any("non-empty string" in p for p in validate(build_config({**base, "sample_prompts": '["", 3]'})))

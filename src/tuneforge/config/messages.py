@@ -101,6 +101,12 @@ register({
     "not_one_of": ("{got!r} is not one of: {choices}", "{got!r} 不是可选值之一：{choices}"),
     "expect_pairs": ("expected key=value pairs separated by commas, got {got!r}",
                      "应为以逗号分隔的 key=value 对，实际为 {got!r}"),
+    "prompts_json": ("sample_prompts: not one question or a JSON list of questions ({error}); write e.g. "
+                     "'[\"Who are you?\", \"What can you do?\"]' or a YAML list",
+                     "sample_prompts：既不是一个问题，也不是问题的 JSON 列表（{error}）；可写作 "
+                     "'[\"Who are you?\", \"What can you do?\"]' 或 YAML 列表"),
+    "prompts_bad_json": ("invalid JSON: {error}", "JSON 无效：{error}"),
+    "prompts_not_strings": ("every item must be a non-empty string", "每一项都必须是非空字符串"),
     "config_not_found": ("config file {path!r} not found", "找不到配置文件 {path!r}"),
     "config_not_found_fix": ("check the path, or pass settings as --key value",
                              "请检查路径，或以 --key value 的形式传入设置"),

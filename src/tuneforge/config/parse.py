@@ -7,6 +7,7 @@ settings) is collected and raised together as one :class:`~tuneforge.errors.Conf
 from __future__ import annotations
 
 import difflib
+import json
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -115,8 +116,10 @@ def coerce(key: str, f, value: Any) -> Any:
         if isinstance(value, dict):
             return {str(k): str(v) for k, v in value.items()}
         return parse_dict_value(str(value))
-    if isinstance(value, (list, tuple)):  # YAML lists for comma-list keys (dataset, lora_target, …)
-        return ",".join(str(v) for v in value)
+    if isinstance(value, (list, tuple)):
+        if f.metadata.get("json_list"):  # free-text items (questions) may hold commas: keep them as a JSON list
+            return json.dumps([str(v) for v in value], ensure_ascii=False)
+        return ",".join(str(v) for v in value)  # YAML lists for comma-list keys (dataset, lora_target, …)
     value = str(value)
     choices = f.metadata.get("choices")
     if choices and value not in choices:

@@ -210,6 +210,9 @@ class TrainArgs:
     resume_from_checkpoint: str | None = opt(
         None, "Checkpoint folder to resume from. Without it, the latest checkpoint in output_dir is used.")
     plot_loss: bool = opt(False, "Write training_loss.png (raw and smoothed) at the end.")
+    sample_prompts: str | None = opt(None, "Questions the tuned model answers (greedy, in the training process) when "
+                                     "training ends: one question, or a JSON list of them. Replies are printed and "
+                                     "saved in run_summary.json.", json_list=True)
     ddp_timeout: int = opt(1800, "Seconds to wait for other processes in multi-GPU runs.")
 
 

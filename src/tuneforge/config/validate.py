@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import re
 
 from tuneforge.config.messages import Msg
@@ -54,6 +56,21 @@ def changed(cfg: Config) -> set[str]:
     return {k for k in cfg.explicit if flat.get(k) != defaults.get(k)}
 
 
+def prompt_list(text: str | None) -> list[str]:
+    """``sample_prompts``: one question, or a JSON list of questions (what a YAML list becomes)."""
+    if not text or not text.strip():
+        return []
+    if not text.lstrip().startswith("["):
+        return [text.strip()]
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(Msg("prompts_bad_json", error=e.msg)) from None
+    if not isinstance(items, list) or not all(isinstance(x, str) and x.strip() for x in items):
+        raise ValueError(Msg("prompts_not_strings"))
+    return [x.strip() for x in items]
+
+
 def validate(cfg: Config, for_training: bool = True) -> list[Msg]:
     """Every problem of ``cfg``, each a catalogued :class:`Msg` (English as a ``str``; the web UI renders 中文)."""
     m, d, ft, t = cfg.model, cfg.data, cfg.finetune, cfg.train
@@ -78,6 +95,10 @@ def validate(cfg: Config, for_training: bool = True) -> list[Msg]:
         need(t.max_grad_norm >= 0, Msg("max_grad_norm", got=t.max_grad_norm))
         need(t.weight_decay >= 0, Msg("ge0", key="weight_decay", got=t.weight_decay))
         need(t.logging_steps >= 1, Msg("ge1", key="logging_steps", got=t.logging_steps))
+        try:
+            prompt_list(t.sample_prompts)
+        except ValueError as e:
+            p.append(Msg("prompts_json", error=e.args[0]))
         need(t.save_steps >= 0, Msg("save_steps", got=t.save_steps))
         need(t.save_total_limit is None or t.save_total_limit >= 1, Msg("save_total_limit", got=t.save_total_limit))
         need(t.eval_steps is None or t.eval_steps >= 1, Msg("ge1", key="eval_steps", got=t.eval_steps))

@@ -55,6 +55,17 @@ class ChatEngine:
         self.prompt_based = is_prompt_model(self.model)
         self.stop_ids, self.stop_strings = self._stops()
 
+    @classmethod
+    def from_loaded(cls, model, tokenizer, fmt) -> "ChatEngine":
+        """An engine over a model already in memory (the end of a training run): no second load, no merge."""
+        self = cls.__new__(cls)
+        self.tokenizer, self.fmt, self.model = tokenizer, fmt, model.eval()
+        self.tokenizer.padding_side = "left"
+        self.device = next(model.parameters()).device
+        self.prompt_based = is_prompt_model(model)
+        self.stop_ids, self.stop_strings = self._stops()
+        return self
+
     def _stops(self) -> tuple[list[int], list[str]]:
         ids, strings = set(), []
         if self.tokenizer.eos_token_id is not None:

@@ -92,9 +92,31 @@ def run(cfg: Config) -> RunResult:
         }
         run_dir.write_summary(out, summary)
         print_summary(summary, out)
+        if cfg.train.sample_prompts:
+            summary["sample_replies"] = answer_samples(unwrapped, tokenizer, fmt, cfg)
+            run_dir.write_summary(out, summary)
     else:
         summary = {}
     return RunResult(out, summary)
+
+
+def answer_samples(model, tokenizer, fmt, cfg: Config) -> list[dict]:
+    """``sample_prompts``: the tuned model, still in memory, answers each question greedily (the same decoding as
+    ``tuneforge chat``) — a first look at the result without loading the model a second time."""
+    from tuneforge.config.schema import GenerateArgs
+    from tuneforge.config.validate import prompt_list
+    from tuneforge.infer.engine import ChatEngine
+
+    questions = prompt_list(cfg.train.sample_prompts)
+    t = time.time()
+    gen = GenerateArgs(max_new_tokens=cfg.generate.max_new_tokens)
+    replies = ChatEngine.from_loaded(model, tokenizer, fmt).generate([[{"role": "user", "content": q}]
+                                                                     for q in questions], gen)
+    log.info(f"sample_prompts: the tuned model answers ({len(questions)} question(s), greedy, "
+             f"{time.time() - t:.1f} s):")
+    for q, a in zip(questions, replies):
+        print(f"  Q: {q}\n  A: {a}", flush=True)
+    return [{"prompt": q, "response": a} for q, a in zip(questions, replies)]
 
 
 def print_summary(s: dict, out: Path) -> None:

@@ -244,6 +244,7 @@ FIELD_ZH: dict[str, tuple[str, str]] = {
     "report_to": ("记录到", "额外记录到：none 或 tensorboard。"),
     "resume_from_checkpoint": ("从检查点恢复", "要恢复的检查点目录。不填则使用输出目录中最新的检查点。"),
     "plot_loss": ("绘制损失曲线", "结束时写出 training_loss.png（原始与平滑）。"),
+    "sample_prompts": ("训练后提问", "训练结束时由微调后的模型（贪心解码，在训练进程内）回答的问题：一个问题，或问题的 JSON 列表。回答会打印并保存到 run_summary.json。"),
     "ddp_timeout": ("DDP 超时", "多 GPU 训练时等待其他进程的秒数。"),
     # fields other branches add (issue 4: preference/RLHF stages; issue 6: GPU memory savers). Harmless until then.
     "pref_loss": ("偏好损失", "dpo：偏好损失 sigmoid（DPO）、ipo、hinge、orpo 或 simpo（后两者不需要参考模型）。"),
