@@ -313,3 +313,35 @@ def test_qlora_dpo_and_rm_on_a_4bit_base(pref_dir, tmp_path, tmp_path_factory):
     assert res.summary["completed"] and rows[-1]["rewards/margins"] > rows[0]["rewards/margins"]
     res = train(wide, pref_dir, tmp_path / "qrm", stage="rm", quantization_bit=4, max_steps=3, val_size=2)
     assert (tmp_path / "qrm" / "value_head.safetensors").is_file() and "eval_accuracy" in res.summary
+
+
+def test_ppo_evaluates_held_out_prompts_and_resumes_from_a_checkpoint(tiny_model, pref_dir, tmp_path):
+    """A PPO checkpoint holds everything the next step depends on (adapter, value head, optimiser, KL coefficient,
+    score statistics, data order, RNG): a run resumed from checkpoint-2 logs the same steps 3-4 as the run that
+    wrote it. Held-out prompts are scored before training (the policy is the reference there: KL exactly 0)."""
+    from safetensors.torch import load_file
+
+    rm = tmp_path / "rm"
+    train(tiny_model, pref_dir, rm, stage="rm", max_steps=4, finetuning_type="freeze")
+    kw = dict(stage="ppo", reward_model=str(rm), max_steps=4, max_new_tokens=6, ppo_epochs=2, ppo_score_norm=True,
+              ppo_target=0.01, ppo_kl_horizon=4, val_size=2, per_device_eval_batch_size=2)
+    a = tmp_path / "a"
+    res = train(tiny_model, pref_dir, a, save_steps=2, **kw)
+    rows = metrics(a)
+    assert rows[0]["step"] == 0 and rows[0]["eval_kl"] == pytest.approx(0, abs=1e-5) and "reward" not in rows[0]
+    assert [r["step"] for r in rows] == [0, 1, 2, 3, 4] and all("eval_reward" in r for r in rows)
+    assert rows[-1]["eval_kl"] > 0 and res.summary["eval_reward_start"] == rows[0]["eval_reward"]
+    ck = a / "checkpoint-2"
+    state = json.loads((ck / "trainer_state.json").read_text())
+    assert state["step"] == 2 and {"kl_ctl", "moments", "order", "cursor", "order_rng"} <= set(state)
+    assert any(k.startswith("v_head.") for k in load_file(ck / "trainable.safetensors"))
+    assert not (a / "checkpoint-4").exists() and (a / "ppo_reward.png").is_file()
+    assert rows[3]["kl_coef"] < 0.05  # the controller moved (KL below target): resuming must restore it
+
+    b = tmp_path / "b"
+    res_b = train(tiny_model, pref_dir, b, save_steps=2, resume_from_checkpoint=str(ck), **kw)
+    resumed = metrics(b)
+    assert [r["step"] for r in resumed] == [3, 4] and res_b.summary["resumed_from"] == str(ck)
+    for mine, theirs in zip(resumed, rows[3:]):
+        for key in ("reward", "kl", "kl_coef", "loss", "value_loss", "eval_reward", "eval_kl"):
+            assert mine[key] == pytest.approx(theirs[key], rel=1e-4, abs=1e-5), (key, mine, theirs)

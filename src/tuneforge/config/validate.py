@@ -167,8 +167,8 @@ def problems_prompt_and_quant(cfg: Config, p: list[str]) -> None:
 
 
 PREFERENCE_STAGES = ("rm", "dpo", "kto", "ppo")
-PPO_ONLY = ("reward_model", "ppo_epochs", "ppo_buffer_size", "ppo_target", "ppo_kl_coef", "ppo_score_norm",
-            "ppo_whiten_rewards", "ppo_cliprange", "ppo_gamma", "ppo_lam", "ppo_vf_coef")
+PPO_ONLY = ("reward_model", "ppo_epochs", "ppo_buffer_size", "ppo_target", "ppo_kl_horizon", "ppo_kl_coef",
+            "ppo_score_norm", "ppo_whiten_rewards", "ppo_cliprange", "ppo_gamma", "ppo_lam", "ppo_vf_coef")
 DPO_ONLY = ("pref_loss", "simpo_gamma", "dpo_label_smoothing")
 KTO_ONLY = ("kto_chosen_weight", "kto_rejected_weight")
 
@@ -204,6 +204,11 @@ def problems_preference(cfg: Config, p: list[str], for_training: bool) -> None:
     for key in ("ppo_epochs", "ppo_buffer_size"):
         if getattr(ft, key) < 1:
             p.append(f"{key} must be ≥ 1, got {getattr(ft, key)}")
+    if ft.ppo_kl_horizon < 1:
+        p.append(f"ppo_kl_horizon must be ≥ 1 (rollouts), got {ft.ppo_kl_horizon}")
+    if ft.ppo_target < 0 or ft.ppo_kl_coef < 0:
+        p.append(f"ppo_target and ppo_kl_coef must be ≥ 0 (ppo_target 0 keeps the coefficient fixed), got "
+                 f"{ft.ppo_target} and {ft.ppo_kl_coef}")
     if not 0 < ft.ppo_cliprange < 1:
         p.append(f"ppo_cliprange must be in (0, 1), got {ft.ppo_cliprange}")
     if d.packing or d.neat_packing:
