@@ -12,7 +12,7 @@ from tuneforge.data import templates
 from tuneforge.data.build import build_data
 from tuneforge.errors import ConfigError, DataError, ModelError
 from tuneforge.recipes import run
-from tuneforge.train.ppo import gae, ppo_losses, response_mask, token_rewards
+from tuneforge.train.ppo import AdaptiveKL, gae, policy_forward, ppo_losses, response_mask, token_rewards
 from tuneforge.train.preference import (PreferenceObjective, collate_pairs, dpo_family_loss, kto_loss,
                                         pairwise_reward_loss, sequence_logps)
 
@@ -168,6 +168,36 @@ def test_ppo_pieces_match_hand_computed_values():
     assert s["pg_loss"] == pytest.approx((-1.2 + 1.0) / 2) and s["clip_fraction"] == pytest.approx(0.5)
 
 
+def test_adaptive_kl_controller_moves_by_the_rollouts_per_step_over_the_horizon():
+    ctl = AdaptiveKL(0.1, target=4.0, horizon=8)
+    ctl.update(kl=8.0, n=8)  # error clipped to +0.2; n / horizon = 1
+    assert ctl.value == pytest.approx(0.12)
+    ctl.update(kl=3.0, n=4)  # error -0.25 → -0.2; n / horizon = 0.5
+    assert ctl.value == pytest.approx(0.12 * 0.9)
+    slow = AdaptiveKL(0.1, target=4.0)  # TRL's horizon of 10,000 rollouts: 8 rollouts barely move it
+    slow.update(kl=100.0, n=8)
+    assert slow.value == pytest.approx(0.1 * (1 + 0.2 * 8 / 10000))
+    fixed = AdaptiveKL(0.1, target=0.0, horizon=8)
+    fixed.update(kl=100.0, n=8)
+    restored = AdaptiveKL(0.5, 4.0, 8)
+    restored.load_state_dict(ctl.state_dict())
+    assert fixed.value == 0.1 and restored.value == ctl.value
+
+
+def test_rollout_log_probs_are_those_of_the_tempered_distribution(tiny_model):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    ids, mask = torch.tensor([[3, 4, 5, 6, 7]]), torch.ones(1, 5, dtype=torch.long)
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[:, 1:-1].float()
+        lp, _ = policy_forward(model, ids, mask, 2, temperature=0.5)
+        full, _ = policy_forward(model, ids, mask, 2, full=True)
+    expected = torch.log_softmax(logits / 0.5, -1).gather(-1, ids[:, 2:, None]).squeeze(-1)
+    assert torch.allclose(lp, expected, atol=1e-5) and full.shape == (1, 3, logits.shape[-1])
+    assert torch.allclose(full.exp().sum(-1), torch.ones(1, 3), atol=1e-4)
+
+
 # ---- log-probs and the reference ---------------------------------------------------------------------------------
 
 def test_sequence_logps_and_reference_is_the_base_with_the_adapter_off(tiny_model, tiny_tokenizer, pref_dir):
@@ -214,6 +244,9 @@ def test_unknown_pref_loss_lists_choices():
 @pytest.mark.parametrize("kw, needles", [
     ({"stage": "ppo"}, ["--stage ppo needs a reward model", "--reward_model"]),
     ({"stage": "ppo", "reward_model": "REWARD"}, ["no value_head.safetensors", "--stage rm"]),
+    ({"stage": "ppo", "ppo_kl_horizon": 0, "ppo_target": -1}, ["ppo_kl_horizon must be ≥ 1",
+                                                               "ppo_target and ppo_kl_coef must be ≥ 0",
+                                                               "--stage ppo needs a reward model"]),
     ({"stage": "sft", "pref_beta": 0.5}, ["pref_beta only apply to --stage dpo / kto"]),
     ({"stage": "dpo", "pref_loss": "ipo", "dpo_label_smoothing": 0.1}, ["applies to pref_loss sigmoid only"]),
     ({"stage": "dpo", "pref_beta": 0}, ["pref_beta must be > 0"]),
