@@ -6,6 +6,7 @@ checkpoints (save_steps) hold the adapter, value head, optimiser, KL controller,
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
@@ -18,7 +19,7 @@ from tuneforge.recipes.common import load_frozen, load_trainable, make_accelerat
 from tuneforge.recipes.sft import RunResult
 from tuneforge.train.checkpoint import load_checkpoint, save_checkpoint
 from tuneforge.train.loop import LoopResult
-from tuneforge.train.metrics import MetricsWriter, Progress
+from tuneforge.train.metrics import METRICS, MetricsWriter, Progress
 from tuneforge.train.optim import Schedule, build_optimizer, warmup_steps
 from tuneforge.train.ppo import AdaptiveKL, RunningMoments, plot_rewards, ppo_update
 from tuneforge.train.preference import ValueHead, save_value_head
@@ -132,7 +133,7 @@ def run(cfg: Config) -> RunResult:
     result = LoopResult(steps=step, epochs=step * per_step / len(prompts), tokens=tokens, trained_tokens=0,
                         seconds=time.time() - t_start, final_loss=record["loss"], eval_loss=None,
                         resumed_from=str(resume) if resume else None)
-    rows = [r for r in _rows(out) if "eval_reward" in r]
+    rows = [json.loads(x) for x in (out / METRICS).read_text().splitlines() if "eval_reward" in x]
     extra = {"final_reward": record["reward"], "final_kl": record["kl"], "final_kl_coef": round(kl_ctl.value, 6),
              "reward_plot": plot.name if plot else None}
     if rows:
@@ -141,9 +142,3 @@ def run(cfg: Config) -> RunResult:
     summary = save_and_summarise(cfg, accelerator, policy, tokenizer, out, fmt, data, result, t0, mixed, extra)
     return RunResult(out, summary)
 
-
-def _rows(out: Path) -> list[dict]:
-    import json
-
-    from tuneforge.train.metrics import METRICS
-    return [json.loads(x) for x in (out / METRICS).read_text().splitlines() if x.strip()]
