@@ -44,7 +44,7 @@ SHAPES = {
 DEFAULTS = dict(impl="tuneforge", model="llama8b", method="lora", batch=4, seq=2048, packing=False, gc=True,
                 liger=False, offload=False, optim="adamw_torch_fused", steps=12, warmup=3, lr=1e-3, rank=16,
                 group_by_length=False, compile=False, profile=False, samples=600, seed=0, quant=None,
-                fused_lora=False, offload_embedding=None, upcast=False, phases=False, pad_multiple=1)
+                fused_lora=False, offload_embedding=None, upcast=False, phases=False, pad_multiple=1, attn="sdpa")
 MODEL_DIRS = Path(os.environ.get("TF_BENCH_MODELS", "/tmp/tf_bench_models"))
 LORA_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -80,9 +80,14 @@ def build_model(spec: dict):
 
     torch.manual_seed(spec["seed"])
     cuda = torch.cuda.is_available()
+    attn = "sdpa"
+    if spec.get("attn") == "varlen":  # tuneforge's default on CUDA (models/attention.py)
+        from tuneforge.models import attention
+
+        attn = attention.register()
     with torch.device("cuda" if cuda else "cpu"):
         model = AutoModelForCausalLM.from_config(make_config(spec["model"]), dtype=torch.bfloat16 if cuda else None,
-                                                 attn_implementation="sdpa")
+                                                 attn_implementation=attn)
     model.config.use_cache = False
     return model
 
@@ -180,7 +185,7 @@ def run_tuneforge(spec: dict) -> dict:
         from tuneforge.models.quantization import quantization_config
 
         dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-        model = load_model(model_dir(spec["model"]), dtype, "sdpa", False,
+        model = load_model(model_dir(spec["model"]), dtype, spec["attn"], False,
                            quantization_config(spec["quant"], "nf4", True, dtype))
         model.config.use_cache = False
     else:
@@ -498,6 +503,58 @@ SUITES = {
         dict(name="hf_qlora_b1_gc_pad64", impl="hf", quant=4, batch=1, pad_multiple=64, steps=30, warmup=10,
              phases=True),
         dict(name="unsloth_lora_b1_pad64", impl="unsloth", batch=1, pad_multiple=64, steps=30, warmup=10),
+    ],
+    # session 3 (issue 6): PyTorch's varlen FlashAttention for packed rows (models/attention.py), against the
+    # masked-SDPA path and both baselines, all in one call
+    "s7": [
+        dict(name="tf_lora_pack4_liger_nogc_varlen", impl="tuneforge", attn="varlen", packing=True, liger=True,
+             gc=False, steps=14, warmup=4),
+        dict(name="tf_lora_pack4_liger_nogc_sdpa", impl="tuneforge", packing=True, liger=True, gc=False, steps=14,
+             warmup=4),
+        dict(name="unsloth_lora_b4_pad64", impl="unsloth", batch=4, pad_multiple=64, steps=30, warmup=10),
+        dict(name="hf_lora_b4_gc_pad64", impl="hf", pad_multiple=64, steps=30, warmup=10),
+        dict(name="tf_lora_pack4_liger_nogc_varlen_compile", impl="tuneforge", attn="varlen", packing=True,
+             liger=True, gc=False, compile=True, steps=16, warmup=6),
+        dict(name="tf_lora_pack4_liger_nogc_varlen_profile", impl="tuneforge", attn="varlen", packing=True,
+             liger=True, gc=False, steps=5, warmup=2, profile=True),
+        dict(name="tf_lora_pack8_liger_nogc_varlen", impl="tuneforge", attn="varlen", packing=True, liger=True,
+             gc=False, batch=8, steps=10, warmup=3),
+    ],
+    # second call: after the rank-r LoRA scaling and native-GQA varlen (same code for every tuneforge row)
+    "s7c": [
+        dict(name="tf_lora_pack4_liger_nogc_varlen2", impl="tuneforge", attn="varlen", packing=True, liger=True,
+             gc=False, steps=14, warmup=4),
+        dict(name="tf_lora_pack4_liger_nogc_varlen2_compile", impl="tuneforge", attn="varlen", packing=True,
+             liger=True, gc=False, compile=True, steps=16, warmup=6),
+        dict(name="unsloth_lora_b4_pad64", impl="unsloth", batch=4, pad_multiple=64, steps=30, warmup=10),
+        dict(name="hf_lora_b4_gc_pad64", impl="hf", pad_multiple=64, steps=30, warmup=10),
+        dict(name="tf_lora_pack4_liger_nogc_varlen2_profile", impl="tuneforge", attn="varlen", packing=True,
+             liger=True, gc=False, steps=5, warmup=2, profile=True),
+        dict(name="tf_lora_pack1_gc_offload_liger_emb_8bit_varlen", impl="tuneforge", attn="varlen", packing=True,
+             liger=True, batch=1, offload=True, offload_embedding=True, optim="adamw_8bit", steps=12),
+        dict(name="tf_qlora_pack1_gc_liger_min_varlen", impl="tuneforge", attn="varlen", quant=4, batch=1,
+             packing=True, liger=True, offload=True, optim="adamw_8bit", steps=16, warmup=5),
+        dict(name="qwen_tf_lora_pack4_liger_nogc_varlen", impl="tuneforge", attn="varlen", model="qwen7b",
+             packing=True, liger=True, gc=False, steps=14, warmup=4),
+        dict(name="tf_full_pack1_gc_liger_fused_varlen", impl="tuneforge", attn="varlen", method="full",
+             packing=True, liger=True, batch=1, steps=8, warmup=3, lr=1e-5),
+    ],
+    # third call: the batch-1 and QLoRA baselines of the same session
+    "s7d": [
+        dict(name="unsloth_qlora_b1_pad64", impl="unsloth", quant=4, batch=1, pad_multiple=64, steps=30, warmup=10),
+        dict(name="unsloth_lora_b1_pad64", impl="unsloth", batch=1, pad_multiple=64, steps=30, warmup=10),
+        dict(name="hf_qlora_b1_gc_pad64", impl="hf", quant=4, batch=1, pad_multiple=64, steps=30, warmup=10),
+        dict(name="hf_lora_b1_gc_pad64", impl="hf", batch=1, pad_multiple=64, steps=30, warmup=10),
+    ],
+    "s7b": [
+        dict(name="tf_lora_pack1_gc_offload_liger_emb_8bit_varlen", impl="tuneforge", attn="varlen", packing=True,
+             liger=True, batch=1, offload=True, offload_embedding=True, optim="adamw_8bit", steps=12),
+        dict(name="tf_qlora_pack1_gc_liger_min_varlen", impl="tuneforge", attn="varlen", quant=4, batch=1,
+             packing=True, liger=True, offload=True, optim="adamw_8bit", steps=16, warmup=5),
+        dict(name="tf_full_pack1_gc_liger_fused_varlen", impl="tuneforge", attn="varlen", method="full",
+             packing=True, liger=True, batch=1, steps=8, warmup=3, lr=1e-5),
+        dict(name="qwen_tf_lora_pack4_liger_nogc_varlen", impl="tuneforge", attn="varlen", model="qwen7b",
+             packing=True, liger=True, gc=False, steps=14, warmup=4),
     ],
     "main": [
         dict(name="tf_lora_pack4_gc_liger", impl="tuneforge", packing=True, liger=True),

@@ -52,6 +52,21 @@ def test_train_help_documents_every_key():
     assert r.returncode == 0 and "--lora_target" in r.stdout and "--dataset_vars" in r.stdout
 
 
+@pytest.mark.parametrize("cmd", ["chat", "export", "estimate", "score", "env"])
+def test_every_command_answers_help_with_usage(cmd):
+    from tuneforge.cli import main
+
+    for flag in ("--help", "-h"):
+        assert main([cmd, flag]) == 0
+
+
+def test_help_prints_the_usage_of_chat(capsys):
+    from tuneforge.cli import main
+
+    assert main(["chat", "--model_name_or_path", "x", "--help"]) == 0
+    assert "tuneforge chat --model_name_or_path" in capsys.readouterr().out
+
+
 def test_yaml_train_then_chat_prompts(tiny_model, data_dir, tmp_path):
     cfg = tmp_path / "cfg.yaml"
     out = tmp_path / "run"

@@ -40,7 +40,7 @@ def _measured():
 
     out = []
     for name in ("gpu_h200_final2.json", "gpu_h200_final.json", "gpu_h200_more.json", "gpu_h200_s6a.json",
-                 "gpu_h200_s6b.json", "gpu_h200_s6c.json"):
+                 "gpu_h200_s6b.json", "gpu_h200_s6c.json", "gpu_h200_s7.json", "gpu_h200_s7c.json"):
         for r in json.loads((RESULTS / name).read_text()):
             spec = r.get("spec", {})
             current = name != "gpu_h200_more.json" or spec.get("method") == "full"  # LoRA runs there predate a fix

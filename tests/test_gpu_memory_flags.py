@@ -22,18 +22,26 @@ def _lora(tiny_model, **kw):
     return model
 
 
-def test_fused_lora_matches_peft_forward_and_gradients(tiny_model):
+def _peft_forward(model):
+    """Undo tuneforge's forward patch: every LoRA layer runs peft's own forward again."""
+    for m in model.modules():
+        if hasattr(m, "_tuneforge_peft_forward"):
+            m.forward = m._tuneforge_peft_forward
+    return model
+
+
+@pytest.mark.parametrize("fused_lora", [None, True], ids=["default-rank-scaled", "fused-addmm"])
+def test_lora_forward_patches_match_peft_forward_and_gradients(tiny_model, fused_lora):
     from tuneforge.adapters.fused_lora import fuse_lora_forward
 
-    ref = _lora(tiny_model)  # default: off
-    assert not any(hasattr(m, "_tuneforge_peft_forward") for m in ref.modules())
-    fused = _lora(tiny_model, fused_lora=True)
-    fused.load_state_dict(ref.state_dict())
-    assert sum(hasattr(m, "_tuneforge_peft_forward") for m in fused.modules()) > 0
-    assert fuse_lora_forward(fused, True) == 0  # idempotent
+    ref = _peft_forward(_lora(tiny_model))
+    patched = _lora(tiny_model, fused_lora=fused_lora)
+    patched.load_state_dict(ref.state_dict())
+    assert sum(hasattr(m, "_tuneforge_peft_forward") for m in patched.modules()) > 0
+    assert fuse_lora_forward(patched, fused_lora) == 0  # idempotent
     ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
     outs = []
-    for m in (ref, fused):
+    for m in (ref, patched):
         m.zero_grad()
         logits = m(input_ids=ids).logits
         logits.float().pow(2).mean().backward()
@@ -43,8 +51,8 @@ def test_fused_lora_matches_peft_forward_and_gradients(tiny_model):
     for n in outs[0][1]:
         torch.testing.assert_close(outs[1][1][n], outs[0][1][n], rtol=1e-4, atol=1e-6)
     # the adapter matters: disabling it changes the output (so the comparison above is not vacuous)
-    with fused.disable_adapter():
-        assert not torch.allclose(fused(input_ids=ids).logits, outs[1][0])
+    with patched.disable_adapter():
+        assert not torch.allclose(patched(input_ids=ids).logits, outs[1][0])
 
 
 def test_fused_lora_falls_back_with_dropout(tiny_model):

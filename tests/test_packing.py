@@ -169,3 +169,79 @@ def test_flattening_packed_rows_for_flash_attention_is_exact(tiny_model):
         as_rows, n_rows = token_loss_sum(model, batch, gathered=True)
         as_one, n_one = token_loss_sum(model, flatten_packed(batch), gathered=True)
     assert n_rows == n_one and float(as_one) == pytest.approx(float(as_rows), rel=1e-5)
+
+
+def _varlen_model(tiny_model):
+    from transformers import AutoModelForCausalLM
+
+    from tuneforge.models import attention
+
+    return AutoModelForCausalLM.from_pretrained(str(tiny_model), attn_implementation=attention.register())
+
+
+def test_varlen_kwargs_mark_every_sample_and_the_padding_tail():
+    from tuneforge.models.attention import varlen_kwargs
+
+    rows, _ = pack_samples(_samples([5, 3, 4, 6]), 10)
+    batch = collate(rows, pad_id=0)  # two rows of 10: [4, 6] and [5, 3, pad 2] (first-fit, data order in a row)
+    kw = varlen_kwargs(batch["position_ids"])
+    assert kw["cu_seq_lens_q"].tolist() == [0, 4, 10, 15, 18, 20] and kw["max_length_q"] == 6
+    assert kw["cu_seq_lens_q"].dtype == torch.int32 and kw["cu_seq_lens_k"] is kw["cu_seq_lens_q"]
+
+
+def test_varlen_attention_equals_the_masked_sdpa_path_in_loss_and_gradients(tiny_model):
+    """The packed loss through the varlen attention (CPU stand-in: one SDPA call per sample, the kernel's definition)
+    equals the masked SDPA path, loss and every gradient; unpacked batches take the plain SDPA path."""
+    from transformers import AutoModelForCausalLM
+
+    from tuneforge.models.attention import uses_varlen
+    from tuneforge.train.loss import token_loss_sum
+
+    rows, _ = pack_samples(_samples([17, 9, 23, 12, 30, 5], vocab=300, seed=4), 40)
+    batch = collate(rows, pad_id=0)
+    results = []
+    for model in (AutoModelForCausalLM.from_pretrained(str(tiny_model), attn_implementation="sdpa"),
+                  _varlen_model(tiny_model)):
+        loss, n = token_loss_sum(model, batch, gathered=True)
+        loss.backward()
+        results.append((float(loss), n, {k: p.grad.clone() for k, p in model.named_parameters()}))
+    assert uses_varlen(model)
+    (la, na, ga), (lb, nb, gb) = results
+    assert na == nb and lb == pytest.approx(la, rel=1e-5)
+    for k in ga:
+        torch.testing.assert_close(gb[k], ga[k], rtol=1e-4, atol=1e-6)
+
+
+def test_varlen_attention_really_separates_samples(tiny_model, monkeypatch):
+    """The boundaries are what keeps samples apart: with one segment per row (boundaries ignored) the loss changes."""
+    from tuneforge.models import attention
+    from tuneforge.train.loss import token_loss_sum
+
+    model = _varlen_model(tiny_model).eval()
+    rows, _ = pack_samples(_samples([17, 9, 23, 12, 30, 5], vocab=300, seed=4), 40)
+    batch = collate(rows, pad_id=0)
+    with torch.no_grad():
+        right = float(token_loss_sum(model, batch, gathered=True)[0])
+        width = batch["input_ids"].shape[1]
+
+        def one_segment_per_row(position_ids):
+            kw = attention.varlen_kwargs(position_ids)
+            cu = torch.arange(0, position_ids.numel() + 1, width, dtype=torch.int32)
+            return {**kw, "cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": width, "max_length_k": width}
+
+        monkeypatch.setattr("tuneforge.train.loss.varlen_kwargs", one_segment_per_row)
+        leaky = float(token_loss_sum(model, batch, gathered=True)[0])
+    assert abs(leaky - right) > 1e-2  # (the same bar as the leak check above; float noise is ~1e-5)
+
+
+def test_varlen_choice_on_a_machine_without_the_kernel_is_a_clear_error(monkeypatch):
+    from tuneforge.errors import ModelError
+    from tuneforge.models import attention
+    from tuneforge.models.load import pick_attention
+
+    monkeypatch.setattr(attention, "varlen_kernel_available", lambda: "no CUDA device here")
+    assert pick_attention("auto") == "sdpa"
+    with pytest.raises(ModelError, match="flash_attn=varlen is not available: no CUDA device here"):
+        pick_attention("varlen")
+    monkeypatch.setattr(attention, "varlen_kernel_available", lambda: None)
+    assert pick_attention("auto") == attention.NAME == pick_attention("varlen")

@@ -245,7 +245,7 @@ def test_unknown_pref_loss_lists_choices():
     ({"stage": "ppo"}, ["--stage ppo needs a reward model", "--reward_model"]),
     ({"stage": "ppo", "reward_model": "REWARD"}, ["no value_head.safetensors", "--stage rm"]),
     ({"stage": "ppo", "ppo_kl_horizon": 0, "ppo_target": -1}, ["ppo_kl_horizon must be ≥ 1",
-                                                               "ppo_target and ppo_kl_coef must be ≥ 0",
+                                                               "ppo_target must be ≥ 0",
                                                                "--stage ppo needs a reward model"]),
     ({"stage": "sft", "pref_beta": 0.5}, ["pref_beta only apply to --stage dpo / kto"]),
     ({"stage": "dpo", "pref_loss": "ipo", "dpo_label_smoothing": 0.1}, ["applies to pref_loss sigmoid only"]),

@@ -116,6 +116,39 @@ def test_lora_variants_train(tiny_model, data_dir, tmp_path, extra):
         assert cfg["use_dora"]
     if "use_rslora" in extra:
         assert cfg["use_rslora"]
+    if "pissa_init" in extra:  # saved converted to plain LoRA for the original base (rank 2r, same scaling)
+        assert cfg["r"] == 16 and cfg["lora_alpha"] == 32 and cfg["init_lora_weights"] is True
+
+
+def test_pissa_adapter_is_saved_for_the_original_base(tiny_model, tmp_path):
+    """PiSSA trains on a residual base (W - s*B0*A0). The saved adapter must give the trained model's outputs on the
+    original, unmodified base — what chat and export load. Saved as trained, peft re-derives the residual on load
+    with a fresh randomized SVD (pissa_iter > 0, the default 16), which is not the one the adapter trained on."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from tuneforge.adapters.lora import apply_lora, save_trained
+    from tuneforge.config.schema import FinetuneArgs
+
+    torch.manual_seed(0)
+    model = apply_lora(AutoModelForCausalLM.from_pretrained(str(tiny_model)),
+                       FinetuneArgs(finetuning_type="lora", pissa_init=True, pissa_iter=2, lora_rank=4), [])
+    with torch.no_grad():  # stands in for training: move every adapter weight
+        for n, p in model.named_parameters():
+            if "lora_" in n:
+                p.add_(0.05 * torch.randn_like(p))
+    model.eval()
+    x = torch.randint(3, 100, (2, 12))
+    want = model(input_ids=x).logits
+    save_trained(model, tmp_path / "pissa")
+    model.save_pretrained(str(tmp_path / "raw"))  # as saved before the fix
+
+    def on_original(path):
+        base = AutoModelForCausalLM.from_pretrained(str(tiny_model))
+        return PeftModel.from_pretrained(base, str(path)).eval()(input_ids=x).logits
+
+    assert torch.allclose(on_original(tmp_path / "pissa"), want, atol=1e-4)
+    assert not torch.allclose(on_original(tmp_path / "raw"), want, atol=1e-2)
 
 
 def test_freeze_trains_only_chosen_layers(tiny_model, data_dir, tmp_path):

@@ -214,13 +214,16 @@ def test_every_ui_string_has_both_languages():
 
 
 def test_every_key_the_code_uses_exists():
-    used = set()
+    from tuneforge.config.messages import CATALOG
+
+    used, msgs = set(), set()
     for py in WEBUI_SRC.glob("*.py"):
         for node in ast.walk(ast.parse(py.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "t" and node.args and \
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("t", "Msg") and node.args and \
                     isinstance(node.args[0], ast.Constant):
-                used.add(node.args[0].value)
+                (used if node.func.id == "t" else msgs).add(node.args[0].value)
     assert used and not sorted(used - set(STRINGS))
+    assert msgs and not sorted(msgs - set(CATALOG))  # the UI's own Msgs, or the config checks' shared shapes
     # keys built at run time: sections and states
     for spec in sf.field_specs():
         assert "sec_" + spec.section.replace(":", "_") in STRINGS, spec.section
@@ -239,6 +242,53 @@ def test_every_schema_field_in_the_ui_has_a_chinese_label_and_help():
     assert t("progress_steps", "zh", step=3, total=9) == "第 3/9 步"
 
 
+def test_errors_the_ui_raises_are_catalogued():
+    """No plain or f-string message in a TuneforgeError the page can show (launch.py's go to the terminal)."""
+    errors = {"TuneforgeError", "ConfigError", "DataError", "ModelError"}
+    bad = []
+    for py in sorted(WEBUI_SRC.glob("*.py")):
+        if py.name == "launch.py":
+            continue
+        for node in ast.walk(ast.parse(py.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in errors:
+                args = [a for arg in node.args for a in (arg.elts if isinstance(arg, ast.List) else [arg])]
+                bad += [f"{py.name}:{node.lineno}" for a in args if isinstance(a, (ast.Constant, ast.JoinedStr))]
+    assert not bad, bad
+
+
+def test_messages_in_the_page_follow_the_language(tmp_path):
+    """A real bad config through the UI's own path, shown in 中文 and in English."""
+    from tuneforge.webui import actions
+
+    ctx = actions.Context(tmp_path, RunManager(tmp_path))
+    values = {"model_name_or_path": "smollm2-135m-instruct", "dataset": ["identity"], "output_dir": "saves/x",
+              "learning_rate": -0.001, "lora_rank": 0}
+    with pytest.raises(ConfigError) as e:
+        actions.resolve(ctx, values)
+    zh, en = actions.error_text(e.value, "zh"), actions.error_text(e.value, "en")
+    assert "learning_rate 必须 > 0，当前为 -0.001" in zh and "lora_rank 必须 ≥ 1，当前为 0" in zh
+    assert "learning_rate must be > 0, got -0.001" in en and "配置" not in en
+    assert "learning_rate 必须 &gt; 0，当前为 -0.001" in actions.error_html(e.value, "zh")
+    # the message box keeps a language-free record (a gr.State, deep-copied per session) to re-render on a switch
+    import copy
+
+    shown = copy.deepcopy(actions.note(e.value))
+    assert actions.note_html(shown, "zh") == actions.error_html(e.value, "zh")
+    assert actions.note_html(shown, "en") == actions.error_html(e.value, "en")
+    ok = copy.deepcopy(actions.note(actions.Msg("msg_saved", path="a.yaml")))
+    assert "参数已保存到 a.yaml" in actions.note_html(ok, "zh") and "saved to a.yaml" in actions.note_html(ok, "en")
+    with pytest.raises(ConfigError) as e:
+        actions.resolve(ctx, {**values, "learning_rate": 1e-4, "lora_rank": 8, "finetuning_type": "lorra"})
+    zh = actions.error_text(e.value, "zh")
+    assert "finetuning_type：'lorra' 不是可选值之一：full, freeze, lora" in zh, zh
+    # the UI's own errors: a path outside the working folder, with its fix
+    with pytest.raises(TuneforgeError) as e:
+        actions.save_args(ctx, values, "../elsewhere.yaml")
+    zh = actions.error_text(e.value, "zh")
+    assert "参数文件 '../elsewhere.yaml' 位于工作目录" in zh and "提示" in zh and "--root" in zh
+    assert "arguments file '../elsewhere.yaml' is outside the working folder" in actions.error_text(e.value, "en")
+
+
 # ---- rendering ----------------------------------------------------------------------------------------------------
 
 def test_loss_curve_progress_and_preview_html():
@@ -249,7 +299,9 @@ def test_loss_curve_progress_and_preview_html():
     html = progress_html(st, "en")
     assert 'data-state="running"' in html and "width:25.0%" in html and "step 5/20" in html
     assert "141 tokens/s" in html and "ETA 1m15s" in html and "checkpoint-4" in html
-    assert "训练中" in progress_html(st, "zh") and "预计剩余" in progress_html(st, "zh")
+    zh = progress_html(st, "zh")
+    assert "训练中" in zh and "第 5/20 步" in zh and "141 token/秒" in zh and "预计剩余 1 分 15 秒" in zh
+    assert "最新检查点 checkpoint-4" in zh
     text = "user: hi <b>\nassistant: I am Aster"
     offs = [(0, 4), (4, 5), (5, 8), (8, 12), (12, 13), (13, 23), (23, 25), (25, 27), (27, 30), (30, 36)]
     sup = [False] * 7 + [True] * 3
@@ -283,8 +335,11 @@ def test_run_manager_spawns_refuses_a_second_job_and_aborts_the_whole_tree(tmp_p
     while not (out / "child.pid").is_file() and time.time() < deadline:
         time.sleep(0.05)
     child = int((out / "child.pid").read_text().split()[1])
-    with pytest.raises(TuneforgeError, match="already writing to"):
+    with pytest.raises(TuneforgeError, match="already writing to") as e:
         mgr.start(cfg)
+    from tuneforge.webui.actions import error_text
+
+    assert f"已有训练任务（进程 {job.pid}）正在写入" in error_text(e.value, "zh")
     # A second manager (another UI process, or a restarted one) sees the job through the lock file.
     other = RunManager(tmp_path, python=str(fake))
     assert other.current() is not None and other.current().pid == job.pid

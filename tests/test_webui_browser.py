@@ -143,14 +143,21 @@ def test_validation_message_and_language_switch(page):
     err.wait_for()
     assert "learning_rate must be > 0, got -0.001" in err.inner_text()
     assert page.locator("#tf-command textarea").input_value() == ""
-    # 中文: buttons, tabs and field labels change; English comes back.
+    # 中文: buttons, tabs, field labels and the message on the page change; English comes back.
     page.locator("#tf-lang").get_by_text("中文").click()
     page.locator("#btn-start", has_text="开始").wait_for()
     assert page.get_by_role("tab", name="对话").is_visible()
     assert "学习率 · learning_rate" in page.locator("#field-learning_rate").inner_text()
+    page.locator('#tf-error[lang="zh"]').wait_for()
+    assert "learning_rate 必须 > 0，当前为 -0.001" in page.locator("#tf-error").inner_text()
+    page.locator("#btn-preview-cmd").click()  # and a new check in 中文 mode reports in 中文
+    page.locator('#tf-error[lang="zh"]', has_text="配置有").wait_for()
+    assert "learning_rate 必须 > 0，当前为 -0.001" in page.locator("#tf-error").inner_text()
+    shot(page, "webui-zh-validation.png", at="#btn-preview-cmd")
     shot(page, "webui-zh.png")
     page.locator("#tf-lang").get_by_text("English").click()
     page.locator("#btn-start", has_text="Start").wait_for()
+    page.locator('#tf-error[lang="en"]', has_text="learning_rate must be > 0, got -0.001").wait_for()
 
 
 def test_train_identity_reattach_then_chat_with_the_new_name(page, server):

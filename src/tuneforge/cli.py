@@ -419,6 +419,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown command {argv[0]!r}{did_you_mean(argv[0], list(COMMANDS))}\n\n{USAGE}",
               file=sys.stderr)
         return 2
+    if cmd not in (cmd_train, cmd_webui) and any(a in ("-h", "--help") for a in argv[1:]):
+        print(USAGE)  # train and webui print their own, longer help
+        return 0
     try:
         return cmd(argv[1:])
     except TuneforgeError as e:

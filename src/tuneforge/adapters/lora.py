@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from tuneforge.config.messages import Msg
 from tuneforge.config.schema import FinetuneArgs
 from tuneforge.config.validate import LAYER_SPEC_HELP, parse_layer_spec
 from tuneforge.errors import ConfigError, ModelError
@@ -82,9 +83,9 @@ def lora_config(model: torch.nn.Module, args: FinetuneArgs):
 def check_adapter_dir(path: str) -> str | None:
     p = Path(path)
     if not p.is_dir():
-        return f"adapter {path!r}: no such folder"
+        return Msg("adapter_missing", path=path)
     if not (p / "adapter_config.json").is_file():
-        return f"adapter {path!r} has no adapter_config.json (is it a peft adapter folder?)"
+        return Msg("adapter_no_config", path=path)
     return None
 
 
@@ -118,7 +119,41 @@ def apply_lora(model: torch.nn.Module, args: FinetuneArgs, adapter_paths: list[s
         model = load_adapters(model, adapter_paths, trainable=True)
         log.info(f"continuing training of adapter {adapter_paths[-1]}")
         return model
-    return get_peft_model(model, lora_config(model, args))
+    model = get_peft_model(model, lora_config(model, args))
+    if args.pissa_init:
+        remember_pissa_init(model)
+    return model
+
+
+# PiSSA moves the adapter's principal part out of the base weights (W_res = W - s*B0*A0) and trains A, B from there.
+# The trained A, B alone are only right on that residual base: loaded onto the original base (chat, export, vLLM)
+# the principal part would count twice. So the initial adapter is kept and the final save writes the equivalent
+# plain LoRA adapter for the original base (peft's conversion: rank 2r, s*[B | -B0][A ; A0] = s*(BA - B0A0)).
+PISSA_INIT_ATTR = "_tuneforge_pissa_init"
+
+
+def remember_pissa_init(model: torch.nn.Module) -> None:
+    import tempfile
+
+    init = Path(tempfile.mkdtemp(prefix="tuneforge-pissa-")) / "pissa_init"
+    model.save_pretrained(str(init), safe_serialization=True)
+    setattr(model, PISSA_INIT_ATTR, str(init))
+
+
+def save_trained(model: torch.nn.Module, out: Path) -> None:
+    """``model.save_pretrained(out)``; a PiSSA adapter is saved converted to plain LoRA for the original base."""
+    import shutil
+
+    init = model.__dict__.get(PISSA_INIT_ATTR)
+    if not init:
+        model.save_pretrained(str(out), safe_serialization=True)
+        return
+    model.save_pretrained(str(out), safe_serialization=True, path_initial_model_for_weight_conversion=init)
+    shutil.rmtree(Path(init).parent, ignore_errors=True)
+    del model.__dict__[PISSA_INIT_ATTR]
+    log.choice("PiSSA adapter saved as plain LoRA (rank 2r)",
+               "the trained PiSSA weights only fit the residual base it trained on; the saved adapter is the "
+               "equivalent update of the original base, so chat and export load it on the unmodified model")
 
 
 def merge_adapters(model: torch.nn.Module, paths: list[str]) -> torch.nn.Module:

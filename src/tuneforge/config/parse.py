@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from tuneforge.config.messages import Msg, or_list
 from tuneforge.config.schema import (
     GROUPS, IGNORED_KEYS, DataArgs, ExportArgs, FinetuneArgs, GenerateArgs, ModelArgs, TrainArgs, field_map,
 )
@@ -74,7 +75,7 @@ def parse_dict_value(text: str) -> dict[str, str]:
         if not part.strip():
             continue
         if "=" not in part:
-            raise ValueError(f"expected key=value pairs separated by commas, got {part.strip()!r}")
+            raise ValueError(Msg("expect_pairs", got=part.strip()))
         k, v = part.split("=", 1)
         out[k.strip()] = v.strip()
     return out
@@ -86,7 +87,7 @@ def coerce(key: str, f, value: Any) -> Any:
     if value is None or (is_none_text and optional):
         if optional:
             return None
-        raise ValueError("this key needs a value")
+        raise ValueError(Msg("needs_value"))
     if base is bool:
         if isinstance(value, bool):
             return value
@@ -95,21 +96,21 @@ def coerce(key: str, f, value: Any) -> Any:
             return True
         if s in FALSE:
             return False
-        raise ValueError(f"expected True or False, got {value!r}")
+        raise ValueError(Msg("expect_bool", got=value))
     if base is int:
         if isinstance(value, bool):
-            raise ValueError(f"expected a whole number, got {value!r}")
+            raise ValueError(Msg("expect_int", got=value))
         if isinstance(value, float) and value.is_integer():
             return int(value)
         try:
             return int(str(value).strip())
         except ValueError:
-            raise ValueError(f"expected a whole number, got {value!r}") from None
+            raise ValueError(Msg("expect_int", got=value)) from None
     if base is float:
         try:
             return float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
         except ValueError:
-            raise ValueError(f"expected a number, got {value!r}") from None
+            raise ValueError(Msg("expect_number", got=value)) from None
     if base is dict:
         if isinstance(value, dict):
             return {str(k): str(v) for k, v in value.items()}
@@ -119,13 +120,13 @@ def coerce(key: str, f, value: Any) -> Any:
     value = str(value)
     choices = f.metadata.get("choices")
     if choices and value not in choices:
-        raise ValueError(f"{value!r} is not one of: {', '.join(choices)}")
+        raise ValueError(Msg("not_one_of", got=value, choices=", ".join(choices)))
     return value
 
 
-def did_you_mean(key: str, known: list[str]) -> str:
+def did_you_mean(key: str, known: list[str]) -> Msg | str:
     close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
-    return f" — did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return Msg("did_you_mean", names=or_list(close)) if close else ""
 
 
 def build_config(values: dict[str, Any], base: Config | None = None) -> Config:
@@ -139,15 +140,14 @@ def build_config(values: dict[str, Any], base: Config | None = None) -> Config:
             cfg.ignored[key] = IGNORED_KEYS[key]
             continue
         if key not in fmap:
-            problems.append(f"unknown key {raw_key!r}{did_you_mean(raw_key, list(fmap))} "
-                            f"(all keys: `tuneforge train --help`)")
+            problems.append(Msg("unknown_key", key=raw_key, suggestion=did_you_mean(raw_key, list(fmap))))
             continue
         group, f = fmap[key]
         try:
             setattr(getattr(cfg, group), key, coerce(key, f, value))
             cfg.explicit.add(key)
         except ValueError as e:
-            problems.append(f"{key}: {e}")
+            problems.append(Msg("key_problem", key=key, problem=e.args[0] if e.args else str(e)))
     if problems:
         raise ConfigError(problems)
     return cfg
@@ -156,14 +156,13 @@ def build_config(values: dict[str, Any], base: Config | None = None) -> Config:
 def load_yaml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
-        raise TuneforgeError(f"config file {str(p)!r} not found", "check the path, or pass settings as --key value")
+        raise TuneforgeError(Msg("config_not_found", path=str(p)), Msg("config_not_found_fix"))
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
-        raise TuneforgeError(f"{p}: not valid YAML: {e}", "fix the file; each line should be `key: value`") from None
+        raise TuneforgeError(Msg("yaml_invalid", path=p, error=e), Msg("yaml_invalid_fix")) from None
     if not isinstance(data, dict):
-        raise TuneforgeError(f"{p}: expected a mapping of key: value, got {type(data).__name__}",
-                             "write one `key: value` per line")
+        raise TuneforgeError(Msg("yaml_not_mapping", path=p, kind=type(data).__name__), Msg("yaml_not_mapping_fix"))
     # Accept the grouped layout that Config.to_yaml writes as well as LLaMA-Factory's flat one.
     return data
 
@@ -194,8 +193,7 @@ def split_argv(argv: list[str]) -> tuple[str | None, dict[str, Any]]:
             values[k.strip()] = v
             i += 1
         else:
-            problems.append(f"unexpected argument {tok!r}: settings are `key=value` or `--key value`, "
-                            f"and only the first argument may be a YAML file")
+            problems.append(Msg("unexpected_argument", arg=tok))
             i += 1
     if problems:
         raise ConfigError(problems)

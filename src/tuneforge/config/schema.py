@@ -26,7 +26,7 @@ PREF_LOSSES = ("sigmoid", "ipo", "hinge", "orpo", "simpo")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adamw_8bit", "paged_adamw_8bit", "sgd")
 REPORTERS = ("none", "tensorboard")
-ATTENTION = ("auto", "sdpa", "fa2", "eager")
+ATTENTION = ("auto", "sdpa", "varlen", "fa2", "eager")
 
 
 @dataclass
@@ -39,7 +39,8 @@ class ModelArgs:
     adapter_name_or_path: str | None = opt(
         None, "Adapter folder(s) to start from, comma separated. For training, the last one is trained further.")
     trust_remote_code: bool = opt(False, "Allow model code shipped inside the model folder to run. Off by default.")
-    flash_attn: str = opt("auto", "Attention implementation: auto picks sdpa where available.", ATTENTION)
+    flash_attn: str = opt("auto", "Attention implementation: auto picks sdpa, plus PyTorch's variable-length "
+                           "FlashAttention for packed rows on CUDA (varlen).", ATTENTION)
     enable_liger_kernel: bool | None = opt(
         None, "Liger-Kernel fused RMSNorm, RoPE, SwiGLU and linear+cross-entropy (CUDA). Default: on where "
               "liger-kernel is installed and supports the architecture.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from tuneforge.config.messages import Msg
 from tuneforge.config.parse import Config
 
 LORA_ONLY = ("lora_rank", "lora_alpha", "lora_dropout", "lora_target", "lora_layers", "additional_target",
@@ -15,8 +16,7 @@ PROMPT_ONLY = {"num_virtual_tokens": PROMPT_METHODS, "prefix_projection": ("pref
 QUANT_BITS = (4, 8)
 
 
-LAYER_SPEC_HELP = ("give a count N (the last N layers), -N (the first N layers), or indices and ranges such as "
-                   "20-29 or 0,2,4-6")
+LAYER_SPEC_HELP = Msg("layer_spec_help")
 
 
 def parse_layer_spec(spec: str | int, num_layers: int | None) -> list[int] | None:
@@ -27,22 +27,22 @@ def parse_layer_spec(spec: str | int, num_layers: int | None) -> list[int] | Non
     if re.fullmatch(r"-?\d+", text):
         n = int(text)
         if n == 0:
-            raise ValueError("0 layers would train nothing")
+            raise ValueError(Msg("layers_zero"))
         if num_layers is None:
             return []
         if abs(n) > num_layers:
-            raise ValueError(f"asks for {abs(n)} layers but the model has {num_layers} (0–{num_layers - 1})")
+            raise ValueError(Msg("layers_too_many", n=abs(n), num=num_layers, last=num_layers - 1))
         return list(range(num_layers - n, num_layers)) if n > 0 else list(range(-n))
     out: set[int] = set()
     for part in text.split(","):
         m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
         if not m:
-            raise ValueError(f"cannot read {part!r}")
+            raise ValueError(Msg("layers_unreadable", part=part))
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
         if hi < lo:
-            raise ValueError(f"range {part!r} runs backwards")
+            raise ValueError(Msg("layers_backwards", part=part))
         if num_layers is not None and hi >= num_layers:
-            raise ValueError(f"layer {hi} does not exist: the model has {num_layers} layers (0–{num_layers - 1})")
+            raise ValueError(Msg("layer_missing", layer=hi, num=num_layers, last=num_layers - 1))
         out.update(range(lo, hi + 1))
     return sorted(out)
 
@@ -54,116 +54,95 @@ def changed(cfg: Config) -> set[str]:
     return {k for k in cfg.explicit if flat.get(k) != defaults.get(k)}
 
 
-def validate(cfg: Config, for_training: bool = True) -> list[str]:
+def validate(cfg: Config, for_training: bool = True) -> list[Msg]:
+    """Every problem of ``cfg``, each a catalogued :class:`Msg` (English as a ``str``; the web UI renders 中文)."""
     m, d, ft, t = cfg.model, cfg.data, cfg.finetune, cfg.train
-    p: list[str] = []
+    p: list[Msg] = []
     user_set = changed(cfg)
 
-    def need(cond: bool, msg: str) -> None:
+    def need(cond: bool, msg: Msg) -> None:
         if not cond:
             p.append(msg)
 
-    need(bool(m.model_name_or_path), "model_name_or_path is required: a local model folder or an alias such as "
-                                     "`smollm2-135m-instruct` (`tuneforge env` lists them)")
+    need(bool(m.model_name_or_path), Msg("model_required"))
     if for_training:
-        need(bool(t.output_dir), "output_dir is required: the folder the run writes to, e.g. saves/my-run")
+        need(bool(t.output_dir), Msg("output_dir_required"))
         if t.do_train:
-            need(bool(d.dataset), "dataset is required: a name from dataset_info.json or a built-in such as "
-                                  "`identity` (comma list for several)")
-        need(t.learning_rate > 0, f"learning_rate must be > 0, got {t.learning_rate}")
-        need(t.max_steps > 0 or t.num_train_epochs > 0,
-             f"num_train_epochs must be > 0 (got {t.num_train_epochs}) unless max_steps > 0")
-        need(t.per_device_train_batch_size >= 1,
-             f"per_device_train_batch_size must be ≥ 1, got {t.per_device_train_batch_size}")
-        need(t.per_device_eval_batch_size >= 1,
-             f"per_device_eval_batch_size must be ≥ 1, got {t.per_device_eval_batch_size}")
-        need(t.gradient_accumulation_steps >= 1,
-             f"gradient_accumulation_steps must be ≥ 1, got {t.gradient_accumulation_steps}")
-        need(t.warmup_steps >= 0, f"warmup_steps must be ≥ 0, got {t.warmup_steps}")
-        need(0 <= t.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {t.warmup_ratio}")
-        need(t.max_grad_norm >= 0, f"max_grad_norm must be ≥ 0 (0 disables clipping), got {t.max_grad_norm}")
-        need(t.weight_decay >= 0, f"weight_decay must be ≥ 0, got {t.weight_decay}")
-        need(t.logging_steps >= 1, f"logging_steps must be ≥ 1, got {t.logging_steps}")
-        need(t.save_steps >= 0, f"save_steps must be ≥ 0 (0 = no checkpoints), got {t.save_steps}")
-        need(t.save_total_limit is None or t.save_total_limit >= 1,
-             f"save_total_limit must be ≥ 1 or None, got {t.save_total_limit}")
-        need(t.eval_steps is None or t.eval_steps >= 1, f"eval_steps must be ≥ 1, got {t.eval_steps}")
-        need(not (t.bf16 and t.fp16), "bf16 and fp16 are both True: choose one (or neither for float32)")
-        need(d.cutoff_len >= 8, f"cutoff_len must be ≥ 8 tokens, got {d.cutoff_len}")
-        need(d.max_samples is None or d.max_samples >= 1, f"max_samples must be ≥ 1, got {d.max_samples}")
-        need(d.val_size >= 0 and (d.val_size < 1 or float(d.val_size).is_integer()),
-             f"val_size must be a fraction in [0, 1) or a whole number of rows, got {d.val_size}")
-        need(not (d.train_on_prompt and d.mask_history),
-             "train_on_prompt and mask_history contradict each other: choose one")
+            need(bool(d.dataset), Msg("dataset_required"))
+        need(t.learning_rate > 0, Msg("gt0", key="learning_rate", got=t.learning_rate))
+        need(t.max_steps > 0 or t.num_train_epochs > 0, Msg("epochs_positive", got=t.num_train_epochs))
+        for key in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+            need(getattr(t, key) >= 1, Msg("ge1", key=key, got=getattr(t, key)))
+        need(t.warmup_steps >= 0, Msg("ge0", key="warmup_steps", got=t.warmup_steps))
+        need(0 <= t.warmup_ratio < 1, Msg("in_range", key="warmup_ratio", range="[0, 1)", got=t.warmup_ratio))
+        need(t.max_grad_norm >= 0, Msg("max_grad_norm", got=t.max_grad_norm))
+        need(t.weight_decay >= 0, Msg("ge0", key="weight_decay", got=t.weight_decay))
+        need(t.logging_steps >= 1, Msg("ge1", key="logging_steps", got=t.logging_steps))
+        need(t.save_steps >= 0, Msg("save_steps", got=t.save_steps))
+        need(t.save_total_limit is None or t.save_total_limit >= 1, Msg("save_total_limit", got=t.save_total_limit))
+        need(t.eval_steps is None or t.eval_steps >= 1, Msg("ge1", key="eval_steps", got=t.eval_steps))
+        need(not (t.bf16 and t.fp16), Msg("bf16_and_fp16"))
+        need(d.cutoff_len >= 8, Msg("cutoff_len", got=d.cutoff_len))
+        need(d.max_samples is None or d.max_samples >= 1, Msg("ge1", key="max_samples", got=d.max_samples))
+        need(d.val_size >= 0 and (d.val_size < 1 or float(d.val_size).is_integer()), Msg("val_size", got=d.val_size))
+        need(not (d.train_on_prompt and d.mask_history), Msg("prompt_vs_history"))
         if t.report_to == "tensorboard":
             try:
                 import torch.utils.tensorboard  # noqa: F401
             except Exception:
-                p.append("report_to=tensorboard needs the tensorboard package: pip install tensorboard "
-                         "(or set report_to none)")
+                p.append(Msg("tensorboard_missing"))
     # Method options.
     if ft.finetuning_type == "lora":
-        need(ft.lora_rank >= 1, f"lora_rank must be ≥ 1, got {ft.lora_rank}")
-        need(ft.lora_alpha is None or ft.lora_alpha > 0, f"lora_alpha must be > 0, got {ft.lora_alpha}")
-        need(0 <= ft.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {ft.lora_dropout}")
-        need(bool(ft.lora_target.strip()), "lora_target is empty: give module names (q_proj,v_proj) or `all`")
+        need(ft.lora_rank >= 1, Msg("ge1", key="lora_rank", got=ft.lora_rank))
+        need(ft.lora_alpha is None or ft.lora_alpha > 0, Msg("gt0", key="lora_alpha", got=ft.lora_alpha))
+        need(0 <= ft.lora_dropout < 1, Msg("in_range", key="lora_dropout", range="[0, 1)", got=ft.lora_dropout))
+        need(bool(ft.lora_target.strip()), Msg("lora_target_empty"))
         if ft.lora_layers is not None:
             try:
                 parse_layer_spec(ft.lora_layers, None)
             except ValueError as e:
-                p.append(f"lora_layers={ft.lora_layers!r}: {e}; {LAYER_SPEC_HELP}")
+                p.append(Msg("lora_layers_bad", value=ft.lora_layers, reason=e.args[0], help=LAYER_SPEC_HELP))
         need(ft.loraplus_lr_ratio is None or ft.loraplus_lr_ratio > 0,
-             f"loraplus_lr_ratio must be > 0, got {ft.loraplus_lr_ratio}")
+             Msg("gt0", key="loraplus_lr_ratio", got=ft.loraplus_lr_ratio))
         if ft.pissa_init and m.adapter_name_or_path:
-            p.append("pissa_init initialises a new adapter; it cannot be combined with adapter_name_or_path")
+            p.append(Msg("pissa_with_adapter"))
     else:
         set_lora = [k for k in LORA_ONLY if k in user_set]
         if set_lora:
-            p.append(f"{', '.join(set_lora)} only apply to finetuning_type lora, but finetuning_type is "
-                     f"{ft.finetuning_type}: remove them or use --finetuning_type lora")
+            p.append(Msg("lora_only", keys=", ".join(set_lora), method=ft.finetuning_type))
         if m.adapter_name_or_path and for_training:
-            p.append(f"adapter_name_or_path continues a LoRA adapter, but finetuning_type is {ft.finetuning_type}: "
-                     f"use --finetuning_type lora, or pass the trained model folder as model_name_or_path")
+            p.append(Msg("adapter_needs_lora", method=ft.finetuning_type))
     problems_prompt_and_quant(cfg, p)
     problems_preference(cfg, p, for_training)
     if ft.finetuning_type != "freeze":
         set_freeze = [k for k in FREEZE_ONLY if k in user_set]
         if set_freeze:
-            p.append(f"{', '.join(set_freeze)} only apply to finetuning_type freeze, but finetuning_type is "
-                     f"{ft.finetuning_type}")
+            p.append(Msg("freeze_only", keys=", ".join(set_freeze), method=ft.finetuning_type))
     else:
-        need(ft.freeze_trainable_layers != 0, "freeze_trainable_layers must not be 0 (positive: last N layers, "
-                                              "negative: first N layers)")
+        need(ft.freeze_trainable_layers != 0, Msg("freeze_layers_zero"))
     return p
 
 
-def problems_prompt_and_quant(cfg: Config, p: list[str]) -> None:
+def problems_prompt_and_quant(cfg: Config, p: list[Msg]) -> None:
     m, ft = cfg.model, cfg.finetune
     method = ft.finetuning_type
     user_set = changed(cfg)
     for key, methods in PROMPT_ONLY.items():
         if key in user_set and method not in methods:
-            p.append(f"{key} only applies to finetuning_type {' / '.join(methods)}, but finetuning_type is {method}: "
-                     f"remove it or choose one of those methods")
+            p.append(Msg("prompt_only", key=key, methods=" / ".join(methods), method=method))
     if method in PROMPT_METHODS:
         if ft.num_virtual_tokens <= 0:
-            p.append(f"num_virtual_tokens (pre_seq_len) must be ≥ 1, got {ft.num_virtual_tokens}: it is the number "
-                     f"of trainable virtual tokens, e.g. 20")
+            p.append(Msg("virtual_tokens", got=ft.num_virtual_tokens))
         if ft.encoder_hidden_size is not None and ft.encoder_hidden_size < 1:
-            p.append(f"encoder_hidden_size must be ≥ 1 (or unset for the model's hidden size), got "
-                     f"{ft.encoder_hidden_size}")
+            p.append(Msg("encoder_hidden_size", got=ft.encoder_hidden_size))
         projection = ft.prefix_projection if ft.prefix_projection is not None else method == "prefix"
         if "encoder_hidden_size" in user_set and method in ("prefix", "ptuning_v2") and not projection:
-            p.append(f"encoder_hidden_size sizes the prefix_projection MLP, which is off for {method}: "
-                     f"add --prefix_projection True or drop encoder_hidden_size")
+            p.append(Msg("encoder_needs_projection", method=method))
     if m.quantization_bit is not None:
         if m.quantization_bit not in QUANT_BITS:
-            p.append(f"quantization_bit must be 4 or 8 (bitsandbytes), got {m.quantization_bit}; "
-                     f"leave it unset to load the model unquantized")
+            p.append(Msg("quantization_bits", got=m.quantization_bit))
         if method in ("full", "freeze"):
-            p.append(f"quantization_bit (QLoRA) trains an adapter on a frozen quantized base, but finetuning_type is "
-                     f"{method}, which updates the base weights themselves and cannot update quantized weights: use "
-                     f"--finetuning_type lora (or a prompt-based method), or drop quantization_bit")
+            p.append(Msg("quantization_full", method=method))
 
 
 PREFERENCE_STAGES = ("rm", "dpo", "kto", "ppo")
@@ -173,7 +152,7 @@ DPO_ONLY = ("pref_loss", "simpo_gamma", "dpo_label_smoothing")
 KTO_ONLY = ("kto_chosen_weight", "kto_rejected_weight")
 
 
-def problems_preference(cfg: Config, p: list[str], for_training: bool) -> None:
+def problems_preference(cfg: Config, p: list[Msg], for_training: bool) -> None:
     """The rm/dpo/kto/ppo settings (the reward model's value head is checked on disk by preflight)."""
     ft, d, user_set = cfg.finetune, cfg.data, changed(cfg)
     stage = ft.stage
@@ -181,36 +160,32 @@ def problems_preference(cfg: Config, p: list[str], for_training: bool) -> None:
                          (("pref_beta", "pref_ftx", "precompute_ref_log_probs"), ("dpo", "kto"))):
         wrong = [k for k in keys if k in user_set and stage not in stages]
         if wrong:
-            p.append(f"{', '.join(wrong)} only apply to --stage {' / '.join(stages)}, but stage is {stage}: remove "
-                     f"them or change the stage")
+            p.append(Msg("stage_only", keys=", ".join(wrong), stages=" / ".join(stages), stage=stage))
     if stage not in PREFERENCE_STAGES:
         return
     if stage == "ppo" and for_training and not ft.reward_model:
-        p.append("--stage ppo needs a reward model: add --reward_model <output_dir of a --stage rm run> (train one "
-                 "with --stage rm on a preference dataset such as format_pref)")
+        p.append(Msg("ppo_needs_reward"))
     if ft.pref_beta <= 0:
-        p.append(f"pref_beta must be > 0, got {ft.pref_beta}")
+        p.append(Msg("gt0", key="pref_beta", got=ft.pref_beta))
     if not 0 <= ft.dpo_label_smoothing < 0.5:
-        p.append(f"dpo_label_smoothing must be in [0, 0.5), got {ft.dpo_label_smoothing}")
+        p.append(Msg("in_range", key="dpo_label_smoothing", range="[0, 0.5)", got=ft.dpo_label_smoothing))
     if "dpo_label_smoothing" in user_set and ft.pref_loss != "sigmoid":
-        p.append(f"dpo_label_smoothing applies to pref_loss sigmoid only, but pref_loss is {ft.pref_loss}")
+        p.append(Msg("smoothing_needs_sigmoid", loss=ft.pref_loss))
     if "simpo_gamma" in user_set and ft.pref_loss != "simpo":
-        p.append(f"simpo_gamma applies to pref_loss simpo only, but pref_loss is {ft.pref_loss}")
+        p.append(Msg("simpo_gamma_needs_simpo", loss=ft.pref_loss))
     if ft.pref_ftx < 0:
-        p.append(f"pref_ftx must be ≥ 0 (0 = no SFT loss mixed in), got {ft.pref_ftx}")
+        p.append(Msg("pref_ftx", got=ft.pref_ftx))
     if ft.kto_chosen_weight <= 0 or ft.kto_rejected_weight <= 0:
-        p.append(f"kto_chosen_weight and kto_rejected_weight must be > 0, got {ft.kto_chosen_weight} and "
-                 f"{ft.kto_rejected_weight}")
+        p.append(Msg("kto_weights", chosen=ft.kto_chosen_weight, rejected=ft.kto_rejected_weight))
     for key in ("ppo_epochs", "ppo_buffer_size"):
         if getattr(ft, key) < 1:
-            p.append(f"{key} must be ≥ 1, got {getattr(ft, key)}")
+            p.append(Msg("ge1", key=key, got=getattr(ft, key)))
     if ft.ppo_kl_horizon < 1:
-        p.append(f"ppo_kl_horizon must be ≥ 1 (rollouts), got {ft.ppo_kl_horizon}")
-    if ft.ppo_target < 0 or ft.ppo_kl_coef < 0:
-        p.append(f"ppo_target and ppo_kl_coef must be ≥ 0 (ppo_target 0 keeps the coefficient fixed), got "
-                 f"{ft.ppo_target} and {ft.ppo_kl_coef}")
+        p.append(Msg("ge1", key="ppo_kl_horizon", got=ft.ppo_kl_horizon))
+    for key in ("ppo_target", "ppo_kl_coef"):  # ppo_target 0 keeps the coefficient fixed
+        if getattr(ft, key) < 0:
+            p.append(Msg("ge0", key=key, got=getattr(ft, key)))
     if not 0 < ft.ppo_cliprange < 1:
-        p.append(f"ppo_cliprange must be in (0, 1), got {ft.ppo_cliprange}")
+        p.append(Msg("in_range", key="ppo_cliprange", range="(0, 1)", got=ft.ppo_cliprange))
     if d.packing or d.neat_packing:
-        p.append(f"packing does not apply to --stage {stage} (each preference sample is scored as a whole "
-                 f"sequence): drop packing/neat_packing")
+        p.append(Msg("packing_preference", stage=stage))

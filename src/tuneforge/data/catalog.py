@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuneforge.config.messages import Msg
 from tuneforge.errors import DataError
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
@@ -38,27 +39,25 @@ def _read_info(path: Path) -> dict[str, Any]:
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise DataError(f"{path}: invalid JSON on line {e.lineno}, column {e.colno}: {e.msg}",
-                        "fix the file (a JSON object mapping dataset names to entries)") from None
+        raise DataError(Msg("catalog_invalid_json", path=path, line=e.lineno, column=e.colno, error=e.msg),
+                        Msg("catalog_invalid_json_fix")) from None
     if not isinstance(info, dict):
-        raise DataError(f"{path}: expected a JSON object mapping dataset names to entries",
-                        'e.g. {"my_data": {"file_name": "my_data.json"}}')
+        raise DataError(Msg("catalog_not_object", path=path), Msg("catalog_not_object_fix"))
     return info
 
 
 def _entry(name: str, spec: dict[str, Any], base: Path, info_path: Path, builtin: bool) -> DatasetEntry:
     if not isinstance(spec, dict):
-        raise DataError(f"{info_path}: entry {name!r} must be an object with at least file_name")
+        raise DataError(Msg("catalog_entry_not_object", path=info_path, name=name))
     for remote in ("hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "cloud_file_name"):
         if remote in spec and "file_name" not in spec:
-            raise DataError(f"{info_path}: dataset {name!r} is loaded from a hub ({remote}); tuneforge reads local "
-                            f"files only", "download the data, save it next to dataset_info.json and set file_name")
+            raise DataError(Msg("catalog_remote", path=info_path, name=name, remote=remote), Msg("catalog_remote_fix"))
     if "file_name" not in spec:
-        raise DataError(f"{info_path}: dataset {name!r} has no file_name", 'add "file_name": "<file in dataset_dir>"')
+        raise DataError(Msg("catalog_no_file_name", path=info_path, name=name), Msg("catalog_no_file_name_fix"))
     fmt = spec.get("formatting")
     if fmt is not None and fmt not in FORMATS:
-        raise DataError(f"{info_path}: dataset {name!r} has formatting {fmt!r}",
-                        f"valid formats: {', '.join(FORMATS)}")
+        raise DataError(Msg("catalog_bad_format", path=info_path, name=name, fmt=fmt),
+                        Msg("catalog_bad_format_fix", formats=", ".join(FORMATS)))
     return DatasetEntry(
         name=name, path=base / spec["file_name"], formatting=fmt, columns=dict(spec.get("columns") or {}),
         tags=dict(spec.get("tags") or {}), ranking=bool(spec.get("ranking", False)),
@@ -96,17 +95,15 @@ def check_datasets(names: str | None, dataset_dir: str | None) -> list[str]:
     try:
         catalog = load_catalog(dataset_dir)
     except DataError as e:
-        return [str(e)]
+        return [Msg("with_hint", message=e.message, hint=e.hint) if e.hint else e.message]
     problems = []
     for name in split_names(names):
         entry = lookup(catalog, name)
         if entry is None:
-            where = (f"{dataset_dir}/dataset_info.json" if dataset_dir and Path(dataset_dir, "dataset_info.json")
-                     .is_file() else f"built-ins (no {dataset_dir}/dataset_info.json found)")
+            info = f"{dataset_dir}/dataset_info.json"
+            where = info if dataset_dir and Path(info).is_file() else Msg("builtins_only", path=info)
             known = sorted(set(catalog) | set(BUILTIN_ALIASES))
-            problems.append(f"unknown dataset {name!r} in {where}; known datasets: {', '.join(known)}. "
-                            f"Add an entry to dataset_info.json in dataset_dir to use your own file")
+            problems.append(Msg("dataset_unknown", name=name, where=where, known=", ".join(known)))
         elif not entry.path.exists():
-            problems.append(f"dataset {name!r}: file {str(entry.path)!r} does not exist "
-                            f"(file_name is relative to dataset_dir)")
+            problems.append(Msg("dataset_file_missing", name=name, path=str(entry.path)))
     return problems

@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from tuneforge.config.messages import Msg
 from tuneforge.errors import TuneforgeError
 from tuneforge.utils import log
 
@@ -40,7 +41,7 @@ def canonical(name: str) -> str | None:
 def check_template(name: str) -> str | None:
     if name == "auto" or canonical(name):
         return None
-    return (f"unknown template {name!r}; valid: auto (the tokenizer's own), {', '.join(template_names())}")
+    return Msg("template_unknown", name=name, names=", ".join(template_names()))
 
 
 @dataclass

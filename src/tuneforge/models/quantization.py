@@ -11,6 +11,7 @@ import importlib.metadata as md
 
 import torch
 
+from tuneforge.config.messages import Msg
 from tuneforge.errors import ModelError
 from tuneforge.utils import log
 
@@ -22,12 +23,10 @@ def check_bitsandbytes() -> str | None:
     try:
         version = md.version("bitsandbytes")
     except md.PackageNotFoundError:
-        return ("quantization_bit needs the bitsandbytes package: pip install 'tuneforge[qlora]' "
-                "(or pip install bitsandbytes), or drop quantization_bit")
+        return Msg("bnb_missing")
     parts = tuple(int(x) for x in version.split(".")[:2] if x.isdigit())
     if parts < MIN_BNB:
-        return (f"quantization_bit needs bitsandbytes ≥ {'.'.join(map(str, MIN_BNB))} (found {version}): "
-                f"pip install -U bitsandbytes")
+        return Msg("bnb_old", need=".".join(map(str, MIN_BNB)), found=version)
     return None
 
 

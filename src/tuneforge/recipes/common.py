@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from tuneforge.adapters import apply_method, count_parameters, split_list
+from tuneforge.adapters.lora import save_trained
 from tuneforge.config import Config
 from tuneforge.data import templates
 from tuneforge.data.build import DataBundle, build_data
@@ -92,7 +93,7 @@ def save_and_summarise(cfg: Config, accelerator, model, tokenizer, out: Path, fm
     unwrapped = accelerator.unwrap_model(model)
     if save_model:
         unwrapped.config.use_cache = True
-        unwrapped.save_pretrained(out, safe_serialization=True)
+        save_trained(unwrapped, out)
         tokenizer.save_pretrained(out)
     plots = plot_loss(out) if cfg.train.plot_loss else []
     trainable, total = count_parameters(unwrapped)

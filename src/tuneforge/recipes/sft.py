@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from tuneforge.adapters import apply_method, count_parameters, split_list
+from tuneforge.adapters.lora import save_trained
 from tuneforge.config import Config
 from tuneforge.data import templates
 from tuneforge.data.build import build_data
@@ -72,7 +73,7 @@ def run(cfg: Config) -> RunResult:
     if accelerator.is_main_process:
         unwrapped = accelerator.unwrap_model(model)
         unwrapped.config.use_cache = True
-        unwrapped.save_pretrained(out, safe_serialization=True)
+        save_trained(unwrapped, out)
         tokenizer.save_pretrained(out)
         plots = plot_loss(out) if cfg.train.plot_loss else []
         summary = {

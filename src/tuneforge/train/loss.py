@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from tuneforge.adapters.prompt import is_prompt_model, logits_offset
 from tuneforge.data.encode import IGNORE
+from tuneforge.models.attention import NAME as VARLEN, uses_varlen, varlen_kwargs
 
 LOGIT_POSTPROCESSING = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")
 
@@ -73,7 +74,7 @@ def shared_prefix_reason(model: torch.nn.Module) -> str | None:
     if "cache" not in params and "past_key_values" not in params:
         return "the decoder takes no key/value cache"
     attn = str(getattr(base.config, "_attn_implementation", None) or "eager")
-    if attn not in ("sdpa", "eager"):
+    if attn not in ("sdpa", "eager", VARLEN):  # varlen runs SDPA on unpacked batches
         return f"attention {attn}: the shared prefix is only tested with sdpa and eager attention"
     types = set(getattr(base.config, "layer_types", None) or ["full_attention"])
     if types != {"full_attention"}:
@@ -124,6 +125,7 @@ def token_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor], gathe
     reduction) replaces the head projection and the loss with a chunked kernel that never materialises logits.
     ``offset``: virtual-token positions in front of the input in the plain forward's logits (prompt/P-Tuning).
     ``shared_prefix``: compute the rows' common prefix once (``shared_prefix_len``; unpacked batches only)."""
+    varlen = batch.get("position_ids") is not None and uses_varlen(model)
     if batch.get("position_ids") is not None and batch["input_ids"].shape[0] > 1 and _varlen_attention(model):
         batch = flatten_packed(batch)
     labels = batch["labels"][:, 1:]
@@ -135,6 +137,8 @@ def token_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor], gathe
         inputs["attention_mask"] = batch["attention_mask"]
     else:
         inputs["position_ids"] = position_ids
+        if varlen:  # sample boundaries for the varlen kernel (models/attention.py)
+            inputs.update(varlen_kwargs(position_ids))
     if gathered:
         base = _base(model)
         p = shared_prefix_len(batch) if shared_prefix and position_ids is None else 0

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from tuneforge.adapters.prompt import logits_offset
+from tuneforge.config.messages import Msg
 from tuneforge.config.schema import FinetuneArgs
 from tuneforge.data.collate import collate
 from tuneforge.data.encode import IGNORE, PairSample, Sample
@@ -234,10 +235,9 @@ def save_value_head(head: ValueHead, folder: Path) -> Path:
 def check_value_head(folder: str | Path) -> str | None:
     p = Path(folder)
     if not p.is_dir():
-        return f"reward model {str(folder)!r}: no such folder"
+        return Msg("reward_model_missing", path=str(folder))
     if not (p / VALUE_HEAD).is_file():
-        return (f"reward model {str(folder)!r} has no {VALUE_HEAD}, so it is not a reward model; train one with "
-                f"--stage rm (its output_dir holds the value head next to the adapter or model)")
+        return Msg("reward_model_no_head", path=str(folder), file=VALUE_HEAD)
     return None
 
 

@@ -19,7 +19,7 @@ from tuneforge.config.parse import build_config, load_yaml
 from tuneforge.errors import ConfigError, TuneforgeError
 from tuneforge.models.load import ALIASES, DEFAULT_MODEL
 from tuneforge.train.run_dir import CONFIG, SUMMARY
-from tuneforge.webui.i18n import t
+from tuneforge.webui.i18n import Msg, t, tr
 from tuneforge.webui.paths import confine, relative
 from tuneforge.webui.runner import RunManager
 from tuneforge.webui.schema_form import (
@@ -119,7 +119,7 @@ def _confine_paths(cfg: Config, root: Path) -> None:
             parts = [relative(confine(p, root, name), root) for p in str(value).split(",") if p.strip()]
             setattr(obj, name, ",".join(parts))
         except TuneforgeError as e:
-            problems.append(f"{e.message} — {e.hint}")
+            problems.append(Msg("with_fix", message=e.message, hint=e.hint))
     if problems:
         raise ConfigError(problems)
 
@@ -143,8 +143,8 @@ def resolve(ctx: Context, values: dict[str, Any], for_start: bool = False) -> Co
             except json.JSONDecodeError:
                 done = False
             if done:
-                raise TuneforgeError(f"{cfg.train.output_dir} already holds a finished run",
-                                     "tick overwrite_output_dir to train again there, or choose another output_dir")
+                raise TuneforgeError(Msg("msg_run_finished_exists", out=cfg.train.output_dir),
+                                     Msg("msg_run_finished_exists_fix"))
     return cfg
 
 
@@ -154,14 +154,14 @@ def command(cfg: Config) -> str:
 
 def save_args(ctx: Context, values: dict[str, Any], path: str) -> str:
     cfg = config_from_form(values)
-    target = confine(path, ctx.root, "arguments file")
+    target = confine(path, ctx.root, Msg("what_args_file"))
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(cfg.to_yaml(), encoding="utf-8")
     return relative(target, ctx.root)
 
 
 def load_args(ctx: Context, path: str) -> dict[str, Any]:
-    target = confine(path, ctx.root, "arguments file")
+    target = confine(path, ctx.root, Msg("what_args_file"))
     return build_config(load_yaml(target)).to_flat()
 
 
@@ -190,17 +190,44 @@ def text_update(comp, text: str):
     return gr.update(label=text)
 
 
+def error_text(e: TuneforgeError, lang: str) -> str:
+    """``e`` as plain text in ``lang`` (catalogued messages are translated; others are shown as they are)."""
+    if isinstance(e, ConfigError):
+        return "\n".join([t("msg_problems", lang, n=len(e.problems)), *(f"  - {tr(p, lang)}" for p in e.problems)])
+    return tr(e.message, lang) + (f"\n  {t('hint', lang)}: {tr(e.hint, lang)}" if e.hint else "")
+
+
 def error_html(e: TuneforgeError, lang: str) -> str:
     if isinstance(e, ConfigError):
-        items = "".join(f"<li>{html.escape(p)}</li>" for p in e.problems)
-        return (f'<div class="tf-msg-error" id="tf-error"><b>{html.escape(t("msg_problems", lang, n=len(e.problems)))}'
-                f'</b><ul>{items}</ul></div>')
-    hint = f"<br>{html.escape(t('hint', lang))}: {html.escape(e.hint)}" if e.hint else ""
-    return f'<div class="tf-msg-error" id="tf-error">{html.escape(e.message)}{hint}</div>'
+        items = "".join(f"<li>{html.escape(tr(p, lang))}</li>" for p in e.problems)
+        return (f'<div class="tf-msg-error" id="tf-error" lang="{lang}"><b>'
+                f'{html.escape(t("msg_problems", lang, n=len(e.problems)))}</b><ul>{items}</ul></div>')
+    hint = f"<br>{html.escape(t('hint', lang))}: {html.escape(tr(e.hint, lang))}" if e.hint else ""
+    return f'<div class="tf-msg-error" id="tf-error" lang="{lang}">{html.escape(tr(e.message, lang))}{hint}</div>'
 
 
-def ok_html(text: str) -> str:
-    return f'<div class="tf-msg-ok" id="tf-ok">{html.escape(text)}</div>'
+def ok_html(text: str, lang: str | None = None) -> str:
+    attr = f' lang="{lang}"' if lang else ""
+    return f'<div class="tf-msg-ok" id="tf-ok"{attr}>{html.escape(text)}</div>'
+
+
+def note(result: TuneforgeError | Msg) -> tuple:
+    """What the Train tab's message box shows, kept without a language so a language switch can render it again."""
+    if isinstance(result, ConfigError):
+        return ("problems", list(result.problems))
+    if isinstance(result, TuneforgeError):
+        return ("error", result.message, result.hint)
+    return ("ok", result)
+
+
+def note_html(shown: tuple | None, lang: str) -> str:
+    if not shown:
+        return ""
+    if shown[0] == "problems":
+        return error_html(ConfigError(shown[1]), lang)
+    if shown[0] == "error":
+        return error_html(TuneforgeError(shown[1], shown[2]), lang)
+    return ok_html(tr(shown[1], lang), lang)
 
 
 def var_name(dataset_vars: str | None) -> str:
@@ -244,7 +271,7 @@ def preview_data(ctx: Context, values: dict[str, Any], lang: str) -> str:
     for name in split_names(d.dataset):
         entry = lookup(catalog, name)
         if entry is None:
-            raise ConfigError([f"unknown dataset {name!r}; known: {', '.join(sorted(catalog))}"])
+            raise ConfigError([Msg("msg_preview_unknown_dataset", name=name, known=", ".join(sorted(catalog)))])
         items, _ = read_dataset(entry, args, cfg.finetune.stage)
         for conv in items:
             if isinstance(conv, str):  # pt: plain text, every token trained
@@ -300,12 +327,13 @@ def read_questions(path: Path) -> list[str]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
-            raise TuneforgeError(f"{path.name}: invalid JSON on line {i}: {e.msg}", "fix the line") from None
+            raise TuneforgeError(Msg("msg_questions_bad_json", file=path.name, line=i, error=e.msg),
+                                 Msg("msg_questions_bad_json_fix")) from None
         users = [m.get("content") for m in row.get("messages") or [] if isinstance(m, dict) and m.get("role") == "user"]
         q = users[-1] if users else row.get("question") or row.get("prompt")
         if not isinstance(q, str) or not q.strip():
-            raise TuneforgeError(f"{path.name}:{i}: no question in this row",
-                                 'use {"question": "…"} or {"messages": [{"role": "user", "content": "…"}]}')
+            raise TuneforgeError(Msg("msg_questions_no_question", file=path.name, line=i),
+                                 Msg("msg_questions_no_question_fix"))
         out.append(q.strip())
     return out
 
@@ -326,12 +354,12 @@ class ChatSession:
 
         model = (model or DEFAULT_MODEL).strip()
         if model.lower() not in ALIASES:
-            model = relative(confine(model, ctx.root, "model"), ctx.root)
+            model = relative(confine(model, ctx.root, Msg("what_model")), ctx.root)
         problem = check_model(model)
         if problem:
             raise TuneforgeError(problem)
         ads = adapters if isinstance(adapters, list) else [a for a in (adapters or "").split(",")]
-        ads = [relative(confine(a, ctx.root, "adapter"), ctx.root) for a in ads if a and a.strip()]
+        ads = [relative(confine(a, ctx.root, Msg("what_adapter")), ctx.root) for a in ads if a and a.strip()]
         from tuneforge.adapters.lora import check_adapter_dir
 
         bad = [p for p in (check_adapter_dir(a) for a in ads) if p]
@@ -372,7 +400,7 @@ class ChatSession:
             yield text
         th.join()
         if "error" in result:
-            raise TuneforgeError(f"generation failed: {result['error']}")
+            raise TuneforgeError(Msg("msg_generation_failed", error=result["error"]))
         yield result["text"]
 
     def reply(self, text: str, tuned_hist: list, base_hist: list, system: str | None, side_by_side: bool,
@@ -414,9 +442,9 @@ class ChatSession:
         self._require(lang)
         qs = [q.strip() for q in (questions or "").splitlines() if q.strip()]
         if qfile and qfile.strip():
-            path = confine(qfile, ctx.root, "questions file")
+            path = confine(qfile, ctx.root, Msg("what_questions_file"))
             if not path.is_file():
-                raise TuneforgeError(f"questions file {qfile!r}: no such file", "one question per line")
+                raise TuneforgeError(Msg("msg_questions_missing", path=qfile), Msg("msg_questions_missing_fix"))
             qs += read_questions(path)
         if not qs:
             raise TuneforgeError(t("msg_no_questions", lang))
@@ -454,8 +482,8 @@ def run_export(ctx: Context, model: str, adapters: list[str] | None, values: dic
     specs = specs_by_name(("export",))
     model = (model or DEFAULT_MODEL).strip()
     if model.lower() not in ALIASES:
-        model = relative(confine(model, ctx.root, "model"), ctx.root)
-    ads = [relative(confine(a, ctx.root, "adapter"), ctx.root) for a in (adapters or []) if a.strip()]
+        model = relative(confine(model, ctx.root, Msg("what_model")), ctx.root)
+    ads = [relative(confine(a, ctx.root, Msg("what_adapter")), ctx.root) for a in (adapters or []) if a.strip()]
     if not ads:
         raise TuneforgeError(t("msg_export_need_adapter", lang))
     args = ["--model_name_or_path", model, "--adapter_name_or_path", ",".join(ads)]

@@ -136,6 +136,7 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
                 texts["command"] = command = gr.Textbox(label=t("command", lang), lines=3, interactive=False,
                                                         elem_id="tf-command", buttons=["copy"])
                 message = gr.HTML(elem_id="tf-message")
+                shown = gr.State(None)  # what `message` shows, re-rendered when the language changes
                 progress = gr.HTML(progress_html(mgr.status(None), lang), elem_id="tf-progress-box")
                 loss = gr.HTML(loss_svg([], lang), elem_id="tf-loss-box")
                 texts["log"] = log_box = gr.Textbox(label=t("log", lang), lines=12, max_lines=12, interactive=False,
@@ -254,61 +255,66 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
                                         [comps["dataset"], comps["model_name_or_path"],
                                          comps["adapter_name_or_path"]])
 
+        def show(result, lang_):
+            """The message box's HTML and its language-free record (see actions.note)."""
+            n = actions.note(result)
+            return actions.note_html(n, lang_), n
+
         def on_preview_data(lang_, *args):
             try:
-                return actions.preview_data(ctx, values_of(args), lang_), ""
+                return actions.preview_data(ctx, values_of(args), lang_), "", None
             except TuneforgeError as e:
-                return "", actions.error_html(e, lang_)
+                return "", *show(e, lang_)
 
-        texts["btn_preview_data"].click(on_preview_data, [lang_radio, *inputs], [data_preview, message])
+        texts["btn_preview_data"].click(on_preview_data, [lang_radio, *inputs], [data_preview, message, shown])
 
         def on_preview_cmd(lang_, *args):
             try:
                 cfg = actions.resolve(ctx, values_of(args))
-                return actions.command(cfg), actions.ok_html(t("msg_command_ok", lang_))
+                return actions.command(cfg), *show(actions.Msg("msg_command_ok"), lang_)
             except TuneforgeError as e:
-                return "", actions.error_html(e, lang_)
+                return "", *show(e, lang_)
 
-        btn_cmd.click(on_preview_cmd, [lang_radio, *inputs], [command, message])
+        btn_cmd.click(on_preview_cmd, [lang_radio, *inputs], [command, message, shown])
 
         def on_save(lang_, path, *args):
             try:
                 where = actions.save_args(ctx, values_of(args), path)
-                return actions.ok_html(t("msg_saved", lang_, path=where))
+                return show(actions.Msg("msg_saved", path=where), lang_)
             except TuneforgeError as e:
-                return actions.error_html(e, lang_)
+                return show(e, lang_)
 
-        btn_save.click(on_save, [lang_radio, args_file, *inputs], message)
+        btn_save.click(on_save, [lang_radio, args_file, *inputs], [message, shown])
 
         def on_load(lang_, path):
             try:
                 values = actions.load_args(ctx, path)
-                return [actions.ok_html(t("msg_loaded", lang_, path=path))] + [
+                return [*show(actions.Msg("msg_loaded", path=path), lang_)] + [
                     actions.widget_update(by_name[n], values.get(n)) for n in names]
             except TuneforgeError as e:
-                return [actions.error_html(e, lang_)] + [gr.update() for _ in names]
+                return [*show(e, lang_)] + [gr.update() for _ in names]
 
-        btn_load.click(on_load, [lang_radio, args_file], [message, *inputs])
+        btn_load.click(on_load, [lang_radio, args_file], [message, shown, *inputs])
 
         def on_start(lang_, current, *args):
             try:
                 cfg = actions.resolve(ctx, values_of(args), for_start=True)
                 job = mgr.start(cfg)
                 return (job.output_dir, actions.command(cfg),
-                        actions.ok_html(t("msg_started", lang_, pid=job.pid, out=job.output_dir)))
+                        *show(actions.Msg("msg_started", pid=job.pid, out=job.output_dir), lang_))
             except TuneforgeError as e:
-                return current, gr.update(), actions.error_html(e, lang_)
+                return current, gr.update(), *show(e, lang_)
 
-        btn_start.click(on_start, [lang_radio, job_dir, *inputs], [job_dir, command, message])
+        btn_start.click(on_start, [lang_radio, job_dir, *inputs], [job_dir, command, message, shown])
 
         def on_abort(lang_, current):
             if current and mgr.abort(Path(current)):
                 st = mgr.status(Path(current))
-                last = st.checkpoints[-1] if st.checkpoints else t("none", lang_)
-                return actions.ok_html(t("msg_aborted", lang_, ckpt=last))
-            return actions.error_html(TuneforgeError(t("msg_no_job", lang_)), lang_)
+                last = st.checkpoints[-1] if st.checkpoints else actions.Msg("none")
+                return show(actions.Msg("msg_aborted", ckpt=last), lang_)
+            return show(TuneforgeError(actions.Msg("msg_no_job")), lang_)
 
-        btn_abort.click(on_abort, [lang_radio, job_dir], message)
+        btn_abort.click(on_abort, [lang_radio, job_dir], [message, shown])
 
         def on_tick(lang_, current):
             st = mgr.status(Path(current) if current else None)
@@ -383,7 +389,7 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
             try:
                 yield from actions.run_export(ctx, model, adapters, dict(zip(export_names, values)), lang_)
             except TuneforgeError as e:
-                yield f"error: {e}"
+                yield t("msg_error", lang_, message=actions.error_text(e, lang_))
 
         btn_export.click(on_export, [lang_radio, export_model, export_adapters,
                                      *[export_comps[n] for n in export_names]], export_log)
@@ -392,8 +398,8 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
         all_specs = {**{n: by_name[n] for n in names}, **specs_by_name(("generate", "export"))}
         field_comps = {**comps, **chat_comps, **export_comps}
 
-        def on_lang(lang_, current):
-            out = []
+        def on_lang(lang_, current, shown_):
+            out = [actions.note_html(shown_, lang_)]
             for key, comp in texts.items():
                 out.append(actions.text_update(comp, t(key, lang_)))
             for n, comp in field_comps.items():
@@ -403,8 +409,8 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
                     gr.update(headers=actions.eval_headers(lang_))]
             return out
 
-        lang_radio.change(on_lang, [lang_radio, job_dir],
-                          [*texts.values(), *field_comps.values(), progress, loss, eval_table])
+        lang_radio.change(on_lang, [lang_radio, job_dir, shown],
+                          [message, *texts.values(), *field_comps.values(), progress, loss, eval_table])
     demo.tf_context = ctx  # for tests and the CLI
     return demo
 

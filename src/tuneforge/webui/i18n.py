@@ -1,12 +1,16 @@
 """English and Chinese text for every label and message of the web UI.
 
-UI strings live in ``STRINGS`` (key → {en, zh}). Form labels and help come from the config schema: English is the
+UI strings live in ``STRINGS`` (key → {en, zh}), registered into the one message catalogue of
+``tuneforge.config.messages``; the UI's own errors are ``Msg`` objects with these ids. Messages produced by the
+configuration checks (parse, validate, preflight) are ``Msg`` objects from that catalogue too, so ``tr(msg, lang)``
+shows every problem in the page's language. Form labels and help come from the config schema: English is the
 schema's own help; ``FIELD_ZH`` holds the Chinese label and help of every field (a test checks none is missing).
-Messages produced by the training core (validation details, logs) name the settings by their flag names and are
-shown as they are.
+The raw training log is shown as the CLI writes it (English); the status line above it is rendered here.
 """
 
 from __future__ import annotations
+
+from tuneforge.config.messages import CATALOG, Msg, register, tr  # noqa: F401  (tr: re-exported for the UI)
 
 LANGS = {"en": "English", "zh": "中文"}
 
@@ -114,7 +118,49 @@ STRINGS: dict[str, dict[str, str]] = {
     "loss_empty": {"en": "The loss curve appears after the first logged step.", "zh": "记录第一步后将显示损失曲线。"},
     "eval_loss": {"en": "evaluation loss", "zh": "验证损失"},
     "step": {"en": "step", "zh": "步"},
+    "eta_format": {"en": "{m}m{s:02d}s", "zh": "{m} 分 {s:02d} 秒"},
+    "eta_unknown": {"en": "?", "zh": "未知"},
+    "msg_error": {"en": "error: {message}", "zh": "错误：{message}"},
+    # errors the UI itself raises (webui/paths.py, runner.py, actions.py)
+    "what_path": {"en": "path", "zh": "路径"},
+    "what_args_file": {"en": "arguments file", "zh": "参数文件"},
+    "what_questions_file": {"en": "questions file", "zh": "问题文件"},
+    "what_model": {"en": "model", "zh": "模型"},
+    "what_adapter": {"en": "adapter", "zh": "适配器"},
+    "msg_path_empty": {"en": "{what} is empty", "zh": "{what}为空"},
+    "msg_path_empty_fix": {"en": "give a path inside {root}", "zh": "请填写 {root} 内的路径"},
+    "msg_path_nul": {"en": "{what} {path!r} contains a NUL byte", "zh": "{what} {path!r} 含有 NUL 字节"},
+    "msg_path_nul_fix": {"en": "type a plain path", "zh": "请输入普通路径"},
+    "msg_path_outside": {"en": "{what} {path!r} is outside the working folder {root}",
+                         "zh": "{what} {path!r} 位于工作目录 {root} 之外"},
+    "msg_path_outside_fix": {"en": "use a path inside {root} (e.g. saves/my-run), or restart with "
+                                   "`tuneforge webui --root <folder>`",
+                             "zh": "请使用 {root} 内的路径（如 saves/my-run），或用 `tuneforge webui --root <目录>` "
+                                   "重新启动"},
+    "msg_job_running": {"en": "a training job (pid {pid}) is already writing to {out}",
+                        "zh": "已有训练任务（进程 {pid}）正在写入 {out}"},
+    "msg_job_running_fix": {"en": "wait for it to finish, abort it, or choose another output_dir",
+                            "zh": "请等待它结束、中止它，或换一个 output_dir"},
+    "msg_run_finished_exists": {"en": "{out} already holds a finished run", "zh": "{out} 中已有一次完成的训练"},
+    "msg_run_finished_exists_fix": {"en": "tick overwrite_output_dir to train again there, or choose another "
+                                          "output_dir",
+                                    "zh": "勾选 overwrite_output_dir 以在此重新训练，或换一个 output_dir"},
+    "msg_preview_unknown_dataset": {"en": "unknown dataset {name!r}; known: {known}",
+                                    "zh": "未知的数据集 {name!r}；已知：{known}"},
+    "msg_questions_missing": {"en": "questions file {path!r}: no such file", "zh": "问题文件 {path!r}：文件不存在"},
+    "msg_questions_missing_fix": {"en": "one question per line", "zh": "每行一个问题"},
+    "msg_questions_bad_json": {"en": "{file}: invalid JSON on line {line}: {error}",
+                               "zh": "{file}：第 {line} 行不是合法的 JSON：{error}"},
+    "msg_questions_bad_json_fix": {"en": "fix the line", "zh": "请修正该行"},
+    "msg_questions_no_question": {"en": "{file}:{line}: no question in this row",
+                                  "zh": "{file}:{line}：这一行没有问题"},
+    "msg_questions_no_question_fix": {"en": 'use {{"question": "…"}} or {{"messages": [{{"role": "user", '
+                                            '"content": "…"}}]}}',
+                                      "zh": '请使用 {{"question": "…"}} 或 {{"messages": [{{"role": "user", '
+                                            '"content": "…"}}]}}'},
+    "msg_generation_failed": {"en": "generation failed: {error}", "zh": "生成失败：{error}"},
 }
+register(STRINGS)
 
 # Chinese label and help for every config field shown in the UI (English comes from the schema itself).
 FIELD_ZH: dict[str, tuple[str, str]] = {
@@ -122,7 +168,7 @@ FIELD_ZH: dict[str, tuple[str, str]] = {
     "model_name_or_path": ("模型", "本地 Hugging Face 模型目录，或别名如 smollm2-135m-instruct（内置模型）。"),
     "adapter_name_or_path": ("继续训练的适配器", "起始适配器目录，可多个（逗号分隔）；训练时最后一个继续训练，其余合并进基座。"),
     "trust_remote_code": ("信任远程代码", "允许运行模型目录中附带的代码。默认关闭。"),
-    "flash_attn": ("注意力实现", "注意力实现方式：auto 在可用时选择 sdpa。"),
+    "flash_attn": ("注意力实现", "注意力实现方式：auto 选择 sdpa，并在 CUDA 上对打包的行使用 PyTorch 的变长 FlashAttention（varlen）。"),
     "enable_liger_kernel": ("Liger 内核", "Liger-Kernel 融合算子（CUDA）。默认：已安装且支持该架构时开启。"),
     "quantization_bit": ("量化位数", "以 4 或 8 位量化加载冻结的基座权重（QLoRA，需要 bitsandbytes）。"),
     "quantization_method": ("量化后端", "量化后端：bnb（bitsandbytes）。"),
@@ -238,12 +284,10 @@ FIELD_ZH: dict[str, tuple[str, str]] = {
 
 
 def t(key: str, lang: str, **kw) -> str:
-    """The text for ``key`` in ``lang`` (English if the language is unknown)."""
-    entry = STRINGS.get(key)
-    if entry is None:  # a section of a schema group added later: show its name rather than fail
+    """The text for ``key`` in ``lang`` (English if the language is unknown); Msg params render in ``lang`` too."""
+    if key not in CATALOG:  # a section of a schema group added later: show its name rather than fail
         return key.removeprefix("sec_").replace("_", " ")
-    text = entry.get(lang) or entry["en"]
-    return text.format(**kw) if kw else text
+    return Msg(key, **kw).render(lang)
 
 
 def field_label(name: str, lang: str) -> str:

@@ -5,29 +5,30 @@ from __future__ import annotations
 from pathlib import Path
 
 from tuneforge.errors import TuneforgeError
+from tuneforge.webui.i18n import Msg  # the UI's messages are registered there
 
 
-def confine(text: str, root: Path, what: str = "path") -> Path:
+def confine(text: str, root: Path, what: str | Msg | None = None) -> Path:
     """``text`` resolved inside ``root`` (relative paths are relative to it); anything outside is refused.
 
     Symlinks are resolved before the check, so a link pointing out of the root is refused too.
     """
     root = Path(root).resolve()
+    what = what if what is not None else Msg("what_path")  # a setting's name, or a Msg naming the thing
     raw = (text or "").strip()
     if not raw:
-        raise TuneforgeError(f"{what} is empty", f"give a path inside {root}")
+        raise TuneforgeError(Msg("msg_path_empty", what=what), Msg("msg_path_empty_fix", root=root))
     if "\x00" in raw:
-        raise TuneforgeError(f"{what} {raw!r} contains a NUL byte", "type a plain path")
+        raise TuneforgeError(Msg("msg_path_nul", what=what, path=raw), Msg("msg_path_nul_fix"))
     p = Path(raw).expanduser()
     full = (p if p.is_absolute() else root / p).resolve()
     if full != root and root not in full.parents:
-        raise TuneforgeError(f"{what} {raw!r} is outside the working folder {root}",
-                             f"use a path inside {root} (e.g. saves/my-run), or restart with "
-                             f"`tuneforge webui --root <folder>`")
+        raise TuneforgeError(Msg("msg_path_outside", what=what, path=raw, root=root),
+                             Msg("msg_path_outside_fix", root=root))
     return full
 
 
-def confine_list(text: str, root: Path, what: str) -> list[Path]:
+def confine_list(text: str, root: Path, what: str | Msg) -> list[Path]:
     return [confine(part, root, what) for part in (text or "").split(",") if part.strip()]
 
 

@@ -19,7 +19,7 @@ def progress_html(st: Status, lang: str) -> str:
     if st.tokens_per_s is not None:
         parts.append(t("progress_speed", lang, tps=f"{st.tokens_per_s:.0f}"))
     if st.state == "running":
-        parts.append(t("progress_eta", lang, eta=fmt_eta(st.eta_s)))
+        parts.append(t("progress_eta", lang, eta=fmt_eta(st.eta_s, lang)))
     if st.checkpoints:
         parts.append(t("progress_ckpt", lang, name=st.checkpoints[-1]))
     text = " · ".join(parts)

@@ -27,6 +27,7 @@ from tuneforge.errors import TuneforgeError
 from tuneforge.train.checkpoint import list_checkpoints
 from tuneforge.train.metrics import METRICS
 from tuneforge.train.run_dir import CONFIG, SUMMARY
+from tuneforge.webui.i18n import Msg, t
 
 LOCK = ".webui-job.json"
 LOG = "train.log"
@@ -98,8 +99,7 @@ class RunManager:
         with self._lock:
             job = self.find(out)
             if job is not None and job.running():
-                raise TuneforgeError(f"a training job (pid {job.pid}) is already writing to {out}",
-                                     "wait for it to finish, abort it, or choose another output_dir")
+                raise TuneforgeError(Msg("msg_job_running", pid=job.pid, out=out), Msg("msg_job_running_fix"))
             out.mkdir(parents=True, exist_ok=True)
             cfg_path = out / CONFIG
             cfg_path.write_text(cfg.to_yaml(), encoding="utf-8")
@@ -271,8 +271,8 @@ def _json(path: Path) -> dict:
         return {}
 
 
-def fmt_eta(seconds: float | None) -> str:
+def fmt_eta(seconds: float | None, lang: str = "en") -> str:
     if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
-        return "?"
+        return t("eta_unknown", lang)
     s = int(seconds)
-    return f"{s // 60}m{s % 60:02d}s"
+    return t("eta_format", lang, m=s // 60, s=s % 60)

@@ -12,6 +12,7 @@ import shlex
 from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
+from tuneforge.config.messages import Msg
 from tuneforge.config.parse import Config, _type_of, build_config
 from tuneforge.config.schema import GROUPS
 from tuneforge.config.validate import FREEZE_ONLY, LORA_ONLY, PROMPT_METHODS, PROMPT_ONLY
@@ -182,9 +183,9 @@ def preview_command(cfg: Config) -> str:
     return shlex.join(["tuneforge", "train", *command_args(cfg)])
 
 
-def check_mapping_text(text: str) -> str | None:
+def check_mapping_text(text: str) -> Msg | None:
     """A key=value list that the command line can carry unchanged; None if fine."""
     for part in (text or "").split(","):
         if part.strip() and "=" not in part:
-            return f"dataset_vars: expected key=value pairs separated by commas, got {part.strip()!r}"
+            return Msg("key_problem", key="dataset_vars", problem=Msg("expect_pairs", got=part.strip()))
     return None
