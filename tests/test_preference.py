@@ -12,7 +12,7 @@ from tuneforge.data import templates
 from tuneforge.data.build import build_data
 from tuneforge.errors import ConfigError, DataError, ModelError
 from tuneforge.recipes import run
-from tuneforge.train.ppo import gae, ppo_losses, response_mask, token_rewards
+from tuneforge.train.ppo import AdaptiveKL, gae, policy_forward, ppo_losses, response_mask, token_rewards
 from tuneforge.train.preference import (PreferenceObjective, collate_pairs, dpo_family_loss, kto_loss,
                                         pairwise_reward_loss, sequence_logps)
 
@@ -168,6 +168,36 @@ def test_ppo_pieces_match_hand_computed_values():
     assert s["pg_loss"] == pytest.approx((-1.2 + 1.0) / 2) and s["clip_fraction"] == pytest.approx(0.5)
 
 
+def test_adaptive_kl_controller_moves_by_the_rollouts_per_step_over_the_horizon():
+    ctl = AdaptiveKL(0.1, target=4.0, horizon=8)
+    ctl.update(kl=8.0, n=8)  # error clipped to +0.2; n / horizon = 1
+    assert ctl.value == pytest.approx(0.12)
+    ctl.update(kl=3.0, n=4)  # error -0.25 → -0.2; n / horizon = 0.5
+    assert ctl.value == pytest.approx(0.12 * 0.9)
+    slow = AdaptiveKL(0.1, target=4.0)  # TRL's horizon of 10,000 rollouts: 8 rollouts barely move it
+    slow.update(kl=100.0, n=8)
+    assert slow.value == pytest.approx(0.1 * (1 + 0.2 * 8 / 10000))
+    fixed = AdaptiveKL(0.1, target=0.0, horizon=8)
+    fixed.update(kl=100.0, n=8)
+    restored = AdaptiveKL(0.5, 4.0, 8)
+    restored.load_state_dict(ctl.state_dict())
+    assert fixed.value == 0.1 and restored.value == ctl.value
+
+
+def test_rollout_log_probs_are_those_of_the_tempered_distribution(tiny_model):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    ids, mask = torch.tensor([[3, 4, 5, 6, 7]]), torch.ones(1, 5, dtype=torch.long)
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[:, 1:-1].float()
+        lp, _ = policy_forward(model, ids, mask, 2, temperature=0.5)
+        full, _ = policy_forward(model, ids, mask, 2, full=True)
+    expected = torch.log_softmax(logits / 0.5, -1).gather(-1, ids[:, 2:, None]).squeeze(-1)
+    assert torch.allclose(lp, expected, atol=1e-5) and full.shape == (1, 3, logits.shape[-1])
+    assert torch.allclose(full.exp().sum(-1), torch.ones(1, 3), atol=1e-4)
+
+
 # ---- log-probs and the reference ---------------------------------------------------------------------------------
 
 def test_sequence_logps_and_reference_is_the_base_with_the_adapter_off(tiny_model, tiny_tokenizer, pref_dir):
@@ -214,6 +244,9 @@ def test_unknown_pref_loss_lists_choices():
 @pytest.mark.parametrize("kw, needles", [
     ({"stage": "ppo"}, ["--stage ppo needs a reward model", "--reward_model"]),
     ({"stage": "ppo", "reward_model": "REWARD"}, ["no value_head.safetensors", "--stage rm"]),
+    ({"stage": "ppo", "ppo_kl_horizon": 0, "ppo_target": -1}, ["ppo_kl_horizon must be ≥ 1",
+                                                               "ppo_target must be ≥ 0",
+                                                               "--stage ppo needs a reward model"]),
     ({"stage": "sft", "pref_beta": 0.5}, ["pref_beta only apply to --stage dpo / kto"]),
     ({"stage": "dpo", "pref_loss": "ipo", "dpo_label_smoothing": 0.1}, ["applies to pref_loss sigmoid only"]),
     ({"stage": "dpo", "pref_beta": 0}, ["pref_beta must be > 0"]),
@@ -313,3 +346,35 @@ def test_qlora_dpo_and_rm_on_a_4bit_base(pref_dir, tmp_path, tmp_path_factory):
     assert res.summary["completed"] and rows[-1]["rewards/margins"] > rows[0]["rewards/margins"]
     res = train(wide, pref_dir, tmp_path / "qrm", stage="rm", quantization_bit=4, max_steps=3, val_size=2)
     assert (tmp_path / "qrm" / "value_head.safetensors").is_file() and "eval_accuracy" in res.summary
+
+
+def test_ppo_evaluates_held_out_prompts_and_resumes_from_a_checkpoint(tiny_model, pref_dir, tmp_path):
+    """A PPO checkpoint holds everything the next step depends on (adapter, value head, optimiser, KL coefficient,
+    score statistics, data order, RNG): a run resumed from checkpoint-2 logs the same steps 3-4 as the run that
+    wrote it. Held-out prompts are scored before training (the policy is the reference there: KL exactly 0)."""
+    from safetensors.torch import load_file
+
+    rm = tmp_path / "rm"
+    train(tiny_model, pref_dir, rm, stage="rm", max_steps=4, finetuning_type="freeze")
+    kw = dict(stage="ppo", reward_model=str(rm), max_steps=4, max_new_tokens=6, ppo_epochs=2, ppo_score_norm=True,
+              ppo_target=0.01, ppo_kl_horizon=4, val_size=2, per_device_eval_batch_size=2)
+    a = tmp_path / "a"
+    res = train(tiny_model, pref_dir, a, save_steps=2, **kw)
+    rows = metrics(a)
+    assert rows[0]["step"] == 0 and rows[0]["eval_kl"] == pytest.approx(0, abs=1e-5) and "reward" not in rows[0]
+    assert [r["step"] for r in rows] == [0, 1, 2, 3, 4] and all("eval_reward" in r for r in rows)
+    assert rows[-1]["eval_kl"] > 0 and res.summary["eval_reward_start"] == rows[0]["eval_reward"]
+    ck = a / "checkpoint-2"
+    state = json.loads((ck / "trainer_state.json").read_text())
+    assert state["step"] == 2 and {"kl_ctl", "moments", "order", "cursor", "order_rng"} <= set(state)
+    assert any(k.startswith("v_head.") for k in load_file(ck / "trainable.safetensors"))
+    assert not (a / "checkpoint-4").exists() and (a / "ppo_reward.png").is_file()
+    assert rows[3]["kl_coef"] < 0.05  # the controller moved (KL below target): resuming must restore it
+
+    b = tmp_path / "b"
+    res_b = train(tiny_model, pref_dir, b, save_steps=2, resume_from_checkpoint=str(ck), **kw)
+    resumed = metrics(b)
+    assert [r["step"] for r in resumed] == [3, 4] and res_b.summary["resumed_from"] == str(ck)
+    for mine, theirs in zip(resumed, rows[3:]):
+        for key in ("reward", "kl", "kl_coef", "loss", "value_loss", "eval_reward", "eval_kl"):
+            assert mine[key] == pytest.approx(theirs[key], rel=1e-4, abs=1e-5), (key, mine, theirs)

@@ -155,7 +155,11 @@ class FinetuneArgs:
     ppo_epochs: int = opt(4, "ppo: optimisation passes over each batch of rollouts.")
     ppo_buffer_size: int = opt(1, "ppo: rollout batches collected (each per_device_train_batch_size prompts) "
                                   "before the optimisation passes.")
-    ppo_target: float = opt(6.0, "ppo: target KL for the adaptive KL-penalty coefficient.")
+    ppo_target: float = opt(6.0, "ppo: target KL (nats per reply) for the adaptive KL-penalty coefficient; 0 keeps "
+                                 "ppo_kl_coef fixed.")
+    ppo_kl_horizon: int = opt(10000, "ppo: horizon of the adaptive KL controller, in rollouts: each step moves the "
+                                     "coefficient by up to ±20% × (rollouts per step) / horizon. 10,000 (TRL, "
+                                     "LLaMA-Factory) suits long runs; a short run needs about its rollouts per step.")
     ppo_kl_coef: float = opt(0.05, "ppo: initial coefficient of the per-token KL penalty to the reference.")
     ppo_score_norm: bool = opt(False, "ppo: normalise reward-model scores with their running mean and std.")
     ppo_whiten_rewards: bool = opt(False, "ppo: whiten the per-token rewards of each rollout batch.")

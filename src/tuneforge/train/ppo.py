@@ -29,6 +29,7 @@ class Rollout:
     scores: torch.Tensor  # (B,) reward-model scores (after normalisation)
     raw_scores: torch.Tensor  # (B,)
     responses: list[str]
+    temperature: float = 1.0  # the sampling temperature: log-probs are those of the distribution sampled from
 
 
 def rollout_generation_kwargs(g, stop_ids: list[int], pad_id: int) -> dict:
@@ -67,16 +68,20 @@ def response_mask(tokens: torch.Tensor, stop_ids: list[int]) -> torch.Tensor:
     return (~after).float()
 
 
-def policy_forward(model, input_ids, attention_mask, prompt_len: int, head=None):
+def policy_forward(model, input_ids, attention_mask, prompt_len: int, head=None, full: bool = False,
+                   temperature: float = 1.0):
     """(log-probs of the response tokens, values before each response token or None); only response positions
-    go through the LM head."""
+    go through the LM head. ``full``: the whole log-distribution at each response position, (B, T, V).
+    ``temperature``: log-probs of the tempered distribution rollouts were sampled from (as TRL does), so the
+    ratio and the KL refer to the policy that acted."""
     base = _base(model)
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                                 use_cache=False).last_hidden_state[:, prompt_len - 1:-1]
     logits = base.get_output_embeddings()(hidden).float()
-    targets = input_ids[:, prompt_len:]
-    logprobs = torch.log_softmax(logits, -1).gather(-1, targets[..., None]).squeeze(-1)
+    logprobs = torch.log_softmax(logits / temperature if temperature != 1.0 else logits, -1)
+    if not full:
+        logprobs = logprobs.gather(-1, input_ids[:, prompt_len:, None]).squeeze(-1)
     values = head(hidden) if head is not None else None
     return logprobs, values
 
@@ -131,15 +136,55 @@ def ppo_losses(logprobs, old_logprobs, values, old_values, advantages, returns, 
                   "approx_kl": float((0.5 * ((logprobs.detach() - old_logprobs) ** 2) * mask).sum() / n)}
 
 
+def ppo_update(policy, buffer: list[Rollout], kl_coef: float, ft, accelerator, optimizer, params,
+               max_grad_norm: float) -> tuple[dict[str, float], float, float]:
+    """Rewards with the KL penalty, GAE advantages (whitened), then ppo_epochs passes over the buffer, one optimiser
+    step per pass. Returns (loss statistics averaged over the passes, mean KL per reply, last gradient norm)."""
+    prepared = []
+    for r in buffer:
+        rewards, _ = token_rewards(r.scores, r.logprobs, r.ref_logprobs, r.mask, kl_coef)
+        if ft.ppo_whiten_rewards:
+            rewards = whiten(rewards, r.mask, shift_mean=False)
+        adv, returns = gae(rewards, r.values, r.mask, ft.ppo_gamma, ft.ppo_lam)
+        prepared.append((r, whiten(adv, r.mask), returns))
+    stats: dict[str, float] = {}
+    grad_norm = 0.0
+    for _ in range(ft.ppo_epochs):
+        for r, adv, returns in prepared:
+            logprobs, values = policy_forward(policy, r.input_ids, r.attention_mask, r.prompt_len, policy.v_head,
+                                              temperature=r.temperature)
+            loss, s = ppo_losses(logprobs, r.logprobs, values, r.values, adv, returns, r.mask, ft.ppo_cliprange,
+                                 ft.ppo_vf_coef)
+            accelerator.backward(loss / len(prepared))
+            for k, v in s.items():
+                stats[k] = stats.get(k, 0.0) + v / (ft.ppo_epochs * len(prepared))
+        grad_norm = float(accelerator.clip_grad_norm_(params, max_grad_norm or float("inf")))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    mean_kl = float(torch.stack([((r.logprobs - r.ref_logprobs) * r.mask).sum(1).mean() for r in buffer]).mean())
+    return stats, mean_kl, grad_norm
+
+
 class AdaptiveKL:
-    """Ziegler et al. (2019): move the KL coefficient so the observed KL tracks ``target``."""
+    """Ziegler et al. (2019): move the KL coefficient so the observed KL tracks ``target``. Each update multiplies
+    the coefficient by 1 + e·n/horizon, e = clip(KL/target − 1, ±0.2), n = rollouts in the step: with TRL's and
+    LLaMA-Factory's horizon of 10,000 rollouts the coefficient barely moves in a run of a few hundred rollouts, so
+    short runs need a horizon near the rollouts per step (ppo_kl_horizon)."""
 
     def __init__(self, init: float, target: float, horizon: int = 10000):
         self.value, self.target, self.horizon = init, target, horizon
 
     def update(self, kl: float, n: int) -> None:
+        if self.target <= 0:  # fixed coefficient
+            return
         error = max(-0.2, min(0.2, kl / self.target - 1))
         self.value *= 1 + error * n / self.horizon
+
+    def state_dict(self) -> dict:
+        return {"value": self.value}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.value = state["value"]
 
 
 class RunningMoments:
@@ -158,24 +203,36 @@ class RunningMoments:
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / math.sqrt(self.var + 1e-8)
 
+    def state_dict(self) -> dict:
+        return {"mean": self.mean, "var": self.var, "count": self.count}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.mean, self.var, self.count = state["mean"], state["var"], state["count"]
+
 
 def plot_rewards(out: Path, metrics_file: str = "metrics.jsonl") -> Path | None:
-    """ppo_reward.png: mean reward and KL per step."""
+    """ppo_reward.png: mean reward (of the sampled rollouts and, where evaluated, of the greedy replies to the
+    held-out prompts) and KL to the reference per step."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = [json.loads(x) for x in (out / metrics_file).read_text().splitlines() if x.strip()]
-    rows = [r for r in rows if "reward" in r]
-    if not rows:
+    train = [r for r in rows if "reward" in r]
+    held = [r for r in rows if "eval_reward" in r]
+    if not train and not held:
         return None
-    steps = [r["step"] for r in rows]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
-    a.plot(steps, [r["reward"] for r in rows], color="#08519c", marker="o")
-    a.set_xlabel("step"), a.set_ylabel("mean reward-model score"), a.grid(alpha=0.3)
-    b.plot(steps, [r["kl"] for r in rows], color="#a50f15", marker="o")
-    b.set_xlabel("step"), b.set_ylabel("KL to reference (per response)"), b.grid(alpha=0.3)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
+    curves = ((a, "reward", "rollouts (sampled)", "#9ecae1"), (a, "eval_reward", "held-out prompts (greedy)",
+              "#08519c"), (b, "kl", "rollouts (sampled)", "#fc9272"), (b, "eval_kl", "held-out prompts (greedy)",
+              "#a50f15"))
+    for ax, key, label, color in curves:
+        pts = [(r["step"], r[key]) for r in rows if key in r]
+        if pts:
+            ax.plot(*zip(*pts), color=color, marker="o", label=label)
+    a.set_xlabel("step"), a.set_ylabel("mean reward-model score"), a.grid(alpha=0.3), a.legend()
+    b.set_xlabel("step"), b.set_ylabel("KL to the reference (nats per reply)"), b.grid(alpha=0.3), b.legend()
     fig.suptitle(f"PPO on {out.name}")
     fig.tight_layout()
     path = out / "ppo_reward.png"
