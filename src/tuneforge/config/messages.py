@@ -8,9 +8,10 @@ message can carry a translated reason or fix, and a :class:`Lines` param (a list
 item.
 
 This module holds the messages of configuration checking (parse, validate, and the preflight checks of the model,
-template, adapters and datasets), of reading dataset rows (data/readers.py, convert.py, schema.py, build.py) and of
-loading models and adapters (models/load.py, adapters/lora.py). The web UI adds its own texts with :func:`register` (``webui/i18n.py``).
-A test renders every message of ``validate.py`` in both languages.
+template, adapters and datasets), of reading datasets (data/readers.py, convert.py, schema.py, build.py,
+encode.py) and of loading and exporting models and adapters (models/load.py, adapters/lora.py, recipes/export.py).
+The web UI adds its own texts with :func:`register` (``webui/i18n.py``). Tests render every message of
+``validate.py`` and of the data modules in both languages.
 """
 
 from __future__ import annotations
