@@ -272,3 +272,155 @@ def test_a_bad_config_in_chinese_names_the_problem_and_the_value(tmp_path):
     zh = tr(e.value.problems[0], "zh")
     assert "'lorra'" in zh and "不是可选值之一" in zh and "lora" in zh
     assert str(e.value.problems[0]).startswith("finetuning_type: 'lorra' is not one of: full, freeze, lora")
+
+
+# ---- the data modules: every bad file, row and dataset message, reached from real bad data ------------------------
+
+DATA_MODULES = ("readers", "convert", "schema", "build", "encode")  # encode.py: the reasons a sample is dropped
+
+
+def _data_problems(tmp_path: Path, tok, monkeypatch) -> list:
+    """Every error the data modules can give, each produced by a bad file, row or dataset (and its hint)."""
+    from tuneforge.data import templates
+    from tuneforge.data.build import build_data
+    from tuneforge.data.readers import read_rows
+    from tuneforge.data.schema import Conversation, Message, check_order
+    from tuneforge.errors import DataError
+
+    out: list = []
+
+    def catch(fn):
+        with pytest.raises(DataError) as e:
+            fn()
+        out.extend([e.value.message, e.value.hint])
+
+    def write(name: str, rows=None, text=None, **entry) -> str:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "rows.jsonl").write_text(text if text is not None else
+                                      "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
+        (d / "dataset_info.json").write_text(json.dumps({name: {"file_name": "rows.jsonl", **entry}}))
+        return str(d)
+
+    def build(name: str, stage: str, rows=None, entry=None, **args):
+        cfg = build_config({"dataset": name, "dataset_dir": write(name, rows, **(entry or {})), **args})
+        return build_data(cfg.data, stage, tok, templates.install(tok, "auto"), seed=0)
+
+    user = lambda c: {"role": "user", "content": c}  # noqa: E731
+    bot = lambda c: {"role": "assistant", "content": c}  # noqa: E731
+    human = lambda c: {"from": "human", "value": c}  # noqa: E731
+    call = lambda c: {"from": "function_call", "value": c}  # noqa: E731
+    sft_rows = [
+        {"instruction": "{{author}} q", "output": "a"}, {"instruction": 5, "output": "a"},
+        {"instruction": "q", "output": "a", "tools": "{bad"},
+        {"instruction": "q", "output": "a", "tools": 5}, {"conversations": [human("q"), call("{bad")]},
+        {"conversations": [human("q"), call("[1]")]},
+        {"conversations": [human("q"), call('{"name": "f", "arguments": "{bad"}')]},
+        {"instruction": "q"}, {"instruction": " ", "output": "a"}, {"instruction": "q", "output": "a", "history": [1]},
+        {"conversations": []}, {"conversations": [{"value": "q"}]}, {"conversations": [{"from": "bot", "value": "q"}]},
+        {"conversations": [human("q"), {"from": "system", "value": "s"}]}, {"messages": [user(5), bot("a")]},
+        {"messages": [user("q"), user("q"), bot("a")]}, {"messages": [user("q"), {"role": "tool", "content": "r"}]},
+        {"messages": [bot("a")]}, {"messages": [user("q"), bot("a"), bot("b")]}, {"messages": [user("q"), bot(" ")]},
+    ] + [{"instruction": "q"}] * 3  # more than the 20 listed: "… and N more"
+    catch(lambda: build("sft_bad", "sft", sft_rows, {"vars": {"name": "Aster"}}))
+    catch(lambda: build("pref_bad", "dpo", [
+        {"instruction": "q", "chosen": "a"}, {"instruction": "q", "rejected": "a"},
+        {"instruction": "q", "chosen": "a", "rejected": "a"}, {"instruction": "q", "chosen": " ", "rejected": "b"},
+        {"conversations": [human("q"), {"from": "gpt", "value": "a"}], "chosen": {"from": "gpt", "value": "x"},
+         "rejected": {"from": "gpt", "value": "y"}}], {"ranking": True}))
+    catch(lambda: build("kto_bad", "kto", [{"instruction": "q", "output": "a"},
+                                            {"instruction": "q", "output": "a", "kto_tag": "maybe"}]))
+    catch(lambda: build("pt_bad", "pt", [{"text": ""}]))
+    catch(lambda: build("is_pref", "sft", [{"instruction": "q", "chosen": "a", "rejected": "b"}], {"ranking": True}))
+    catch(lambda: build("not_pref", "dpo", [{"instruction": "q", "output": "a"}]))
+    catch(lambda: build("identity_x", "sft", [{"instruction": "q", "output": "a"}], dataset="nope"))
+    catch(lambda: build("evals", "sft", [{"instruction": "q", "output": "a"}], eval_dataset="nope"))
+    catch(lambda: build("val", "sft", [{"instruction": "q", "output": "a"}] * 2, val_size=5))
+    catch(lambda: build("long", "sft", [{"instruction": "word " * 50, "output": "a"}], cutoff_len=8))
+    # files
+    for name, text in [("a.json", "[\n{\"a\": 1},\n{\"a\": }\n]"), ("b.json", '{"a": 1}'), ("c.json", '[{"a": 1}'),
+                       ("d.json", "[1]"), ("e.jsonl", '{"a": 1}\n{bad\n'), ("f.jsonl", "[1]\n"), ("g.txt", "x")]:
+        (tmp_path / name).write_text(text)
+        catch(lambda: list(read_rows(tmp_path / name)))
+    (tmp_path / "empty").mkdir()
+    catch(lambda: list(read_rows(tmp_path / "empty")))
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow
+
+    pq.write_table(pyarrow.table({"instruction": ["q"]}), tmp_path / "p.parquet")
+    (where, _), = read_rows(tmp_path / "p.parquet")
+    out.append(where)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    catch(lambda: list(read_rows(tmp_path / "p.parquet")))
+    # turn orders the converters cannot produce (schema.check_order is also used on hand-built conversations)
+    out += [check_order(Conversation([])), check_order(Conversation([Message("user", "q"), Message("system", "s")])),
+            check_order(Conversation([Message("user", "q"), Message("robot", "x")])),
+            check_order(Conversation([Message("user", "q")]))]
+    return out
+
+
+def test_every_data_message_is_reached_from_bad_data_and_has_chinese(tmp_path, tiny_tokenizer, monkeypatch):
+    """Each ``Msg(…)`` written in data/readers.py, convert.py, schema.py, build.py and encode.py is produced by some
+    bad file, row or dataset above, and renders in Chinese with its values (nested row problems included)."""
+    from tuneforge.config.messages import Lines
+
+    def recording_msg(msg_id, /, **params):
+        m = Msg(msg_id, **params)
+        frame = sys._getframe(1)
+        m.site = (Path(frame.f_code.co_filename).stem, frame.f_lineno)
+        return m
+
+    import importlib
+
+    for name in DATA_MODULES:
+        monkeypatch.setattr(importlib.import_module(f"tuneforge.data.{name}"), "Msg", recording_msg)
+    problems = _data_problems(tmp_path, tiny_tokenizer, monkeypatch)
+
+    def nested(m) -> list:
+        if isinstance(m, Lines):
+            return [x for item in m for x in nested(item)]
+        if not isinstance(m, Msg):
+            return []
+        return [m, *(x for v in m.params.values() for x in nested(v))]
+
+    every = [x for p in problems for x in nested(p)]
+    reached = {getattr(m, "site", None) for m in every}
+    sites = {(name, line): src for name in DATA_MODULES if name != "encode"
+             for line, src in message_sites(SRC / "data" / f"{name}.py").items()}
+    assert len(sites) >= 60
+    missed = {site: src for site, src in sites.items() if site not in reached}
+    assert not missed, f"data error paths that no bad data reached: {missed}"
+    for m in {(m.id, str(m)): m for m in every}.values():
+        zh = m.render("zh")
+        assert m.render("en") == str(m) and CJK.search(zh), (m.id, zh)
+        for value in m.params.values():
+            if isinstance(value, (Msg, Lines)):
+                assert value.render("zh") in zh, (m.id, zh)
+            elif value not in ("", None):
+                assert str(value) in zh or repr(value) in zh, (m.id, value, zh)
+    # the "N bad rows" summary lists each row's problem in Chinese, with its file and line
+    summary = next(p for p in problems if isinstance(p, Msg) and p.id == "data_bad_rows" and "sft_bad" in str(p))
+    zh = summary.render("zh")
+    assert "23 行有问题" in zh and "rows.jsonl:8：该行没有 'output'（要学习的回复）" in zh, zh
+    assert "……另有 3 行" in zh and "rows.jsonl:2: instruction must be text, got int" in str(summary)
+    # encode.py's drop reasons (the sweep reaches one: a prompt longer than cutoff_len) are all catalogued
+    assert "drop_prompt_too_long" in {m.id for m in every}
+    assert ids_used_in(SRC / "data" / "encode.py") <= set(CATALOG)
+
+
+def test_data_messages_are_catalogued():
+    """No plain or f-string error text left in the data modules: each raise and each row problem is a Msg."""
+    bad = []
+    for name in DATA_MODULES:
+        for node in ast.walk(ast.parse((SRC / "data" / f"{name}.py").read_text(encoding="utf-8"))):
+            args = []
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("DataError", "RowError"):
+                args = node.args
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                    node.func.attr == "append" and getattr(node.func.value, "id", None) == "problems":
+                args = node.args
+            elif isinstance(node, ast.Return) and isinstance(node.value, (ast.Constant, ast.JoinedStr)) and \
+                    isinstance(getattr(node.value, "value", ""), str) and name == "schema":
+                args = [node.value]
+            bad += [f"{name}.py:{node.lineno}" for a in args if isinstance(a, (ast.Constant, ast.JoinedStr))]
+    assert not bad, bad

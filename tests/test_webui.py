@@ -383,3 +383,99 @@ def test_questions_file_lines_and_jsonl(tmp_path):
     f.write_text('{"messages": []}\n')
     with pytest.raises(TuneforgeError, match="q.txt:1: no question"):
         read_questions(f)
+
+
+# ---- 中文 beyond the Train form: data rows, model loading, chat/eval status, the CLI subprocesses ------------------
+
+def test_a_bad_dataset_row_in_the_data_preview_is_shown_in_chinese(tmp_path, tiny_model, monkeypatch):
+    """The Train tab's data preview on a real dataset with bad rows: the page's message is Chinese, row by row."""
+    import shutil
+
+    from tuneforge.webui import actions
+
+    shutil.copytree(tiny_model, tmp_path / "model")
+    monkeypatch.chdir(tmp_path)  # the UI runs in its working folder
+    (tmp_path / "data").mkdir()
+    rows = [{"instruction": "Hi", "output": "Hello"}, {"instruction": "Who are you?"},
+            {"messages": [{"role": "assistant", "content": "first"}]}]
+    (tmp_path / "data" / "mine.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (tmp_path / "data" / "dataset_info.json").write_text(json.dumps({"mine": {"file_name": "mine.jsonl"}}))
+    ctx = actions.Context(tmp_path, RunManager(tmp_path))
+    values = {"model_name_or_path": "model", "dataset_dir": "data", "dataset": ["mine"], "output_dir": "saves/x"}
+    with pytest.raises(TuneforgeError) as e:
+        actions.preview_data(ctx, values, "zh")
+    shown = actions.note(e.value)  # what on_preview_data keeps for a language switch
+    zh, en = actions.note_html(shown, "zh"), actions.note_html(shown, "en")
+    assert "数据集 &#x27;mine&#x27;：2 行有问题" in zh, zh
+    assert "mine.jsonl:2：该行没有 &#x27;output&#x27;（要学习的回复）" in zh
+    assert "mine.jsonl:3：第 1 条消息是位于开头的助手轮次" in zh and "请修正这些行（尚未进行任何训练）" in zh
+    assert "2 bad row(s)" in en and "row has no &#x27;output&#x27; (the reply to learn)" in en and "行" not in en
+    # the same dataset without the bad rows previews fine (the error came from the rows, not the setup)
+    (tmp_path / "data" / "mine.jsonl").write_text(json.dumps(rows[0]) + "\n")
+    assert "tf-preview" in actions.preview_data(ctx, values, "zh")
+
+
+def test_chat_and_eval_messages_are_language_free_and_render_in_both(tmp_path, monkeypatch):
+    """Load/reply/evaluate report Msgs (kept in a gr.State and re-rendered on a language switch), and a model that
+    cannot be loaded is explained in 中文."""
+    from tuneforge.models.load import resolve_model_path
+    from tuneforge.webui import actions
+
+    monkeypatch.chdir(tmp_path)
+    ctx = actions.Context(tmp_path, RunManager(tmp_path))
+    with pytest.raises(TuneforgeError) as e:
+        next(ctx.chat.reply("hi", [], [], None, False, {}, "zh"))
+    shown = actions.note(e.value)
+    assert "尚未加载模型" in actions.note_html(shown, "zh") and "No model loaded" in actions.note_html(shown, "en")
+    with pytest.raises(TuneforgeError) as e:
+        ctx.chat.evaluate(ctx, "", None, "", None, {}, "en")
+    assert "尚未加载模型" in actions.note_html(actions.note(e.value), "zh")
+    (tmp_path / "no-adapter").mkdir()
+    with pytest.raises(ConfigError) as e:
+        ctx.chat.load(ctx, "smollm2-135m-instruct", ["no-adapter"], "auto", False, "zh")
+    zh = actions.note_html(actions.note(e.value), "zh")
+    assert "no-adapter" in zh and "adapter_config.json" in zh and "适配器" in zh, zh
+    with pytest.raises(TuneforgeError) as e:
+        resolve_model_path(str(tmp_path / "no-adapter"))  # what ChatEngine raises for a folder that is no model
+    zh = actions.error_text(e.value, "zh")
+    assert "中没有 config.json" in zh and "请检查 model_name_or_path" in zh, zh
+    ok = actions.note(actions.Msg("msg_model_loaded", model="m", adapters=actions.Msg("none")))
+    assert "已加载 m，适配器：" in actions.note_html(ok, "zh") and "Loaded m with adapters:" in actions.note_html(ok, "en")
+
+
+def test_the_cli_speaks_the_language_the_ui_runs_it_in(monkeypatch, capsys):
+    """Training and export run as CLI subprocesses with TUNEFORGE_LANG set to the page's language; their errors (the
+    log tail, the export log) come out in it. Without it the CLI stays English."""
+    from tuneforge.cli import main
+
+    argv = ["train", "--model_name_or_path", "smollm2-135m-instruct", "--dataset", "identity", "--output_dir", "o",
+            "--learning_rate", "-0.001"]
+    assert main(argv) == 2
+    en = capsys.readouterr().err
+    assert "learning_rate must be > 0, got -0.001" in en and "当前" not in en
+    monkeypatch.setenv("TUNEFORGE_LANG", "zh")
+    assert main(argv) == 2
+    zh = capsys.readouterr().err
+    assert zh.startswith("错误：") and "learning_rate 必须 > 0，当前为 -0.001" in zh, zh
+
+
+def test_chat_and_eval_status_boxes_re_render_on_a_language_switch(tmp_path, monkeypatch):
+    """The app's own handlers: the Chat and Evaluate status boxes keep a language-free record that the language
+    switch renders again (like the Train tab's message box)."""
+    from tuneforge.webui.app import build_app
+
+    monkeypatch.chdir(tmp_path)
+    demo = build_app(tmp_path, "zh")
+    fn = {f.fn.__name__: f for f in demo.fns.values() if getattr(f.fn, "__name__", None)}
+    lang_switch = fn["on_lang"]
+    assert [b.elem_id for b in lang_switch.outputs[:3]] == ["tf-message", "chat-status", "eval-summary"]
+    html_zh, chat_note = fn["on_load_model"].fn("zh", "no/such/model", [], "auto", False)
+    assert "目录不存在" in html_zh
+    (*_, status_zh, send_note, _), = list(fn["on_send"].fn("zh", "hi", [], [], None, False))
+    assert "尚未加载模型" in status_zh
+    _, eval_zh, eval_note = fn["on_eval"].fn("zh", "Who are you?", None, "", "", None)
+    assert "尚未加载模型" in eval_zh
+    out = lang_switch.fn("en", None, None, chat_note, eval_note)
+    assert "no such folder" in out[1] and "No model loaded" in out[2], out[:3]
+    out = lang_switch.fn("zh", None, None, send_note, eval_note)
+    assert "尚未加载模型" in out[1] and "尚未加载模型" in out[2]

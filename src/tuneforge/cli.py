@@ -427,6 +427,13 @@ def main(argv: list[str] | None = None) -> int:
     except TuneforgeError as e:
         if debug:
             raise
+        lang = os.environ.get("TUNEFORGE_LANG", "en")
+        if lang != "en":  # the web UI runs training and export in its page's language
+            from tuneforge.webui.actions import error_text
+            from tuneforge.webui.i18n import t
+
+            print(t("msg_error", lang, message=error_text(e, lang)), file=sys.stderr)
+            return 2
         print(f"error: {e.message}", file=sys.stderr)
         if e.hint:
             print(f"  hint: {e.hint}", file=sys.stderr)

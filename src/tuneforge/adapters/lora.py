@@ -39,8 +39,7 @@ def resolve_targets(model: torch.nn.Module, args: FinetuneArgs) -> list[str]:
     wanted = split_list(args.lora_target)
     missing = [w for w in wanted if w not in available]
     if missing:
-        raise ConfigError([f"lora_target names {missing} which this model does not have; its linear layers are: "
-                           f"{', '.join(available)} (or use `all`)"])
+        raise ConfigError([Msg("lora_target_missing", missing=missing, available=", ".join(available))])
     return wanted
 
 
@@ -51,7 +50,8 @@ def resolve_layers(model: torch.nn.Module, args: FinetuneArgs) -> list[int] | No
     try:
         layers = parse_layer_spec(args.lora_layers, n)
     except ValueError as e:
-        raise ConfigError([f"lora_layers={args.lora_layers!r}: {e}; {LAYER_SPEC_HELP}"]) from None
+        raise ConfigError([Msg("lora_layers_bad", value=args.lora_layers, reason=e.args[0], help=LAYER_SPEC_HELP)]) \
+            from None
     if layers is not None:
         log.choice(f"lora_layers={layers[0]}..{layers[-1]} ({len(layers)} of {n})",
                    f"asked; the backward pass stops at layer {layers[0]} (nothing below it is trained)")
@@ -66,8 +66,7 @@ def lora_config(model: torch.nn.Module, args: FinetuneArgs):
         have = module_short_names(model)
         bad = [m for m in extra if m not in have]
         if bad:
-            raise ConfigError([f"additional_target names {bad} which this model does not have; e.g. "
-                               f"embed_tokens, lm_head, norm"])
+            raise ConfigError([Msg("additional_target_missing", bad=bad)])
     alpha = args.lora_alpha if args.lora_alpha is not None else 2 * args.lora_rank
     if args.lora_alpha is None:
         log.choice(f"lora_alpha={alpha:g}", "default is 2 × lora_rank")
@@ -99,12 +98,10 @@ def load_adapters(model: torch.nn.Module, paths: list[str], trainable: bool):
     for i, path in enumerate(paths):
         problem = check_adapter_dir(path)
         if problem:
-            raise ModelError(problem, "pass the folder a LoRA run wrote (it holds adapter_config.json)")
+            raise ModelError(problem, Msg("adapter_dir_fix"))
         last = i == len(paths) - 1
         if not last and is_prompt_adapter(path):
-            raise ModelError(f"adapter {path!r} is prompt-based (virtual tokens), which cannot be merged into the "
-                             f"base, so it can only be the last of several adapters",
-                             "list it last in adapter_name_or_path")
+            raise ModelError(Msg("adapter_prompt_not_last", path=path), Msg("adapter_prompt_not_last_fix"))
         model = PeftModel.from_pretrained(model, path, is_trainable=trainable and last)
         if not last:
             model = model.merge_and_unload()
@@ -170,13 +167,9 @@ def merge_adapters(model: torch.nn.Module, paths: list[str]) -> torch.nn.Module:
     return model
 
 
-def prompt_merge_refusal(path: str) -> tuple[str, str]:
+def prompt_merge_refusal(path: str) -> tuple[Msg, Msg]:
     """(message, hint) for trying to merge a prompt-based adapter."""
     from tuneforge.adapters.prompt import adapter_method
 
-    return (f"adapter {path!r} is prompt-based ({adapter_method(path)}): it adds trained virtual tokens in front of "
-            f"every input (or into the attention cache of every layer) and changes no weight, so there is nothing to "
-            f"merge into a standalone model",
-            f"serve it as base + adapter: `tuneforge chat --model_name_or_path <base> --adapter_name_or_path {path}` "
-            f"or peft's PeftModel.from_pretrained; to get a standalone merged model, train with "
-            f"--finetuning_type lora (or full/freeze) instead")
+    return (Msg("adapter_prompt_merge", path=path, method=adapter_method(path)),
+            Msg("adapter_prompt_merge_fix", path=path))

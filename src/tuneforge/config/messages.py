@@ -4,11 +4,14 @@ Code builds a message as ``Msg("id", **params)``. A :class:`Msg` *is* its Englis
 the CLI, the logs and every caller that handles plain strings see exactly the English sentence; the web UI calls
 ``tr(msg, "zh")`` to render the same id and params from the Chinese template. Params are shown as given (setting
 names, values, paths stay untranslated); a param that is itself a Msg is rendered in the same language, so a
-message can carry a translated reason or fix.
+message can carry a translated reason or fix, and a :class:`Lines` param (a list of messages) is rendered item by
+item.
 
 This module holds the messages of configuration checking (parse, validate, and the preflight checks of the model,
-template, adapters and datasets). The web UI adds its own texts with :func:`register` (``webui/i18n.py``).
-A test renders every message of ``validate.py`` in both languages.
+template, adapters and datasets), of reading datasets (data/readers.py, convert.py, schema.py, build.py,
+encode.py) and of loading and exporting models and adapters (models/load.py, adapters/lora.py, recipes/export.py).
+The web UI adds its own texts with :func:`register` (``webui/i18n.py``). Tests render every message of
+``validate.py`` and of the data modules in both languages.
 """
 
 from __future__ import annotations
@@ -37,8 +40,23 @@ def placeholders(template: str) -> set[str]:
 def render(msg_id: str, lang: str, params: dict[str, Any]) -> str:
     entry = CATALOG[msg_id]
     template = entry.get(lang) or entry["en"]
-    values = {k: (v.render(lang) if isinstance(v, Msg) else v) for k, v in params.items()}
+    values = {k: (v.render(lang) if isinstance(v, (Msg, Lines)) else v) for k, v in params.items()}
     return template.format(**values)
+
+
+class Lines(list):
+    """A list param shown as its items (each a Msg or plain text) joined by ``sep``, each in the message's language:
+    e.g. the row problems listed under "N bad row(s)"."""
+
+    def __init__(self, items=(), sep: str = "\n  "):
+        super().__init__(items)
+        self.sep = sep
+
+    def render(self, lang: str) -> str:
+        return self.sep.join(tr(x, lang) for x in self)
+
+    def __reduce__(self):
+        return Lines, (list(self), self.sep)
 
 
 class Msg(str):
@@ -268,4 +286,191 @@ register({
     "catalog_bad_format": ("{path}: dataset {name!r} has formatting {fmt!r}",
                            "{path}：数据集 {name!r} 的 formatting 为 {fmt!r}，不受支持"),
     "catalog_bad_format_fix": ("valid formats: {formats}", "可选格式：{formats}"),
+})
+
+register({
+    # ---- data/readers.py: files ---------------------------------------------------------------------------------
+    "data_json_line_fix": ("fix that line (a missing comma or quote is the usual cause); nothing was trained",
+                           "请修正该行（通常是漏了逗号或引号）；尚未进行任何训练"),
+    "data_jsonl_line_fix": ("fix that line; each line must be one complete JSON object",
+                            "请修正该行；每行必须是一个完整的 JSON 对象"),
+    "data_json_not_array": ("{path}: expected a JSON array of rows, got a {kind}", "{path}：应为由行组成的 JSON 数组，实际为 {kind}"),
+    "data_json_not_array_fix": ("wrap the rows in [ … ], or save one JSON object per line as .jsonl",
+                                "请用 [ … ] 包住所有行，或每行保存一个 JSON 对象并存为 .jsonl"),
+    "data_json_not_closed": ("{path}: invalid JSON: the array is not closed with ]", "{path}：不是合法的 JSON：数组缺少结尾的 ]"),
+    "data_json_not_closed_fix": ("add the closing ]", "请补上结尾的 ]"),
+    "data_row_not_object": ("{where}: expected an object per row, got {kind}", "{where}：每行应为一个对象，实际为 {kind}"),
+    "data_row_not_object_fix": ('each row is like {{"instruction": "...", "output": "..."}}',
+                                '每行形如 {{"instruction": "...", "output": "..."}}'),
+    "data_jsonl_not_object": ("{where}: expected a JSON object, got {kind}", "{where}：应为 JSON 对象，实际为 {kind}"),
+    "data_jsonl_not_object_fix": ("write one object per line", "每行写一个对象"),
+    "data_parquet_row": ("{path} row {n}", "{path} 第 {n} 行"),
+    "data_needs_pyarrow": ("{path}: reading parquet needs pyarrow", "{path}：读取 parquet 需要 pyarrow"),
+    "data_needs_pyarrow_fix": ("pip install pyarrow", "请执行 pip install pyarrow"),
+    "data_folder_empty": ("{path}: folder has no {exts} files", "{path}：目录中没有 {exts} 文件"),
+    "data_folder_empty_fix": ("point file_name at a data file", "请让 file_name 指向一个数据文件"),
+    "data_bad_type": ("{path}: unsupported file type {suffix!r}", "{path}：不支持的文件类型 {suffix!r}"),
+    "data_bad_type_fix": ("supported: {exts}; convert the file or rename it", "支持的类型：{exts}；请转换该文件或修改其扩展名"),
+    # ---- data/convert.py and data/schema.py: one row ------------------------------------------------------------
+    "row_not_text": ("{what} must be text, got {kind}", "{what} 必须是文本，实际为 {kind}"),
+    "row_message_content": ("message {i} content", "第 {i} 条消息的内容"),
+    "row_tools_json": ("tools is not valid JSON: {error}", "tools 不是合法的 JSON：{error}"),
+    "row_tools_not_list": ("tools must be a list of tool (function) definitions", "tools 必须是工具（函数）定义的列表"),
+    "row_call_json": ("function_call content is not valid JSON: {error}", "function_call 的内容不是合法的 JSON：{error}"),
+    "row_call_shape": ('a tool call needs a name and arguments, e.g. {{"name": "f", "arguments": {{}}}}',
+                       '工具调用需要 name 和 arguments，例如 {{"name": "f", "arguments": {{}}}}'),
+    "row_call_args_json": ("tool call arguments are not valid JSON: {error}", "工具调用的 arguments 不是合法的 JSON：{error}"),
+    "row_no_response": ("row has no {col!r} (the reply to learn); its keys are {keys}",
+                        "该行没有 {col!r}（要学习的回复）；它的键为 {keys}"),
+    "row_no_prompt": ("row has no {col!r} (or it is empty); its keys are {keys}", "该行没有 {col!r}（或为空）；它的键为 {keys}"),
+    "row_history_pairs": ("{col} must be a list of [question, answer] pairs", "{col} 必须是由 [问题, 回答] 对组成的列表"),
+    "row_no_messages": ("row has no {col!r} list (the conversation); its keys are {keys}",
+                        "该行没有 {col!r} 列表（对话内容）；它的键为 {keys}"),
+    "row_no_role": ("message {i} has no {tag!r} field", "第 {i} 条消息没有 {tag!r} 字段"),
+    "row_bad_role": ("message {i} has role {role!r}; valid roles here: {roles} (change the tags in dataset_info.json "
+                     "if your file uses other names)",
+                     "第 {i} 条消息的角色为 {role!r}；此处可用的角色：{roles}（如果文件使用其他名称，请修改 dataset_info.json "
+                     "中的 tags）"),
+    "row_system_not_first": ("message {i} is a system prompt; only the first message may be one",
+                             "第 {i} 条消息是系统提示词；只有第一条消息可以是系统提示词"),
+    "row_reply_empty": ("the {what} reply is empty", "{what} 回复为空"),
+    "row_kto_tag": ("{col!r} must be true (desirable reply) or false (undesirable), got {value!r}",
+                    "{col!r} 必须为 true（好的回复）或 false（不好的回复），实际为 {value!r}"),
+    "row_pref_missing": ("preference row has no {col!r} (the {what} reply); its keys are {keys}. Each row of a ranking "
+                         "dataset needs both {chosen!r} and {rejected!r}",
+                         "偏好数据行没有 {col!r}（{what}回复）；它的键为 {keys}。排序数据集的每一行都需要 {chosen!r} 和 "
+                         "{rejected!r}"),
+    "row_preferred": ("preferred", "更优的"),
+    "row_dispreferred": ("dispreferred", "较差的"),
+    "row_pref_identical": ("{chosen!r} and {rejected!r} are identical, so there is no preference to learn; remove the "
+                           "row or fix one of the replies",
+                           "{chosen!r} 与 {rejected!r} 完全相同，没有可学习的偏好；请删除该行或修改其中一个回复"),
+    "row_pref_ends_assistant": ("the conversation of a preference row must end with a user turn; the replies go in "
+                                "{chosen!r} and {rejected!r}",
+                                "偏好数据行的对话必须以用户轮次结尾；回复应放在 {chosen!r} 和 {rejected!r} 中"),
+    "row_kto_no_tag": ("KTO row has no {col!r} (true for a desirable reply, false for an undesirable one); its keys "
+                       "are {keys}",
+                       "KTO 数据行没有 {col!r}（好的回复为 true，不好的回复为 false）；它的键为 {keys}"),
+    "row_pt_no_text": ("row has no {col!r} text (continued pre-training reads one text column; set columns.prompt in "
+                       "dataset_info.json); its keys are {keys}",
+                       "该行没有 {col!r} 文本（继续预训练读取一个文本列；请在 dataset_info.json 中设置 columns.prompt）；"
+                       "它的键为 {keys}"),
+    "conv_empty": ("the conversation has no messages", "对话中没有任何消息"),
+    "conv_user_after": ("message {i} is a user turn after a {role} turn; turns must alternate user → assistant",
+                        "第 {i} 条消息是紧跟在 {role} 轮次之后的用户轮次；轮次必须按 用户 → 助手 交替"),
+    "conv_tool_without_call": ("message {i} is a tool result without a preceding assistant tool call",
+                               "第 {i} 条消息是工具结果，但前面没有助手的工具调用"),
+    "conv_assistant_first": ("message {i} is an assistant turn first; turns must alternate user → assistant",
+                             "第 {i} 条消息是位于开头的助手轮次；轮次必须按 用户 → 助手 交替"),
+    "conv_assistant_twice": ("message {i} is an assistant turn after another assistant turn; turns must alternate "
+                             "user → assistant",
+                             "第 {i} 条消息是紧跟在另一个助手轮次之后的助手轮次；轮次必须按 用户 → 助手 交替"),
+    "conv_reply_empty": ("message {i}: the assistant reply is empty", "第 {i} 条消息：助手回复为空"),
+    "conv_unknown_role": ("message {i} has unknown role {role!r}; valid roles: {roles}",
+                          "第 {i} 条消息的角色 {role!r} 未知；可用角色：{roles}"),
+    "conv_no_final_reply": ("the conversation must end with an assistant reply (the text to learn)",
+                            "对话必须以助手回复结尾（即要学习的文本）"),
+    # ---- data/build.py: datasets --------------------------------------------------------------------------------
+    "row_problem": ("{where}: {problem}", "{where}：{problem}"),
+    "row_placeholders": ("{where}: placeholders {left} have no value; set --dataset_vars {pairs}",
+                         "{where}：占位符 {left} 没有值；请设置 --dataset_vars {pairs}"),
+    "data_bad_rows": ("dataset {name!r}: {n} bad row(s):\n  {rows}{more}", "数据集 {name!r}：{n} 行有问题：\n  {rows}{more}"),
+    "data_more_rows": ("\n  … and {n} more", "\n  ……另有 {n} 行"),
+    "data_bad_rows_fix": ("fix these rows (nothing was trained); the format is {fmt} — see docs/data.md",
+                          "请修正这些行（尚未进行任何训练）；数据格式为 {fmt}——见 docs/data.md"),
+    "data_fmt_inferred": ("inferred from the columns", "根据列名推断"),
+    "data_is_preference": ("dataset {name!r} is a preference dataset (ranking: true in dataset_info.json)",
+                           "数据集 {name!r} 是偏好数据集（dataset_info.json 中 ranking: true）"),
+    "data_is_preference_fix": ("use it with a preference stage (rm, dpo, ppo); sft and pt need instruction or text "
+                               "data, kto needs rows with one reply and a boolean kto_tag",
+                               "请在偏好阶段（rm、dpo、ppo）中使用它；sft 和 pt 需要指令或文本数据，kto 需要只有一个回复并带"
+                               "布尔值 kto_tag 的数据行"),
+    "data_not_preference": ("dataset {name!r} is not a preference dataset, but --stage {stage} trains on pairs of "
+                            "replies",
+                            "数据集 {name!r} 不是偏好数据集，但 --stage {stage} 需要成对的回复进行训练"),
+    "data_not_preference_fix": ("use a dataset with `ranking: true` and chosen/rejected columns in dataset_info.json "
+                                "(e.g. the built-in `format_pref`)",
+                                "请使用在 dataset_info.json 中设置了 `ranking: true` 并带 chosen/rejected 列的数据集"
+                                "（例如内置的 `format_pref`）"),
+    "data_unknown": ("unknown dataset {name!r}", "未知的数据集 {name!r}"),
+    "data_unknown_eval": ("unknown eval_dataset {name!r}", "未知的 eval_dataset {name!r}"),
+    "data_known_fix": ("known: {known}", "已知数据集：{known}"),
+    "data_val_size": ("val_size={val_size} leaves no training rows ({n} rows in all)",
+                      "val_size={val_size} 会导致没有训练数据（共 {n} 行）"),
+    "data_val_size_fix": ("use a smaller val_size", "请使用更小的 val_size"),
+    "data_nothing_left": ("no training samples left after encoding; dropped: {dropped}",
+                          "编码后没有剩余的训练样本；被丢弃的：{dropped}"),
+    "drop_count": ("{n} × {reason}", "{n} 条：{reason}"),
+    # ---- data/encode.py: why a sample was dropped (keys of the report's "dropped" counts) -------------------------
+    "drop_prompt_too_long": ("prompt alone is longer than cutoff_len (nothing left to train on)",
+                             "仅提示部分就超过了 cutoff_len（没有剩下可训练的内容）"),
+    "drop_no_supervised": ("no supervised tokens", "没有需要监督的 token"),
+    "drop_short_block": ("block shorter than 2 tokens", "文本块短于 2 个 token"),
+    "drop_prompt_plus_new": ("prompt + max_new_tokens longer than cutoff_len",
+                             "提示 + max_new_tokens 超过了 cutoff_len"),
+    "template_not_prefix_stable": ("template {name!r} is not prefix-stable: rendering the conversation up to turn "
+                                   "{turn} is not a prefix of the whole ({where})",
+                                   "模板 {name!r} 不满足前缀稳定：渲染到第 {turn} 轮的对话不是完整对话的前缀（{where}）"),
+    "template_not_prefix_stable_fix": ("templates that rewrite earlier turns (e.g. strip reasoning) cannot be masked "
+                                       "by prefix rendering; pass a named --template such as chatml or qwen",
+                                       "会改写之前轮次的模板（例如去掉推理内容）无法用前缀渲染来屏蔽；请传入具名的 "
+                                       "--template，如 chatml 或 qwen"),
+    "drop_pref_whole": ("{reason} (preference row dropped whole)", "{reason}（整个偏好数据行被丢弃）"),
+    "drop_pair_identical": ("chosen and rejected identical after truncation to cutoff_len (pair dropped)",
+                            "截断到 cutoff_len 后 chosen 与 rejected 完全相同（该对被丢弃）"),
+    "data_nothing_left_fix": ("raise cutoff_len or check the data", "请增大 cutoff_len 或检查数据"),
+})
+
+register({
+    # ---- models/load.py and adapters/lora.py: loading a model or adapter (Chat, Evaluate, Export, training) -------
+    "model_check_fix": ("check model_name_or_path", "请检查 model_name_or_path"),
+    "model_gguf_mismatch": ("GGUF conversion of {file}: weights did not match the architecture (missing {missing}, "
+                            "unexpected {unexpected})",
+                            "GGUF 文件 {file} 转换失败：权重与模型结构不匹配（缺少 {missing}，多出 {unexpected}）"),
+    "model_gguf_mismatch_fix": ("this GGUF architecture may not be supported by transformers' GGUF loader",
+                                "transformers 的 GGUF 加载器可能不支持这种 GGUF 模型结构"),
+    "model_fa2_missing": ("flash_attn=fa2 needs the flash-attn package, which is not installed",
+                          "flash_attn=fa2 需要 flash-attn 包，但它尚未安装"),
+    "model_fa2_missing_fix": ("pip install flash-attn, or use --flash_attn sdpa",
+                              "请执行 pip install flash-attn，或使用 --flash_attn sdpa"),
+    "model_varlen_unavailable": ("flash_attn=varlen is not available: {why}", "flash_attn=varlen 不可用：{why}"),
+    "model_varlen_unavailable_fix": ("use --flash_attn sdpa (auto picks varlen where it can run)",
+                                     "请使用 --flash_attn sdpa（auto 会在可用时自动选择 varlen）"),
+    "model_remote_code": ("{path}: this model needs its own code to load", "{path}：该模型需要运行它自带的代码才能加载"),
+    "model_remote_code_fix": ("if you trust its source, pass --trust_remote_code True",
+                              "如果信任其来源，请传入 --trust_remote_code True"),
+    "adapter_dir_fix": ("pass the folder a LoRA run wrote (it holds adapter_config.json)",
+                        "请填写 LoRA 训练写出的目录（其中有 adapter_config.json）"),
+    "adapter_prompt_not_last": ("adapter {path!r} is prompt-based (virtual tokens), which cannot be merged into the "
+                                "base, so it can only be the last of several adapters",
+                                "适配器 {path!r} 是提示类（虚拟 token）适配器，无法合并进基座模型，因此在多个适配器中只能"
+                                "放在最后"),
+    "adapter_prompt_not_last_fix": ("list it last in adapter_name_or_path", "请在 adapter_name_or_path 中把它放在最后"),
+    "adapter_prompt_merge": ("adapter {path!r} is prompt-based ({method}): it adds trained virtual tokens in front of "
+                             "every input (or into the attention cache of every layer) and changes no weight, so there "
+                             "is nothing to merge into a standalone model",
+                             "适配器 {path!r} 是提示类适配器（{method}）：它在每个输入前（或每一层的注意力缓存中）加入训练"
+                             "好的虚拟 token，不改变任何权重，因此没有可以合并成独立模型的内容"),
+    "adapter_prompt_merge_fix": ("serve it as base + adapter: `tuneforge chat --model_name_or_path <base> "
+                                 "--adapter_name_or_path {path}` or peft's PeftModel.from_pretrained; to get a "
+                                 "standalone merged model, train with --finetuning_type lora (or full/freeze) instead",
+                                 "请以 基座 + 适配器 的方式使用：`tuneforge chat --model_name_or_path <base> "
+                                 "--adapter_name_or_path {path}` 或 peft 的 PeftModel.from_pretrained；若要得到独立的"
+                                 "合并模型，请改用 --finetuning_type lora（或 full/freeze）训练"),
+    "lora_target_missing": ("lora_target names {missing} which this model does not have; its linear layers are: "
+                            "{available} (or use `all`)",
+                            "lora_target 中的 {missing} 在该模型中不存在；它的线性层有：{available}（或使用 `all`）"),
+    "additional_target_missing": ("additional_target names {bad} which this model does not have; e.g. embed_tokens, "
+                                  "lm_head, norm",
+                                  "additional_target 中的 {bad} 在该模型中不存在；可用的例如 embed_tokens、lm_head、norm"),
+})
+
+register({
+    # ---- recipes/export.py --------------------------------------------------------------------------------------
+    "export_dir_required": ("export_dir is required: the folder to write the merged model to, e.g. --export_dir "
+                            "models/nimbus",
+                            "必须填写 export_dir：写出合并后模型的目录，例如 --export_dir models/nimbus"),
+    "export_size_positive": ("export_size must be > 0 (GB per safetensors shard), got {got}",
+                             "export_size 必须 > 0（每个 safetensors 分片的 GB 数），当前为 {got}"),
+    "export_prompt_adapter": ("{message}. Instead: {hint}", "{message}。替代做法：{hint}"),
 })

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from tuneforge.config.messages import Lines, Msg
 from tuneforge.config.schema import DataArgs
 from tuneforge.data.catalog import DatasetEntry, load_catalog, lookup, split_names
 from tuneforge.data.convert import RowError, to_conversation, to_preference
@@ -53,16 +54,12 @@ def _variables(entry: DatasetEntry, given: dict[str, str]) -> dict[str, str]:
 def read_dataset(entry: DatasetEntry, args: DataArgs, stage: str) -> tuple[list[Any], dict[str, int]]:
     """Rows of one dataset as conversations (sft) or texts (pt), plus counts."""
     if entry.ranking and stage in ("sft", "pt", "kto"):
-        raise DataError(f"dataset {entry.name!r} is a preference dataset (ranking: true in dataset_info.json)",
-                        "use it with a preference stage (rm, dpo, ppo); sft and pt need instruction or text data, "
-                        "kto needs rows with one reply and a boolean kto_tag")
+        raise DataError(Msg("data_is_preference", name=entry.name), Msg("data_is_preference_fix"))
     if not entry.ranking and stage in ("rm", "dpo"):
-        raise DataError(f"dataset {entry.name!r} is not a preference dataset, but --stage {stage} trains on pairs "
-                        f"of replies", "use a dataset with `ranking: true` and chosen/rejected columns in "
-                        "dataset_info.json (e.g. the built-in `format_pref`)")
+        raise DataError(Msg("data_not_preference", name=entry.name, stage=stage), Msg("data_not_preference_fix"))
     variables = _variables(entry, args.dataset_vars)
     items: list[Any] = []
-    problems: list[str] = []
+    problems: list[Msg] = []
     n_read = 0
     for where, row in read_rows(entry.path):
         if args.max_samples is not None and n_read >= args.max_samples:
@@ -72,15 +69,14 @@ def read_dataset(entry: DatasetEntry, args: DataArgs, stage: str) -> tuple[list[
         if entry.vars:
             left = sorted({m for m in PLACEHOLDER.findall(str(row))})
             if left:
-                problems.append(f"{where}: placeholders {left} have no value; set --dataset_vars "
-                                + ",".join(f"{k}=…" for k in left))
+                problems.append(Msg("row_placeholders", where=where, left=left,
+                                    pairs=",".join(f"{k}=…" for k in left)))
                 continue
         try:
             if stage == "pt":
                 col = entry.columns.get("prompt", "text")
                 if not isinstance(row.get(col), str) or not row[col].strip():
-                    raise RowError(f"row has no {col!r} text (continued pre-training reads one text column; set "
-                                   f"columns.prompt in dataset_info.json); its keys are {sorted(row)}")
+                    raise RowError(Msg("row_pt_no_text", col=col, keys=sorted(row)))
                 items.append(row[col])
             elif stage in PREFERENCE_STAGES:
                 pref = to_preference(entry, row, stage)
@@ -91,13 +87,12 @@ def read_dataset(entry: DatasetEntry, args: DataArgs, stage: str) -> tuple[list[
                 conv.source = where
                 items.append(conv)
         except RowError as e:
-            problems.append(f"{where}: {e}")
+            problems.append(Msg("row_problem", where=where, problem=e.args[0] if e.args else str(e)))
     if problems:
-        shown = "\n  ".join(problems[:MAX_LISTED])
-        more = f"\n  … and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
-        raise DataError(f"dataset {entry.name!r}: {len(problems)} bad row(s):\n  {shown}{more}",
-                        "fix these rows (nothing was trained); the format is "
-                        f"{entry.formatting or 'inferred from the columns'} — see docs/data.md")
+        more = Msg("data_more_rows", n=len(problems) - MAX_LISTED) if len(problems) > MAX_LISTED else ""
+        raise DataError(Msg("data_bad_rows", name=entry.name, n=len(problems), rows=Lines(problems[:MAX_LISTED]),
+                            more=more),
+                        Msg("data_bad_rows_fix", fmt=entry.formatting or Msg("data_fmt_inferred")))
     if entry.num_samples is not None and entry.num_samples != len(items) and items:
         rng = random.Random(len(items))
         if entry.num_samples < len(items):
@@ -147,7 +142,7 @@ def build_data(args: DataArgs, stage: str, tokenizer, fmt: ChatFormat, seed: int
     for name in split_names(args.dataset):
         entry = lookup(catalog, name)
         if entry is None:  # preflight reports unknown names with the list of known ones
-            raise DataError(f"unknown dataset {name!r}", f"known: {', '.join(sorted(catalog))}")
+            raise DataError(Msg("data_unknown", name=name), Msg("data_known_fix", known=", ".join(sorted(catalog))))
         items, c = read_dataset(entry, args, stage)
         parts.append(items)
         counts[name] = c
@@ -157,13 +152,13 @@ def build_data(args: DataArgs, stage: str, tokenizer, fmt: ChatFormat, seed: int
         for name in split_names(args.eval_dataset):
             entry = lookup(catalog, name)
             if entry is None:
-                raise DataError(f"unknown eval_dataset {name!r}", f"known: {', '.join(sorted(catalog))}")
+                raise DataError(Msg("data_unknown_eval", name=name),
+                                Msg("data_known_fix", known=", ".join(sorted(catalog))))
             eval_items += read_dataset(entry, args, stage)[0]
     elif args.val_size > 0:
         n_val = int(args.val_size) if args.val_size >= 1 else max(1, round(len(items) * args.val_size))
         if n_val >= len(items):
-            raise DataError(f"val_size={args.val_size} leaves no training rows ({len(items)} rows in all)",
-                            "use a smaller val_size")
+            raise DataError(Msg("data_val_size", val_size=args.val_size, n=len(items)), Msg("data_val_size_fix"))
         order = list(range(len(items)))
         random.Random(seed).shuffle(order)
         held = set(order[:n_val])
@@ -173,8 +168,9 @@ def build_data(args: DataArgs, stage: str, tokenizer, fmt: ChatFormat, seed: int
     train = encode_items(items, stage, tokenizer, fmt, args, stats, max_new_tokens)
     evals = encode_items(eval_items, stage, tokenizer, fmt, args, eval_stats, max_new_tokens)
     if not train:
-        raise DataError("no training samples left after encoding: " + str(stats.to_dict()["dropped"]),
-                        "raise cutoff_len or check the data")
+        dropped = Lines([Msg("drop_count", n=n, reason=reason) for reason, n in stats.dropped.items()], sep="; ")
+        raise DataError(Msg("data_nothing_left", dropped=dropped),
+                        Msg("data_nothing_left_fix"))
     report = {"datasets": counts, "rows_read": sum(c["read"] for c in counts.values()),
               "train": stats.to_dict(), "eval": eval_stats.to_dict()}
     for reason, n in stats.dropped.items():

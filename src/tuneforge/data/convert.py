@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tuneforge.config.messages import Msg
 from tuneforge.data.catalog import DatasetEntry
 from tuneforge.data.schema import Conversation, Message, Preference, ToolCall, check_order
 
@@ -40,11 +41,11 @@ def infer_format(entry: DatasetEntry, row: dict[str, Any]) -> str:
     return "alpaca"
 
 
-def _text(value: Any, what: str) -> str:
+def _text(value: Any, what: str | Msg) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise RowError(f"{what} must be text, got {type(value).__name__}")
+        raise RowError(Msg("row_not_text", what=what, kind=type(value).__name__))
     return value
 
 
@@ -55,11 +56,11 @@ def _tools(value: Any) -> list[dict[str, Any]] | None:
         try:
             value = json.loads(value)
         except json.JSONDecodeError as e:
-            raise RowError(f"tools is not valid JSON: {e.msg}") from None
+            raise RowError(Msg("row_tools_json", error=e.msg)) from None
     if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list):
-        raise RowError("tools must be a list of tool (function) definitions")
+        raise RowError(Msg("row_tools_not_list"))
     return [t if "type" in t else {"type": "function", "function": t} for t in value]
 
 
@@ -69,20 +70,20 @@ def _tool_calls(value: Any) -> list[ToolCall]:
         try:
             value = json.loads(value)
         except json.JSONDecodeError as e:
-            raise RowError(f"function_call content is not valid JSON: {e.msg}") from None
+            raise RowError(Msg("row_call_json", error=e.msg)) from None
     calls = value if isinstance(value, list) else [value]
     out = []
     for c in calls:
         if isinstance(c, dict) and "function" in c:
             c = c["function"]
         if not isinstance(c, dict) or "name" not in c:
-            raise RowError("a tool call needs a name and arguments, e.g. {\"name\": \"f\", \"arguments\": {}}")
+            raise RowError(Msg("row_call_shape"))
         args = c.get("arguments", {})
         if isinstance(args, str):
             try:
                 args = json.loads(args) if args.strip() else {}
             except json.JSONDecodeError as e:
-                raise RowError(f"tool call arguments are not valid JSON: {e.msg}") from None
+                raise RowError(Msg("row_call_args_json", error=e.msg)) from None
         out.append(ToolCall(name=str(c["name"]), arguments=args))
     return out
 
@@ -92,14 +93,14 @@ def from_alpaca(row: dict[str, Any], columns: dict[str, str]) -> Conversation:
     prompt = _text(row.get(cols["prompt"]), cols["prompt"])
     query = _text(row.get(cols["query"]), cols["query"])
     if cols["response"] not in row:
-        raise RowError(f"row has no {cols['response']!r} (the reply to learn); its keys are {sorted(row)}")
+        raise RowError(Msg("row_no_response", col=cols["response"], keys=sorted(row)))
     response = _text(row.get(cols["response"]), cols["response"])
     if not prompt.strip() and not query.strip():
-        raise RowError(f"row has no {cols['prompt']!r} (or it is empty); its keys are {sorted(row)}")
+        raise RowError(Msg("row_no_prompt", col=cols["prompt"], keys=sorted(row)))
     messages: list[Message] = []
     history = row.get(cols["history"]) or []
     if not isinstance(history, list) or any(not isinstance(h, (list, tuple)) or len(h) != 2 for h in history):
-        raise RowError(f"{cols['history']} must be a list of [question, answer] pairs")
+        raise RowError(Msg("row_history_pairs", col=cols["history"]))
     for q, a in history:
         messages += [Message("user", _text(q, "history")), Message("assistant", _text(a, "history"))]
     user = "\n".join(x for x in (prompt, query) if x)
@@ -113,26 +114,25 @@ def from_sharegpt(row: dict[str, Any], columns: dict[str, str], tags: dict[str, 
     t = {**(OPENAI_TAGS if openai else SHAREGPT_TAGS), **tags}
     turns = row.get(cols["messages"])
     if not isinstance(turns, list) or not turns:
-        raise RowError(f"row has no {cols['messages']!r} list (the conversation); its keys are {sorted(row)}")
+        raise RowError(Msg("row_no_messages", col=cols["messages"], keys=sorted(row)))
     roles = {t["user_tag"]: "user", t["assistant_tag"]: "assistant", t["observation_tag"]: "tool",
              t["function_tag"]: "function_call", t["system_tag"]: "system"}
     system = _text(row.get(cols["system"]), cols["system"]) or None
     messages: list[Message] = []
     for i, turn in enumerate(turns, start=1):
         if not isinstance(turn, dict) or t["role_tag"] not in turn:
-            raise RowError(f"message {i} has no {t['role_tag']!r} field")
+            raise RowError(Msg("row_no_role", i=i, tag=t["role_tag"]))
         raw_role = turn[t["role_tag"]]
         role = roles.get(raw_role)
         if role is None:
-            raise RowError(f"message {i} has role {raw_role!r}; valid roles here: {', '.join(roles)} "
-                           f"(change the tags in dataset_info.json if your file uses other names)")
+            raise RowError(Msg("row_bad_role", i=i, role=raw_role, roles=", ".join(roles)))
         content = turn.get(t["content_tag"])
         if openai and role == "assistant" and turn.get("tool_calls"):
             messages.append(Message("assistant", _text(content, "content"), tool_calls=_tool_calls(turn["tool_calls"])))
             continue
         if role == "system":
             if i != 1:
-                raise RowError(f"message {i} is a system prompt; only the first message may be one")
+                raise RowError(Msg("row_system_not_first", i=i))
             system = _text(content, "system")
         elif role == "function_call":
             calls = _tool_calls(content)
@@ -143,7 +143,7 @@ def from_sharegpt(row: dict[str, Any], columns: dict[str, str], tags: dict[str, 
         else:
             text = content if isinstance(content, str) else (json.dumps(content, ensure_ascii=False)
                                                              if role == "tool" and content is not None else content)
-            messages.append(Message(role, _text(text, f"message {i} content"), name=turn.get("name")))
+            messages.append(Message(role, _text(text, Msg("row_message_content", i=i)), name=turn.get("name")))
     return Conversation(messages, system=system, tools=_tools(row.get(cols["tools"])))
 
 
@@ -169,7 +169,7 @@ def _reply(value: Any, fmt: str, tags: dict[str, str], what: str) -> Message:
         value = value.get(t["content_tag"])
     text = _text(value, what)
     if not text.strip():
-        raise RowError(f"the {what} reply is empty")
+        raise RowError(Msg("row_reply_empty", what=what))
     return Message("assistant", text)
 
 
@@ -178,7 +178,7 @@ def _kto_tag(value: Any, col: str) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in TRUE_TAGS | FALSE_TAGS:
         return value.strip().lower() in TRUE_TAGS
-    raise RowError(f"{col!r} must be true (desirable reply) or false (undesirable), got {value!r}")
+    raise RowError(Msg("row_kto_tag", col=col, value=value))
 
 
 def to_preference(entry: DatasetEntry, row: dict[str, Any], stage: str) -> Preference:
@@ -188,23 +188,21 @@ def to_preference(entry: DatasetEntry, row: dict[str, Any], stage: str) -> Prefe
     cols = entry.columns
     if entry.ranking:
         c_col, r_col = cols.get("chosen", "chosen"), cols.get("rejected", "rejected")
-        for col, what in ((c_col, "preferred"), (r_col, "dispreferred")):
+        for col, what in ((c_col, "row_preferred"), (r_col, "row_dispreferred")):
             if col not in row:
-                raise RowError(f"preference row has no {col!r} (the {what} reply); its keys are {sorted(row)}. "
-                               f"Each row of a ranking dataset needs both {c_col!r} and {r_col!r}")
+                raise RowError(Msg("row_pref_missing", col=col, what=Msg(what), keys=sorted(row), chosen=c_col,
+                                   rejected=r_col))
         chosen = _reply(row[c_col], fmt, entry.tags, c_col)
         rejected = _reply(row[r_col], fmt, entry.tags, r_col)
         if chosen.content.strip() == rejected.content.strip():
-            raise RowError(f"{c_col!r} and {r_col!r} are identical, so there is no preference to learn; "
-                           f"remove the row or fix one of the replies")
+            raise RowError(Msg("row_pref_identical", chosen=c_col, rejected=r_col))
         if fmt == "alpaca":
             conv = from_alpaca({**row, cols.get("response", "output"): chosen.content}, cols)
             conv.messages = conv.messages[:-1]
         else:
             conv = from_sharegpt(row, cols, entry.tags, openai=(fmt == "openai"))
             if conv.messages and conv.messages[-1].role == "assistant":
-                raise RowError("the conversation of a preference row must end with a user turn; the replies go in "
-                               f"{c_col!r} and {r_col!r}")
+                raise RowError(Msg("row_pref_ends_assistant", chosen=c_col, rejected=r_col))
         pref = Preference(conv, chosen, rejected)
     else:
         if fmt != "alpaca":
@@ -217,8 +215,7 @@ def to_preference(entry: DatasetEntry, row: dict[str, Any], stage: str) -> Prefe
         if stage == "kto":
             col = cols.get("kto_tag", "kto_tag")
             if col not in row:
-                raise RowError(f"KTO row has no {col!r} (true for a desirable reply, false for an undesirable one); "
-                               f"its keys are {sorted(row)}")
+                raise RowError(Msg("row_kto_no_tag", col=col, keys=sorted(row)))
             pref.kto_tag = _kto_tag(row[col], col)
     problem = check_order(pref.with_reply(pref.chosen))
     if problem:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from tuneforge.config.messages import Msg
 from tuneforge.data.schema import Conversation, Preference
 from tuneforge.data.templates import ChatFormat
 from tuneforge.errors import DataError
@@ -60,11 +61,8 @@ def supervised_spans(fmt: ChatFormat, tokenizer, conv: Conversation, train_on_pr
         prompt = fmt.render(tokenizer, msgs[:i], conv.tools, add_generation_prompt=True)
         upto = fmt.render(tokenizer, msgs[: i + 1], conv.tools)
         if not (upto.startswith(prompt) and full.startswith(upto)):
-            raise DataError(
-                f"template {fmt.name!r} is not prefix-stable: rendering the conversation up to turn {i} is not a "
-                f"prefix of the whole ({conv.source})",
-                "templates that rewrite earlier turns (e.g. strip reasoning) cannot be masked by prefix rendering; "
-                "pass a named --template such as chatml or qwen")
+            raise DataError(Msg("template_not_prefix_stable", name=fmt.name, turn=i, where=conv.source),
+                            Msg("template_not_prefix_stable_fix"))
         start, end = len(prompt), len(upto)
         reply = upto[start:]
         cut = max((reply.rfind(s) + len(s) for s in fmt.stop if s and reply.rfind(s) >= 0), default=-1)
@@ -100,11 +98,11 @@ def encode_conversation(fmt: ChatFormat, tokenizer, conv: Conversation, cutoff_l
         stats.truncated_tokens += len(ids) - new_len
         ids, labels = ids[:new_len], labels[:new_len]
         if all(x == IGNORE for x in labels):
-            stats.dropped["prompt alone is longer than cutoff_len (nothing left to train on)"] += 1
+            stats.dropped[Msg("drop_prompt_too_long")] += 1
             return None
         stats.truncated += 1
     elif all(x == IGNORE for x in labels):
-        stats.dropped["no supervised tokens"] += 1
+        stats.dropped[Msg("drop_no_supervised")] += 1
         return None
     sample = Sample(ids, labels)
     stats.samples += 1
@@ -122,7 +120,7 @@ def encode_text(tokenizer, text: str, cutoff_len: int, stats: EncodeStats) -> li
     for i in range(0, len(ids), cutoff_len):
         block = ids[i: i + cutoff_len]
         if len(block) < 2:
-            stats.dropped["block shorter than 2 tokens"] += 1
+            stats.dropped[Msg("drop_short_block")] += 1
             continue
         out.append(Sample(block, list(block)))
         stats.samples += 1
@@ -160,7 +158,7 @@ def encode_preference(fmt: ChatFormat, tokenizer, pref: Preference, stage: str, 
         text = fmt.render(tokenizer, pref.prompt.to_hf(), pref.prompt.tools, add_generation_prompt=True)
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         if len(ids) + max_new_tokens > cutoff_len:
-            stats.dropped["prompt + max_new_tokens longer than cutoff_len"] += 1
+            stats.dropped[Msg("drop_prompt_plus_new")] += 1
             return None
         stats.samples += 1
         stats.tokens += len(ids)
@@ -171,13 +169,13 @@ def encode_preference(fmt: ChatFormat, tokenizer, pref: Preference, stage: str, 
         inner = EncodeStats()
         s = encode_conversation(fmt, tokenizer, pref.with_reply(reply), cutoff_len, inner, mask_history=True)
         if s is None:
-            stats.dropped.update({f"{k} (preference row dropped whole)": v for k, v in inner.dropped.items()})
+            stats.dropped.update({Msg("drop_pref_whole", reason=k): v for k, v in inner.dropped.items()})
             return None
         stats.truncated += inner.truncated
         stats.truncated_tokens += inner.truncated_tokens
         encoded.append(s)
     if len(encoded) == 2 and encoded[0].input_ids == encoded[1].input_ids:
-        stats.dropped["chosen and rejected identical after truncation to cutoff_len (pair dropped)"] += 1
+        stats.dropped[Msg("drop_pair_identical")] += 1
         return None
     stats.samples += 1
     for s in encoded:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tuneforge.config.messages import Msg
 from tuneforge.errors import DataError
 
 EXTENSIONS = (".json", ".jsonl", ".csv", ".parquet")
@@ -15,8 +16,8 @@ Row = tuple[str, dict[str, Any]]  # (where: "file:line N", row)
 
 
 def _json_error(path: Path, e: json.JSONDecodeError, line_offset: int = 0) -> DataError:
-    return DataError(f"{path}: invalid JSON on line {e.lineno + line_offset}, column {e.colno}: {e.msg}",
-                     "fix that line (a missing comma or quote is the usual cause); nothing was trained")
+    return DataError(Msg("catalog_invalid_json", path=str(path), line=e.lineno + line_offset, column=e.colno,
+                         error=e.msg), Msg("data_json_line_fix"))
 
 
 def _read_json(path: Path) -> Iterator[Row]:
@@ -30,8 +31,8 @@ def _read_json(path: Path) -> Iterator[Row]:
             obj = json.loads(text)
         except json.JSONDecodeError as e:
             raise _json_error(path, e) from None
-        raise DataError(f"{path}: expected a JSON array of rows, got a {type(obj).__name__}",
-                        "wrap the rows in [ … ], or save one JSON object per line as .jsonl")
+        raise DataError(Msg("data_json_not_array", path=str(path), kind=type(obj).__name__),
+                        Msg("data_json_not_array_fix"))
     # Decode element by element so every row knows its line number.
     decoder = json.JSONDecoder()
     idx = text.index("[") + 1
@@ -41,7 +42,7 @@ def _read_json(path: Path) -> Iterator[Row]:
         while idx < n and text[idx] in " \t\r\n,":
             idx += 1
         if idx >= n:
-            raise DataError(f"{path}: invalid JSON: the array is not closed with ]", "add the closing ]")
+            raise DataError(Msg("data_json_not_closed", path=str(path)), Msg("data_json_not_closed_fix"))
         if text[idx] == "]":
             return
         line += text.count("\n", last, idx)
@@ -52,8 +53,8 @@ def _read_json(path: Path) -> Iterator[Row]:
             raise _json_error(path, e) from None
         where = f"{path}:{line}"
         if not isinstance(obj, dict):
-            raise DataError(f"{where}: expected an object per row, got {type(obj).__name__}",
-                            'each row is like {"instruction": "...", "output": "..."}')
+            raise DataError(Msg("data_row_not_object", where=where, kind=type(obj).__name__),
+                            Msg("data_row_not_object_fix"))
         yield where, obj
 
 
@@ -65,11 +66,11 @@ def _read_jsonl(path: Path) -> Iterator[Row]:
             try:
                 obj = json.loads(raw)
             except json.JSONDecodeError as e:
-                raise DataError(f"{path}: invalid JSON on line {i}, column {e.colno}: {e.msg}",
-                                "fix that line; each line must be one complete JSON object") from None
+                raise DataError(Msg("catalog_invalid_json", path=str(path), line=i, column=e.colno, error=e.msg),
+                                Msg("data_jsonl_line_fix")) from None
             if not isinstance(obj, dict):
-                raise DataError(f"{path}:{i}: expected a JSON object, got {type(obj).__name__}",
-                                "write one object per line")
+                raise DataError(Msg("data_jsonl_not_object", where=f"{path}:{i}", kind=type(obj).__name__),
+                                Msg("data_jsonl_not_object_fix"))
             yield f"{path}:{i}", obj
 
 
@@ -84,10 +85,10 @@ def _read_parquet(path: Path) -> Iterator[Row]:
     try:
         import pyarrow.parquet as pq
     except ImportError:
-        raise DataError(f"{path}: reading parquet needs pyarrow", "pip install pyarrow") from None
+        raise DataError(Msg("data_needs_pyarrow", path=str(path)), Msg("data_needs_pyarrow_fix")) from None
     table = pq.read_table(path)
     for i, row in enumerate(table.to_pylist(), start=1):
-        yield f"{path} row {i}", row
+        yield Msg("data_parquet_row", path=str(path), n=i), row
 
 
 READERS = {".json": _read_json, ".jsonl": _read_jsonl, ".csv": _read_csv, ".parquet": _read_parquet}
@@ -98,12 +99,13 @@ def read_rows(path: Path) -> Iterator[Row]:
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix in READERS)
         if not files:
-            raise DataError(f"{path}: folder has no {'/'.join(EXTENSIONS)} files", "point file_name at a data file")
+            raise DataError(Msg("data_folder_empty", path=str(path), exts="/".join(EXTENSIONS)),
+                            Msg("data_folder_empty_fix"))
         for f in files:
             yield from read_rows(f)
         return
     reader = READERS.get(path.suffix.lower())
     if reader is None:
-        raise DataError(f"{path}: unsupported file type {path.suffix!r}",
-                        f"supported: {', '.join(EXTENSIONS)}; convert the file or rename it")
+        raise DataError(Msg("data_bad_type", path=str(path), suffix=path.suffix),
+                        Msg("data_bad_type_fix", exts=", ".join(EXTENSIONS)))
     yield from reader(path)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tuneforge.config.messages import Msg
+
 ROLES = ("system", "user", "assistant", "tool")
 
 
@@ -53,7 +55,7 @@ class Conversation:
         return msgs
 
 
-def check_order(conv: Conversation) -> str | None:
+def check_order(conv: Conversation) -> Msg | None:
     """Why the turn order is invalid, or None.
 
     Valid: user → assistant, repeated; an assistant turn with tool calls is followed by one or more tool results and
@@ -61,29 +63,28 @@ def check_order(conv: Conversation) -> str | None:
     """
     msgs = conv.messages
     if not msgs:
-        return "the conversation has no messages"
+        return Msg("conv_empty")
     prev = None
     for i, m in enumerate(msgs):
         n = i + 1
         if m.role == "user":
             if prev is not None and prev.role != "assistant":
-                return f"message {n} is a user turn after a {prev.role} turn; turns must alternate user → assistant"
+                return Msg("conv_user_after", i=n, role=prev.role)
         elif m.role == "tool":
             if prev is None or not (prev.role == "tool" or (prev.role == "assistant" and prev.tool_calls)):
-                return f"message {n} is a tool result without a preceding assistant tool call"
+                return Msg("conv_tool_without_call", i=n)
         elif m.role == "assistant":
             if prev is None or prev.role not in ("user", "tool"):
-                where = "first" if prev is None else "after another assistant turn"
-                return f"message {n} is an assistant turn {where}; turns must alternate user → assistant"
+                return Msg("conv_assistant_first" if prev is None else "conv_assistant_twice", i=n)
             if not m.content.strip() and not m.tool_calls:
-                return f"message {n}: the assistant reply is empty"
+                return Msg("conv_reply_empty", i=n)
         elif m.role == "system":
-            return f"message {n} is a system prompt; only the first message may be one"
+            return Msg("row_system_not_first", i=n)
         else:
-            return f"message {n} has unknown role {m.role!r}; valid roles: {', '.join(ROLES)}"
+            return Msg("conv_unknown_role", i=n, role=m.role, roles=", ".join(ROLES))
         prev = m
     if msgs[-1].role != "assistant":
-        return "the conversation must end with an assistant reply (the text to learn)"
+        return Msg("conv_no_final_reply")
     return None
 
 

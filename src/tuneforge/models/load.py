@@ -99,9 +99,8 @@ def convert_gguf(src_dir: Path, gguf_file: str, dest: Path) -> Path:
     missing, unexpected = model.load_state_dict(gguf_model.state_dict(), strict=False)
     missing = [k for k in missing if k not in getattr(model, "_tied_weights_keys", {}) and "lm_head" not in k]
     if missing or unexpected:
-        raise ModelError(f"GGUF conversion of {gguf_file}: weights did not match the architecture "
-                         f"(missing {missing[:5]}, unexpected {unexpected[:5]})",
-                         "this GGUF architecture may not be supported by transformers' GGUF loader")
+        raise ModelError(Msg("model_gguf_mismatch", file=gguf_file, missing=missing[:5], unexpected=unexpected[:5]),
+                         Msg("model_gguf_mismatch_fix"))
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=dest.parent))
     try:
         model.save_pretrained(tmp)
@@ -118,7 +117,7 @@ def resolve_model_path(name: str) -> Path:
     """An HF folder for ``name``: the folder itself, or the (created on first use) cache of an alias or GGUF."""
     problem = check_model(name)
     if problem:
-        raise ModelError(problem, "check model_name_or_path")
+        raise ModelError(problem, Msg("model_check_fix"))
     key = name.lower()
     if key in ALIASES:
         em = ALIASES[key]
@@ -150,8 +149,7 @@ def pick_attention(choice: str) -> str:
         return "eager"
     if choice == "fa2":
         if importlib.util.find_spec("flash_attn") is None:
-            raise ModelError("flash_attn=fa2 needs the flash-attn package, which is not installed",
-                             "pip install flash-attn, or use --flash_attn sdpa")
+            raise ModelError(Msg("model_fa2_missing"), Msg("model_fa2_missing_fix"))
         return "flash_attention_2"
     if choice in ("auto", "varlen"):
         from tuneforge.models import attention
@@ -162,8 +160,7 @@ def pick_attention(choice: str) -> str:
                        "variable-length FlashAttention kernel (no attention work across sample boundaries)")
             return attention.register()
         if choice == "varlen":
-            raise ModelError(f"flash_attn=varlen is not available: {why_not}",
-                             "use --flash_attn sdpa (auto picks varlen where it can run)")
+            raise ModelError(Msg("model_varlen_unavailable", why=why_not), Msg("model_varlen_unavailable_fix"))
         log.choice("attention=sdpa", f"flash_attn=auto uses PyTorch's scaled-dot-product attention ({why_not})")
     return "sdpa"
 
@@ -194,6 +191,5 @@ def load_model(path: Path | str, dtype, attention: str = "auto", trust_remote_co
             trust_remote_code=trust_remote_code, **extra)
     except ValueError as e:
         if "trust_remote_code" in str(e):
-            raise ModelError(f"{path}: this model needs its own code to load",
-                             "if you trust its source, pass --trust_remote_code True") from None
+            raise ModelError(Msg("model_remote_code", path=str(path)), Msg("model_remote_code_fix")) from None
         raise

@@ -9,6 +9,7 @@ import torch
 
 from tuneforge.adapters import is_prompt_adapter, merge_adapters, prompt_merge_refusal, split_list
 from tuneforge.config import Config
+from tuneforge.config.messages import Msg
 from tuneforge.data import templates
 from tuneforge.errors import ConfigError
 from tuneforge.models import load_model, load_tokenizer, resolve_model_path
@@ -17,17 +18,17 @@ from tuneforge.recipes.preflight import preflight
 from tuneforge.utils import log
 
 
-def check_export(cfg: Config) -> list[str]:
+def check_export(cfg: Config) -> list[Msg]:
     e, adapters = cfg.export, split_list(cfg.model.adapter_name_or_path)
     p = []
     if not e.export_dir:
-        p.append("export_dir is required: the folder to write the merged model to, e.g. --export_dir models/nimbus")
+        p.append(Msg("export_dir_required"))
     if e.export_size <= 0:
-        p.append(f"export_size must be > 0 (GB per safetensors shard), got {e.export_size}")
+        p.append(Msg("export_size_positive", got=e.export_size))
     for a in adapters:
         if is_prompt_adapter(a):
             msg, hint = prompt_merge_refusal(a)
-            p.append(f"{msg}. Instead: {hint}")
+            p.append(Msg("export_prompt_adapter", message=msg, hint=hint))
     return p
 
 

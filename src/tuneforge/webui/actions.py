@@ -258,9 +258,9 @@ def preview_data(ctx: Context, values: dict[str, Any], lang: str) -> str:
     d = cfg.data
     problems = [p for p in (check_model(cfg.model.model_name_or_path),) if p]
     if not cfg.model.model_name_or_path:
-        problems.append(t("msg_need_model", lang))
+        problems.append(Msg("msg_need_model"))
     if not d.dataset:
-        problems.append(t("msg_need_dataset", lang))
+        problems.append(Msg("msg_need_dataset"))
     if problems:
         raise ConfigError(problems)
     tokenizer = load_tokenizer(resolve_model_path(cfg.model.model_name_or_path), cfg.model.trust_remote_code)
@@ -348,7 +348,8 @@ class ChatSession:
         self.lock = threading.Lock()
 
     def load(self, ctx: Context, model: str, adapters: list[str] | str | None, template: str, side_by_side: bool,
-             lang: str) -> str:
+             lang: str) -> Msg:
+        """Load (or keep) the engines; the status message, in no language yet (the page renders it)."""
         from tuneforge.infer.engine import ChatEngine
         from tuneforge.models.load import check_model
 
@@ -371,12 +372,11 @@ class ChatSession:
                 self.tuned = ChatEngine(model, ",".join(ads) or None, template or "auto")
                 self.base = ChatEngine(model, None, template or "auto") if (side_by_side and ads) else None
                 self.key = key
-        names = ", ".join(ads) if ads else t("none", lang)
-        return t("msg_model_loaded", lang, model=model, adapters=names)
+        return Msg("msg_model_loaded", model=model, adapters=", ".join(ads) if ads else Msg("none"))
 
     def _require(self, lang: str) -> None:
         if self.tuned is None:
-            raise TuneforgeError(t("msg_load_first", lang), t("msg_load_first_hint", lang))
+            raise TuneforgeError(Msg("msg_load_first"), Msg("msg_load_first_hint"))
 
     def _stream(self, engine, history: list[dict], system: str | None, gen):
         """Yield the growing reply text; the last value is the engine's cleaned reply."""
@@ -405,11 +405,13 @@ class ChatSession:
 
     def reply(self, text: str, tuned_hist: list, base_hist: list, system: str | None, side_by_side: bool,
               gen_values: dict[str, Any], lang: str):
-        """Stream the tuned reply, then (side by side) the base model's reply to the same message."""
+        """Stream the tuned reply, then (side by side) the base model's reply to the same message.
+
+        Yields (tuned history, base history, status, input box): the status is None while streaming, then a Msg."""
         self._require(lang)
         text = (text or "").strip()
         if not text:
-            yield tuned_hist, base_hist, "", ""
+            yield tuned_hist, base_hist, None, ""
             return
         gen = _gen_args(gen_values)
         import time
@@ -420,7 +422,7 @@ class ChatSession:
             if side_by_side and self.base is not None:
                 pairs.append((self.base, base_hist))
             elif side_by_side and self.key[1]:
-                raise TuneforgeError(t("msg_reload_for_base", lang))
+                raise TuneforgeError(Msg("msg_reload_for_base"))
             elif side_by_side:
                 pairs.append((self.tuned, base_hist))  # no adapter loaded: the loaded model is the base
             hists = [list(h) for _, h in pairs]
@@ -431,12 +433,12 @@ class ChatSession:
                 convo = [{"role": m["role"], "content": message_text(m["content"])} for m in hists[i][:-1]]
                 for partial in self._stream(engine, convo, system, gen):
                     hists[i][-1]["content"] = partial
-                    yield hists[0], (hists[1] if len(hists) > 1 else base_hist), "", ""
+                    yield hists[0], (hists[1] if len(hists) > 1 else base_hist), None, ""
         yield (hists[0], (hists[1] if len(hists) > 1 else base_hist),
-               ok_html(t("msg_replied", lang, seconds=f"{time.time() - t0:.1f}")), "")
+               Msg("msg_replied", seconds=f"{time.time() - t0:.1f}"), "")
 
     def evaluate(self, ctx: Context, questions: str, qfile: str | None, name: str, system: str | None,
-                 gen_values: dict[str, Any], lang: str) -> tuple[list[list[Any]], str]:
+                 gen_values: dict[str, Any], lang: str) -> tuple[list[list[Any]], Msg]:
         from tuneforge.eval.identity import identity_hits
 
         self._require(lang)
@@ -447,7 +449,7 @@ class ChatSession:
                 raise TuneforgeError(Msg("msg_questions_missing", path=qfile), Msg("msg_questions_missing_fix"))
             qs += read_questions(path)
         if not qs:
-            raise TuneforgeError(t("msg_no_questions", lang))
+            raise TuneforgeError(Msg("msg_no_questions"))
         gen = _gen_args(gen_values)
         convs = [[{"role": "user", "content": q}] for q in qs]
         with self.lock:
@@ -460,10 +462,10 @@ class ChatSession:
         if name:
             hits, _ = identity_hits(tuned, name)
             base_hits, _ = identity_hits(base, name) if self.base is not None else (0, [])
-            summary = t("msg_hit_rate", lang, name=name, hits=hits, n=len(qs), rate=f"{hits / len(qs):.0%}",
-                        base_hits=base_hits)
+            summary = Msg("msg_hit_rate", name=name, hits=hits, n=len(qs), rate=f"{hits / len(qs):.0%}",
+                          base_hits=base_hits)
         else:
-            summary = t("msg_eval_done", lang, n=len(qs))
+            summary = Msg("msg_eval_done", n=len(qs))
         return rows, summary
 
 
@@ -485,7 +487,7 @@ def run_export(ctx: Context, model: str, adapters: list[str] | None, values: dic
         model = relative(confine(model, ctx.root, Msg("what_model")), ctx.root)
     ads = [relative(confine(a, ctx.root, Msg("what_adapter")), ctx.root) for a in (adapters or []) if a.strip()]
     if not ads:
-        raise TuneforgeError(t("msg_export_need_adapter", lang))
+        raise TuneforgeError(Msg("msg_export_need_adapter"))
     args = ["--model_name_or_path", model, "--adapter_name_or_path", ",".join(ads)]
     for k, v in values.items():
         v = from_widget(specs[k], v)
@@ -495,7 +497,7 @@ def run_export(ctx: Context, model: str, adapters: list[str] | None, values: dic
             v = relative(confine(str(v), ctx.root, k), ctx.root)
         args += [f"--{k}", str(v)]
     cmd = [sys.executable, "-m", "tuneforge", "export", *args]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TUNEFORGE_LANG": lang}  # the CLI's errors in the page's language
     import tuneforge
 
     src = str(Path(tuneforge.__file__).resolve().parent.parent)

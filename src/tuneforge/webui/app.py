@@ -171,6 +171,7 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
                     texts["sec_generate"] = acc_gen
                     _grid(gen_specs, lang, choices, chat_comps, per_row=3)
                 chat_status = gr.HTML(elem_id="chat-status")
+                chat_shown = gr.State(None)  # what chat_status shows, in no language (re-rendered on a switch)
                 with gr.Row():
                     texts["chat_tuned"] = tuned_bot = gr.Chatbot(label=t("chat_tuned", lang), elem_id="chat-tuned",
                                                                  height=360)
@@ -199,6 +200,7 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
                         texts["btn_eval"] = btn_eval = gr.Button(t("btn_eval", lang), variant="primary",
                                                                  elem_id="btn-eval")
                 eval_summary = gr.HTML(elem_id="eval-summary")
+                eval_shown = gr.State(None)  # what eval_summary shows, in no language
                 eval_table = gr.Dataframe(headers=actions.eval_headers(lang), interactive=False, wrap=True,
                                           elem_id="eval-table")
 
@@ -299,7 +301,7 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
         def on_start(lang_, current, *args):
             try:
                 cfg = actions.resolve(ctx, values_of(args), for_start=True)
-                job = mgr.start(cfg)
+                job = mgr.start(cfg, lang_)
                 return (job.output_dir, actions.command(cfg),
                         *show(actions.Msg("msg_started", pid=job.pid, out=job.output_dir), lang_))
             except TuneforgeError as e:
@@ -348,22 +350,24 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
 
         def on_load_model(lang_, model, adapters, template, sbs):
             try:
-                return actions.ok_html(ctx.chat.load(ctx, model, adapters, template, sbs, lang_))
+                return show(ctx.chat.load(ctx, model, adapters, template, sbs, lang_), lang_)
             except TuneforgeError as e:
-                return actions.error_html(e, lang_)
+                return show(e, lang_)
 
-        btn_load_model.click(on_load_model, [lang_radio, *engine_inputs], chat_status)
+        btn_load_model.click(on_load_model, [lang_radio, *engine_inputs], [chat_status, chat_shown])
 
         def on_send(lang_, text, tuned_hist, base_hist, system, sbs, *gen_values):
             gen = dict(zip(gen_names, gen_values))
             try:
-                yield from ctx.chat.reply(text, tuned_hist or [], base_hist or [], system, sbs, gen, lang_)
+                for tuned, base, status, box in ctx.chat.reply(text, tuned_hist or [], base_hist or [], system, sbs,
+                                                               gen, lang_):
+                    yield tuned, base, *(show(status, lang_) if status is not None else ("", None)), box
             except TuneforgeError as e:
-                yield tuned_hist, base_hist, actions.error_html(e, lang_), gr.update()
+                yield tuned_hist, base_hist, *show(e, lang_), gr.update()
 
         send_inputs = [lang_radio, chat_input, tuned_bot, base_bot, chat_system, side_by_side,
                        *[chat_comps[n] for n in gen_names]]
-        send_outputs = [tuned_bot, base_bot, chat_status, chat_input]
+        send_outputs = [tuned_bot, base_bot, chat_status, chat_shown, chat_input]
         btn_send.click(on_send, send_inputs, send_outputs)
         chat_input.submit(on_send, send_inputs, send_outputs)
         btn_clear.click(lambda: ([], []), None, [tuned_bot, base_bot])
@@ -375,12 +379,13 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
             try:
                 rows, summary = ctx.chat.evaluate(ctx, questions, qfile, name or actions.var_name(ds_vars), system,
                                                   gen, lang_)
-                return gr.update(value=rows, headers=actions.eval_headers(lang_)), actions.ok_html(summary)
+                return gr.update(value=rows, headers=actions.eval_headers(lang_)), *show(summary, lang_)
             except TuneforgeError as e:
-                return gr.update(), actions.error_html(e, lang_)
+                return gr.update(), *show(e, lang_)
 
         btn_eval.click(on_eval, [lang_radio, eval_questions, eval_file, eval_name, comps["dataset_vars"],
-                                 chat_system, *[chat_comps[n] for n in gen_names]], [eval_table, eval_summary])
+                                 chat_system, *[chat_comps[n] for n in gen_names]],
+                       [eval_table, eval_summary, eval_shown])
 
         # Export
         export_names = list(export_comps)
@@ -398,8 +403,9 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
         all_specs = {**{n: by_name[n] for n in names}, **specs_by_name(("generate", "export"))}
         field_comps = {**comps, **chat_comps, **export_comps}
 
-        def on_lang(lang_, current, shown_):
-            out = [actions.note_html(shown_, lang_)]
+        def on_lang(lang_, current, shown_, chat_shown_, eval_shown_):
+            out = [actions.note_html(shown_, lang_), actions.note_html(chat_shown_, lang_),
+                   actions.note_html(eval_shown_, lang_)]
             for key, comp in texts.items():
                 out.append(actions.text_update(comp, t(key, lang_)))
             for n, comp in field_comps.items():
@@ -409,8 +415,9 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
                     gr.update(headers=actions.eval_headers(lang_))]
             return out
 
-        lang_radio.change(on_lang, [lang_radio, job_dir, shown],
-                          [message, *texts.values(), *field_comps.values(), progress, loss, eval_table])
+        lang_radio.change(on_lang, [lang_radio, job_dir, shown, chat_shown, eval_shown],
+                          [message, chat_status, eval_summary, *texts.values(), *field_comps.values(), progress, loss,
+                           eval_table])
     demo.tf_context = ctx  # for tests and the CLI
     return demo
 

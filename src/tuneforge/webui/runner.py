@@ -93,7 +93,7 @@ class RunManager:
         self._lock = threading.Lock()
 
     # ---- start / abort -------------------------------------------------------------------------------------------
-    def start(self, cfg: Config) -> Job:
+    def start(self, cfg: Config, lang: str = "en") -> Job:
         out = Path(cfg.train.output_dir)
         out = (out if out.is_absolute() else self.root / out).resolve()
         with self._lock:
@@ -104,7 +104,7 @@ class RunManager:
             cfg_path = out / CONFIG
             cfg_path.write_text(cfg.to_yaml(), encoding="utf-8")
             log_path = out / LOG
-            env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+            env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", "TUNEFORGE_LANG": lang}
             # src-layout checkouts run without installing: let the child import the same tuneforge as this process
             import tuneforge
 
