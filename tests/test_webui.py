@@ -462,6 +462,7 @@ def test_the_cli_speaks_the_language_the_ui_runs_it_in(monkeypatch, capsys):
 def test_chat_and_eval_status_boxes_re_render_on_a_language_switch(tmp_path, monkeypatch):
     """The app's own handlers: the Chat and Evaluate status boxes keep a language-free record that the language
     switch renders again (like the Train tab's message box)."""
+    pytest.importorskip("gradio")  # installed by the README's test command (.[test,webui])
     from tuneforge.webui.app import build_app
 
     monkeypatch.chdir(tmp_path)
