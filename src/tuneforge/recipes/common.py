@@ -32,7 +32,10 @@ def prepare_run(cfg: Config, max_new_tokens: int = 0):
     tokenizer = load_tokenizer(model_path, cfg.model.trust_remote_code)
     fmt = templates.install(tokenizer, cfg.data.template)
     data = build_data(cfg.data, cfg.finetune.stage, tokenizer, fmt, cfg.train.seed, max_new_tokens)
-    log.info(f"data: {len(data.train)} training {cfg.finetune.stage} samples, {len(data.eval)} for evaluation")
+    supervised = data.report.get("train", {}).get("trained_tokens")
+    log.info(f"data: {len(data.train)} training {cfg.finetune.stage} samples"
+             + (f", {supervised} supervised tokens" if supervised is not None else "")
+             + f"; {len(data.eval)} evaluation samples")
     return out, resume, model_path, tokenizer, fmt, data
 
 

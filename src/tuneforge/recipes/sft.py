@@ -11,13 +11,10 @@ import torch
 from tuneforge.adapters import apply_method, count_parameters, split_list
 from tuneforge.adapters.lora import save_trained
 from tuneforge.config import Config
-from tuneforge.data import templates
-from tuneforge.data.build import build_data
 from tuneforge.data.packing import pack_for_training, resolve_packing
-from tuneforge.models import load_tokenizer, resolve_model_path, resolve_precision
+from tuneforge.models import resolve_precision
 from tuneforge.models.kernels import apply_liger, compile_layers
-from tuneforge.recipes.common import load_base
-from tuneforge.recipes.preflight import preflight
+from tuneforge.recipes.common import load_base, prepare_run
 from tuneforge.train import run_dir
 from tuneforge.train.loop import train_loop
 from tuneforge.train.metrics import plot_loss
@@ -33,17 +30,8 @@ class RunResult:
 
 def run(cfg: Config) -> RunResult:
     t0 = time.time()
-    preflight(cfg)
-    out, resume = run_dir.prepare(cfg)
-    run_dir.save_config(cfg, out)
-
     # Tokenizer, template and data first: bad data fails before any weights load.
-    model_path = resolve_model_path(cfg.model.model_name_or_path)
-    tokenizer = load_tokenizer(model_path, cfg.model.trust_remote_code)
-    fmt = templates.install(tokenizer, cfg.data.template)
-    data = build_data(cfg.data, cfg.finetune.stage, tokenizer, fmt, cfg.train.seed)
-    log.info(f"data: {len(data.train)} training samples, {data.report['train']['trained_tokens']} supervised "
-             f"tokens; {len(data.eval)} evaluation samples")
+    out, resume, model_path, tokenizer, fmt, data = prepare_run(cfg)
     if not cfg.train.do_train:
         log.info("do_train=False: config and data are valid; nothing trained")
         return RunResult(out, {"completed": False, "data": data.report})

@@ -43,7 +43,8 @@ def full_logits_reason(model: torch.nn.Module) -> str | None:
     return None
 
 
-def _varlen_attention(model: torch.nn.Module) -> bool:
+def _flash_attn_package(model: torch.nn.Module) -> bool:
+    """transformers' flash_attention_2/3/4 (the flash-attn package), which finds packed samples from position ids."""
     return "flash" in str(getattr(getattr(_base(model), "config", None), "_attn_implementation", ""))
 
 
@@ -126,7 +127,7 @@ def token_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor], gathe
     ``offset``: virtual-token positions in front of the input in the plain forward's logits (prompt/P-Tuning).
     ``shared_prefix``: compute the rows' common prefix once (``shared_prefix_len``; unpacked batches only)."""
     varlen = batch.get("position_ids") is not None and uses_varlen(model)
-    if batch.get("position_ids") is not None and batch["input_ids"].shape[0] > 1 and _varlen_attention(model):
+    if batch.get("position_ids") is not None and batch["input_ids"].shape[0] > 1 and _flash_attn_package(model):
         batch = flatten_packed(batch)
     labels = batch["labels"][:, 1:]
     keep = labels != IGNORE

@@ -73,6 +73,17 @@ def _grid(specs: list[FieldSpec], lang: str, choices, comps: dict, per_row: int 
                 comps[spec.name] = _widget(spec, lang, choices)
 
 
+def _model_pickers(tab: str, lang: str, choices, texts: dict) -> tuple[gr.Dropdown, gr.Dropdown]:
+    """The base model and adapter(s) dropdowns of the Chat and Export tabs (labels `{tab}_model/_adapters`)."""
+    texts[f"{tab}_model"] = model = gr.Dropdown(
+        choices=choices["models"], value=actions.DEFAULT_MODEL, allow_custom_value=True,
+        label=t(f"{tab}_model", lang), elem_id=f"{tab}-model")
+    texts[f"{tab}_adapters"] = adapters = gr.Dropdown(
+        choices=choices["adapters"], value=[], multiselect=True, allow_custom_value=True,
+        label=t(f"{tab}_adapters", lang), elem_id=f"{tab}-adapters")
+    return model, adapters
+
+
 def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -> gr.Blocks:
     root = Path(root).resolve()
     mgr = manager or RunManager(root)
@@ -149,12 +160,7 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
             with gr.Tab(t("tab_chat", lang), id="chat", elem_id="tab-chat") as tab_chat:
                 texts["tab_chat"] = tab_chat
                 with gr.Row():
-                    texts["chat_model"] = chat_model = gr.Dropdown(
-                        choices=choices["models"], value=actions.DEFAULT_MODEL, allow_custom_value=True,
-                        label=t("chat_model", lang), elem_id="chat-model")
-                    texts["chat_adapters"] = chat_adapters = gr.Dropdown(
-                        choices=choices["adapters"], value=[], multiselect=True, allow_custom_value=True,
-                        label=t("chat_adapters", lang), elem_id="chat-adapters")
+                    chat_model, chat_adapters = _model_pickers("chat", lang, choices, texts)
                     texts["chat_template"] = chat_template = gr.Dropdown(
                         choices=choices["templates"], value="auto", label=t("chat_template", lang),
                         elem_id="chat-template")
@@ -211,12 +217,7 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
                 texts["tab_export"] = tab_export
                 texts["export_hint"] = gr.Markdown(t("export_hint", lang))
                 with gr.Row():
-                    texts["export_model"] = export_model = gr.Dropdown(
-                        choices=choices["models"], value=actions.DEFAULT_MODEL, allow_custom_value=True,
-                        label=t("export_model", lang), elem_id="export-model")
-                    texts["export_adapters"] = export_adapters = gr.Dropdown(
-                        choices=choices["adapters"], value=[], multiselect=True, allow_custom_value=True,
-                        label=t("export_adapters", lang), elem_id="export-adapters")
+                    export_model, export_adapters = _model_pickers("export", lang, choices, texts)
                     texts["btn_refresh_export"] = btn_refresh_export = gr.Button(
                         t("btn_refresh_adapters", lang), size="sm", scale=0, elem_id="btn-refresh-export")
                 _grid(field_specs(("export",)), lang, choices, export_comps, per_row=3)
