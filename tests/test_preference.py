@@ -198,6 +198,72 @@ def test_rollout_log_probs_are_those_of_the_tempered_distribution(tiny_model):
     assert torch.allclose(full.exp().sum(-1), torch.ones(1, 3), atol=1e-4)
 
 
+def test_ppo_update_takes_one_optimiser_step_per_mini_batch_group(tiny_model):
+    """A step's rollouts are split into mini-batches of per_device_train_batch_size (each trimmed to its longest
+    reply); every pass takes one optimiser step per gradient_accumulation_steps mini-batches (TRL, LLaMA-Factory)."""
+    from types import SimpleNamespace
+
+    from accelerate import Accelerator
+    from transformers import AutoModelForCausalLM
+
+    from tuneforge.train.ppo import Rollout, minibatch, ppo_update
+    from tuneforge.train.preference import ValueHead
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    model.v_head = ValueHead(model.config.hidden_size)
+    ids, P = torch.randint(3, 50, (8, 7)), 3
+    rmask = torch.ones(8, 4)
+    rmask[:2, 2:] = 0  # the first two replies stopped after 2 tokens
+    with torch.no_grad():
+        lp, values = policy_forward(model, ids, torch.ones_like(ids), P, model.v_head)
+    r = Rollout(ids, torch.ones_like(ids), P, rmask, lp, lp - 0.1, values, torch.randn(8), torch.randn(8),
+                [str(i) for i in range(8)])
+    mb = minibatch(r, slice(0, 2))
+    assert mb.input_ids.shape == (2, P + 2) and mb.mask.shape == (2, 2) and mb.responses == ["0", "1"]
+    assert minibatch(r, slice(2, 4)).input_ids.shape == (2, 7)
+    params = [p for p in model.parameters() if p.requires_grad]
+    ft = SimpleNamespace(ppo_whiten_rewards=True, ppo_gamma=1.0, ppo_lam=0.95, ppo_epochs=2, ppo_cliprange=0.2,
+                         ppo_vf_coef=0.1)
+    before = [p.detach().clone() for p in params]
+    stats, kl, _, steps = ppo_update(model, r, 0.05, ft, Accelerator(cpu=True), torch.optim.SGD(params, lr=0.0),
+                                     params, 1.0, mini_batch_size=2)
+    assert steps == 2 * 4 and kl == pytest.approx(0.35, abs=1e-5)  # 0.1 nats a token: (2 × 0.2 + 6 × 0.4) / 8
+    assert all(torch.equal(a, b) for a, b in zip(before, params))  # lr 0: counted, not moved
+    assert {"pg_loss", "value_loss", "clip_fraction", "approx_kl"} <= set(stats)
+    _, _, _, steps = ppo_update(model, r, 0.05, ft, Accelerator(cpu=True), torch.optim.SGD(params, lr=0.0),
+                                params, 1.0, mini_batch_size=2, accumulation=3)
+    assert steps == 2 * 2  # 4 mini-batches in groups of 3 and 1
+
+
+def test_missing_eos_penalty_lowers_only_cut_off_rollouts(tiny_model, tiny_tokenizer):
+    from types import SimpleNamespace
+
+    from transformers import AutoModelForCausalLM
+
+    from tuneforge.config.schema import GenerateArgs
+    from tuneforge.data.encode import PairSample
+    from tuneforge.train.preference import ValueHead
+    from tuneforge.train.rollout import Actor
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    model.v_head = ValueHead(model.config.hidden_size)
+    fmt = templates.install(tiny_tokenizer, "auto")
+    scorer = SimpleNamespace(score=lambda convs: [1.0] * len(convs))
+    actor = Actor(model, model, scorer, tiny_tokenizer, fmt, GenerateArgs(max_new_tokens=2), "cpu",
+                  missing_eos_penalty=2.0)
+    # Half the vocabulary stops a reply, so that some rollouts finish within 2 tokens and some are cut off.
+    actor.stop_ids = list(range(0, model.config.vocab_size, 2))
+    actor.sample_kw["eos_token_id"] = actor.stop_ids
+    prompts = [PairSample(None, prompt_ids=tiny_tokenizer(f"q{i}")["input_ids"],
+                          prompt_messages=[{"role": "user", "content": f"q{i}"}]) for i in range(32)]
+    torch.manual_seed(0)
+    r = actor.rollout(prompts)
+    finished = [any(t % 2 == 0 for t in row) for row in r.input_ids[:, r.prompt_len:].tolist()]
+    assert 0 < sum(finished) < 32 and r.raw_scores.tolist() == [1.0] * 32
+    assert r.scores.tolist() == [1.0 if f else -1.0 for f in finished] and r.finished.tolist() == finished
+
+
 # ---- log-probs and the reference ---------------------------------------------------------------------------------
 
 def test_sequence_logps_and_reference_is_the_base_with_the_adapter_off(tiny_model, tiny_tokenizer, pref_dir):

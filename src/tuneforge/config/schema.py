@@ -153,8 +153,11 @@ class FinetuneArgs:
         None, "ppo: the reward model, a run folder written by --stage rm (a LoRA adapter or a full model, with "
               "value_head.safetensors).")
     ppo_epochs: int = opt(4, "ppo: optimisation passes over each batch of rollouts.")
-    ppo_buffer_size: int = opt(1, "ppo: rollout batches collected (each per_device_train_batch_size prompts) "
-                                  "before the optimisation passes.")
+    ppo_buffer_size: int = opt(1, "ppo: optimiser steps per pass over a step's rollouts. A step generates "
+                                  "per_device_train_batch_size × gradient_accumulation_steps × ppo_buffer_size "
+                                  "rollouts, then each of ppo_epochs passes takes one optimiser step per "
+                                  "per_device_train_batch_size × gradient_accumulation_steps of them (mini-batches "
+                                  "of per_device_train_batch_size, as in LLaMA-Factory and TRL).")
     ppo_target: float = opt(6.0, "ppo: target KL (nats per reply) for the adaptive KL-penalty coefficient; 0 keeps "
                                  "ppo_kl_coef fixed.")
     ppo_kl_horizon: int = opt(10000, "ppo: horizon of the adaptive KL controller, in rollouts: each step moves the "
@@ -163,6 +166,10 @@ class FinetuneArgs:
     ppo_kl_coef: float = opt(0.05, "ppo: initial coefficient of the per-token KL penalty to the reference.")
     ppo_score_norm: bool = opt(False, "ppo: normalise reward-model scores with their running mean and std.")
     ppo_whiten_rewards: bool = opt(False, "ppo: whiten the per-token rewards of each rollout batch.")
+    ppo_missing_eos_penalty: float = opt(
+        0.0, "ppo: subtracted from the reward-model score of a rollout that does not finish within max_new_tokens "
+             "(TRL's missing_eos_penalty). A reward model never shown cut-off replies may score them above short "
+             "finished ones, and PPO then learns to ramble to the limit; 0 = off.")
     ppo_cliprange: float = opt(0.2, "ppo: clip range of the policy ratio (and of the value update).")
     ppo_gamma: float = opt(1.0, "ppo: discount factor of the generalised advantage estimation.")
     ppo_lam: float = opt(0.95, "ppo: lambda of the generalised advantage estimation.")

@@ -168,7 +168,8 @@ def problems_prompt_and_quant(cfg: Config, p: list[Msg]) -> None:
 
 PREFERENCE_STAGES = ("rm", "dpo", "kto", "ppo")
 PPO_ONLY = ("reward_model", "ppo_epochs", "ppo_buffer_size", "ppo_target", "ppo_kl_horizon", "ppo_kl_coef",
-            "ppo_score_norm", "ppo_whiten_rewards", "ppo_cliprange", "ppo_gamma", "ppo_lam", "ppo_vf_coef")
+            "ppo_score_norm", "ppo_whiten_rewards", "ppo_cliprange", "ppo_gamma", "ppo_lam", "ppo_vf_coef",
+            "ppo_missing_eos_penalty")
 DPO_ONLY = ("pref_loss", "simpo_gamma", "dpo_label_smoothing")
 KTO_ONLY = ("kto_chosen_weight", "kto_rejected_weight")
 
@@ -203,7 +204,7 @@ def problems_preference(cfg: Config, p: list[Msg], for_training: bool) -> None:
             p.append(Msg("ge1", key=key, got=getattr(ft, key)))
     if ft.ppo_kl_horizon < 1:
         p.append(Msg("ge1", key="ppo_kl_horizon", got=ft.ppo_kl_horizon))
-    for key in ("ppo_target", "ppo_kl_coef"):  # ppo_target 0 keeps the coefficient fixed
+    for key in ("ppo_target", "ppo_kl_coef", "ppo_missing_eos_penalty"):  # ppo_target 0: a fixed coefficient
         if getattr(ft, key) < 0:
             p.append(Msg("ge0", key=key, got=getattr(ft, key)))
     if not 0 < ft.ppo_cliprange < 1:

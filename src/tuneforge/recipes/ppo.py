@@ -48,18 +48,21 @@ def run(cfg: Config) -> RunResult:
     rm_is_adapter = (Path(ft.reward_model) / "adapter_config.json").is_file()
     scorer = RewardScorer(cfg.model.model_name_or_path if rm_is_adapter else ft.reward_model,
                           ft.reward_model if rm_is_adapter else None, device=str(dev))
-    actor = Actor(policy, ref, scorer, tokenizer, fmt, cfg.generate, dev)
+    actor = Actor(policy, ref, scorer, tokenizer, fmt, cfg.generate, dev, ft.ppo_missing_eos_penalty)
 
     B, prompts = t.per_device_train_batch_size, data.train
-    per_step = B * ft.ppo_buffer_size
+    batches = t.gradient_accumulation_steps * ft.ppo_buffer_size  # mini-batches of B rollouts per step
+    per_step = B * batches
     total = t.max_steps if t.max_steps > 0 else max(1, math.ceil(t.num_train_epochs * len(prompts) / per_step))
     optimizer = build_optimizer(policy, t, ft)
     schedule = Schedule(optimizer, t.lr_scheduler_type, warmup_steps(t, total), total)
     params = [p for p in policy.parameters() if p.requires_grad]
     kl_ctl, moments = AdaptiveKL(ft.ppo_kl_coef, ft.ppo_target, ft.ppo_kl_horizon), RunningMoments()
     log.choice(f"kl controller: target {ft.ppo_target}, horizon {ft.ppo_kl_horizon} rollouts" if ft.ppo_target > 0
-               else f"kl coefficient fixed at {ft.ppo_kl_coef}", f"ppo_target={ft.ppo_target}; {per_step} rollouts "
-               f"per step")
+               else f"kl coefficient fixed at {ft.ppo_kl_coef}", f"ppo_target={ft.ppo_target}")
+    log.choice(f"ppo: {per_step} rollouts per step, {ft.ppo_buffer_size} optimiser step(s) per epoch over "
+               f"mini-batches of {B}", f"per_device_train_batch_size={B} × gradient_accumulation_steps="
+               f"{t.gradient_accumulation_steps} × ppo_buffer_size={ft.ppo_buffer_size}; ppo_epochs={ft.ppo_epochs}")
     state = {"step": 0, "cursor": len(prompts), "order": list(range(len(prompts))), "tokens": 0, "seconds": 0.0}
     rng = random.Random(t.seed)
     if resume is not None:
@@ -84,35 +87,36 @@ def run(cfg: Config) -> RunResult:
     step, order, cursor, tokens = state["step"], state["order"], state["cursor"], state["tokens"]
     t_start = time.time() - state["seconds"]
     while step < total:
-        buffer = []
-        for _ in range(ft.ppo_buffer_size):
+        chosen = []
+        for _ in range(batches):
             if cursor + B > len(order):
                 rng.shuffle(order)
                 cursor = 0
-            buffer.append(actor.rollout([prompts[i] for i in order[cursor: cursor + B]],
-                                        moments if ft.ppo_score_norm else None))
+            chosen += order[cursor: cursor + B]
             cursor += B
-        stats, mean_kl, grad_norm = ppo_update(policy, buffer, kl_ctl.value, ft, accelerator, optimizer, params,
-                                               t.max_grad_norm)
+        rollout = actor.rollout([prompts[i] for i in chosen], moments if ft.ppo_score_norm else None)
+        stats, mean_kl, grad_norm, _ = ppo_update(policy, rollout, kl_ctl.value, ft, accelerator, optimizer, params,
+                                                  t.max_grad_norm, B, t.gradient_accumulation_steps)
         lr = schedule.get_last_lr()[0]
         schedule.step()
         step += 1
         kl_coef = kl_ctl.value  # the coefficient this step's rewards used
         kl_ctl.update(mean_kl, per_step)
-        tokens += sum(int(r.attention_mask.sum()) for r in buffer)
+        tokens += int(rollout.attention_mask.sum())
         now = time.time()
         record = {"step": step, "epoch": round(step * per_step / len(prompts), 4), "loss": round(stats["pg_loss"]
                   + ft.ppo_vf_coef * stats["value_loss"], 6), "lr": lr, "grad_norm": round(grad_norm, 6),
-                  "reward": round(float(sum(float(r.raw_scores.mean()) for r in buffer) / len(buffer)), 6),
+                  "reward": round(float(rollout.raw_scores.mean()), 6),
                   "kl": round(mean_kl, 6), "kl_coef": round(kl_coef, 6),
                   **{k: round(v, 6) for k, v in stats.items()},
-                  "response_length": round(sum(float(r.mask.sum(1).mean()) for r in buffer) / len(buffer), 2),
+                  "response_length": round(float(rollout.mask.sum(1).mean()), 2),
+                  "truncated": round(1 - float(rollout.finished.float().mean()), 4),
                   "tokens_per_s": round(tokens / max(now - t_start, 1e-9), 2), "elapsed": round(now - t_start, 2)}
         logged = step % t.logging_steps == 0 or step == total
         if logged:
             log.info(f"ppo step {step}: reward {record['reward']:.3f} · kl {record['kl']:.3f} · kl_coef "
                      f"{kl_coef:.4f} · value loss {record['value_loss']:.4f} · clip fraction "
-                     f"{record['clip_fraction']:.3f} · e.g. {buffer[0].responses[0][:60]!r}")
+                     f"{record['clip_fraction']:.3f} · e.g. {rollout.responses[0][:60]!r}")
         evaluated = data.eval and (step % eval_every == 0 or step == total)
         if logged or evaluated:
             metrics.write({**(record if logged else {"step": step}), **(evaluate(step) if evaluated else {})})

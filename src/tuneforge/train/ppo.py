@@ -30,6 +30,7 @@ class Rollout:
     raw_scores: torch.Tensor  # (B,)
     responses: list[str]
     temperature: float = 1.0  # the sampling temperature: log-probs are those of the distribution sampled from
+    finished: torch.Tensor | None = None  # (B,) bool: the reply ended with a stop token within max_new_tokens
 
 
 def rollout_generation_kwargs(g, stop_ids: list[int], pad_id: int) -> dict:
@@ -136,33 +137,50 @@ def ppo_losses(logprobs, old_logprobs, values, old_values, advantages, returns, 
                   "approx_kl": float((0.5 * ((logprobs.detach() - old_logprobs) ** 2) * mask).sum() / n)}
 
 
-def ppo_update(policy, buffer: list[Rollout], kl_coef: float, ft, accelerator, optimizer, params,
-               max_grad_norm: float) -> tuple[dict[str, float], float, float]:
-    """Rewards with the KL penalty, GAE advantages (whitened), then ppo_epochs passes over the buffer, one optimiser
-    step per pass. Returns (loss statistics averaged over the passes, mean KL per reply, last gradient norm)."""
-    prepared = []
-    for r in buffer:
-        rewards, _ = token_rewards(r.scores, r.logprobs, r.ref_logprobs, r.mask, kl_coef)
-        if ft.ppo_whiten_rewards:
-            rewards = whiten(rewards, r.mask, shift_mean=False)
-        adv, returns = gae(rewards, r.values, r.mask, ft.ppo_gamma, ft.ppo_lam)
-        prepared.append((r, whiten(adv, r.mask), returns))
+def minibatch(r: Rollout, rows: slice) -> Rollout:
+    """The rows ``rows`` of a rollout batch (the responses trimmed to their longest real reply)."""
+    width = int(r.mask[rows].sum(1).max().item()) if r.mask[rows].numel() else 0
+    P = r.prompt_len
+    return Rollout(r.input_ids[rows, : P + width], r.attention_mask[rows, : P + width], P, r.mask[rows, :width],
+                   r.logprobs[rows, :width], r.ref_logprobs[rows, :width], r.values[rows, :width], r.scores[rows],
+                   r.raw_scores[rows], r.responses[rows], r.temperature,
+                   None if r.finished is None else r.finished[rows])
+
+
+def ppo_update(policy, rollout: Rollout, kl_coef: float, ft, accelerator, optimizer, params, max_grad_norm: float,
+               mini_batch_size: int, accumulation: int = 1) -> tuple[dict[str, float], float, float, int]:
+    """Rewards with the KL penalty and GAE advantages for the whole step's rollouts (advantages whitened over all of
+    them), then ppo_epochs passes over them in mini-batches of ``mini_batch_size`` rows, one optimiser step every
+    ``accumulation`` mini-batches (as TRL's and LLaMA-Factory's mini_batch_size / gradient accumulation). Returns
+    (loss statistics averaged over the passes, mean KL per reply, last gradient norm, optimiser steps)."""
+    r = rollout
+    rewards, kl = token_rewards(r.scores, r.logprobs, r.ref_logprobs, r.mask, kl_coef)
+    if ft.ppo_whiten_rewards:
+        rewards = whiten(rewards, r.mask, shift_mean=False)
+    adv, returns = gae(rewards, r.values, r.mask, ft.ppo_gamma, ft.ppo_lam)
+    adv = whiten(adv, r.mask)
+    n = r.input_ids.shape[0]
+    chunks = [slice(i, i + mini_batch_size) for i in range(0, n, mini_batch_size)]
     stats: dict[str, float] = {}
-    grad_norm = 0.0
+    grad_norm, steps, passes = 0.0, 0, ft.ppo_epochs * len(chunks)
     for _ in range(ft.ppo_epochs):
-        for r, adv, returns in prepared:
-            logprobs, values = policy_forward(policy, r.input_ids, r.attention_mask, r.prompt_len, policy.v_head,
-                                              temperature=r.temperature)
-            loss, s = ppo_losses(logprobs, r.logprobs, values, r.values, adv, returns, r.mask, ft.ppo_cliprange,
-                                 ft.ppo_vf_coef)
-            accelerator.backward(loss / len(prepared))
+        for j, rows in enumerate(chunks):
+            mb = minibatch(r, rows)
+            width = mb.mask.shape[1]
+            logprobs, values = policy_forward(policy, mb.input_ids, mb.attention_mask, mb.prompt_len, policy.v_head,
+                                              temperature=mb.temperature)
+            loss, s = ppo_losses(logprobs, mb.logprobs, values, mb.values, adv[rows, :width], returns[rows, :width],
+                                 mb.mask, ft.ppo_cliprange, ft.ppo_vf_coef)
+            group = min(accumulation, len(chunks) - (j // accumulation) * accumulation)
+            accelerator.backward(loss / group)
             for k, v in s.items():
-                stats[k] = stats.get(k, 0.0) + v / (ft.ppo_epochs * len(prepared))
-        grad_norm = float(accelerator.clip_grad_norm_(params, max_grad_norm or float("inf")))
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    mean_kl = float(torch.stack([((r.logprobs - r.ref_logprobs) * r.mask).sum(1).mean() for r in buffer]).mean())
-    return stats, mean_kl, grad_norm
+                stats[k] = stats.get(k, 0.0) + v / passes
+            if (j + 1) % accumulation == 0 or j + 1 == len(chunks):
+                grad_norm = float(accelerator.clip_grad_norm_(params, max_grad_norm or float("inf")))
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                steps += 1
+    return stats, float(kl.sum(1).mean()), grad_norm, steps
 
 
 class AdaptiveKL:

@@ -12,9 +12,10 @@ from tuneforge.train.ppo import Rollout, clean_reply, left_pad, policy_forward, 
 class Actor:
     """``ref``: a frozen reference model, or None to use the policy with its adapter switched off."""
 
-    def __init__(self, policy, ref, scorer, tokenizer, fmt, gen_args, device):
+    def __init__(self, policy, ref, scorer, tokenizer, fmt, gen_args, device, missing_eos_penalty: float = 0.0):
         self.policy, self.ref, self.scorer, self.tokenizer, self.fmt, self.device = (policy, ref, scorer, tokenizer,
                                                                                     fmt, device)
+        self.missing_eos_penalty = missing_eos_penalty
         vocab = tokenizer.get_vocab()
         self.stop_ids = sorted({tokenizer.convert_tokens_to_ids(s) for s in fmt.stop if s in vocab}
                                | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()))
@@ -43,8 +44,9 @@ class Actor:
 
     @torch.no_grad()
     def rollout(self, batch, moments=None) -> Rollout:
-        """Sampled replies with their log-probs (policy, reference), values and scores; ``moments`` (running
-        score statistics) normalises the scores when given."""
+        """Sampled replies with their log-probs (policy, reference), values and scores; a reply cut off by
+        max_new_tokens loses ``missing_eos_penalty``; ``moments`` (running score statistics) normalises the scores
+        when given. ``raw_scores`` stay the reward model's own."""
         self.policy.eval()
         gen, full_mask, P, rmask, texts = self._generate(batch, self.sample_kw)
         temp = self.sample_kw.get("temperature", 1.0)
@@ -53,10 +55,13 @@ class Actor:
         raw = self._score(batch, texts)
         self.policy.train()
         scores = raw
+        finished = torch.isin(gen[:, P:], torch.tensor(self.stop_ids, device=gen.device)).any(1)
+        if self.missing_eos_penalty:
+            scores = raw - self.missing_eos_penalty * (~finished).float()
         if moments is not None:
-            moments.update(raw)
-            scores = moments.normalise(raw)
-        return Rollout(gen, full_mask, P, rmask, logprobs, ref_logprobs, values, scores, raw, texts, temp)
+            moments.update(scores)
+            scores = moments.normalise(scores)
+        return Rollout(gen, full_mask, P, rmask, logprobs, ref_logprobs, values, scores, raw, texts, temp, finished)
 
     @torch.no_grad()
     def evaluate(self, samples, batch_size: int) -> tuple[dict, str]:
