@@ -1,4 +1,5 @@
-"""Write the built-in preference demo sets (format_pref, format_kto) and the held-out pairs used by the tests.
+"""Write the built-in preference demo sets (format_pref, format_kto, format_sft) and the held-out pairs used by the
+tests.
 
 The task: the prompt states a format ("end your reply with the word DONE") and the preferred reply follows it while
 the dispreferred one is the same answer without it. SmolLM2-135M-Instruct does not follow this instruction, so the
@@ -48,11 +49,23 @@ def pair(i: int, question: str, answer: str) -> dict:
             "chosen": f"{answer} DONE", "rejected": answer}
 
 
+def bare_word(i: int, question: str, answer: str) -> dict:
+    """The format word alone is not a reply: without these pairs a reward model scores a bare "DONE" like a good
+    answer, and PPO against it learns to reply "DONE" to everything (docs/benchmarks.md, PPO)."""
+    return {**pair(i, question, answer), "rejected": "DONE"}
+
+
 def main() -> None:
     general = json.loads((BUILTIN / "general.json").read_text())
     english = [g for g in general if g["instruction"].isascii()]
     train = [pair(i, g["instruction"], g["output"]) for i, g in enumerate(english)]
-    (BUILTIN / "format_pref.json").write_text(json.dumps(train, indent=1, ensure_ascii=False) + "\n")
+    with_bare = []  # every fourth prompt also gets a pair against the bare word, right after its first pair
+    for i, g in enumerate(english):
+        with_bare += [train[i]] + ([bare_word(i, g["instruction"], g["output"])] if i % 4 == 1 else [])
+    (BUILTIN / "format_pref.json").write_text(json.dumps(with_bare, indent=1, ensure_ascii=False) + "\n")
+    # Demonstrations (the chosen replies) for the first stage of the RLHF pipeline: SFT, then rm, then ppo.
+    demos = [{"instruction": p["instruction"], "input": "", "output": p["chosen"]} for p in train]
+    (BUILTIN / "format_sft.json").write_text(json.dumps(demos, indent=1, ensure_ascii=False) + "\n")
     kto = []
     for i, p in enumerate(train):  # unpaired: each prompt appears once, alternately with a good and a bad reply
         good = i % 2 == 0
@@ -61,7 +74,7 @@ def main() -> None:
     (BUILTIN / "format_kto.json").write_text(json.dumps(kto, indent=1, ensure_ascii=False) + "\n")
     held = [pair(i, q, a) for i, (q, a) in enumerate(HELDOUT)]
     (ROOT / "tests/data/format_pref_heldout.json").write_text(json.dumps(held, indent=1, ensure_ascii=False) + "\n")
-    print(f"format_pref: {len(train)} pairs, format_kto: {len(kto)} rows, held out: {len(held)} pairs")
+    print(f"format_pref: {len(with_bare)} pairs ({len(with_bare) - len(train)} against a bare DONE), format_kto: {len(kto)} rows, held out: {len(held)} pairs")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,10 @@ Mixing a model's own answers into a small fine-tuning run anchors its general be
 replay): the hand-written `general` answers teach a new, terser style as a side effect, the model's own do not.
 
     python scripts/make_replay.py smollm2-135m-instruct src/tuneforge/data/builtin/general_replay_smollm2.json
+    python scripts/make_replay.py smollm2-135m-instruct OUT.json 4    # answered by the 4-bit NF4 base (QLoRA)
+
+With a third argument (4 or 8) the answers come from the base quantized as `quantization_bit` 4 (NF4, double
+quantization) or 8 quantizes it in training: a QLoRA adapter then replays the answers of the model it is trained on.
 """
 
 from __future__ import annotations
@@ -12,15 +16,20 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+
 from tuneforge.config.schema import GenerateArgs
 from tuneforge.data.catalog import load_catalog
 from tuneforge.infer.engine import ChatEngine
+from tuneforge.models.quantization import quantization_config
 
 
 def main() -> None:
     model, out = sys.argv[1], Path(sys.argv[2])
+    bits = int(sys.argv[3]) if len(sys.argv) > 3 else None
     rows = json.loads(load_catalog(None)["general"].path.read_text(encoding="utf-8"))
-    engine = ChatEngine(model)
+    quant = quantization_config(bits, "nf4", True, torch.float32) if bits else None
+    engine = ChatEngine(model, quantization=quant)
     prompts = [r["instruction"] + (("\n" + r["input"]) if r.get("input") else "") for r in rows]
     replies = engine.generate([[{"role": "user", "content": p}] for p in prompts], GenerateArgs(max_new_tokens=64),
                               batch_size=20)

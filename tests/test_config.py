@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from tuneforge.config import build_config, parse_args, validate
@@ -76,3 +78,16 @@ def test_saved_config_of_a_freeze_run_validates_again(tmp_path):
     f = tmp_path / "config.yaml"
     f.write_text(cfg.to_yaml())
     assert validate(parse_args([str(f)])) == []  # every key is in the file, but lora_* keep their defaults
+
+
+def test_every_example_config_resolves_without_problems():
+    """examples/*.yaml are what the README tells users to run: each parses and validates (no weights load)."""
+    from tuneforge.config.parse import parse_args
+    from tuneforge.config.validate import validate
+
+    root = Path(__file__).resolve().parent.parent / "examples"
+    files = sorted(root.glob("*.yaml"))
+    assert len(files) >= 6
+    for f in files:
+        cfg = parse_args([str(f)])
+        assert validate(cfg) == [], (f.name, validate(cfg))

@@ -5,10 +5,10 @@
 * dpo (sigmoid): the share of held-out pairs where the tuned model gives the chosen reply a higher log-prob than the
   rejected one rises clearly over the base model's, and general-knowledge answers survive.
 
-PPO has no outcome test on the embedded model: the one run that raised the held-out reward (by replying just "DONE",
-which this reward model scores high) took 8 minutes on this CPU (docs/benchmarks.md); its pieces, held-out evaluation
-and checkpoint/resume are tested on the tiny model (tests/test_preference.py).
-Lean recipes (few steps, short replies): the two tests took ~2 minutes together on a 2-core CPU."""
+* ppo, as LLaMA-Factory runs the RLHF pipeline (a short sft on demonstrations, the rm above, then ppo continuing the
+  SFT adapter): the mean reward of greedy replies to held-out prompts rises clearly while the KL to the reference
+  stays bounded, and the replies that earn it answer the question and then say DONE (not the bare word).
+Lean recipes (few steps, short replies): the three tests took ~6 minutes together on a 2-core CPU."""
 
 import json
 
@@ -107,3 +107,38 @@ def test_dpo_prefers_the_chosen_reply_and_keeps_general_knowledge(tmp_path):
     print(json.dumps(report.to_dict()["forgotten"], indent=1))
     assert report.base_correct >= 12 and report.retention >= 0.9
 
+
+
+def test_ppo_raises_the_held_out_reward_with_bounded_kl(reward_model, heldout_dir, tmp_path):
+    """2 sft steps on format_sft (alone they do not move the held-out reward), then 6 ppo steps of 32 rollouts
+    against the reward model above. Measured: held-out greedy reward −2.71 → −0.23 (step 3) → +0.38 (step 6), 21
+    of 24 replies end with DONE after an answer; KL to the reference ≤ 10 nats per reply (docs/benchmarks.md)."""
+    from tuneforge.config.schema import GenerateArgs
+    from tuneforge.infer.engine import ChatEngine
+
+    rm_out, _ = reward_model
+    sft, ppo = tmp_path / "sft", tmp_path / "ppo"
+    train(sft, stage="sft", dataset="format_sft", lora_target="all", lora_layers=15, per_device_train_batch_size=8,
+          learning_rate=1e-3, max_steps=2, cutoff_len=128)
+    res = train(ppo, stage="ppo", adapter_name_or_path=str(sft), reward_model=str(rm_out),
+                eval_dataset="format_pref_heldout", dataset_dir=str(heldout_dir), per_device_train_batch_size=8,
+                ppo_buffer_size=4, per_device_eval_batch_size=24, logging_steps=1, max_new_tokens=16, ppo_epochs=2,
+                seed=42, max_steps=6, eval_steps=3, learning_rate=1e-3, lr_scheduler_type="constant",
+                ppo_kl_coef=0.05, ppo_target=4, ppo_kl_horizon=32, temperature=0.7, ppo_missing_eos_penalty=1.0)
+    rows = [json.loads(x) for x in (ppo / "metrics.jsonl").read_text().splitlines()]
+    held = [(r["step"], r["eval_reward"], r["eval_kl"]) for r in rows if "eval_reward" in r]
+    print("held-out (step, reward, kl):", held, "rollout kl:", [r["kl"] for r in rows if "kl" in r])
+    assert [h[0] for h in held] == [0, 3, 6]
+    assert held[-1][1] >= held[0][1] + 2.0  # of the ~3.7 points between a rejected and a chosen reply
+    assert res.summary["eval_reward"] == held[-1][1] and (ppo / "ppo_reward.png").is_file()
+    kls = [r["kl"] for r in rows if "kl" in r] + [h[2] for h in held]
+    assert max(kls) <= 12.0, kls  # bounded: the controller raised its coefficient once KL passed the target of 4
+    coefs = [r["kl_coef"] for r in rows if "kl_coef" in r]
+    assert coefs[-1] > min(coefs)
+
+    replies = ChatEngine("smollm2-135m-instruct", str(ppo)).generate(
+        [[{"role": "user", "content": h["instruction"]}] for h in HELD], GenerateArgs(max_new_tokens=16),
+        batch_size=24)
+    answered = [r for r in replies if r.rstrip(". ").endswith("DONE") and len(r.split()) >= 4]
+    print(json.dumps(replies, indent=1))
+    assert len(answered) >= 0.6 * len(HELD), replies

@@ -109,11 +109,16 @@ def test_bad_preference_data_is_a_clear_error(tiny_tokenizer, pref_dir, dataset,
 
 def test_builtin_demo_sets_are_registered_and_well_formed(tiny_tokenizer):
     fmt = templates.install(tiny_tokenizer, "auto")
-    for name, stage in (("format_pref", "dpo"), ("format_kto", "kto")):
+    for name, stage, rows in (("format_pref", "dpo", 63), ("format_sft", "sft", 50), ("format_kto", "kto", 50)):
         cfg = build_config({"dataset": name, "cutoff_len": 512, "stage": stage})
         data = build_data(cfg.data, stage, tiny_tokenizer, fmt, 0)
-        assert len(data.train) == 50 and data.report["train"]["dropped"] == {}
+        assert len(data.train) == rows and data.report["train"]["dropped"] == {}
     assert sum(s.kto_tag for s in data.train) == 25
+    from tuneforge.data.catalog import load_catalog
+
+    pref = json.loads(load_catalog(None)["format_pref"].path.read_text())
+    assert sum(r["rejected"] == "DONE" for r in pref) == 13  # pairs against the bare word (a reward-hacking guard)
+    assert all(r["chosen"].endswith(" DONE") and r["chosen"] != "DONE" for r in pref)
 
 
 # ---- losses against hand-computed values -------------------------------------------------------------------------
