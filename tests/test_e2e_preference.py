@@ -3,12 +3,12 @@
 
 * rm: ≥ 80% pairwise accuracy on held-out pairs (a fresh value head is at chance);
 * dpo (sigmoid): the share of held-out pairs where the tuned model gives the chosen reply a higher log-prob than the
-  rejected one rises clearly over the base model's, and general-knowledge answers survive.
-
+  rejected one rises clearly over the base model's, and general-knowledge answers survive;
 * ppo, as LLaMA-Factory runs the RLHF pipeline (a short sft on demonstrations, the rm above, then ppo continuing the
   SFT adapter): the mean reward of greedy replies to held-out prompts rises clearly while the KL to the reference
   stays bounded, and the replies that earn it answer the question and then say DONE (not the bare word).
-Lean recipes (few steps, short replies): the three tests took ~6 minutes together on a 2-core CPU."""
+Lean recipes (few steps, short replies): the three tests took ~7 minutes together on a 2-core CPU (ppo
+~3.3)."""
 
 import json
 
