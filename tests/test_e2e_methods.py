@@ -28,9 +28,10 @@ def tf(*args):
 def test_qlora_4bit_identity_demo_reaches_both_bars(tmp_path, embedded_path):
     """examples/identity_lora.yaml as it is, plus quantization_bit=4: the frozen base is 4-bit NF4 (bitsandbytes'
     CPU kernels here), only the LoRA weights train. The adapter, used as `tuneforge export` merges it (on the
-    full-precision base), learns the name and keeps general answers. On the 4-bit base itself the name holds too;
-    its general answers are not held to the 90% bar because 4-bit rounding of this 135M model alone loses ~22% of
-    them before any training (docs/benchmarks.md, method comparison)."""
+    full-precision base: how chat loads it by default), learns the name and keeps general answers. On the 4-bit base
+    itself the name holds too; its general answers are not held to the 90% bar: 4-bit rounding of this 135M model
+    alone loses ~12-22% of them, and even an adapter trained only on the model's own answers keeps just 86% of the
+    4-bit model's own correct ones there (docs/benchmarks.md, "QLoRA: where the lost general answers go")."""
     import torch
 
     from tuneforge.eval.identity import HeldOut, base_replies, evaluate
