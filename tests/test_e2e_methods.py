@@ -30,7 +30,7 @@ def test_qlora_4bit_identity_demo_reaches_both_bars(tmp_path, embedded_path):
     CPU kernels here), only the LoRA weights train. The adapter, used as `tuneforge export` merges it (on the
     full-precision base: how chat loads it by default), learns the name and keeps general answers. On the 4-bit base
     itself the name holds too; its general answers are not held to the 90% bar: 4-bit rounding of this 135M model
-    alone loses ~12-22% of them, and even an adapter trained only on the model's own answers keeps just 86% of the
+    alone loses ~22% of them, and even an adapter trained only on the model's own answers keeps just 86% of the
     4-bit model's own correct ones there (docs/benchmarks.md, "QLoRA: where the lost general answers go")."""
     import torch
 
