@@ -6,8 +6,9 @@ replay): the hand-written `general` answers teach a new, terser style as a side 
     python scripts/make_replay.py smollm2-135m-instruct src/tuneforge/data/builtin/general_replay_smollm2.json
     python scripts/make_replay.py smollm2-135m-instruct OUT.json 4    # answered by the 4-bit NF4 base (QLoRA)
 
-With a third argument (4 or 8) the answers come from the base quantized as `quantization_bit` 4 (NF4, double
-quantization) or 8 quantizes it in training: a QLoRA adapter then replays the answers of the model it is trained on.
+With a third argument (4 or 8) the answers come from the base quantized the way `quantization_bit` 4 (NF4, double
+quantization) or 8 loads it in training, so a QLoRA adapter replays the answers of the model it is trained on (tried
+for the 4-bit identity demo in session 4: no better than the full-precision replay, docs/benchmarks.md).
 """
 
 from __future__ import annotations
