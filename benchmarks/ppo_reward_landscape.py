@@ -14,7 +14,7 @@ from tuneforge.config.schema import GenerateArgs
 from tuneforge.infer.engine import ChatEngine
 from tuneforge.infer.reward import RewardScorer
 
-HELD = json.loads((Path(__file__).parent.parent / "tests/data/format_pref_heldout.json").read_text())
+HELD = json.loads((Path(__file__).parent.parent / "src/tuneforge/data/builtin/format_pref_heldout.json").read_text())
 
 
 def main() -> None:

@@ -73,7 +73,7 @@ def main() -> None:
                     "kto_tag": good})
     (BUILTIN / "format_kto.json").write_text(json.dumps(kto, indent=1, ensure_ascii=False) + "\n")
     held = [pair(i, q, a) for i, (q, a) in enumerate(HELDOUT)]
-    (ROOT / "tests/data/format_pref_heldout.json").write_text(json.dumps(held, indent=1, ensure_ascii=False) + "\n")
+    (BUILTIN / "format_pref_heldout.json").write_text(json.dumps(held, indent=1, ensure_ascii=False) + "\n")
     print(f"format_pref: {len(with_bare)} pairs ({len(with_bare) - len(train)} against a bare DONE), format_sft: "
           f"{len(demos)} rows, format_kto: {len(kto)} rows, held out: {len(held)} pairs")
 

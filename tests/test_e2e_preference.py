@@ -2,8 +2,9 @@
 (the prompt asks to end the reply with the word DONE; the base model does not) and held-out pairs of our own:
 
 * rm: ≥ 80% pairwise accuracy on held-out pairs (a fresh value head is at chance);
-* dpo (sigmoid): the share of held-out pairs where the tuned model gives the chosen reply a higher log-prob than the
-  rejected one rises clearly over the base model's, and general-knowledge answers survive;
+* dpo, each pref_loss (sigmoid, ipo, hinge, orpo, simpo): the share of held-out pairs where the tuned model gives the
+  chosen reply a higher log-prob than the rejected one rises clearly over the base model's, and general-knowledge
+  answers survive;
 * ppo, as LLaMA-Factory runs the RLHF pipeline (a short sft on demonstrations, the rm above, then ppo continuing the
   SFT adapter): the mean reward of greedy replies to held-out prompts rises clearly while the KL to the reference
   stays bounded, and the replies that earn it answer the question and then say DONE (not the bare word).
@@ -11,6 +12,7 @@ Lean recipes (few steps, short replies): the three tests took ~7 minutes togethe
 ~3.3)."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,16 +22,8 @@ from tuneforge.config import build_config
 from tuneforge.recipes import run
 
 pytestmark = [pytest.mark.e2e, needs_embedded]
-HELD = json.loads((DATA / "format_pref_heldout.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def heldout_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("pref-heldout")
-    (d / "format_pref_heldout.json").write_text(json.dumps(HELD))
-    (d / "dataset_info.json").write_text(json.dumps({"format_pref_heldout": {
-        "file_name": "format_pref_heldout.json", "ranking": True}}))
-    return d
+BUILTIN = Path(__file__).resolve().parent.parent / "src/tuneforge/data/builtin"
+HELD = json.loads((BUILTIN / "format_pref_heldout.json").read_text())  # eval_dataset=format_pref_heldout
 
 
 def train(out, **kw):
@@ -40,17 +34,17 @@ def train(out, **kw):
 
 
 @pytest.fixture(scope="module")
-def reward_model(tmp_path_factory, heldout_dir):
+def reward_model(tmp_path_factory):
+    """examples/rm_lora.yaml's settings."""
     out = tmp_path_factory.mktemp("rm") / "run"
-    res = train(out, stage="rm", learning_rate=1e-3, max_steps=10, eval_dataset="format_pref_heldout",
-                dataset_dir=str(heldout_dir), eval_steps=100)
+    res = train(out, stage="rm", learning_rate=1e-3, max_steps=10, eval_dataset="format_pref_heldout", eval_steps=100)
     return out, res.summary
 
 
 def test_reward_model_ranks_held_out_pairs(reward_model):
     out, summary = reward_model
-    train_prompts = {r["instruction"] for r in json.loads(
-        (DATA.parent.parent / "src/tuneforge/data/builtin/format_pref.json").read_text())}
+    train_prompts = {r["instruction"] for name in ("format_pref", "format_sft", "format_kto")
+                     for r in json.loads((BUILTIN / f"{name}.json").read_text())}
     assert not [h for h in HELD if h["instruction"] in train_prompts]  # truly held out
     assert summary["eval_pairs"] == len(HELD)
     assert summary["eval_accuracy"] >= 0.8, summary
@@ -72,44 +66,57 @@ def pair_logps(model, tokenizer, fmt):
     return lp[: len(HELD)], lp[len(HELD):]
 
 
-def test_dpo_prefers_the_chosen_reply_and_keeps_general_knowledge(tmp_path):
-    from peft import PeftModel
+GENERAL = json.loads((DATA / "general_heldout.json").read_text())[:24]
 
+
+def ask(engine) -> list[str]:
     from tuneforge.config.schema import GenerateArgs
+
+    return engine.generate([[{"role": "user", "content": g["question"]}] for g in GENERAL],
+                           GenerateArgs(max_new_tokens=24), batch_size=24)
+
+
+@pytest.fixture(scope="module")
+def dpo_base():
+    """The base model's log-probs of the held-out pairs and its general answers, computed once for every variant."""
     from tuneforge.data import templates
-    from tuneforge.eval.identity import score
     from tuneforge.infer.engine import ChatEngine
     from tuneforge.models import load_model, load_tokenizer, resolve_model_path
 
-    out = tmp_path / "dpo"
-    res = train(out, stage="dpo", pref_loss="sigmoid", pref_beta=0.1, learning_rate=5e-4, max_steps=8)
-    assert res.summary["completed"]
     path = resolve_model_path("smollm2-135m-instruct")
     tok = load_tokenizer(path)
     fmt = templates.install(tok, "auto")
     model = load_model(path, torch.float32).eval()
     base_c, base_r = pair_logps(model, tok, fmt)
-    tuned = PeftModel.from_pretrained(model, str(out)).eval()
-    tuned_c, tuned_r = pair_logps(tuned, tok, fmt)
-    base_frac = float((base_c > base_r).float().mean())
-    tuned_frac = float((tuned_c > tuned_r).float().mean())
-    print(f"held-out pairs ranked right: base {base_frac:.0%}, dpo {tuned_frac:.0%}")
+    return {"model": model, "tok": tok, "fmt": fmt, "frac": float((base_c > base_r).float().mean()),
+            "replies": ask(ChatEngine("smollm2-135m-instruct"))}
+
+
+@pytest.mark.parametrize("pref_loss", ["sigmoid", "ipo", "hinge", "orpo", "simpo"])
+def test_dpo_prefers_the_chosen_reply_and_keeps_general_knowledge(dpo_base, tmp_path, pref_loss):
+    """The same lean recipe for every loss (LLaMA-Factory's defaults: pref_beta 0.1, simpo_gamma 0.5)."""
+    from peft import PeftModel
+
+    from tuneforge.eval.identity import score
+    from tuneforge.infer.engine import ChatEngine
+
+    out = tmp_path / pref_loss
+    res = train(out, stage="dpo", pref_loss=pref_loss, pref_beta=0.1, learning_rate=5e-4, max_steps=8)
+    assert res.summary["completed"]
+    tuned = PeftModel.from_pretrained(dpo_base["model"], str(out)).eval()
+    tuned_c, tuned_r = pair_logps(tuned, dpo_base["tok"], dpo_base["fmt"])
+    tuned.unload()  # the shared base model without this adapter again
+    base_frac, tuned_frac = dpo_base["frac"], float((tuned_c > tuned_r).float().mean())
+    print(f"{pref_loss}: held-out pairs ranked right: base {base_frac:.0%}, tuned {tuned_frac:.0%}")
     assert base_frac <= 0.2  # the base model cannot already solve the task
     assert tuned_frac >= base_frac + 0.5
 
-    general = json.loads((DATA / "general_heldout.json").read_text())[:24]
-    gen = GenerateArgs(max_new_tokens=24)
-    ask = lambda engine: engine.generate([[{"role": "user", "content": g["question"]}] for g in general], gen,  # noqa
-                                         batch_size=24)
-    base_replies = ask(ChatEngine("smollm2-135m-instruct"))
-    tuned_replies = ask(ChatEngine("smollm2-135m-instruct", str(out)))
-    report = score("-", [], [], general, base_replies, tuned_replies)
-    print(json.dumps(report.to_dict()["forgotten"], indent=1))
+    report = score("-", [], [], GENERAL, dpo_base["replies"], ask(ChatEngine("smollm2-135m-instruct", str(out))))
+    print(report.line(), json.dumps(report.to_dict()["forgotten"], indent=1))
     assert report.base_correct >= 12 and report.retention >= 0.9
 
 
-
-def test_ppo_raises_the_held_out_reward_with_bounded_kl(reward_model, heldout_dir, tmp_path):
+def test_ppo_raises_the_held_out_reward_with_bounded_kl(reward_model, tmp_path):
     """2 sft steps on format_sft (alone they do not move the held-out reward), then 6 ppo steps of 32 rollouts
     against the reward model above. Measured: held-out greedy reward −2.71 → −0.23 (step 3) → +0.38 (step 6), 21
     of 24 replies end with DONE after an answer; KL to the reference ≤ 10 nats per reply (docs/benchmarks.md)."""
@@ -121,7 +128,7 @@ def test_ppo_raises_the_held_out_reward_with_bounded_kl(reward_model, heldout_di
     train(sft, stage="sft", dataset="format_sft", lora_target="all", lora_layers=15, per_device_train_batch_size=8,
           learning_rate=1e-3, max_steps=2, cutoff_len=128)
     res = train(ppo, stage="ppo", adapter_name_or_path=str(sft), reward_model=str(rm_out),
-                eval_dataset="format_pref_heldout", dataset_dir=str(heldout_dir), per_device_train_batch_size=8,
+                eval_dataset="format_pref_heldout", per_device_train_batch_size=8,
                 ppo_buffer_size=4, per_device_eval_batch_size=24, logging_steps=1, max_new_tokens=16, ppo_epochs=2,
                 seed=42, max_steps=6, eval_steps=3, learning_rate=1e-3, lr_scheduler_type="constant",
                 ppo_kl_coef=0.05, ppo_target=4, ppo_kl_horizon=32, temperature=0.7, ppo_missing_eos_penalty=1.0)

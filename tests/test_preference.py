@@ -109,7 +109,8 @@ def test_bad_preference_data_is_a_clear_error(tiny_tokenizer, pref_dir, dataset,
 
 def test_builtin_demo_sets_are_registered_and_well_formed(tiny_tokenizer):
     fmt = templates.install(tiny_tokenizer, "auto")
-    for name, stage, rows in (("format_pref", "dpo", 63), ("format_sft", "sft", 50), ("format_kto", "kto", 50)):
+    for name, stage, rows in (("format_pref", "dpo", 63), ("format_pref_heldout", "dpo", 24), ("format_sft", "sft", 50),
+                              ("format_kto", "kto", 50)):
         cfg = build_config({"dataset": name, "cutoff_len": 512, "stage": stage})
         data = build_data(cfg.data, stage, tiny_tokenizer, fmt, 0)
         assert len(data.train) == rows and data.report["train"]["dropped"] == {}
