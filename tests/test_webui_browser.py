@@ -96,6 +96,13 @@ def choose(pg, elem: str, value: str) -> None:
     pg.keyboard.press("Escape")
 
 
+def english(pg) -> None:
+    """Start from the English page whatever an earlier test left (the page is shared by the module's tests)."""
+    if pg.locator("#btn-start", has_text="Start").count() == 0:
+        pg.locator("#tf-lang").get_by_text("English").click()
+        pg.locator("#btn-start", has_text="Start").wait_for()
+
+
 def wait_attr(pg, selector: str, attr: str, predicate_js: str, timeout_s: float) -> None:
     pg.wait_for_function(
         f"() => {{ const el = document.querySelector('{selector}'); if (!el) return false; "
@@ -146,7 +153,7 @@ def test_validation_message_and_language_switch(page):
     # 中文: buttons, tabs, field labels and the message on the page change; English comes back.
     page.locator("#tf-lang").get_by_text("中文").click()
     page.locator("#btn-start", has_text="开始").wait_for()
-    assert page.get_by_role("tab", name="对话").is_visible()
+    page.get_by_role("tab", name="对话").wait_for()  # the labels update one by one: wait, do not sample once
     assert "学习率 · learning_rate" in page.locator("#field-learning_rate").inner_text()
     page.locator('#tf-error[lang="zh"]').wait_for()
     assert "learning_rate 必须 > 0，当前为 -0.001" in page.locator("#tf-error").inner_text()
@@ -162,6 +169,7 @@ def test_validation_message_and_language_switch(page):
 
 def test_train_identity_reattach_then_chat_with_the_new_name(page, server):
     root = server["root"]
+    english(page)
     set_run(page, "saves/e2e", max_steps=15, save_steps=0, lr=0.005)
     # The data preview renders the chosen template and highlights the supervised reply (with the new name).
     page.locator("#btn-preview-data").click()
@@ -248,6 +256,7 @@ def test_train_identity_reattach_then_chat_with_the_new_name(page, server):
 
 def test_abort_leaves_a_resumable_checkpoint(page, server):
     root = server["root"]
+    english(page)
     set_run(page, "saves/abort", max_steps=60, save_steps=2, lr=0.005)
     page.locator("#btn-start").click()
     wait_attr(page, "#tf-progress", "data-state", "v === 'running'", 30)
