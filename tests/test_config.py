@@ -82,9 +82,6 @@ def test_saved_config_of_a_freeze_run_validates_again(tmp_path):
 
 def test_every_example_config_resolves_without_problems():
     """examples/*.yaml are what the README tells users to run: each parses and validates (no weights load)."""
-    from tuneforge.config.parse import parse_args
-    from tuneforge.config.validate import validate
-
     root = Path(__file__).resolve().parent.parent / "examples"
     files = sorted(root.glob("*.yaml"))
     assert len(files) >= 6

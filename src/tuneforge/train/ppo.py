@@ -139,8 +139,7 @@ def ppo_losses(logprobs, old_logprobs, values, old_values, advantages, returns, 
 
 def minibatch(r: Rollout, rows: slice) -> Rollout:
     """The rows ``rows`` of a rollout batch (the responses trimmed to their longest real reply)."""
-    width = int(r.mask[rows].sum(1).max().item()) if r.mask[rows].numel() else 0
-    P = r.prompt_len
+    width, P = int(r.mask[rows].sum(1).max()), r.prompt_len
     return Rollout(r.input_ids[rows, : P + width], r.attention_mask[rows, : P + width], P, r.mask[rows, :width],
                    r.logprobs[rows, :width], r.ref_logprobs[rows, :width], r.values[rows, :width], r.scores[rows],
                    r.raw_scores[rows], r.responses[rows], r.temperature,
