@@ -22,8 +22,16 @@ from tuneforge.config import build_config
 from tuneforge.recipes import run
 
 pytestmark = [pytest.mark.e2e, needs_embedded]
-BUILTIN = Path(__file__).resolve().parent.parent / "src/tuneforge/data/builtin"
+ROOT = Path(__file__).resolve().parent.parent
+BUILTIN, EXAMPLES = ROOT / "src/tuneforge/data/builtin", ROOT / "examples"
 HELD = json.loads((BUILTIN / "format_pref_heldout.json").read_text())  # eval_dataset=format_pref_heldout
+
+
+def example(name: str, out, *overrides: str):
+    """Run examples/<name>.yaml as the README does, writing to ``out`` (plus ``overrides``, key=value)."""
+    from tuneforge.config import parse_args
+
+    return run(parse_args([str(EXAMPLES / f"{name}.yaml"), f"output_dir={out}", *overrides]))
 
 
 def train(out, **kw):
@@ -35,10 +43,9 @@ def train(out, **kw):
 
 @pytest.fixture(scope="module")
 def reward_model(tmp_path_factory):
-    """examples/rm_lora.yaml's settings."""
+    """examples/rm_lora.yaml."""
     out = tmp_path_factory.mktemp("rm") / "run"
-    res = train(out, stage="rm", learning_rate=1e-3, max_steps=10, eval_dataset="format_pref_heldout", eval_steps=100)
-    return out, res.summary
+    return out, example("rm_lora", out).summary
 
 
 def test_reward_model_ranks_held_out_pairs(reward_model):
@@ -124,21 +131,16 @@ def test_dpo_prefers_the_chosen_reply_and_keeps_general_knowledge(dpo_base, tmp_
 
 
 def test_ppo_raises_the_held_out_reward_with_bounded_kl(reward_model, tmp_path):
-    """2 sft steps on format_sft (alone they do not move the held-out reward), then 6 ppo steps of 32 rollouts
-    against the reward model above. Measured: held-out greedy reward −2.71 → −0.23 (step 3) → +0.38 (step 6), 21
+    """examples/sft_format_lora.yaml (2 sft steps on format_sft; alone they do not move the held-out reward), then
+    examples/ppo_lora.yaml (6 ppo steps of 32 rollouts) against the reward model above. Measured: held-out greedy reward −2.71 → −0.23 (step 3) → +0.38 (step 6), 21
     of 24 replies end with DONE after an answer; KL to the reference ≤ 10 nats per reply (docs/benchmarks.md)."""
     from tuneforge.config.schema import GenerateArgs
     from tuneforge.infer.engine import ChatEngine
 
     rm_out, _ = reward_model
     sft, ppo = tmp_path / "sft", tmp_path / "ppo"
-    train(sft, stage="sft", dataset="format_sft", lora_target="all", lora_layers=15, per_device_train_batch_size=8,
-          learning_rate=1e-3, max_steps=2, cutoff_len=128)
-    res = train(ppo, stage="ppo", adapter_name_or_path=str(sft), reward_model=str(rm_out),
-                eval_dataset="format_pref_heldout", per_device_train_batch_size=8,
-                ppo_buffer_size=4, per_device_eval_batch_size=24, logging_steps=1, max_new_tokens=16, ppo_epochs=2,
-                seed=42, max_steps=6, eval_steps=3, learning_rate=1e-3, lr_scheduler_type="constant",
-                ppo_kl_coef=0.05, ppo_target=4, ppo_kl_horizon=32, temperature=0.7, ppo_missing_eos_penalty=1.0)
+    example("sft_format_lora", sft)
+    res = example("ppo_lora", ppo, f"adapter_name_or_path={sft}", f"reward_model={rm_out}", "save_steps=0")
     rows = [json.loads(x) for x in (ppo / "metrics.jsonl").read_text().splitlines()]
     held = [(r["step"], r["eval_reward"], r["eval_kl"]) for r in rows if "eval_reward" in r]
     print("held-out (step, reward, kl):", held, "rollout kl:", [r["kl"] for r in rows if "kl" in r])
