@@ -10,18 +10,10 @@ from pathlib import Path
 
 import torch
 
+from tuneforge.models.ollama import add_bos_token, modelfile
 from tuneforge.utils import log
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
-
-# Ollama's Go-template form of ChatML (<|im_start|>role\n…<|im_end|>), the format of Qwen, SmolLM2, Hermes, …
-CHATML_GO = """{{- if .System }}<|im_start|>system
-{{ .System }}<|im_end|>
-{{ end }}
-{{- range .Messages }}<|im_start|>{{ .Role }}
-{{ .Content }}<|im_end|>
-{{ end }}<|im_start|>assistant
-"""
 
 
 def stop_token_ids(tokenizer, stops: list[str]) -> list[int]:
@@ -29,20 +21,6 @@ def stop_token_ids(tokenizer, stops: list[str]) -> list[int]:
     ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
     ids |= {vocab[s] for s in stops if s in vocab}
     return sorted(ids)
-
-
-def modelfile(tokenizer, stops: list[str], name: str) -> str:
-    lines = [f"# Ollama: ollama create {name} -f Modelfile   (run in this folder)",
-             "# Ollama imports the safetensors weights in this folder (supported architectures: Llama, Mistral, "
-             "Gemma, Phi3, Qwen2, …).", "FROM ."]
-    template = getattr(tokenizer, "chat_template", None) or ""
-    if "<|im_start|>" in template:
-        lines.append(f'TEMPLATE """{CHATML_GO}"""')
-    else:
-        lines.append("# TEMPLATE: Ollama derives it from chat_template in tokenizer_config.json/chat_template.jinja")
-    for s in stops:
-        lines.append(f'PARAMETER stop "{s}"')
-    return "\n".join(lines) + "\n"
 
 
 def write_export(model: torch.nn.Module, tokenizer, stops: list[str], export_dir: str | Path, size_gb: float,
@@ -61,7 +39,10 @@ def write_export(model: torch.nn.Module, tokenizer, stops: list[str], export_dir
         shard = max(1, int(size_gb * 1e9))  # bytes
         model.save_pretrained(tmp, max_shard_size=shard, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        (tmp / "Modelfile").write_text(modelfile(tokenizer, stops, dest.name.lower()), encoding="utf-8")
+        text, no_template = modelfile(tokenizer, stops, dest.name.lower(), add_bos_token(tmp))
+        (tmp / "Modelfile").write_text(text, encoding="utf-8")
+        if no_template:
+            log.warn(f"Modelfile without TEMPLATE: {no_template}")
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(tmp, dest)
