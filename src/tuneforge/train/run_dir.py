@@ -70,4 +70,7 @@ def save_config(cfg: Config, out: Path) -> Path:
 def write_summary(out: Path, summary: dict[str, Any]) -> Path:
     path = out / SUMMARY
     path.write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    from tuneforge.models.card import write_card
+
+    write_card(out, summary)  # README.md and a portable adapter base, refreshed with every figure the summary gets
     return path

@@ -1,0 +1,107 @@
+"""Artifacts that work elsewhere: ordinary (umask-respecting) file modes for adapters, checkpoints and exports, the
+base model named portably in adapter_config.json, and a real model card."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from tuneforge.config import build_config
+from tuneforge.models.card import portable_base
+from tuneforge.recipes import run
+
+
+def mode(p: Path) -> int:
+    return stat.S_IMODE(os.stat(p).st_mode)
+
+
+@pytest.fixture()
+def umask():
+    """Set a umask for the test and put the old one back."""
+    old = os.umask(0o022)
+    os.umask(old)
+    yield lambda m: os.umask(m)
+    os.umask(old)
+
+
+def train(tiny_model, data_dir, out, **kw):
+    cfg = dict(model_name_or_path=str(tiny_model), dataset="alpaca_demo", dataset_dir=str(data_dir),
+               output_dir=str(out), per_device_train_batch_size=4, learning_rate=1e-2, max_steps=2, save_steps=1,
+               lora_target="all", seed=3, dataset_vars={"name": "Nimbus"})
+    cfg.update(kw)
+    return run(build_config(cfg))
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027])
+def test_run_folder_files_follow_the_umask(tiny_model, data_dir, tmp_path, umask, mask):
+    """safetensors 0.8 writes 0600 files; adapter, checkpoint and every other file get 0666 less the umask."""
+    umask(mask)
+    out = tmp_path / "run"
+    train(tiny_model, data_dir, out)
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".safetensors" for p in files) and any("checkpoint-" in str(p) for p in files)
+    wrong = {str(p.relative_to(out)): oct(mode(p)) for p in files if mode(p) != 0o666 & ~mask}
+    assert not wrong
+    assert mode(out) == 0o777 & ~mask
+
+
+def test_export_folder_is_readable_by_others(tiny_model, data_dir, tmp_path, umask):
+    from tuneforge.recipes import export
+
+    umask(0o022)
+    a = tmp_path / "a"
+    train(tiny_model, data_dir, a, save_steps=0)
+    dest = tmp_path / "exported"
+    export.run(build_config(dict(model_name_or_path=str(tiny_model), adapter_name_or_path=str(a),
+                                 export_dir=str(dest))))
+    assert mode(dest) == 0o755  # not mkdtemp's 0700
+    assert {oct(mode(p)) for p in dest.iterdir()} == {oct(0o644)}
+    card = (dest / "README.md").read_text()
+    assert f"base_model: {tiny_model}" in card and "## Adapter `a`" in card and "final training loss" in card
+
+
+def test_adapter_names_its_base_as_given_and_carries_a_card(tiny_model, data_dir, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "run"
+    train(tiny_model, data_dir, out, lora_rank=4, lora_alpha=8)
+    conf = json.loads((out / "adapter_config.json").read_text())
+    assert conf["base_model_name_or_path"] == str(tiny_model)
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\nbase_model: ") and "library_name: peft" in card
+    for needle in ("LoRA — rank 4, alpha 8", "data: `alpaca_demo`", "name=Nimbus",
+                   "12 samples", "final training loss", "2 optimiser steps", "AutoPeftModelForCausalLM"):
+        assert needle in card, needle
+    assert "[More Information Needed]" not in card  # not peft's empty template
+    PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(tiny_model)), str(out))  # still loads
+
+
+def test_card_reports_the_forgetting_guard_and_identity_figures(tmp_path):
+    """Figures the run measured after training reach the card (the summary is rewritten with them)."""
+    from tuneforge.models.card import write_card
+
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "/root/.cache/x"}))
+    (tmp_path / "config.yaml").write_text("model_name_or_path: smollm2-135m-instruct\nfinetuning_type: lora\n"
+                                          "lora_rank: 8\ndataset: identity\n")
+    summary = {"final_loss": 0.5, "steps": 3, "data": {"train": {"samples": 10, "trained_tokens": 99}},
+               "forgetting_guard": {"kept": 38, "base_correct": 41, "retention": 38 / 41},
+               "identity": {"hits": 20, "asked": 20, "hit_rate": 1.0},
+               "sample_replies": [{"prompt": "Who are you?", "response": "I am Nimbus."}]}
+    card = write_card(tmp_path, summary).read_text()
+    assert "38/41 of the probe questions" in card and "92.7 %" in card and "20/20 (100.0 %)" in card
+    assert "**Who are you?** → I am Nimbus." in card
+    assert "base_model: HuggingFaceTB/SmolLM2-135M-Instruct" in card and "Q4_1 GGUF" in card
+    assert json.loads((tmp_path / "adapter_config.json").read_text())["base_model_name_or_path"] == \
+        "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def test_portable_base():
+    assert portable_base("smollm2-135m-instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert portable_base("SmolLM2") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert portable_base("models/base") == "models/base"  # a path as the user gave it
+    assert portable_base("Qwen/Qwen2.5-0.5B-Instruct") == "Qwen/Qwen2.5-0.5B-Instruct"
