@@ -251,7 +251,7 @@ def cmd_estimate(argv: list[str]) -> int:
                 lora_rank=ft.lora_rank, lora_target=ft.lora_target, freeze_layers=ft.freeze_trainable_layers,
                 virtual_tokens=int(extra.get("num_virtual_tokens", 20)),
                 supervised_fraction=float(extra.get("supervised_fraction", 0.5)),
-                weight_bytes=2 if (t.bf16 or t.fp16 or method.startswith("qlora")) else 4,
+                weight_bytes=2 if (t.bf16 is not False or t.fp16 or method.startswith("qlora")) else 4,
                 offload_embedding=ft.offload_embedding)
     shape = load_shape(cfg.model.model_name_or_path)
     print(render(shape, plan, estimate(shape, plan), gpu))

@@ -204,8 +204,10 @@ class TrainArgs:
     save_steps: int = opt(500, "Write a resumable checkpoint every N optimiser steps (0 = never).")
     save_total_limit: int | None = opt(None, "Keep at most this many checkpoints (oldest deleted first).")
     eval_steps: int | None = opt(None, "Evaluate on the held-out split every N steps (default: logging_steps).")
-    bf16: bool = opt(False, "Train in bfloat16 mixed precision (needs a device that supports it).")
-    fp16: bool = opt(False, "Train in float16 mixed precision (CUDA only; falls back to float32 otherwise).")
+    bf16: bool | None = opt(None, "Train in bfloat16 mixed precision. Default (unset): on where the GPU supports "
+                                  "bfloat16 (logged); False = float32 there.")
+    fp16: bool | None = opt(None, "Train in float16 mixed precision (CUDA only). Default (unset): on where the GPU "
+                                  "lacks bfloat16 (logged); False = float32 there.")
     gradient_checkpointing: bool = opt(False, "Recompute activations in the backward pass to save memory.")
     enable_activation_offloading: bool = opt(
         False, "Move tensors saved for the backward pass to pinned CPU memory (with gradient_checkpointing: the "
