@@ -218,3 +218,64 @@ def test_renamed_transformers_apis():
         is_gradient_checkpointing = True
 
     assert compat.is_checkpointing(New()) and compat.is_checkpointing(Old()) and not compat.is_checkpointing(object())
+
+
+# ---- file modes and quiet peft -------------------------------------------------------------------------------------
+
+def test_ordinary_modes_follow_the_umask(tmp_path):
+    import os
+    import stat
+
+    from safetensors.torch import save_file
+
+    folder = tmp_path / "w"
+    folder.mkdir(mode=0o700)
+    save_file({"a": torch.zeros(2)}, str(folder / "x.safetensors"))
+    old = os.umask(0o027)
+    try:
+        compat.ordinary_modes(folder, include_folder=True)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o750
+    assert stat.S_IMODE(os.stat(folder / "x.safetensors").st_mode) == 0o640
+
+
+def test_quiet_peft_drops_only_its_two_messages_and_only_inside(caplog):
+    import logging
+    import warnings
+
+    bnb = logging.getLogger(compat.BNB_CPU_LOGGER)
+    deprecated = "`is_gradient_checkpointing` is deprecated and will be removed in v6."
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with caplog.at_level(logging.WARNING, logger=compat.BNB_CPU_LOGGER):
+            with compat.quiet_peft():
+                warnings.warn(deprecated, FutureWarning)
+                warnings.warn("some other deprecation", FutureWarning)  # a real warning still shows
+                bnb.warning("Failed to load CPU gemm_4bit_forward from kernels-community: no module")
+                bnb.warning("another bitsandbytes problem")
+            warnings.warn(deprecated, FutureWarning)  # outside the seam: shown
+            bnb.warning("Failed to load CPU gemm_4bit_forward from kernels-community: no module")
+    assert [str(w.message) for w in seen] == ["some other deprecation", deprecated]
+    assert [r.getMessage()[:27] for r in caplog.records] == ["another bitsandbytes proble", "Failed to load CPU gemm_4bi"]
+
+
+def test_training_and_chat_print_neither_message(tiny_model, tmp_path):
+    """On a real path, in a fresh process (bitsandbytes is imported once): apply LoRA, save, load it back."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "from transformers import AutoModelForCausalLM\n"
+        "from tuneforge.adapters import apply_method, load_adapters\n"
+        "from tuneforge.config.schema import FinetuneArgs\n"
+        f"m = AutoModelForCausalLM.from_pretrained({str(tiny_model)!r})\n"
+        "m.gradient_checkpointing_enable()\n"
+        "m = apply_method(m, FinetuneArgs(lora_target='all'), [])\n"
+        f"m.save_pretrained({str(tmp_path / 'a')!r})\n"
+        f"load_adapters(AutoModelForCausalLM.from_pretrained({str(tiny_model)!r}), [{str(tmp_path / 'a')!r}], False)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "is_gradient_checkpointing" not in r.stderr and "gemm_4bit_forward" not in r.stderr, r.stderr

@@ -18,6 +18,14 @@ library's own behaviour, never a guess. ``tests/test_compat.py`` checks each one
   open). Each folder of weights we write gets the modes a plain ``open()``/``mkdir()`` gives under the umask.
   Tested: safetensors 0.8.0. Applied whatever the version: where safetensors already respects the umask it changes
   nothing.
+- **Quiet peft** (:func:`quiet_peft`): two messages that are not the user's business, dropped only while tuneforge
+  calls into peft (applying a method, loading adapters), matched by their text — the same warning from anywhere
+  else, and every other warning, still shows. (1) peft's ``PeftModel.__init__`` reads the deprecated
+  ``is_gradient_checkpointing`` of transformers 5, whose FutureWarning is addressed to peft (tested: peft 0.21.2,
+  transformers 5.24). (2) Importing peft imports bitsandbytes when it is installed, which on a CPU with AVX512-BF16
+  logs "Failed to load CPU gemm_4bit_forward … pip install kernels" even when nothing is quantized; the kernel it
+  wants comes from the model hub, and bitsandbytes falls back to its own (tested: bitsandbytes 0.49). A QLoRA run
+  imports bitsandbytes earlier, while loading the quantized base, and still shows it there.
 - **Renamed APIs** (:func:`cache_kwarg`, :func:`is_checkpointing`): transformers 5 renamed ``past_key_values`` to
   ``cache`` and ``is_gradient_checkpointing`` to ``is_activation_checkpointing``. Tested: transformers 5.17 and
   5.24. Both names are tried, so there is no range.
@@ -30,8 +38,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata as md
+import logging
 import os
 import types
+import warnings
 from pathlib import Path
 
 from tuneforge.utils import log
@@ -279,3 +289,33 @@ def ordinary_modes(folder: str | Path, include_folder: bool = False) -> None:
     for f in root.rglob("*.safetensors"):
         if f.is_file() and not f.is_symlink():
             os.chmod(f, 0o666 & ~mask)
+
+
+# ---- quiet peft ---------------------------------------------------------------------------------------------------
+# Matched by text, so a changed message shows again rather than being lost; scoped to our calls into peft.
+PEFT_FUTURE_WARNINGS = (r"`is_gradient_checkpointing` is deprecated",)
+BNB_CPU_LOGGER = "bitsandbytes.backends.cpu.ops"
+BNB_CPU_MESSAGE = "Failed to load CPU gemm_4bit_forward"
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
+
+
+@contextlib.contextmanager
+def quiet_peft():
+    """Context manager (and decorator) for calls into peft: see the module docstring, "Quiet peft"."""
+    drop, bnb_logger = _DropMessage(BNB_CPU_MESSAGE), logging.getLogger(BNB_CPU_LOGGER)
+    bnb_logger.addFilter(drop)
+    try:
+        with warnings.catch_warnings():
+            for pattern in PEFT_FUTURE_WARNINGS:
+                warnings.filterwarnings("ignore", message=pattern, category=FutureWarning)
+            yield
+    finally:
+        bnb_logger.removeFilter(drop)

@@ -7,10 +7,12 @@ import torch
 from tuneforge.adapters.freeze import apply_freeze, apply_full
 from tuneforge.adapters.lora import apply_lora, load_adapters, merge_adapters, prompt_merge_refusal, split_list
 from tuneforge.adapters.prompt import PROMPT_METHODS, apply_prompt, is_prompt_adapter, is_prompt_model
+from tuneforge.compat import quiet_peft
 from tuneforge.config.schema import FinetuneArgs
 from tuneforge.utils import log
 
 
+@quiet_peft()
 def apply_method(model: torch.nn.Module, args: FinetuneArgs, adapter_paths: list[str]) -> torch.nn.Module:
     """Make the parameters of the chosen method trainable (and only those). Trainable weights are kept in float32."""
     quantized = getattr(model, "hf_quantizer", None) is not None

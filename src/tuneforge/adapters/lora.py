@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from tuneforge.compat import quiet_peft
 from tuneforge.config.messages import Msg
 from tuneforge.config.schema import FinetuneArgs
 from tuneforge.config.validate import LAYER_SPEC_HELP, parse_layer_spec
@@ -88,6 +89,7 @@ def check_adapter_dir(path: str) -> str | None:
     return None
 
 
+@quiet_peft()
 def load_adapters(model: torch.nn.Module, paths: list[str], trainable: bool):
     """Apply adapters in order. All but the last are merged into the base; the last stays a live adapter
     (trainable when ``trainable``)."""
