@@ -61,18 +61,24 @@ class Progress:
         self.bar = None
         if enabled and log.is_tty():
             from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, \
-                TimeRemainingColumn
+                TimeElapsedColumn
 
+            # ETA from the average step time of this run, not rich's TimeRemainingColumn: that one estimates speed
+            # over the last 30 s only and shows -:--:-- whenever a step takes longer (CPU runs, big models).
             self.bar = RichProgress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-                                    TextColumn("{task.fields[info]}"), TimeRemainingColumn(),
-                                    console=log.console, transient=False)
-            self.task = self.bar.add_task("train", total=total_steps, completed=start_step, info="")
+                                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                                    TextColumn("ETA {task.fields[eta]}"), console=log.console, transient=False)
+            self.task = self.bar.add_task("train", total=total_steps, completed=start_step, info="", eta="?")
             self.bar.start()
         self.enabled = enabled
 
     def eta(self, step: int) -> float:
         done = step - self.start_step
         return (time.time() - self.t0) / done * (self.total - step) if done > 0 else float("nan")
+
+    def eta_text(self, step: int) -> str:
+        eta = self.eta(step)
+        return fmt_duration(eta) if not math.isnan(eta) else "?"
 
     def update(self, step: int, record: dict[str, Any] | None = None) -> None:
         if not self.enabled:
@@ -81,24 +87,29 @@ class Progress:
             info = ""
             if record:
                 info = f"loss {record['loss']:.4f} · {record['tokens_per_s']:.0f} tok/s"
-            self.bar.update(self.task, completed=step, **({"info": info} if record else {}))
+            self.bar.update(self.task, completed=step, eta=self.eta_text(step), **({"info": info} if record else {}))
         if record:
-            eta = self.eta(step)
             msg = (f"step {step}/{self.total} · epoch {record['epoch']:.2f} · loss {record['loss']:.4f} · "
                    f"lr {record['lr']:.2e} · grad_norm {record['grad_norm']:.3f} · "
-                   f"{record['tokens_per_s']:.0f} tok/s · ETA {fmt_duration(eta) if not math.isnan(eta) else '?'}")
-            if self.bar is not None:
-                self.bar.console.log(msg)
-            else:
-                log.info(msg)
+                   f"{record['tokens_per_s']:.0f} tok/s · ETA {self.eta_text(step)}")
+            log.info(msg)  # through the log handler (above the live bar on a terminal), not console.log's file:line
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
 
 
-def smooth(values: list[float], weight: float = 0.9) -> list[float]:
-    """TensorBoard-style exponential moving average with bias correction."""
+def smoothing_weight(points: int) -> float:
+    """The EMA weight for a curve of ``points`` values: a time constant of a tenth of the run, at most 10 points
+    (TensorBoard's 0.9). A fixed 0.9 lags a short run by most of its length — on 8 points the "smoothed" curve ended
+    far above the raw loss; under 20 points nothing is smoothed."""
+    span = min(10.0, points / 10)
+    return 0.0 if span <= 2 else 1 - 1 / span
+
+
+def smooth(values: list[float], weight: float | None = None) -> list[float]:
+    """Exponential moving average with bias correction (TensorBoard's), weight by :func:`smoothing_weight`."""
+    weight = smoothing_weight(len(values)) if weight is None else weight
     out, last, n = [], 0.0, 0
     for v in values:
         n += 1
@@ -126,8 +137,9 @@ def plot_loss(output_dir: Path) -> list[Path]:
         steps, vals = zip(*pts)
         fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
         ax.plot(steps, vals, color="#9ecae1", alpha=0.8, label="raw")
-        if len(vals) > 2:
-            ax.plot(steps, smooth(list(vals)), color="#08519c", label="smoothed")
+        weight = smoothing_weight(len(vals))
+        if weight > 0:
+            ax.plot(steps, smooth(list(vals), weight), color="#08519c", label=f"smoothed (EMA {weight:.2f})")
         ax.set_xlabel("step")
         ax.set_ylabel(key)
         ax.set_title(f"{key} of {output_dir.name}")
