@@ -3,8 +3,10 @@ and the embedded real model (SmolLM2-135M-Instruct) for end-to-end tests."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -105,3 +107,55 @@ def embedded_path():
     from tuneforge.models import resolve_model_path
 
     return resolve_model_path("smollm2-135m-instruct")
+
+
+# ---- a test run leaves the working tree as it found it --------------------------------------------------------------
+# Screenshots, run folders and exports go to temporary folders; docs/images/ is refreshed on purpose with
+# `python -m pytest tests/test_webui_browser.py --screenshots docs/images`. The session fails if any file under git's
+# eye (tracked, or untracked and not ignored) appeared or changed while it ran.
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser):
+    parser.addoption("--screenshots", default=None, metavar="DIR",
+                     help="write the web UI screenshots here (e.g. docs/images to refresh the README's); "
+                          "default: a temporary folder")
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(request, tmp_path_factory) -> Path:
+    chosen = request.config.getoption("--screenshots")
+    return Path(chosen).resolve() if chosen else tmp_path_factory.mktemp("screenshots")
+
+
+def _tree_state() -> dict[str, str] | None:
+    """{path: status + content hash} of every changed or untracked, not ignored file; None outside a git checkout."""
+    try:
+        r = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "-z"], cwd=REPO,
+                           capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if r.returncode != 0:
+        return None
+    state = {}
+    for entry in filter(None, r.stdout.split("\0")):
+        code, path = entry[:2], entry[3:]
+        f = REPO / path
+        digest = hashlib.sha1(f.read_bytes()).hexdigest() if f.is_file() else "-"
+        state[path] = f"{code} {digest}"
+    return state
+
+
+def pytest_sessionstart(session):
+    session.config._tree_before = _tree_state()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    before, after = getattr(session.config, "_tree_before", None), _tree_state()
+    if before is None or after is None or session.config.getoption("--screenshots"):
+        return
+    touched = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
+    if touched:
+        print("\nERROR: the test run changed the working tree (a test must write to a temporary folder):\n  "
+              + "\n  ".join(touched))
+        session.exitstatus = 1

@@ -3,7 +3,8 @@
 One `tuneforge webui` server (a subprocess, as a user starts it) serves every test here. The main test trains the
 embedded SmolLM2-135M-Instruct with LoRA on the identity set with a custom name, checks that the previewed command
 equals the saved config, watches the loss curve grow, reloads the page mid-run (it must reattach), then chats with
-the adapter and reads the new name. Screenshots of each tab go to docs/images/ for the README.
+the adapter and reads the new name. Screenshots of each tab go to a temporary folder; refresh the README's with
+`python -m pytest tests/test_webui_browser.py --screenshots docs/images`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pytest
 from conftest import needs_embedded
 
 ROOT = Path(__file__).resolve().parent.parent
-IMAGES = ROOT / "docs" / "images"
+IMAGES = {"dir": None}  # the screenshot folder (the screenshot_dir fixture: a temporary folder unless --screenshots)
 CHROMIUM = os.environ.get("TUNEFORGE_TEST_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -44,7 +45,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, screenshot_dir):
+    IMAGES["dir"] = screenshot_dir
     work = tmp_path_factory.mktemp("webui-root")
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -110,13 +112,13 @@ def wait_attr(pg, selector: str, attr: str, predicate_js: str, timeout_s: float)
 
 
 def shot(pg, name: str, at: str | None = None) -> None:
-    IMAGES.mkdir(parents=True, exist_ok=True)
+    IMAGES["dir"].mkdir(parents=True, exist_ok=True)
     if at:
         pg.locator(at).first.evaluate("el => el.scrollIntoView({block: 'start'})")
     else:
         pg.evaluate("() => window.scrollTo(0, 0)")
     pg.wait_for_timeout(300)
-    pg.screenshot(path=str(IMAGES / name), full_page=False)
+    pg.screenshot(path=str(IMAGES["dir"] / name), full_page=False)
 
 
 def progress_state(pg) -> str:
