@@ -215,6 +215,13 @@ def test_every_parse_message_has_chinese(tmp_path):
     with pytest.raises(ConfigError) as e:
         split_argv(["a.yaml", "stray"])
     problems += e.value.problems
+    for extra in ({"finetuning_type": "qlora"}, {"finetuning_type": "dora"}):  # a method that is a LoRA option
+        with pytest.raises(ConfigError) as e:
+            build_config(extra)
+        problems += e.value.problems
+    with pytest.raises(ConfigError) as e:  # a bare --flag on a setting that is not True/False
+        build_config(split_argv(["--learning_rate", "--lora_rank"])[1])
+    problems += e.value.problems
     (tmp_path / "bad.yaml").write_text("a: [1\n")
     (tmp_path / "list.yaml").write_text("- 1\n")
     for path in (tmp_path / "missing.yaml", tmp_path / "bad.yaml", tmp_path / "list.yaml"):

@@ -28,6 +28,21 @@ TRUE = {"true", "1", "yes", "y", "on"}
 FALSE = {"false", "0", "no", "n", "off"}
 
 
+class BareFlag(str):
+    """The value of a ``--flag`` given without one: "true" for a True/False setting, an error for any other."""
+
+
+# A value that is not a choice but names something the choices cover another way: the fix, not just the list.
+CHOICE_HINTS = {
+    ("finetuning_type", "qlora"): Msg("qlora_is_lora"),
+    ("finetuning_type", "dora"): Msg("lora_variant_is_lora", name="DoRA", flag="--use_dora True"),
+    ("finetuning_type", "rslora"): Msg("lora_variant_is_lora", name="rsLoRA", flag="--use_rslora True"),
+    ("finetuning_type", "pissa"): Msg("lora_variant_is_lora", name="PiSSA", flag="--pissa_init True"),
+    ("finetuning_type", "loraplus"): Msg("lora_variant_is_lora", name="LoRA+", flag="--loraplus_lr_ratio 16"),
+    ("finetuning_type", "lora+"): Msg("lora_variant_is_lora", name="LoRA+", flag="--loraplus_lr_ratio 16"),
+}
+
+
 @dataclass
 class Config:
     model: ModelArgs = field(default_factory=ModelArgs)
@@ -84,6 +99,11 @@ def parse_dict_value(text: str) -> dict[str, str]:
 
 def coerce(key: str, f, value: Any) -> Any:
     base, optional = _type_of(f)
+    if isinstance(value, BareFlag) and base is not bool:
+        kind = {int: "kind_int", float: "kind_number"}.get(base, "kind_text")
+        example = f.default if f.default not in (None, "", {}) and not callable(f.default) else "…"
+        choices = f.metadata.get("choices")
+        raise ValueError(Msg("flag_without_value", kind=Msg(kind), key=key, example=choices[0] if choices else example))
     is_none_text = isinstance(value, str) and value.strip().lower() in {"none", "null", "~"}
     if value is None or (is_none_text and optional):
         if optional:
@@ -123,7 +143,11 @@ def coerce(key: str, f, value: Any) -> Any:
     value = str(value)
     choices = f.metadata.get("choices")
     if choices and value not in choices:
-        raise ValueError(Msg("not_one_of", got=value, choices=", ".join(choices)))
+        hint = CHOICE_HINTS.get((key, value.strip().lower()))
+        if hint:
+            raise ValueError(Msg("not_one_of_hint", got=value, choices=", ".join(choices), hint=hint))
+        raise ValueError(Msg("not_one_of_suggest", got=value, choices=", ".join(choices),
+                             suggestion=did_you_mean(value, list(choices))))
     return value
 
 
@@ -189,7 +213,7 @@ def split_argv(argv: list[str]) -> tuple[str | None, dict[str, Any]]:
                 values[key] = argv[i + 1]
                 i += 2
             else:
-                values[key] = "true"  # a bare --flag means True, as in LLaMA-Factory
+                values[key] = BareFlag("true")  # a bare --flag means True, as in LLaMA-Factory (bool keys only)
                 i += 1
         elif "=" in tok:
             k, v = tok.split("=", 1)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tuneforge.adapters.lora import check_adapter_dir, split_list
 from tuneforge.config import Config, validate
+from tuneforge.config.messages import Msg
 from tuneforge.data.catalog import check_datasets
 from tuneforge.data.templates import check_template
 from tuneforge.errors import ConfigError
@@ -31,6 +34,16 @@ def preflight(cfg: Config, for_training: bool = True) -> None:
         p = check_bitsandbytes()
         if p:
             problems.append(p)
+    if for_training:
+        problems += [p for p in (check_folder_path("output_dir", cfg.train.output_dir),) if p]
+        if cfg.finetune.finetuning_type == "lora" and not cfg.model.adapter_name_or_path:
+            from tuneforge.models.inspect import check_lora_target  # read from the weights' headers, no loading
+
+            p = check_lora_target(cfg.model.model_name_or_path, cfg.finetune.lora_target)
+            if p:
+                problems.append(p)
+    elif cfg.export.export_dir:
+        problems += [p for p in (check_folder_path("export_dir", cfg.export.export_dir),) if p]
     if for_training and cfg.train.do_train:
         problems += check_datasets(cfg.data.dataset, cfg.data.dataset_dir)
         if cfg.data.eval_dataset:
@@ -39,3 +52,17 @@ def preflight(cfg: Config, for_training: bool = True) -> None:
         raise ConfigError(problems)
     for key, reason in cfg.ignored.items():
         log.choice(f"ignored {key}", reason)
+
+
+def check_folder_path(key: str, path: str | None) -> Msg | None:
+    """A folder the run will create or write into, named where a file is (checked before anything is written)."""
+    if not path:
+        return None
+    p = Path(path).expanduser()
+    if p.exists() and not p.is_dir():
+        return Msg("output_dir_is_file", key=key, path=path)
+    for parent in p.parents:
+        if parent.exists():
+            return None if parent.is_dir() else Msg("output_dir_parent_is_file", key=key, path=path,
+                                                    parent=str(parent))
+    return None
