@@ -67,3 +67,13 @@ def test_new_messages_in_chinese():
         parse_args(["--finetuning_type", "qlora", "--learning_rate"])
     zh = "\n".join(tr(p, "zh") for p in e.value.problems)
     assert "QLoRA 就是在量化底座上训练 LoRA" in zh and "没有给出值" in zh and "一个数字" in zh
+
+
+def test_estimate_advice_leaves_out_what_is_already_on():
+    from tuneforge.estimate.memory import Plan, advice
+
+    on = advice(Plan(gradient_checkpointing=True, liger=True, optim="adamw_8bit", batch=4))
+    assert "gradient_checkpointing" not in on and "enable_liger_kernel" not in on and "adamw_8bit" not in on
+    assert "enable_activation_offloading" in on and "qlora4" in on
+    off = advice(Plan())
+    assert off.startswith("gradient_checkpointing") and "enable_liger_kernel" in off

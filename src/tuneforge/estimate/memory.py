@@ -248,6 +248,24 @@ def render(s: Shape, plan: Plan, e: Estimate, gpu: str | float | None) -> str:
     for g in ([gpu] if gpu is not None else ["h200", "h100", "a100-40gb", "rtx4090"]):
         ok, name, size = fits(e, g)
         lines.append(f"{'fits' if ok else 'does NOT fit'} on {name}" + ("" if ok else
-                     f": {e.total - size:.1f} GiB over — try gradient_checkpointing, enable_liger_kernel, a smaller "
-                     f"batch or cutoff_len, adamw_8bit, or qlora"))
+                     f": {e.total - size:.1f} GiB over — try {advice(plan)}"))
     return "\n".join(lines)
+
+
+def advice(plan: Plan) -> str:
+    """What could bring the peak down, leaving out what the plan already does."""
+    tips = []
+    if not plan.gradient_checkpointing:
+        tips.append("gradient_checkpointing")
+    elif not plan.offload:
+        tips.append("enable_activation_offloading")
+    if not plan.liger:
+        tips.append("enable_liger_kernel")
+    tips.append("a smaller batch or cutoff_len" if plan.batch > 1 else "a smaller cutoff_len")
+    if "8bit" not in plan.optim and plan.method not in ("prompt",):
+        tips.append("adamw_8bit")
+    if not plan.method.startswith("qlora"):
+        tips.append("qlora4")
+    elif plan.method != "qlora4":
+        tips.append("qlora4 instead of 8-bit")
+    return ", ".join(tips[:-1]) + f", or {tips[-1]}" if len(tips) > 1 else tips[0]
