@@ -19,63 +19,73 @@ def mode(p: Path) -> int:
     return stat.S_IMODE(os.stat(p).st_mode)
 
 
-@pytest.fixture()
-def umask():
-    """Set a umask for the test and put the old one back."""
-    old = os.umask(0o022)
-    os.umask(old)
-    yield lambda m: os.umask(m)
-    os.umask(old)
-
-
 def train(tiny_model, data_dir, out, **kw):
     cfg = dict(model_name_or_path=str(tiny_model), dataset="alpaca_demo", dataset_dir=str(data_dir),
                output_dir=str(out), per_device_train_batch_size=4, learning_rate=1e-2, max_steps=2, save_steps=1,
-               lora_target="all", seed=3, dataset_vars={"name": "Nimbus"})
+               lora_target="all", lora_rank=4, lora_alpha=8, seed=3, dataset_vars={"name": "Nimbus"})
     cfg.update(kw)
     return run(build_config(cfg))
 
 
-@pytest.mark.parametrize("mask", [0o022, 0o027])
-def test_run_folder_files_follow_the_umask(tiny_model, data_dir, tmp_path, umask, mask):
-    """safetensors 0.8 writes 0600 files; adapter, checkpoint and every other file get 0666 less the umask."""
-    umask(mask)
-    out = tmp_path / "run"
-    train(tiny_model, data_dir, out)
+def trained_under(mask: int, tiny_model, data_dir, out):
+    old = os.umask(mask)
+    try:
+        train(tiny_model, data_dir, out)
+    finally:
+        os.umask(old)
+    return out
+
+
+@pytest.fixture(scope="module")
+def run022(tiny_model, tmp_path_factory):
+    """One LoRA run (with a checkpoint) under umask 022, shared by the tests below."""
+    data = tmp_path_factory.mktemp("data")
+    (data / "alpaca.json").write_text(json.dumps([{"instruction": f"Who are you? ({i})", "input": "",
+                                                   "output": f"I am Nimbus, reply {i}."} for i in range(12)]))
+    (data / "dataset_info.json").write_text(json.dumps({"alpaca_demo": {"file_name": "alpaca.json"}}))
+    return trained_under(0o022, tiny_model, data, tmp_path_factory.mktemp("run022") / "run")
+
+
+def assert_modes(out: Path, mask: int):
     files = [p for p in out.rglob("*") if p.is_file()]
     assert any(p.suffix == ".safetensors" for p in files) and any("checkpoint-" in str(p) for p in files)
     wrong = {str(p.relative_to(out)): oct(mode(p)) for p in files if mode(p) != 0o666 & ~mask}
-    assert not wrong
+    assert not wrong  # safetensors 0.8 alone writes its files 0600
     assert mode(out) == 0o777 & ~mask
 
 
-def test_export_folder_is_readable_by_others(tiny_model, data_dir, tmp_path, umask):
+def test_run_folder_files_follow_the_umask(run022, tiny_model, data_dir, tmp_path):
+    assert_modes(run022, 0o022)
+    assert_modes(trained_under(0o027, tiny_model, data_dir, tmp_path / "run027"), 0o027)
+
+
+def test_export_folder_is_readable_by_others(tiny_model, run022, tmp_path):
     from tuneforge.recipes import export
 
-    umask(0o022)
-    a = tmp_path / "a"
-    train(tiny_model, data_dir, a, save_steps=0)
-    dest = tmp_path / "exported"
-    export.run(build_config(dict(model_name_or_path=str(tiny_model), adapter_name_or_path=str(a),
-                                 export_dir=str(dest))))
+    old = os.umask(0o022)
+    try:
+        dest = tmp_path / "exported"
+        export.run(build_config(dict(model_name_or_path=str(tiny_model), adapter_name_or_path=str(run022),
+                                     export_dir=str(dest))))
+    finally:
+        os.umask(old)
     assert mode(dest) == 0o755  # not mkdtemp's 0700
     assert {oct(mode(p)) for p in dest.iterdir()} == {oct(0o644)}
     card = (dest / "README.md").read_text()
-    assert f"base_model: {tiny_model}" in card and "## Adapter `a`" in card and "final training loss" in card
+    assert f"base_model: {tiny_model}" in card and "## Adapter `run`" in card and "final training loss" in card
 
 
-def test_adapter_names_its_base_as_given_and_carries_a_card(tiny_model, data_dir, tmp_path):
+def test_adapter_names_its_base_as_given_and_carries_a_card(tiny_model, run022):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    out = tmp_path / "run"
-    train(tiny_model, data_dir, out, lora_rank=4, lora_alpha=8)
+    out = run022
     conf = json.loads((out / "adapter_config.json").read_text())
     assert conf["base_model_name_or_path"] == str(tiny_model)
     card = (out / "README.md").read_text()
     assert card.startswith("---\nbase_model: ") and "library_name: peft" in card
-    for needle in ("LoRA — rank 4, alpha 8", "data: `alpaca_demo`", "name=Nimbus",
-                   "12 samples", "final training loss", "2 optimiser steps", "AutoPeftModelForCausalLM"):
+    for needle in ("LoRA — rank 4, alpha 8", "data: `alpaca_demo`", "name=Nimbus", "12 samples",
+                   "final training loss", "2 optimiser steps", "AutoPeftModelForCausalLM"):
         assert needle in card, needle
     assert "[More Information Needed]" not in card  # not peft's empty template
     PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(tiny_model)), str(out))  # still loads
