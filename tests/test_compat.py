@@ -269,10 +269,10 @@ def test_training_and_chat_print_neither_message(tiny_model, tmp_path):
         "import torch\n"
         "from transformers import AutoModelForCausalLM\n"
         "from tuneforge.adapters import apply_method, load_adapters\n"
-        "from tuneforge.config.schema import FinetuneArgs\n"
+        "from tuneforge.config import build_config\n"
         f"m = AutoModelForCausalLM.from_pretrained({str(tiny_model)!r})\n"
         "m.gradient_checkpointing_enable()\n"
-        "m = apply_method(m, FinetuneArgs(lora_target='all'), [])\n"
+        "m = apply_method(m, build_config({'lora_target': 'all'}), [])\n"
         f"m.save_pretrained({str(tmp_path / 'a')!r})\n"
         f"load_adapters(AutoModelForCausalLM.from_pretrained({str(tiny_model)!r}), [{str(tmp_path / 'a')!r}], False)\n"
     )
