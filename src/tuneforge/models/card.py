@@ -65,10 +65,12 @@ def _method(cfg: dict) -> tuple[str, list[str]]:
                      f"modules `{cfg.get('freeze_trainable_modules')}`"]
     elif ft == "full":
         name = "full fine-tuning"
-    else:
+    elif ft in ("prefix", "ptuning", "ptuning_v2", "prompt"):
         name = {"prefix": "prefix tuning", "ptuning": "P-Tuning", "ptuning_v2": "P-Tuning v2",
-                "prompt": "prompt tuning"}.get(ft, ft)
+                "prompt": "prompt tuning"}[ft]
         settings.append(f"{cfg.get('num_virtual_tokens')} virtual tokens")
+    else:  # a method whose settings the card does not know: its options are in config.yaml
+        name = ft.upper() if len(ft) <= 4 else ft
     return name, settings
 
 

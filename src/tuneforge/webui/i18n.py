@@ -28,6 +28,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "sec_quantization": {"en": "Quantization (QLoRA)", "zh": "量化（QLoRA）"},
     "sec_data": {"en": "Data", "zh": "数据"},
     "sec_finetune": {"en": "Method", "zh": "微调方法"},
+    "sec_preference": {"en": "Preference options (dpo, kto)", "zh": "偏好训练选项（dpo、kto）"},
+    "sec_ppo": {"en": "PPO options", "zh": "PPO 选项"},
     "sec_train": {"en": "Training arguments", "zh": "训练参数"},
     "sec_generate": {"en": "Sampling", "zh": "采样设置"},
     "sec_export": {"en": "Export", "zh": "导出"},
@@ -190,7 +192,7 @@ FIELD_ZH: dict[str, tuple[str, str]] = {
     "packing": ("序列打包", "把多个样本打包进 cutoff_len 长的一行，无填充且样本间互不注意。默认：pt 开启，sft 关闭。"),
     "neat_packing": ("整洁打包", "样本间无注意力的打包（隐含开启 packing）。"),
     # finetune
-    "stage": ("训练阶段", "sft（有监督微调）或 pt（继续预训练）。"),
+    "stage": ("训练阶段", "sft（有监督微调）、pt（继续预训练）、rm（奖励模型）、dpo（直接偏好优化及其变体，见 pref_loss）、kto，或 ppo（基于奖励模型的强化学习）。"),
     "finetuning_type": ("微调方法", "训练什么（`tuneforge train --help` 列出全部方法）。每种方法的选项自成一组；其他方法的选项会被拒绝。"),
     "additional_target": ("额外全量训练模块", "适配器方法（lora、oft）：完整训练并随适配器保存的模块（如 embed_tokens,lm_head）。"),
     # train
