@@ -65,8 +65,16 @@ def cmd_train(argv: list[str]) -> int:
         return 0
     from tuneforge.config import parse_args
     from tuneforge.recipes import run
+    from tuneforge.recipes.preflight import preflight
 
     cfg = parse_args(argv)
+    # Every config problem, then every bad data row, before torch and transformers are imported (the recipe checks
+    # again; the rows read here are not read twice).
+    preflight(cfg)
+    if cfg.train.do_train:
+        from tuneforge.data.build import check_rows
+
+        check_rows(cfg.data, cfg.finetune.stage)
     run(cfg)
     return 0
 

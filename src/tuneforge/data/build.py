@@ -51,8 +51,39 @@ def _variables(entry: DatasetEntry, given: dict[str, str]) -> dict[str, str]:
     return out
 
 
+# Rows read and converted by check_rows before the model loads; read_dataset takes each once instead of reading again.
+_CHECKED: dict[tuple, tuple[list[Any], dict[str, int]]] = {}
+
+
+def _read_key(entry: DatasetEntry, args: DataArgs, stage: str) -> tuple | None:
+    try:
+        st = entry.path.stat()
+    except OSError:
+        return None
+    return (repr(entry), st.st_mtime_ns, st.st_size, stage, tuple(sorted((args.dataset_vars or {}).items())),
+            args.max_samples)
+
+
+def check_rows(args: DataArgs, stage: str) -> None:
+    """Read and convert every dataset of the run now — torch-free, before the model loads — so bad rows are reported
+    in a second or two; the recipe's build_data then takes these rows instead of reading the files again."""
+    catalog = load_catalog(args.dataset_dir)
+    for names in (args.dataset, args.eval_dataset):
+        for name in split_names(names):
+            entry = lookup(catalog, name)
+            if entry is None:
+                continue  # preflight reports unknown names
+            result = read_dataset(entry, args, stage)
+            key = _read_key(entry, args, stage)
+            if key is not None:
+                _CHECKED[key] = result
+
+
 def read_dataset(entry: DatasetEntry, args: DataArgs, stage: str) -> tuple[list[Any], dict[str, int]]:
     """Rows of one dataset as conversations (sft) or texts (pt), plus counts."""
+    key = _read_key(entry, args, stage)
+    if key is not None and key in _CHECKED:
+        return _CHECKED.pop(key)
     if entry.ranking and stage in ("sft", "pt", "kto"):
         raise DataError(Msg("data_is_preference", name=entry.name), Msg("data_is_preference_fix"))
     if not entry.ranking and stage in ("rm", "dpo"):

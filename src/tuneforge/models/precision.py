@@ -7,13 +7,18 @@ on a CUDA GPU without it (pre-Ampere), fp16; on a CPU, float32 (half-precision m
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from tuneforge.utils import log
+
+if TYPE_CHECKING:
+    import torch
 
 
 def resolve_precision(bf16: bool | None, fp16: bool | None) -> tuple[str, torch.dtype]:
     """(accelerate mixed_precision setting, dtype for frozen weights)."""
+    import torch  # here, not at import: config checks (``tuneforge.models``' check_model) run without torch
+
     cuda = torch.cuda.is_available()
     bf16_ok = cuda and torch.cuda.is_bf16_supported()
     if fp16:

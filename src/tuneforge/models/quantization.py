@@ -8,12 +8,14 @@ quantized layers follows the run's precision (bf16/fp16 on CUDA, float32 otherwi
 from __future__ import annotations
 
 import importlib.metadata as md
-
-import torch
+from typing import TYPE_CHECKING
 
 from tuneforge.config.messages import Msg
 from tuneforge.errors import ModelError
 from tuneforge.utils import log
+
+if TYPE_CHECKING:  # torch is imported where it is used: check_bitsandbytes runs with the config checks
+    import torch
 
 MIN_BNB = (0, 46)  # first bitsandbytes release with the multi-backend (CPU) 4-bit kernels
 
@@ -51,6 +53,8 @@ def quantization_config(bits: int | None, quant_type: str, double: bool, compute
 
 def device_map_for_quantized() -> dict[str, int | str]:
     """bitsandbytes quantizes while loading onto the target device, so quantized models are placed at load time."""
+    import torch
+
     if torch.cuda.is_available():
         from accelerate import PartialState
 

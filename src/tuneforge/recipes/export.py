@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from tuneforge.adapters import merge_adapters, merge_refusal, method_of_adapter, split_list
 from tuneforge.config import Config
 from tuneforge.config.messages import Msg
@@ -14,7 +12,6 @@ from tuneforge.data import templates
 from tuneforge.errors import ConfigError
 from tuneforge.models import load_model, load_tokenizer, resolve_model_path
 from tuneforge.models.card import export_card
-from tuneforge.models.export import write_export
 from tuneforge.recipes.preflight import preflight
 from tuneforge.utils import log
 
@@ -39,6 +36,10 @@ def run(cfg: Config) -> Path:
     problems = check_export(cfg)
     if problems:
         raise ConfigError(problems)
+    import torch  # after the checks: a config mistake is reported without importing torch
+
+    from tuneforge.models.export import write_export
+
     adapters = split_list(cfg.model.adapter_name_or_path)
     path = resolve_model_path(cfg.model.model_name_or_path)
     # The last adapter folder's tokenizer holds the chat template used in training.
