@@ -77,3 +77,51 @@ def test_estimate_advice_leaves_out_what_is_already_on():
     assert "enable_activation_offloading" in on and "qlora4" in on
     off = advice(Plan())
     assert off.startswith("gradient_checkpointing") and "enable_liger_kernel" in off
+
+
+# ---- help, version, pipes -------------------------------------------------------------------------------------------
+
+def tf(*args, **kw):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "tuneforge", *args], capture_output=True, text=True, timeout=120,
+                          **kw)
+
+
+@pytest.mark.parametrize("command, needles", [
+    ("chat", ["usage: tuneforge chat", "--prompts", "--temperature", "--adapter_name_or_path"]),
+    ("export", ["usage: tuneforge export", "--export_dir", "--export_dtype", "Modelfile"]),
+    ("estimate", ["usage: tuneforge estimate", "--gpu", "--gradient_checkpointing", "tuneforge train --help"]),
+    ("score", ["usage: tuneforge score", "--pairs", "--adapter_name_or_path"]),
+    ("train", ["usage: tuneforge train", "--learning_rate", "--lora_rank"]),
+    ("webui", ["usage: tuneforge webui", "--auth-file"]),
+    ("env", ["usage: tuneforge env"]),
+    ("version", ["usage: tuneforge version"]),
+])
+def test_every_command_has_its_own_help(command, needles):
+    r = tf(command, "--help")
+    assert r.returncode == 0 and not r.stderr.strip(), r.stderr
+    for n in needles:
+        assert n in r.stdout, (command, n)
+    assert "usage:\n  tuneforge train" not in r.stdout  # not the global usage
+
+
+def test_version():
+    from tuneforge import __version__
+
+    assert tf("version").stdout.strip() == f"tuneforge {__version__}"
+    assert tf("--version").stdout.strip() == __version__
+
+
+def test_help_into_a_closed_pipe_prints_no_traceback():
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-m", "tuneforge", "train", "--help"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    p.stdout.read(200)  # like `| head -3`: read a little, then go away
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    p.wait(timeout=60)
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

@@ -24,11 +24,13 @@ usage:
   tuneforge score --model_name_or_path M --adapter_name_or_path RM_RUN --pairs FILE.jsonl
                                                                  reward-model scores of (prompt, response) rows
   tuneforge env                                                  versions, devices, model aliases, templates
+  tuneforge version                                              the installed version
   tuneforge estimate --model_name_or_path M|config.json [--finetuning_type lora --quantization_bit 4
                      --per_device_train_batch_size 4 --cutoff_len 2048 --gradient_checkpointing True --gpu h100 ...]
                                                                  predicted peak GPU memory (reads only the config)
 
-  Add --debug to any command to see a traceback on errors. `tuneforge train --help` lists every setting.
+  Add --debug to any command to see a traceback on errors. `tuneforge <command> --help` shows a command's
+  usage and every setting it takes.
 """
 
 CHAT_KEYS = {"prompt": "one message; print the reply and exit",
@@ -182,7 +184,9 @@ def cmd_export(argv: list[str]) -> int:
     from tuneforge.config.schema import field_map
 
     if any(a in ("-h", "--help") for a in argv):
-        print(USAGE)
+        from tuneforge.cli_help import command_help
+
+        print(command_help("export"))
         return 0
     path, values = split_argv(argv)
     if path:
@@ -377,11 +381,25 @@ def cmd_score(argv: list[str]) -> int:
     return 0
 
 
+def cmd_version(argv: list[str]) -> int:
+    print(f"tuneforge {__version__}")
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "chat": cmd_chat, "export": cmd_export, "env": cmd_env,
-            "estimate": cmd_estimate, "webui": cmd_webui, "score": cmd_score}
+            "estimate": cmd_estimate, "webui": cmd_webui, "score": cmd_score, "version": cmd_version}
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `tuneforge train --help | head`: the reader left; say nothing more, no traceback
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python flushes stdout at exit: into nothing, not the closed pipe
+        return 141  # 128 + SIGPIPE, as a shell reports a command killed by it
+
+
+def _main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
@@ -402,8 +420,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown command {argv[0]!r}{did_you_mean(argv[0], list(COMMANDS))}\n\n{USAGE}",
               file=sys.stderr)
         return 2
-    if cmd not in (cmd_train, cmd_webui) and any(a in ("-h", "--help") for a in argv[1:]):
-        print(USAGE)  # train and webui print their own, longer help
+    if any(a in ("-h", "--help") for a in argv[1:]):
+        from tuneforge.cli_help import command_help
+
+        print(command_help(argv[0]) or USAGE)  # each command's own usage and settings
         return 0
     try:
         return cmd(argv[1:])
