@@ -232,7 +232,7 @@ def test_validate_reports_only_catalogued_messages():
 def test_every_parse_message_has_chinese(tmp_path):
     problems: list = []
     junk = {"bool": "maybe", "int": "many", "float": "lots"}
-    values: dict = {"lora_rnk": 3, "seeed": 1, "ppo_lamb": 1, "zzzqqq": 1}  # 3, 1, 2 and no suggestions
+    values: dict = {"lora_": 3, "seeed": 1, "kto_weight": 1, "zzzqqq": 1}  # 3, 1, 2 and no suggestions
     for group in GROUPS.values():
         for f in fields(group):
             base, optional = _type_of(f)

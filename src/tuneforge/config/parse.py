@@ -159,8 +159,14 @@ def coerce(key: str, f, value: Any) -> Any:
 
 
 def did_you_mean(key: str, known: list[str]) -> Msg | str:
+    """" — did you mean 'x'?" with the closest names only: those about as close as the best one (a typo of
+    lora_rank suggests lora_rank, not lora_alpha and lora_target too); "" when nothing is close."""
     close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
-    return Msg("did_you_mean", names=or_list(close)) if close else ""
+    if not close:
+        return ""
+    score = {c: difflib.SequenceMatcher(None, key, c).ratio() for c in close}
+    best = max(score.values())
+    return Msg("did_you_mean", names=or_list([c for c in close if score[c] >= best - 0.1]))
 
 
 def build_config(values: dict[str, Any], base: Config | None = None) -> Config:
