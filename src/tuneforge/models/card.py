@@ -107,8 +107,9 @@ def card_text(cfg: dict, s: dict, folder_kind: str) -> str:
     data = s.get("data", {})
     train = data.get("train", {}) if isinstance(data.get("train"), dict) else {}
     dropped = sum((train.get("dropped") or {}).values())
-    steps = (f"{cfg.get('max_steps')} steps" if (cfg.get("max_steps") or -1) > 0
-             else f"{cfg.get('num_train_epochs')} epochs")
+    plural = lambda n, word: f"{n} {word}" + ("" if n == 1 else "s")  # noqa: E731
+    steps = (plural(cfg.get("max_steps"), "step") if (cfg.get("max_steps") or -1) > 0
+             else plural(cfg.get("num_train_epochs"), "epoch"))
     vars_ = cfg.get("dataset_vars") or {}
     tags = ["tuneforge", stage, cfg.get("finetuning_type", "lora")]
     front = {"base_model": base, "library_name": "peft" if folder_kind == "adapter" else "transformers",
@@ -133,7 +134,8 @@ def card_text(cfg: dict, s: dict, folder_kind: str) -> str:
               f"- learning rate {cfg.get('learning_rate')}, {steps}, batch {cfg.get('per_device_train_batch_size')}"
               f" × accumulation {cfg.get('gradient_accumulation_steps')}, cutoff {cfg.get('cutoff_len')} tokens, "
               f"seed {cfg.get('seed')}",
-              f"- {s.get('steps', '?')} optimiser steps in {s.get('train_seconds', '?')} s on {s.get('device', '?')}"
+              f"- {plural(s.get('steps', '?'), 'optimiser step')} in {s.get('train_seconds', '?')} s on "
+              f"{s.get('device', '?')}"
               f" ({s.get('precision', '?')})",
               "", "## Results", "", *_results(s), ""]
     replies = s.get("sample_replies") or []
