@@ -44,7 +44,15 @@ SHAPES = {
 DEFAULTS = dict(impl="tuneforge", model="llama8b", method="lora", batch=4, seq=2048, packing=False, gc=True,
                 liger=False, offload=False, optim="adamw_torch_fused", steps=12, warmup=3, lr=1e-3, rank=16,
                 group_by_length=False, compile=False, profile=False, samples=600, seed=0, quant=None,
-                fused_lora=False, offload_embedding=None, upcast=False, phases=False, pad_multiple=1, attn="sdpa")
+                fused_lora=False, offload_embedding=None, upcast=False, phases=False, pad_multiple=1, attn="sdpa",
+                data="chat", batching="pad", fast=False, fp8=False, fp8_backward="fp8", attn_backend="auto",
+                inplace_lora=True, fuse_residual=True, curve=False)
+# data: "chat" (make_samples: chat-length, prompt masked) or "fixed" (every sample exactly `seq` tokens, all
+#   supervised: nobody pads, every tool trains the same tokens per step).
+# batching (Trainer-based rows): "pad" (our collator, right padding), "flatten" (transformers'
+#   DataCollatorWithFlattening: one row, position ids), "padding_free" / "packing" (trl's SFTTrainer with
+#   padding_free=True / packing=True — Unsloth's own padding-free and packing paths when impl is unsloth).
+# fast / fp8 / fp8_backward / attn_backend / inplace_lora / fuse_residual: tuneforge's fast path (src/tuneforge/fast).
 MODEL_DIRS = Path(os.environ.get("TF_BENCH_MODELS", "/tmp/tf_bench_models"))
 LORA_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -72,6 +80,28 @@ def make_samples(n: int, vocab: int, max_len: int, seed: int):
         cut = int(length * (0.3 + 0.3 * float(torch.rand(1, generator=g))))
         out.append(Sample(ids, [IGNORE] * cut + ids[cut:]))
     return out
+
+
+def make_fixed_samples(n: int, vocab: int, seq: int, seed: int):
+    """Equal-work rows: every sample exactly ``seq`` Zipf-distributed tokens, every position supervised."""
+    import torch
+
+    from tuneforge.data.encode import Sample
+
+    g = torch.Generator().manual_seed(seed)
+    probs = 1.0 / (torch.arange(8000, dtype=torch.float64) + 10.0)
+    ids_map = torch.randperm(vocab - 10, generator=g)[:8000] + 10
+    out = []
+    for _ in range(n):
+        ids = ids_map[torch.multinomial(probs, seq, replacement=True, generator=g)].tolist()
+        out.append(Sample(ids, list(ids)))
+    return out
+
+
+def bench_samples(spec: dict, vocab: int):
+    if spec["data"] == "fixed":
+        return make_fixed_samples(spec["samples"], vocab, spec["seq"], spec["seed"])
+    return make_samples(spec["samples"], vocab, spec["seq"], spec["seed"])
 
 
 def build_model(spec: dict):
@@ -191,8 +221,12 @@ def run_tuneforge(spec: dict) -> dict:
     else:
         model = build_model(spec)
     loaded_gib = round(torch.cuda.memory_allocated() / 2**30, 3) if torch.cuda.is_available() else None
-    samples = make_samples(spec["samples"], model.config.vocab_size, spec["seq"], spec["seed"])
+    samples = bench_samples(spec, model.config.vocab_size)
     fused = apply_liger(model, spec["liger"])
+    from tuneforge.fast.lora import OPTIONS
+
+    for k in ("attn_backend", "inplace_lora", "fuse_residual", "fp8_backward"):
+        setattr(OPTIONS, k, spec[k])
     if spec["gc"]:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     ft = FinetuneArgs(finetuning_type=spec["method"], lora_rank=spec["rank"], lora_alpha=2 * spec["rank"],
@@ -212,7 +246,8 @@ def run_tuneforge(spec: dict) -> dict:
                      per_device_train_batch_size=spec["batch"], logging_steps=1, save_steps=0, optim=spec["optim"],
                      bf16=torch.cuda.is_available(), gradient_checkpointing=spec["gc"],
                      enable_activation_offloading=spec["offload"],
-                     group_by_length=spec["group_by_length"], max_grad_norm=1.0, seed=spec["seed"])
+                     group_by_length=spec["group_by_length"], max_grad_norm=1.0, seed=spec["seed"],
+                     fast_path=spec["fast"], fp8=spec["fp8"])
     if torch.cuda.is_available():
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -222,7 +257,7 @@ def run_tuneforge(spec: dict) -> dict:
             prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA])
             prof.__enter__()
         t_start = time.time()
-        train_loop(model, train, [], args, ft, Path(tmp), 0, acc, None, fused)
+        res_loop = train_loop(model, train, [], args, ft, Path(tmp), 0, acc, None, fused)
         if prof is not None:
             torch.cuda.synchronize()
             prof.__exit__(None, None, None)
@@ -236,6 +271,7 @@ def run_tuneforge(spec: dict) -> dict:
     out = summarise(steps, spec["warmup"])
     out.pop("trained_tokens_per_s")
     out.update(memory(), trainable_params=trainable, total_params=total, packing=pack_info,
+               fast_path=res_loop.fast_path,
                liger=fused, timing_note="per-step tokens from metrics.jsonl (tokens_per_s × Δelapsed)",
                allocated_after_load_gib=loaded_gib, allocated_after_prepare_gib=prepared_gib)
     if prof is not None:
@@ -313,26 +349,32 @@ def run_unsloth(spec: dict) -> dict:
     import torch
     from unsloth import FastLanguageModel
 
-    model, _tok = FastLanguageModel.from_pretrained(model_name=str(model_dir(spec["model"])),
-                                                    max_seq_length=spec["seq"], dtype=torch.bfloat16,
-                                                    load_in_4bit=spec["quant"] == 4)
+    model, tok = FastLanguageModel.from_pretrained(model_name=str(model_dir(spec["model"])),
+                                                   max_seq_length=spec["seq"], dtype=torch.bfloat16,
+                                                   load_in_4bit=spec["quant"] == 4)
     mem = {"allocated_after_load_gib": round(torch.cuda.memory_allocated() / 2**30, 3)}
     model = FastLanguageModel.get_peft_model(model, r=spec["rank"], lora_alpha=2 * spec["rank"], lora_dropout=0,
                                              target_modules=LORA_MODULES, bias="none",
-                                             use_gradient_checkpointing="unsloth" if spec["gc"] else False,
+                                             use_gradient_checkpointing=(spec.get("unsloth_gc", "unsloth")
+                                                                         if spec["gc"] else False),
                                              random_state=spec["seed"])
     mem["allocated_after_peft_gib"] = round(torch.cuda.memory_allocated() / 2**30, 3)
     import unsloth
 
-    return {**run_trainer(model, spec, False), **mem, "unsloth": unsloth.__version__}
+    return {**run_trainer(model, spec, False, tok), **mem, "unsloth": unsloth.__version__}
 
 
-def run_trainer(model, spec: dict, trainer_gc: bool) -> dict:
+def run_trainer(model, spec: dict, trainer_gc: bool, tokenizer=None) -> dict:
     import torch
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
-    samples = make_samples(spec["samples"], model.config.vocab_size, spec["seq"], spec["seed"])
+    samples = bench_samples(spec, model.config.vocab_size)
     counts: list[tuple[int, int]] = []
+
+    def count(batch):  # real (non-padding) tokens and supervised targets of a collated batch
+        real = batch["attention_mask"].sum() if "attention_mask" in batch else batch["input_ids"].numel()
+        counts.append((int(real), int((batch["labels"][:, 1:] != -100).sum())))
+        return batch
 
     def collate(batch):
         width = max(len(s.input_ids) for s in batch)
@@ -343,8 +385,7 @@ def run_trainer(model, spec: dict, trainer_gc: bool) -> dict:
         for i, s in enumerate(batch):
             n = len(s.input_ids)
             ids[i, :n], labels[i, :n], mask[i, :n] = torch.tensor(s.input_ids), torch.tensor(s.labels), 1
-        counts.append((int(mask.sum()), int((labels[:, 1:] != -100).sum())))
-        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+        return count({"input_ids": ids, "labels": labels, "attention_mask": mask})
 
     steps: list[dict] = []
     cuda = torch.cuda.is_available()
@@ -401,15 +442,25 @@ def run_trainer(model, spec: dict, trainer_gc: bool) -> dict:
         def __getitem__(self, i):
             return samples[i]
 
+    common = dict(per_device_train_batch_size=spec["batch"], max_steps=spec["steps"],
+                  learning_rate=spec["lr"], logging_steps=1, save_strategy="no", report_to=[],
+                  bf16=cuda, gradient_checkpointing=trainer_gc, optim=spec["optim"],
+                  lr_scheduler_type="linear", max_grad_norm=1.0, seed=spec["seed"],
+                  dataloader_num_workers=0, remove_unused_columns=False, disable_tqdm=True)
     with tempfile.TemporaryDirectory() as tmp:
-        targs = TrainingArguments(output_dir=tmp, per_device_train_batch_size=spec["batch"], max_steps=spec["steps"],
-                                  learning_rate=spec["lr"], logging_steps=1, save_strategy="no", report_to=[],
-                                  bf16=cuda, gradient_checkpointing=trainer_gc,
-                                  optim=spec["optim"],
-                                  lr_scheduler_type="linear", max_grad_norm=1.0, seed=spec["seed"],
-                                  dataloader_num_workers=0, remove_unused_columns=False, disable_tqdm=True)
-        trainer = PhaseTrainer(model=model, args=targs, train_dataset=Rows(), data_collator=collate,
-                               callbacks=[Clock()])
+        if spec["batching"] in ("padding_free", "packing"):
+            trainer = sft_trainer(model, tokenizer, samples, spec, {**common, "output_dir": tmp}, [Clock()], count)
+        else:
+            if spec["batching"] == "flatten":
+                from transformers import DataCollatorWithFlattening
+
+                flat = DataCollatorWithFlattening(return_position_ids=True, separator_id=-100)
+
+                def collate(batch):  # noqa: F811 - transformers' padding-free collator
+                    return count(flat([{"input_ids": x.input_ids, "labels": x.labels} for x in batch]))
+            targs = TrainingArguments(output_dir=tmp, **common)
+            trainer = PhaseTrainer(model=model, args=targs, train_dataset=Rows(), data_collator=collate,
+                                   callbacks=[Clock()])
         if cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -428,6 +479,48 @@ def run_trainer(model, spec: dict, trainer_gc: bool) -> dict:
     return out
 
 
+def sft_trainer(model, tokenizer, samples, spec: dict, targs: dict, callbacks: list, count):
+    """trl's SFTTrainer over the pre-tokenized samples (input_ids + labels, prompt masked) with its padding-free
+    (``padding_free=True``: each batch one row with position ids) or packing (``packing=True``, best-fit-decreasing
+    rows of ``seq`` tokens) batching. Imported after unsloth, this is Unsloth's patched trainer (its padding-free and
+    packing paths, with its packed-sequence attention)."""
+    import torch
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    if tokenizer is None:
+        tokenizer = make_tokenizer()
+    ds = Dataset.from_dict({"input_ids": [x.input_ids for x in samples], "labels": [x.labels for x in samples]})
+    packing = spec["batching"] == "packing"
+    cfg = SFTConfig(**targs, max_length=spec["seq"] if packing else None, packing=packing, padding_free=True,
+                    dataset_num_proc=None)
+    trainer = SFTTrainer(model=model, args=cfg, train_dataset=ds, processing_class=tokenizer, callbacks=callbacks)
+    if not torch.cuda.is_available():  # the CPU dry run: trl's fused LM-head loss is a Triton kernel (GPU only)
+        import types
+
+        from transformers import Trainer
+
+        trainer.compute_loss = types.MethodType(Trainer.compute_loss, trainer)
+    inner = trainer.data_collator
+    trainer.data_collator = lambda feats: count(inner(feats))
+    return trainer
+
+
+def run_trl(spec: dict) -> dict:
+    """transformers + peft trained by trl's SFTTrainer with its padding-free or packing batching (no Unsloth):
+    the same trainer code as the Unsloth chat rows, runnable on a CPU (the --suite cpu_check dry run)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    model = build_model(spec)
+    if spec["gc"]:
+        model.enable_input_require_grads()
+    model = get_peft_model(model, LoraConfig(r=spec["rank"], lora_alpha=2 * spec["rank"], lora_dropout=0.0,
+                                             target_modules="all-linear", task_type="CAUSAL_LM"))
+    del torch
+    return run_trainer(model, spec, spec["gc"], make_tokenizer())
+
+
 def run_one(spec: dict) -> dict:
     if spec.get("impl") == "unsloth":  # Unsloth patches transformers and peft: import it first
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -437,14 +530,50 @@ def run_one(spec: dict) -> dict:
 
     spec = {**DEFAULTS, **spec}
     t0 = time.time()
-    runner = {"tuneforge": run_tuneforge, "hf": run_hf, "unsloth": run_unsloth}[spec["impl"]]
+    runner = {"tuneforge": run_tuneforge, "hf": run_hf, "unsloth": run_unsloth, "trl": run_trl}[spec["impl"]]
     res = runner(spec)
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     return {"spec": spec, **res, "wall_s": round(time.time() - t0, 1), "gpu": gpu,
             "torch": torch.__version__, "transformers": transformers.__version__}
 
 
+_CPU = dict(model="tiny", steps=6, warmup=2, samples=80, seq=256, optim="adamw_torch")
+_EQ = dict(data="fixed", steps=12, warmup=4, samples=64)  # equal work: 2048-token rows, fully supervised
+_EQ1 = dict(data="fixed", batch=1, steps=16, warmup=5, samples=64)
+_FAST = dict(impl="tuneforge", fast=True, liger=True)
+_MIN = dict(gc=True, offload=True, offload_embedding=True, optim="adamw_8bit")  # the lowest-memory settings
 SUITES = {
+    # issue 18: the equal-work suite. Workload (a) "fixed": every sample 2048 tokens, all supervised, so no tool
+    # pads and every tool trains the same tokens per step. Workload (b) "chat": the chat-length samples with each
+    # tool's own best batching (tuneforge packing; Unsloth's packing through its SFTTrainer; Trainer + peft with
+    # transformers' DataCollatorWithFlattening at a batch size that carries as many real tokens per step).
+    "eq_cpu_check": [  # the same code paths on a CPU with a tiny model (Unsloth itself needs a GPU)
+        dict(name="tf_fixed_b4_plain", impl="tuneforge", data="fixed", **_CPU),
+        dict(name="tf_fixed_b4_fast", impl="tuneforge", data="fixed", fast=True, **_CPU),
+        dict(name="tf_fixed_b4_fast_gc", impl="tuneforge", data="fixed", fast=True, gc=True, **_CPU),
+        dict(name="tf_fixed_b4_fast_fp8", impl="tuneforge", data="fixed", fast=True, fp8=True, **_CPU),
+        dict(name="tf_chat_pack4_fast", impl="tuneforge", packing=True, fast=True, **_CPU),
+        dict(name="tf_qlora_fixed_b1_fast", impl="tuneforge", data="fixed", quant=4, batch=1, fast=True, gc=True,
+             **_CPU),
+        dict(name="hf_fixed_b4", impl="hf", data="fixed", **_CPU),
+        dict(name="hf_chat_flatten_b12", impl="hf", batching="flatten", batch=12, **_CPU),
+        dict(name="trl_chat_packing_b4", impl="trl", batching="packing", **_CPU),
+        dict(name="trl_chat_padding_free_b4", impl="trl", batching="padding_free", **_CPU),
+    ],
+    # first H200 call: Unsloth's configurations and ours on workload (a), Llama-3.1-8B shape
+    "eqA": [
+        dict(name="tf_b4_nogc_fast", gc=False, **_FAST, **_EQ),
+        dict(name="unsloth_b4_nogc", impl="unsloth", gc=False, **_EQ),
+        dict(name="tf_b1_fast_min", **_FAST, **_MIN, **_EQ1),
+        dict(name="unsloth_b1_gc", impl="unsloth", **_EQ1),
+        dict(name="tf_qlora_b1_fast_min", quant=4, **_FAST, **_MIN, **_EQ1),
+        dict(name="unsloth_qlora_b1_gc", impl="unsloth", quant=4, **_EQ1),
+        dict(name="tf_b4_gc_fast", **_FAST, **_EQ),
+        dict(name="unsloth_b4_gc", impl="unsloth", **_EQ),
+        dict(name="tf_b4_nogc_plain", impl="tuneforge", liger=True, gc=False, **_EQ),
+        dict(name="tf_b4_nogc_fast_fp8", gc=False, fp8=True, **_FAST, **_EQ),
+        dict(name="hf_b4_gc", impl="hf", **_EQ),
+    ],
     "smoke": [dict(impl="tuneforge", packing=True, liger=True, steps=4, warmup=1, samples=60),
               dict(impl="hf", steps=4, warmup=1, samples=60)],
     "cpu_check": [dict(impl="tuneforge", model="tiny", packing=True, steps=6, warmup=2, samples=80, seq=256,
@@ -624,6 +753,49 @@ SUITES = {
 }
 
 
+def write_text_data(dest: Path, docs: int = 48, blocks: int = 2, seq: int = 2048, seed: int = 0) -> Path:
+    """A `dataset_dir` for `tuneforge train --stage pt` (examples/bench_*.yaml): ``docs`` text documents that the
+    benchmark tokenizer turns into exactly ``blocks`` × ``seq`` tokens each (words that are single tokens, plus the
+    end-of-text token), so every training sample is a full ``seq``-token row: workload (a) through the CLI."""
+    import random
+
+    tok = make_tokenizer()
+    words = [w for w in sorted({w for line in ["the quick brown fox jumps over the lazy dog",
+                                               "hello world this is a benchmark tokenizer"] for w in line.split()})
+             if len(tok(" " + w, add_special_tokens=False)["input_ids"]) == 1]
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(docs):
+        n = blocks * seq - 1  # + the end-of-text token the pt encoder appends
+        text = "".join(" " + rng.choice(words) for _ in range(n))
+        assert len(tok(text, add_special_tokens=True)["input_ids"]) == n, "a word split into several tokens"
+        rows.append({"text": text})
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "bench_text.json").write_text(json.dumps(rows))
+    (dest / "dataset_info.json").write_text(json.dumps({"bench_text": {"file_name": "bench_text.json",
+                                                                       "columns": {"prompt": "text"}}}))
+    return dest
+
+
+def cli_summary(run_dir: Path, warmup: int) -> dict:
+    """The harness's throughput figures from a `tuneforge train` run's metrics.jsonl (logging_steps 1)."""
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    steps, prev = [], 0.0
+    for r in rows:
+        if "loss" not in r:
+            continue
+        dt = r["elapsed"] - prev
+        steps.append({"step": r["step"], "loss": r["loss"], "grad_norm": r["grad_norm"],
+                      "tokens": round(r["tokens_per_s"] * dt), "trained": 0, "t_end": r["elapsed"]})
+        prev = r["elapsed"]
+    out = summarise(steps, warmup)
+    out.pop("trained_tokens_per_s")
+    summary = run_dir / "run_summary.json"
+    if summary.is_file():
+        out["run_summary"] = json.loads(summary.read_text())
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--suite", help=f"one of {', '.join(SUITES)} (comma list allowed)")
@@ -632,7 +804,19 @@ def main() -> int:
     ap.add_argument("--make_model", help="save a random model folder for this shape (internal)")
     ap.add_argument("--json", help="write results here")
     ap.add_argument("--budget_s", type=float, default=1e9, help="skip configs once this much time has passed")
+    ap.add_argument("--write_text_data", help="write the CLI rows' pt dataset_dir here and exit")
+    ap.add_argument("--cli_summary", help="print the harness figures of a tuneforge train run folder and exit")
+    ap.add_argument("--warmup", type=int, default=4, help="with --cli_summary: steps left out of the throughput")
     a = ap.parse_args()
+    if a.write_text_data:
+        print("DATA", write_text_data(Path(a.write_text_data)), flush=True)
+        return 0
+    if a.cli_summary:
+        res = cli_summary(Path(a.cli_summary), a.warmup)
+        print("RESULT " + json.dumps(res), flush=True)
+        if a.json:
+            Path(a.json).write_text(json.dumps(res, indent=1))
+        return 0
     if a.make_model:
         print("MODEL", make_model_dir(a.make_model), flush=True)
         return 0

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from tuneforge.fast.checkpoint import LayerCheckpoint, Offloader
-from tuneforge.fast.lora import MLP, Group, GroupFn, MLPFn, Proj
+from tuneforge.fast.lora import MLP, OPTIONS, Group, GroupFn, MLPFn, Proj
 from tuneforge.utils import log
 
 ARCHITECTURES = ("llama", "mistral", "qwen2")
@@ -165,12 +165,12 @@ class FastDecoder:
     ``offload``: with ``checkpoint``, keep the layer inputs in pinned CPU memory (CUDA)."""
 
     def __init__(self, model, checkpoint: bool = False, offload: bool = False, fp8: str | None = None,
-                 attn_backend: str = "auto"):
+                 attn_backend: str | None = None):
         self.model = model
         self.base = _base(model)
         self.decoder = self.base.get_decoder()
         self.checkpoint = checkpoint
-        self.attn_backend = attn_backend
+        self.attn_backend = attn_backend or OPTIONS.attn_backend
         device = self.decoder.embed_tokens.weight.device
         if hasattr(self.decoder.embed_tokens, "target"):  # models/memory.CPUEmbedding
             device = self.decoder.embed_tokens.target
@@ -301,7 +301,7 @@ def _sdpa_backend(name: str, cuda: bool):
 
 
 def build_fast_decoder(model, asked: bool | None, checkpoint: bool, offload: bool, fp8: str | None = None,
-                       attn_backend: str = "auto") -> FastDecoder | None:
+                       attn_backend: str | None = None) -> FastDecoder | None:
     """The fast decoder for ``model`` when ``asked`` (None = auto: wherever it applies), else None; logs why."""
     if asked is False:
         log.choice("fast_path=off", "fast_path=False")
@@ -327,12 +327,14 @@ def build_fast_decoder(model, asked: bool | None, checkpoint: bool, offload: boo
 
 def build_for_training(model, args, world: int = 1) -> FastDecoder | None:
     """The fast decoder for an SFT/pt training run from its TrainArgs, or None (the reason is logged)."""
-    asked, fp8 = args.fast_path, "fp8" if args.fp8 else None
+    asked, fp8 = args.fast_path, OPTIONS.fp8_backward if args.fp8 else None
     why = None
     if world > 1:
         why = "multi-process training (the fast path runs in one process)"
     elif args.torch_compile:
         why = "torch_compile compiles the model's own layers"
+    elif asked is None and not fp8 and not torch.cuda.is_available():
+        why = "auto: on for CUDA runs (where it was measured); fast_path=True uses it on this device too"
     if why is not None:
         if asked or fp8:
             from tuneforge.errors import ModelError

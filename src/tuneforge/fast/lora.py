@@ -32,6 +32,8 @@ class Options:
 
     inplace_lora: bool = True  # y.addmm_(h, Bᵀ) instead of y.add_(h · Bᵀ)
     fuse_residual: bool = True  # residual as the base GEMM's C operand instead of a separate add
+    attn_backend: str = "auto"  # SDPA backend for unpacked rows on CUDA: auto, flash, cudnn, efficient
+    fp8_backward: str = "fp8"  # fp8: Wᵀ kept in FP8 for the input gradient ("fp8") or dequantized ("bf16")
 
 
 OPTIONS = Options()
@@ -74,6 +76,10 @@ def _dense(p: Proj, dtype: torch.dtype) -> torch.Tensor:
     if p.kind == "nf4":
         import bitsandbytes.functional as bnbf
 
+        if getattr(w.quant_state, "packing_format_for_cpu", False):  # bitsandbytes' CPU inference layout
+            from bitsandbytes.nn.modules import _convert_weight_packed_for_cpu_inverse
+
+            w.data, w.quant_state = _convert_weight_packed_for_cpu_inverse(w.data, w.quant_state)
         w = bnbf.dequantize_4bit(w.data, w.quant_state)
     return w if w.dtype == dtype else w.to(dtype)
 

@@ -118,6 +118,8 @@ def _kernel(q, k, v, cu, longest, scale):
 def varlen_attention(q, k, v, cu, longest, scale):
     """Causal attention within each segment of packed (T, H, D) tensors (the kernel on CUDA, else the reference):
     what ``fast/decoder.py`` calls for packed rows."""
+    if q.is_cuda and not _KERNEL and varlen_kernel_available() is None:
+        _KERNEL.update(_kernel_options())
     return _kernel(q, k, v, cu, longest, scale)
 
 

@@ -32,6 +32,7 @@ class LoopResult:
     final_loss: float | None
     eval_loss: float | None
     resumed_from: str | None
+    fast_path: bool = False  # the decoder ran through tuneforge's fast path (fast/)
 
 
 def plan_steps(n: int, args: TrainArgs, world: int) -> tuple[int, int]:
@@ -184,4 +185,4 @@ def train_loop(model, train: list[Sample], evals: list[Sample], args: TrainArgs,
         fast.release()
     return LoopResult(steps=step, epochs=epoch + pos / max(micro_per_epoch, 1), tokens=state["tokens"],
                       trained_tokens=state["trained_tokens"], seconds=time.time() - t_start, final_loss=last_loss,
-                      eval_loss=eval_loss, resumed_from=str(resume) if resume else None)
+                      eval_loss=eval_loss, resumed_from=str(resume) if resume else None, fast_path=fast is not None)
