@@ -36,6 +36,11 @@ SHAPES = {
     # a few-MB stand-in for checking the harness itself on a CPU (--suite cpu_check)
     "tiny": dict(model_type="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                  num_attention_heads=4, num_key_value_heads=2, vocab_size=9000, tie_word_embeddings=False),
+    # https://huggingface.co/meta-llama/Llama-3.2-1B/blob/main/config.json (for the 200-step loss curves)
+    "llama1b": dict(model_type="llama", hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
+                    num_attention_heads=32, num_key_value_heads=8, vocab_size=128256, rope_theta=500000.0,
+                    rms_norm_eps=1e-5, max_position_embeddings=131072, tie_word_embeddings=True,
+                    hidden_act="silu"),
     "qwen7b": dict(model_type="qwen2", hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
                    num_attention_heads=28, num_key_value_heads=4, vocab_size=152064, rope_theta=1000000.0,
                    rms_norm_eps=1e-6, max_position_embeddings=32768, tie_word_embeddings=False, hidden_act="silu"),
@@ -45,7 +50,7 @@ DEFAULTS = dict(impl="tuneforge", model="llama8b", method="lora", batch=4, seq=2
                 liger=False, offload=False, optim="adamw_torch_fused", steps=12, warmup=3, lr=1e-3, rank=16,
                 group_by_length=False, compile=False, profile=False, samples=600, seed=0, quant=None,
                 fused_lora=False, offload_embedding=None, upcast=False, phases=False, pad_multiple=1, attn="sdpa",
-                data="chat", batching="pad", fast=False, fp8=False, fp8_backward="fp8", attn_backend="auto",
+                data="chat", batching="pad", fast=False, fp8=False, fp8_backward="fp8", attn_backend="cudnn",
                 inplace_lora=True, fuse_residual=True, curve=False)
 # data: "chat" (make_samples: chat-length, prompt masked) or "fixed" (every sample exactly `seq` tokens, all
 #   supervised: nobody pads, every tool trains the same tokens per step).
@@ -199,7 +204,8 @@ def step_dt(steps: list[dict]) -> list[float]:
             enumerate(steps)]
 
 
-def run_tuneforge(spec: dict) -> dict:
+def run_tuneforge(spec: dict, base=None) -> dict:
+    """One tuneforge config. ``base``: a bf16 model already built for this shape (``--run_group``)."""
     import torch
     from accelerate import Accelerator
 
@@ -219,7 +225,7 @@ def run_tuneforge(spec: dict) -> dict:
                            quantization_config(spec["quant"], "nf4", True, dtype))
         model.config.use_cache = False
     else:
-        model = build_model(spec)
+        model = base if base is not None else build_model(spec)
     loaded_gib = round(torch.cuda.memory_allocated() / 2**30, 3) if torch.cuda.is_available() else None
     samples = bench_samples(spec, model.config.vocab_size)
     fused = apply_liger(model, spec["liger"])
@@ -276,6 +282,46 @@ def run_tuneforge(spec: dict) -> dict:
                allocated_after_load_gib=loaded_gib, allocated_after_prepare_gib=prepared_gib)
     if prof is not None:
         out["profile"] = profile_table(prof)
+    acc.free_memory()  # accelerate keeps references to what it prepared
+    out["_model"] = model
+    return out
+
+
+def run_group(specs: list[dict]) -> list[dict]:
+    """Several bf16 tuneforge configs of one shape in one process on one model (built once; each config's adapter
+    is removed again afterwards): saves the interpreter start, imports and model build of every row. Rows that
+    set peak-memory targets run in their own process instead (``--run``)."""
+    import gc
+
+    import torch
+
+    base, out = None, []
+    for spec in specs:
+        spec = {**DEFAULTS, **spec}
+        t0 = time.time()
+        before = round(torch.cuda.memory_allocated() / 2**30, 3) if torch.cuda.is_available() else None
+        try:
+            res = run_tuneforge(spec, base)
+        except Exception:  # noqa: BLE001 - report the row, keep the group going only if the model is intact
+            import traceback
+
+            out.append({"spec": spec, "error": traceback.format_exc()[-3000:]})
+            break
+        model = res.pop("_model")
+        base = model.unload() if hasattr(model, "unload") else model  # peft: drop the adapter layers
+        emb = base.get_input_embeddings()
+        if hasattr(emb, "_table"):  # models/memory.CPUEmbedding: put the table back for the next row
+            table = torch.nn.Embedding.from_pretrained(emb._table.to(emb.target), freeze=True,
+                                                       padding_idx=emb.padding_idx)
+            base.set_input_embeddings(table)
+        from tuneforge.fast.lora import _CASTS
+
+        _CASTS.clear()
+        del model, emb
+        gc.collect()
+        torch.cuda.empty_cache() if torch.cuda.is_available() else None
+        out.append({"spec": spec, **res, "wall_s": round(time.time() - t0, 1), "allocated_before_gib": before,
+                    "group": True})
     return out
 
 
@@ -521,6 +567,29 @@ def run_trl(spec: dict) -> dict:
     return run_trainer(model, spec, spec["gc"], make_tokenizer())
 
 
+def run_cli(spec: dict) -> dict:
+    """`tuneforge train spec["yaml"]` in a subprocess (the CLI path users run), then the harness's figures from its
+    metrics.jsonl. The YAML names the model folder (--make_model) and the pt dataset_dir (--write_text_data)."""
+    import yaml
+
+    cfg = yaml.safe_load(Path(spec["yaml"]).read_text())
+    data = Path(cfg["dataset_dir"])
+    if not (data / "dataset_info.json").is_file():
+        write_text_data(data)
+    t = time.time()
+    p = subprocess.run([sys.executable, "-m", "tuneforge", "train", spec["yaml"], *spec.get("args", [])],
+                       capture_output=True, text=True)
+    if p.returncode:
+        raise RuntimeError(f"tuneforge train exited {p.returncode}:\n{(p.stderr or p.stdout)[-3000:]}")
+    out = cli_summary(Path(cfg["output_dir"]), spec["warmup"])
+    out["cli_seconds"] = round(time.time() - t, 1)
+    out["log_tail"] = [x for x in (p.stderr + p.stdout).splitlines() if "INFO" in x and "step " not in x][-40:]
+    mb = (out.get("run_summary") or {}).get("peak_memory_mb")
+    if mb is not None:
+        out["peak_memory_mib"] = mb
+    return out
+
+
 def run_one(spec: dict) -> dict:
     if spec.get("impl") == "unsloth":  # Unsloth patches transformers and peft: import it first
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -530,8 +599,10 @@ def run_one(spec: dict) -> dict:
 
     spec = {**DEFAULTS, **spec}
     t0 = time.time()
-    runner = {"tuneforge": run_tuneforge, "hf": run_hf, "unsloth": run_unsloth, "trl": run_trl}[spec["impl"]]
+    runner = {"tuneforge": run_tuneforge, "hf": run_hf, "unsloth": run_unsloth, "trl": run_trl,
+              "cli": run_cli}[spec["impl"]]
     res = runner(spec)
+    res.pop("_model", None)
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     return {"spec": spec, **res, "wall_s": round(time.time() - t0, 1), "gpu": gpu,
             "torch": torch.__version__, "transformers": transformers.__version__}
@@ -559,6 +630,42 @@ SUITES = {
         dict(name="hf_chat_flatten_b12", impl="hf", batching="flatten", batch=12, **_CPU),
         dict(name="trl_chat_packing_b4", impl="trl", batching="packing", **_CPU),
         dict(name="trl_chat_padding_free_b4", impl="trl", batching="padding_free", **_CPU),
+    ],
+    "eq_cpu_group": [  # the group runner and the CLI rows on a CPU
+        dict(name="tf_group", group=[dict(name="g_fixed_b4_fast_gc", impl="tuneforge", data="fixed", fast=True,
+                                          gc=True, **_CPU),
+                                     dict(name="g_chat_pack4_fast", impl="tuneforge", packing=True, fast=True,
+                                          **_CPU),
+                                     dict(name="g_fixed_b4_fast_fp8", impl="tuneforge", data="fixed", fast=True,
+                                          fp8=True, **_CPU)]),
+        dict(name="cli_tiny", impl="cli", model="tiny", yaml="examples/bench_8b_lora_b4.yaml", warmup=1,
+             args=["--model_name_or_path", "/tmp/tf_bench_models_cpu/tiny", "--dataset_dir",
+                   "/tmp/tf_bench_data_cpu", "--bf16", "False", "--optim", "adamw_torch", "--max_steps", "3",
+                   "--output_dir", "/tmp/tf_cli_lora_b4", "--fast_path", "True"]),
+    ],
+    # second H200 call: the rows call A had no time for, the chat workload, Qwen, the CLI and FP8, and our rows
+    # again after the changes call A pointed to (cuDNN attention for unpacked rows; adapters cast once per step;
+    # bitsandbytes' dequantization ops called directly)
+    "eqB": [
+        dict(name="tf_group_b4", group=[
+            dict(name="tf_b4_gc_fast2", **_FAST, **_EQ),
+            dict(name="tf_b4_nogc_fast2", gc=False, **_FAST, **_EQ),
+            dict(name="tf_chat_pack4_fast", gc=False, packing=True, attn="varlen", **_FAST, samples=600),
+            dict(name="tf_b1_fast_min2", **_FAST, **_MIN, **_EQ1),
+            dict(name="tf_b4_nogc_fast_fp8", gc=False, fp8=True, **_FAST, **_EQ)]),
+        dict(name="tf_qlora_b1_fast_min2", quant=4, **_FAST, **_MIN, **_EQ1),
+        dict(name="unsloth_b4_gc", impl="unsloth", **_EQ),
+        dict(name="cli_lora_b4", impl="cli", yaml="examples/bench_8b_lora_b4.yaml", warmup=4),
+        dict(name="cli_qlora_b1", impl="cli", yaml="examples/bench_8b_qlora_b1.yaml", warmup=5, quant=4),
+        dict(name="curve_group_1b", group=[
+            dict(name="curve_bf16_1b", model="llama1b", gc=False, packing=True, attn="varlen", batch=2, steps=200,
+                 warmup=5, lr=1e-4, samples=1200, **_FAST),
+            dict(name="curve_fp8_1b", model="llama1b", gc=False, packing=True, attn="varlen", batch=2, steps=200,
+                 warmup=5, lr=1e-4, samples=1200, fp8=True, **_FAST)]),
+        dict(name="unsloth_chat_packing_b4", impl="unsloth", gc=False, batching="packing", samples=600),
+        dict(name="tf_qwen_b4_nogc_fast", model="qwen7b", gc=False, **_FAST, **_EQ),
+        dict(name="unsloth_qwen_b4_nogc", impl="unsloth", model="qwen7b", gc=False, **_EQ),
+        dict(name="hf_chat_flatten_b12", impl="hf", batching="flatten", batch=12, gc=False, samples=600),
     ],
     # first H200 call: Unsloth's configurations and ours on workload (a), Llama-3.1-8B shape
     "eqA": [
@@ -801,6 +908,7 @@ def main() -> int:
     ap.add_argument("--suite", help=f"one of {', '.join(SUITES)} (comma list allowed)")
     ap.add_argument("--only", help="comma list of config names within the suite")
     ap.add_argument("--run", help="one config as JSON (internal)")
+    ap.add_argument("--run_group", help="a list of tuneforge configs of one shape, run on one model (internal)")
     ap.add_argument("--make_model", help="save a random model folder for this shape (internal)")
     ap.add_argument("--json", help="write results here")
     ap.add_argument("--budget_s", type=float, default=1e9, help="skip configs once this much time has passed")
@@ -824,32 +932,56 @@ def main() -> int:
         res = run_one(json.loads(a.run))
         print("RESULT " + json.dumps(res), flush=True)
         return 0
+    if a.run_group:
+        import torch
+        import transformers
+
+        rows = run_group(json.loads(a.run_group))
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+        for r in rows:
+            r.update(gpu=gpu, torch=torch.__version__, transformers=transformers.__version__)
+        print("RESULT " + json.dumps(rows), flush=True)
+        return 0
     specs = [s for name in a.suite.split(",") for s in SUITES[name]]
     if a.only:
         keep = set(a.only.split(","))
         specs = [s for s in specs if s.get("name") in keep]
-    results, t0 = [], time.time()
-    for name in sorted({s.get("model", DEFAULTS["model"]) for s in specs if s.get("quant") or s.get("impl") == "unsloth"}):
+    results, t0, folders = [], time.time(), set()
+
+    def folder_for(spec):  # model folders (random weights + tokenizer) for rows that load through from_pretrained
+        name = spec.get("model", DEFAULTS["model"])
+        if name in folders or not (spec.get("quant") or spec.get("impl") in ("unsloth", "cli")):
+            return
         t = time.time()
         p = subprocess.run([sys.executable, __file__, "--make_model", name], capture_output=True, text=True)
         print(f"model folder {name}: rc {p.returncode}, {time.time() - t:.0f} s", p.stderr[-2000:] if p.returncode
               else "", flush=True)
+        folders.add(name)
+
     for spec in specs:
         if time.time() - t0 > a.budget_s:
             results.append({"spec": spec, "skipped": "time budget"})
             continue
-        p = subprocess.run([sys.executable, __file__, "--run", json.dumps(spec)], capture_output=True, text=True,
+        members = spec.get("group")
+        for m in members or [spec]:
+            folder_for(m)
+        arg = ["--run_group", json.dumps(members)] if members else ["--run", json.dumps(spec)]
+        p = subprocess.run([sys.executable, __file__, *arg], capture_output=True, text=True,
                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        line = next((x for x in p.stdout.splitlines() if x.startswith("RESULT ")), None)
-        if line:
-            res = json.loads(line[7:])
+        lines = [json.loads(x[7:]) for x in p.stdout.splitlines() if x.startswith("RESULT ")]
+        if members:
+            got = lines[0] if lines else []
+            rows = got + [{"spec": m, "error": (p.stderr or p.stdout)[-3000:]} for m in members[len(got):]]
         else:
-            res = {"spec": spec, "error": (p.stderr or p.stdout)[-3000:]}
-        results.append(res)
-        brief = {k: res.get(k) for k in ("tokens_per_s", "peak_allocated_gib", "peak_reserved_gib", "ok", "wall_s")}
-        print(spec.get("name", spec), json.dumps(brief), "ERROR" if "error" in res else "", flush=True)
-        if "error" in res:
-            print(res["error"][-1500:], flush=True)
+            rows = lines[:1] or [{"spec": spec, "error": (p.stderr or p.stdout)[-3000:]}]
+        for res in rows:
+            results.append(res)
+            brief = {k: res.get(k) for k in ("tokens_per_s", "peak_allocated_gib", "peak_reserved_gib", "ok",
+                                             "wall_s")}
+            name = res.get("spec", {}).get("name", res.get("spec"))
+            print(name, json.dumps(brief), "ERROR" if "error" in res else "", flush=True)
+            if "error" in res:
+                print(res["error"][-1500:], flush=True)
         if a.json:
             Path(a.json).write_text(json.dumps(results, indent=1))
     return 0

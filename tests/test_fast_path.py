@@ -235,3 +235,32 @@ def test_train_loop_uses_the_fast_path_and_trains_the_same(tmp_path, monkeypatch
         assert res.steps == 3
         assert len(calls) == (3 if fast else 0)
     assert losses[True] == pytest.approx(losses[False], rel=1e-3)
+
+
+def test_bf16_base_with_float32_adapters_under_autocast_follows_optimizer_steps():
+    """The training set-up on a GPU: bf16 base, float32 LoRA matrices, autocast. The fast path casts the adapters
+    once per step (cached until the optimizer changes them); after each AdamW step both paths still agree."""
+    from tuneforge.adapters import apply_method
+
+    model = make_model("llama").to(torch.bfloat16)
+    model = apply_method(model, FinetuneArgs(finetuning_type="lora", lora_rank=4, lora_alpha=8, lora_target="all"),
+                         [])
+    params = [p for p in model.parameters() if p.requires_grad]
+    assert {p.dtype for p in params} == {torch.float32}
+    fast = FastDecoder(model)
+    opt = torch.optim.AdamW(params, lr=5e-2)
+    b = batch(False)
+    for _ in range(3):
+        got = []
+        for f in (None, fast):
+            model.zero_grad(set_to_none=True)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = CausalLMLoss(model, False, False, f)(**b)
+            loss.backward()
+            got.append((float(loss), [p.grad.clone() for p in params]))
+        (l0, g0), (l1, g1) = got
+        assert abs(l0 - l1) < 5e-3 * abs(l0)
+        cos = min(float(torch.nn.functional.cosine_similarity(a.flatten(), c.flatten(), 0)) for a, c in zip(g0, g1)
+                  if a.norm() > 0)
+        assert cos > 0.98
+        opt.step()  # in place: the cached bf16 copies must be rebuilt

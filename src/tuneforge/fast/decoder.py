@@ -219,6 +219,9 @@ class FastDecoder:
                     if p.fp8 is not None:
                         p.base.weight = torch.nn.Parameter(p.fp8.dequantized(), requires_grad=False)
                         p.fp8, p.kind = None, "dense"
+        from tuneforge.fast.lora import _CASTS
+
+        _CASTS.clear()  # the adapters' compute-dtype copies
         self._released = True
 
     def _attention(self, lp: LayerPlan, q, k, v, varlen):

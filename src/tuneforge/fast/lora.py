@@ -21,6 +21,7 @@ are frozen by construction (``fast/decoder.py`` refuses models where they are no
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 
 import torch
@@ -32,7 +33,7 @@ class Options:
 
     inplace_lora: bool = True  # y.addmm_(h, Bᵀ) instead of y.add_(h · Bᵀ)
     fuse_residual: bool = True  # residual as the base GEMM's C operand instead of a separate add
-    attn_backend: str = "auto"  # SDPA backend for unpacked rows on CUDA: auto, flash, cudnn, efficient
+    attn_backend: str = "cudnn"  # SDPA backend for unpacked rows on CUDA (falls back to flash): auto, flash, cudnn
     fp8_backward: str = "fp8"  # fp8: Wᵀ kept in FP8 for the input gradient ("fp8") or dequantized ("bf16")
 
 
@@ -70,17 +71,53 @@ class Group:
         self.adapted = [p for p in self.projs if p.lora_A is not None]
 
 
+def _dequantize_4bit(w) -> torch.Tensor:
+    """bitsandbytes' dequantization, calling its registered ops directly (the same kernels as
+    ``bitsandbytes.functional.dequantize_4bit``, without its per-call argument checks: this runs 3 × 7 times per
+    layer and step)."""
+    qs = w.quant_state
+    if getattr(qs, "packing_format_for_cpu", False):  # bitsandbytes' CPU inference layout
+        from bitsandbytes.nn.modules import _convert_weight_packed_for_cpu_inverse
+
+        w.data, w.quant_state = _convert_weight_packed_for_cpu_inverse(w.data, qs)
+        qs = w.quant_state
+    try:
+        ops = torch.ops.bitsandbytes
+        absmax = qs.absmax
+        if qs.nested:
+            s2 = qs.state2
+            absmax = ops.dequantize_blockwise.default(absmax, s2.absmax, s2.code.to(absmax.device), s2.blocksize,
+                                                      torch.float32)
+            absmax = absmax.add_(qs.offset)
+        return ops.dequantize_4bit.default(w.data, absmax, qs.blocksize, qs.quant_type, qs.shape, qs.dtype)
+    except (AttributeError, RuntimeError, TypeError):  # another bitsandbytes: its public function
+        import bitsandbytes.functional as bnbf
+
+        return bnbf.dequantize_4bit(w.data, qs)
+
+
+def _cast(t: torch.Tensor, dtype: torch.dtype, cache: dict) -> torch.Tensor:
+    """``t.to(dtype)``, kept until ``t`` changes (the optimizer's in-place step bumps its version): the LoRA
+    matrices are cast once per step instead of in every forward, recomputation and backward."""
+    if t.dtype == dtype:
+        return t
+    key = id(t)
+    hit = cache.get(key)
+    if hit is not None and hit[0]() is t and hit[1] == t._version:
+        return hit[2]
+    out = t.detach().to(dtype)
+    cache[key] = (weakref.ref(t), t._version, out)
+    return out
+
+
+_CASTS: dict = {}
+
+
 def _dense(p: Proj, dtype: torch.dtype) -> torch.Tensor:
     """The base weight (out × in) in the compute dtype; 4-bit weights are dequantized (a temporary)."""
     w = p.base.weight
     if p.kind == "nf4":
-        import bitsandbytes.functional as bnbf
-
-        if getattr(w.quant_state, "packing_format_for_cpu", False):  # bitsandbytes' CPU inference layout
-            from bitsandbytes.nn.modules import _convert_weight_packed_for_cpu_inverse
-
-            w.data, w.quant_state = _convert_weight_packed_for_cpu_inverse(w.data, w.quant_state)
-        w = bnbf.dequantize_4bit(w.data, w.quant_state)
+        w = _dequantize_4bit(w)
     return w if w.dtype == dtype else w.to(dtype)
 
 
@@ -110,7 +147,7 @@ def base_backward(dy: torch.Tensor, p: Proj, dtype: torch.dtype, acc: torch.Tens
 
 
 def _add_lora(y: torch.Tensor, h: torch.Tensor, p: Proj, dtype: torch.dtype) -> None:
-    b = p.lora_B.to(dtype)
+    b = _cast(p.lora_B, dtype, _CASTS)
     if OPTIONS.inplace_lora:
         y.addmm_(h, b.t(), alpha=p.scale)
     else:
@@ -121,8 +158,21 @@ def _lora_forward_h(x: torch.Tensor, g: Group) -> tuple[torch.Tensor | None, lis
     """h = x · [A₁; A₂; …]ᵀ for the group's adapted projections (None when none is adapted)."""
     if not g.adapted:
         return None, []
-    a = torch.cat([p.lora_A.to(g.dtype) for p in g.adapted]) if len(g.adapted) > 1 else g.adapted[0].lora_A.to(g.dtype)
+    a = _stacked_A(g)
     return torch.mm(x, a.t()), [a]
+
+
+def _stacked_A(g: Group) -> torch.Tensor:
+    """[A₁; A₂; …] of the group's adapted projections in the compute dtype, rebuilt when any of them changed."""
+    key = ("A", id(g))
+    versions = tuple(p.lora_A._version for p in g.adapted)
+    hit = _CASTS.get(key)
+    if hit is not None and hit[0]() is g and hit[1] == versions:
+        return hit[2]
+    a = torch.cat([p.lora_A.detach().to(g.dtype) for p in g.adapted]) if len(g.adapted) > 1 else \
+        g.adapted[0].lora_A.detach().to(g.dtype)
+    _CASTS[key] = (weakref.ref(g), versions, a)
+    return a
 
 
 def _slices(g: Group) -> dict[int, slice]:
@@ -149,11 +199,11 @@ def _lora_backward(dys: list[torch.Tensor | None], x: torch.Tensor, h: torch.Ten
             dh_parts.append(torch.zeros_like(hi))
             grads += [torch.zeros_like(p.lora_A), torch.zeros_like(p.lora_B)]
             continue
-        dh_parts.append(torch.mm(dy, p.lora_B.to(g.dtype)).mul_(p.scale))
+        dh_parts.append(torch.mm(dy, _cast(p.lora_B, g.dtype, _CASTS)).mul_(p.scale))
         grads.append(None)  # dA filled below
         grads.append(torch.mm(dy.t(), hi).mul_(p.scale).to(p.lora_B.dtype))
     dh = torch.cat(dh_parts, 1) if len(dh_parts) > 1 else dh_parts[0]
-    a = torch.cat([p.lora_A.to(g.dtype) for p in g.adapted]) if len(g.adapted) > 1 else g.adapted[0].lora_A.to(g.dtype)
+    a = _stacked_A(g)
     if need_dx:
         dx = torch.mm(dh, a) if dx is None else dx.addmm_(dh, a)
     da = torch.mm(dh.t(), x)
