@@ -50,7 +50,7 @@ DEFAULTS = dict(impl="tuneforge", model="llama8b", method="lora", batch=4, seq=2
                 liger=False, offload=False, optim="adamw_torch_fused", steps=12, warmup=3, lr=1e-3, rank=16,
                 group_by_length=False, compile=False, profile=False, samples=600, seed=0, quant=None,
                 fused_lora=False, offload_embedding=None, upcast=False, phases=False, pad_multiple=1, attn="sdpa",
-                data="chat", batching="pad", fast=False, fp8=False, fp8_backward="fp8", attn_backend="cudnn",
+                data="chat", batching="pad", fast=False, fp8=False, fp8_backward="fp8", attn_backend="auto",
                 inplace_lora=True, fuse_residual=True, curve=False)
 # data: "chat" (make_samples: chat-length, prompt masked) or "fixed" (every sample exactly `seq` tokens, all
 #   supervised: nobody pads, every tool trains the same tokens per step).
@@ -189,7 +189,8 @@ def summarise(steps: list[dict], warmup: int) -> dict:
     losses = [s["loss"] for s in steps]
     first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
     norms = [s["grad_norm"] for s in steps]
-    checks = {"grad_norm_nonzero": all(n > 0 and math.isfinite(n) for n in norms), "loss_falls": last < first}
+    # "falls" = by at least 1 % (call B's rows whose adapters never reached the forward fell by 0.06 %)
+    checks = {"grad_norm_nonzero": all(n > 0 and math.isfinite(n) for n in norms), "loss_falls": last < 0.99 * first}
     return {"tokens_per_s": round(tokens / dt, 1), "trained_tokens_per_s": round(trained / dt, 1),
             "measured_steps": len(meas), "measured_seconds": round(dt, 3), "tokens_per_step": tokens // len(meas),
             "loss_first3": round(first, 4), "loss_last3": round(last, 4), "losses": [round(x, 4) for x in losses],

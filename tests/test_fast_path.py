@@ -238,8 +238,10 @@ def test_train_loop_uses_the_fast_path_and_trains_the_same(tmp_path, monkeypatch
 
 
 def test_bf16_base_with_float32_adapters_under_autocast_follows_optimizer_steps():
-    """The training set-up on a GPU: bf16 base, float32 LoRA matrices, autocast. The fast path casts the adapters
-    once per step (cached until the optimizer changes them); after each AdamW step both paths still agree."""
+    """The training set-up on a GPU: bf16 base, float32 LoRA matrices, autocast, fused AdamW (which updates in
+    place without bumping the tensors' version counters). The fast path casts the adapters once per forward;
+    after each optimizer step both paths still agree (a cache that outlived the step made H200 call B train
+    nothing)."""
     from tuneforge.adapters import apply_method
 
     model = make_model("llama").to(torch.bfloat16)
@@ -248,7 +250,7 @@ def test_bf16_base_with_float32_adapters_under_autocast_follows_optimizer_steps(
     params = [p for p in model.parameters() if p.requires_grad]
     assert {p.dtype for p in params} == {torch.float32}
     fast = FastDecoder(model)
-    opt = torch.optim.AdamW(params, lr=5e-2)
+    opt = torch.optim.AdamW(params, lr=5e-2, fused=True)
     b = batch(False)
     for _ in range(3):
         got = []
@@ -263,4 +265,25 @@ def test_bf16_base_with_float32_adapters_under_autocast_follows_optimizer_steps(
         cos = min(float(torch.nn.functional.cosine_similarity(a.flatten(), c.flatten(), 0)) for a, c in zip(g0, g1)
                   if a.norm() > 0)
         assert cos > 0.98
-        opt.step()  # in place: the cached bf16 copies must be rebuilt
+        opt.step()  # in place, version counters unchanged: the bf16 copies must be rebuilt anyway
+
+
+def test_fp8_is_refused_with_the_reasons_before_any_weights_load(tiny_model, tmp_path):
+    """`--fp8 True` where it cannot run: every reason at once, each naming the fix (no traceback, no weights)."""
+    from tuneforge.cli import main
+
+    from tuneforge.config import parse_args
+    from tuneforge.fast.fp8 import fp8_problems
+
+    cfg = parse_args(["--model_name_or_path", str(tiny_model), "--dataset", "identity", "--fp8", "True",
+                      "--finetuning_type", "full", "--output_dir", str(tmp_path / "o")])
+    problems = fp8_problems(cfg)  # this machine: no CUDA device
+    assert any("compute capability 8.9" in p and "no CUDA device" in p for p in problems)
+    assert any("finetuning_type=full trains the base weights" in p for p in problems)
+    assert any("set bf16 True" in p for p in problems)
+    assert fp8_problems(cfg, device_problem=lambda: None) and not fp8_problems(parse_args(
+        ["--model_name_or_path", str(tiny_model), "--dataset", "identity", "--fp8", "True", "--bf16", "True",
+         "--output_dir", str(tmp_path / "o")]), device_problem=lambda: None)
+    rc = main(["train", "--model_name_or_path", str(tiny_model), "--dataset", "identity", "--fp8", "True",
+               "--output_dir", str(tmp_path / "o2")])
+    assert rc != 0 and not (tmp_path / "o2" / "adapter_model.safetensors").exists()

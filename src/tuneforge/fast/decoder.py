@@ -256,6 +256,9 @@ class FastDecoder:
 
     def __call__(self, input_ids: torch.Tensor, position_ids: torch.Tensor | None = None,
                  cu_seqlens: torch.Tensor | None = None, max_seqlen: int | None = None) -> torch.Tensor:
+        from tuneforge.fast.lora import _CASTS
+
+        _CASTS.clear()  # the adapters may have changed since the last forward (optimizer step)
         hidden = self.decoder.embed_tokens(input_ids)
         if position_ids is None:
             position_ids = torch.arange(input_ids.shape[1], device=hidden.device).unsqueeze(0)
