@@ -34,7 +34,7 @@ DEV = "cuda"
 
 def exactness(kind="llama", quant=False) -> dict:
     from tuneforge.adapters import apply_method
-    from tuneforge.config.schema import FinetuneArgs
+    from tuneforge.config import build_config
     from tuneforge.fast import FastDecoder, fast_path_reason
     from tuneforge.models import attention
     from tuneforge.train.loss import CausalLMLoss
@@ -64,8 +64,8 @@ def exactness(kind="llama", quant=False) -> dict:
                                                          device_map={"": 0 if DEV == "cuda" else "cpu"})
         model = freeze_quantized_base(model)
     model.config.use_cache = False
-    model = apply_method(model, FinetuneArgs(finetuning_type="lora", lora_rank=16, lora_alpha=32,
-                                             lora_target="all"), [])
+    model = apply_method(model, build_config({"finetuning_type": "lora", "lora_rank": 16, "lora_alpha": 32,
+                                              "lora_target": "all"}), [])
     torch.manual_seed(1)
     for n, p in model.named_parameters():
         if "lora_B" in n:

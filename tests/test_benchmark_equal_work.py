@@ -47,5 +47,4 @@ def test_bench_yamls_are_valid_configs(yaml_file):
 
     cfg = parse_args([str(ROOT / "examples" / yaml_file)])
     assert cfg.data.packing is False and cfg.data.cutoff_len == 2048 and cfg.finetune.stage == "pt"
-    problems = [p for p in validate(cfg) if "optim" not in p and "bf16" not in p.lower()]  # CUDA-only settings
-    assert not problems, problems
+    assert validate(cfg) == []

@@ -10,7 +10,8 @@ import json
 import pytest
 import torch
 
-from tuneforge.config.schema import FinetuneArgs, TrainArgs
+from tuneforge.config import build_config
+from tuneforge.config.schema import TrainArgs
 from tuneforge.data.encode import IGNORE
 from tuneforge.fast import FastDecoder, fast_path_reason
 from tuneforge.train.loss import CausalLMLoss
@@ -31,8 +32,8 @@ def make_model(kind: str = "llama", layers: int = 3, seed: int = 0):
 def with_lora(model, **kw):
     from tuneforge.adapters import apply_method
 
-    ft = FinetuneArgs(finetuning_type="lora", lora_rank=4, lora_alpha=8, lora_target="all", **kw)
-    model = apply_method(model, ft, [])
+    cfg = build_config({"finetuning_type": "lora", "lora_rank": 4, "lora_alpha": 8, "lora_target": "all", **kw})
+    model = apply_method(model, cfg, [])
     torch.manual_seed(1)
     for n, p in model.named_parameters():  # peft starts B at zero: make every gradient non-trivial
         if "lora_B" in n:
@@ -195,7 +196,7 @@ def test_fast_path_reason_names_what_it_does_not_cover():
     assert fast_path_reason(with_lora(make_model("llama"), lora_dropout=0.1)) == "lora_dropout > 0"
     from tuneforge.adapters import apply_method
 
-    full = apply_method(make_model("llama"), FinetuneArgs(finetuning_type="full"), [])
+    full = apply_method(make_model("llama"), build_config({"finetuning_type": "full"}), [])
     assert "trainable base projections" in fast_path_reason(full)
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -224,7 +225,7 @@ def test_train_loop_uses_the_fast_path_and_trains_the_same(tmp_path, monkeypatch
     losses = {}
     for fast in (False, True):
         model = with_lora(make_model("llama"))
-        ft = FinetuneArgs(finetuning_type="lora", lora_rank=4, lora_alpha=8, lora_target="all")
+        ft = build_config({"finetuning_type": "lora", "lora_rank": 4, "lora_alpha": 8, "lora_target": "all"})
         args = TrainArgs(output_dir=str(tmp_path), max_steps=3, per_device_train_batch_size=4, logging_steps=1,
                          save_steps=0, learning_rate=1e-2, gradient_checkpointing=True, fast_path=fast)
         out = tmp_path / f"run{int(fast)}"
@@ -245,8 +246,8 @@ def test_bf16_base_with_float32_adapters_under_autocast_follows_optimizer_steps(
     from tuneforge.adapters import apply_method
 
     model = make_model("llama").to(torch.bfloat16)
-    model = apply_method(model, FinetuneArgs(finetuning_type="lora", lora_rank=4, lora_alpha=8, lora_target="all"),
-                         [])
+    model = apply_method(model, build_config({"finetuning_type": "lora", "lora_rank": 4, "lora_alpha": 8,
+                                              "lora_target": "all"}), [])
     params = [p for p in model.parameters() if p.requires_grad]
     assert {p.dtype for p in params} == {torch.float32}
     fast = FastDecoder(model)

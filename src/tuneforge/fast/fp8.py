@@ -67,10 +67,11 @@ def fp8_problems(cfg, device_problem=fp8_device_problem) -> list[str]:
         out.append(Msg("fp8_method", method=ft.finetuning_type))
     if cfg.model.quantization_bit:
         out.append(Msg("fp8_quant", bits=cfg.model.quantization_bit))
-    for flag, what in (("use_dora", "use_dora"), ("pissa_init", "pissa_init")):
-        if getattr(ft, flag, False):
-            out.append(Msg("fp8_variant", what=what))
-    if ft.finetuning_type == "lora" and ft.lora_dropout:
+    lora = getattr(cfg, "lora", None)
+    for flag in ("use_dora", "pissa_init"):
+        if getattr(lora, flag, False):
+            out.append(Msg("fp8_variant", what=flag))
+    if ft.finetuning_type == "lora" and getattr(lora, "lora_dropout", 0.0):
         out.append(Msg("fp8_variant", what="lora_dropout"))
     if cfg.train.fast_path is False:
         out.append(Msg("fp8_variant", what="fast_path=False"))
