@@ -178,7 +178,10 @@ def run_tuneforge(spec: dict) -> dict:
     from tuneforge.data.packing import pack_samples
     from tuneforge.adapters import apply_method, count_parameters
     from tuneforge.models.kernels import apply_liger, compile_layers
-    from tuneforge.train.loop import train_loop
+    from tuneforge import compat
+    from tuneforge.train.loop import LoopData, plan_steps, train_loop
+    from tuneforge.train.loss import CausalLMLoss
+    from tuneforge.train.steps import optimizer_and_schedule
 
     acc = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no", cpu=not torch.cuda.is_available())
     if spec["quant"]:
@@ -224,7 +227,11 @@ def run_tuneforge(spec: dict) -> dict:
             prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA])
             prof.__enter__()
         t_start = time.time()
-        train_loop(model, train, [], args, ft, Path(tmp), 0, acc, None, fused)
+        ft.train = args  # the run's training settings (the optimiser reads them from the config)
+        objective = CausalLMLoss(model, fused, args.shared_prefix)
+        optimizer, schedule = optimizer_and_schedule(model, ft, plan_steps(len(train), args, acc.num_processes)[1])
+        with compat.lora_inputs_in_compute_dtype(model):  # as recipes.common.train runs it
+            train_loop(objective, optimizer, schedule, LoopData(train, [], 0), args, Path(tmp), acc, None)
         if prof is not None:
             torch.cuda.synchronize()
             prof.__exit__(None, None, None)
