@@ -26,8 +26,12 @@ ASK = {
     "gradient_checkpointing": ({"gradient_checkpointing": True}, "gradient_checkpointing=on"),
     "enable_activation_offloading": ({"enable_activation_offloading": True}, "enable_activation_offloading="),
     "sample_prompts": ({"sample_prompts": "Who are you?"}, "sample_prompts: the tuned model answers"),
+    "fast_path": ({"fast_path": True}, "fast_path=on"),
+    "fp8": ({"fp8": True, "bf16": True}, "fp8"),
 }
-ALONE = ("packing", "shared_prefix")  # each in a run of its own (shared_prefix is off under checkpointing)
+# each in a run of its own: shared_prefix is off under checkpointing, the fast path refuses torch_compile
+ALONE = ("packing", "shared_prefix", "fast_path")
+CUDA_ONLY = {"fp8": "needs a CUDA GPU"}  # honoured on a GPU; here refused by preflight, before weights load
 DATASET = {"sft": "alpaca_demo", "pt": "texts", "rm": "pairs", "dpo": "pairs", "kto": "tagged",
            "ppo": "pairs"}
 
@@ -106,7 +110,7 @@ def honoured(stage: str) -> list[str]:
 def test_a_stage_applies_every_setting_it_honours(stage, tiny_model, data, tmp_path, liger, caplog,
                                                    reward_model):
     extra = {"reward_model": str(reward_model)} if stage == "ppo" else {}
-    together = [s for s in honoured(stage) if s not in ALONE]
+    together = [s for s in honoured(stage) if s not in ALONE and s not in CUDA_ONLY]
     asked = {k: v for s in together for k, v in ASK[s][0].items()}
     with caplog.at_level("INFO", logger="tuneforge"):
         res = run(config(tiny_model, data, tmp_path / "all", stage, **asked, **extra))
@@ -117,7 +121,7 @@ def test_a_stage_applies_every_setting_it_honours(stage, tiny_model, data, tmp_p
     if "sample_prompts" in together:
         assert res.summary["sample_replies"][0]["prompt"] == "Who are you?"
     for setting in ALONE:
-        if setting in honoured(stage):
+        if setting in honoured(stage) and setting not in CUDA_ONLY:
             caplog.clear()
             with caplog.at_level("INFO", logger="tuneforge"):
                 run(config(tiny_model, data, tmp_path / setting, stage, **ASK[setting][0], **extra))
@@ -137,3 +141,15 @@ def test_a_stage_refuses_what_it_cannot_honour_before_loading_weights(stage, set
     with pytest.raises(ConfigError) as e:
         run(config(tiny_model, data, tmp_path / "o", stage, **ASK[setting][0], **extra))
     assert f"does not apply to --stage {stage} (" in str(e.value) and setting.split("_")[0] in str(e.value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal a machine without CUDA gives")
+@pytest.mark.parametrize("stage, setting", [(st, s) for st in STAGES for s in CUDA_ONLY if s in honoured(st)])
+def test_a_gpu_only_setting_is_refused_here_before_loading_weights(stage, setting, tiny_model, data, tmp_path,
+                                                                  monkeypatch):
+    import tuneforge.recipes.common as common
+
+    monkeypatch.setattr(common, "load_model", lambda *a, **k: pytest.fail("weights were loaded"))
+    with pytest.raises(ConfigError) as e:
+        run(config(tiny_model, data, tmp_path / "o", stage, **ASK[setting][0]))
+    assert CUDA_ONLY[setting] in str(e.value)

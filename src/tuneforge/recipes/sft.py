@@ -5,6 +5,7 @@ from __future__ import annotations
 from tuneforge.config import Config
 from tuneforge.recipes.common import (RunResult, finish, load_policy, make_accelerator, pack, prepare_run,
                                       train)
+from tuneforge.fast.decoder import build_for_training
 from tuneforge.train.loss import CausalLMLoss
 from tuneforge.utils import log
 
@@ -21,6 +22,7 @@ def run(cfg: Config) -> RunResult:
     if packing and shared is not False:
         log.choice("shared_prefix=off", "packed rows share no prefix (each row holds several samples)")
         shared = False
-    objective = CausalLMLoss(model, fused_ce, shared)
+    fast = build_for_training(model, cfg.train, accelerator.num_processes)  # tuneforge's own decoder (fast/)
+    objective = CausalLMLoss(model, fused_ce, shared, fast)
     result = train(cfg, run, objective, accelerator, samples)
-    return finish(cfg, run, accelerator, model, result, mixed, {"packing": packing})
+    return finish(cfg, run, accelerator, model, result, mixed, {"packing": packing, "fast_path": fast is not None})

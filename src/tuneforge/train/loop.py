@@ -57,7 +57,7 @@ def train_loop(objective: Objective, optimizer, schedule, data: LoopData, args: 
         log.choice("group_by_length=on", "asked; each micro-batch holds samples of similar length (the order of the "
                    "batches stays shuffled), so there is little padding")
     pad_multiple = 64 if accelerator.device.type == "cuda" else 1  # few distinct shapes: see collate
-    offload = activation_offload(args)
+    offload = contextlib.nullcontext if objective.saves_activations_itself else activation_offload(args)
     module.train()
     while step < total:
         batches = micro_batches(len(train), args.per_device_train_batch_size, args.seed, epoch, world, rank, lengths)
@@ -115,6 +115,7 @@ def train_loop(objective: Objective, optimizer, schedule, data: LoopData, args: 
             if pos == 0:
                 break
     book.close()
+    objective.release()
     return LoopResult(steps=step, epochs=epoch + pos / max(micro_per_epoch, 1), tokens=state["tokens"],
                       trained_tokens=state["trained_tokens"], seconds=time.time() - t_start, final_loss=last_loss,
                       eval_loss=eval_loss, resumed_from=str(resume) if resume else None)

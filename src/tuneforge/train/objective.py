@@ -17,6 +17,7 @@ import torch
 @runtime_checkable
 class Objective(Protocol):
     model: torch.nn.Module  # what is trained and checkpointed (its parameters with requires_grad)
+    saves_activations_itself: bool  # it keeps its saved activations where it wants (no generic offloading)
 
     def forward(self, **batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(loss sum, metric sums) of one batch; both are summed over ``units``."""
@@ -29,6 +30,9 @@ class Objective(Protocol):
 
     def length(self, sample: Any) -> int:
         """A sample's length in tokens (group_by_length batches similar lengths)."""
+
+    def release(self) -> None:
+        """Free what it holds for training only (called once the loop ends)."""
 
 
 @torch.no_grad()

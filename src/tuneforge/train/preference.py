@@ -86,6 +86,7 @@ class PreferenceObjective(torch.nn.Module):
     collate = staticmethod(collate_pairs)
     units = staticmethod(_units)
     length = staticmethod(pair_length)
+    saves_activations_itself = False
 
     def __init__(self, model, stage: str, args, ref_model=None):
         """``args``: the run's preference settings (``cfg.preference``)."""
@@ -95,6 +96,9 @@ class PreferenceObjective(torch.nn.Module):
         self.why_full_logits = full_logits_reason(model)
         self.gathered = self.why_full_logits is None
         self.offset = logits_offset(model)
+
+    def release(self) -> None:
+        pass
 
     def reference_context(self):
         if self.ref_model[0] is None and hasattr(self.model, "disable_adapter"):
@@ -163,10 +167,14 @@ class RewardObjective(torch.nn.Module):
     collate = staticmethod(collate_pairs)
     units = staticmethod(_units)
     length = staticmethod(pair_length)
+    saves_activations_itself = False
 
     def __init__(self, model: PolicyWithValueHead):
         super().__init__()
         self.model = model
+
+    def release(self) -> None:
+        pass
 
     def forward(self, input_ids, attention_mask, labels, valid, **_):
         scores = self.model.scores(input_ids, attention_mask)
