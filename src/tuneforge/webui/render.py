@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import math
 
+from tuneforge.config.messages import register
 from tuneforge.webui.i18n import t
 from tuneforge.webui.runner import Status, fmt_eta
 
@@ -99,3 +100,17 @@ def preview_sample_html(text: str, offsets: list[tuple[int, int]], supervised: l
             f'<div class="tf-sample-head">{html.escape(source)} · '
             f'{html.escape(t("preview_counts", lang, tokens=len(offsets), supervised=n_sup))}</div>'
             f'<pre class="tf-sample-text">{"".join(out)}</pre></div>')
+
+
+register({"log_empty": ("(no run yet)", "（尚未运行）")})
+
+
+def log_html(text: str, lang: str) -> str:
+    """The log tail, newest line at the bottom and in view: the box is a column laid out from its end
+    (``flex-direction: column-reverse``), so it starts scrolled to the newest lines and stays there as lines arrive
+    (a Textbox shows the top of its text). ``data-lines`` counts the lines shown."""
+    lines = text.splitlines()
+    body = html.escape(text) if text else html.escape(t("log_empty", lang))
+    return (f'<div class="tf-log-wrap"><div class="tf-log-label">{html.escape(t("log", lang))}</div>'
+            f'<div id="tf-log" class="tf-log" data-lines="{len(lines)}"><pre>{body}<span class="tf-log-end"></span>'
+            f'</pre></div></div>')
