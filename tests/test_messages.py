@@ -206,6 +206,7 @@ def test_every_parse_message_has_chinese(tmp_path):
             if not optional and base is not str:
                 values.setdefault(f.name, None)
     values["dataset_vars"] = "name=Aster,oops"
+    values["use_kt"] = True  # an LLaMA-Factory name tuneforge refuses (config/lf_keys.py)
     with pytest.raises(ConfigError) as e:
         build_config(values)
     problems += e.value.problems

@@ -34,7 +34,6 @@ usage:
 CHAT_KEYS = {"prompt": "one message; print the reply and exit",
              "prompts": "file with one prompt per line, or JSONL rows with `messages`; prints JSON lines",
              "system": "system prompt for every conversation"}
-CHAT_GROUPS = ("model", "data", "generate")
 
 
 def train_help() -> str:
@@ -90,8 +89,7 @@ def _read_prompts(path: str) -> list[list[dict]]:
 
 def cmd_chat(argv: list[str]) -> int:
     from tuneforge.config import build_config, split_argv
-    from tuneforge.config.parse import did_you_mean, load_yaml
-    from tuneforge.config.schema import field_map
+    from tuneforge.config.parse import load_yaml
     from tuneforge.models import DEFAULT_MODEL
     from tuneforge.recipes.preflight import preflight
 
@@ -99,12 +97,10 @@ def cmd_chat(argv: list[str]) -> int:
     if path:
         values = {**load_yaml(path), **values}
     extra = {k: values.pop(k) for k in list(values) if k in CHAT_KEYS}
-    allowed = {k for k, (g, _) in field_map().items() if g in CHAT_GROUPS}
-    bad = [k for k in values if k not in allowed]
-    if bad:
-        raise ConfigError([f"chat does not take {k!r}{did_you_mean(k, sorted(allowed | set(CHAT_KEYS)))}"
-                           for k in bad])
-    cfg = build_config(values)
+    cfg = build_config(values, command="chat")  # the LF key policy shared with train and export
+    from tuneforge.config.lf_keys import apply_lf_generation_defaults
+
+    apply_lf_generation_defaults(cfg)
     if not cfg.model.model_name_or_path:
         cfg.model.model_name_or_path = DEFAULT_MODEL
     preflight(cfg, for_training=False)
@@ -119,7 +115,7 @@ def cmd_chat(argv: list[str]) -> int:
     quant = quantization_config(m.quantization_bit, m.quantization_type, m.double_quantization,
                                 torch.bfloat16 if cuda_bf16 else torch.float32)
     engine = ChatEngine(m.model_name_or_path, m.adapter_name_or_path, cfg.data.template, m.trust_remote_code,
-                        quantization=quant)
+                        quantization=quant, dtype=m.infer_dtype)
     system = extra.get("system")
     if "prompt" in extra:
         print(engine.generate([[{"role": "user", "content": extra["prompt"]}]], cfg.generate, system)[0])
@@ -159,13 +155,9 @@ def interactive(engine, gen, system) -> int:
         history.append({"role": "assistant", "content": reply})
 
 
-EXPORT_GROUPS = ("model", "data", "export")
-
-
 def cmd_export(argv: list[str]) -> int:
     from tuneforge.config import build_config, split_argv
-    from tuneforge.config.parse import did_you_mean, load_yaml
-    from tuneforge.config.schema import field_map
+    from tuneforge.config.parse import load_yaml
 
     if any(a in ("-h", "--help") for a in argv):
         print(USAGE)
@@ -173,13 +165,9 @@ def cmd_export(argv: list[str]) -> int:
     path, values = split_argv(argv)
     if path:
         values = {**load_yaml(path), **values}
-    allowed = {k for k, (g, _) in field_map().items() if g in EXPORT_GROUPS}
-    bad = [k for k in values if k not in allowed]
-    if bad:
-        raise ConfigError([f"export does not take {k!r}{did_you_mean(k, sorted(allowed))}" for k in bad])
     from tuneforge.recipes.export import run as export
 
-    export(build_config(values))
+    export(build_config(values, command="export"))  # the LF key policy shared with train and chat
     return 0
 
 

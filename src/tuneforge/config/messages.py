@@ -113,6 +113,7 @@ register({
     "unknown_key": ("unknown key {key!r}{suggestion} (all keys: `tuneforge train --help`)",
                     "未知的设置项 {key!r}{suggestion}（全部设置项见 `tuneforge train --help`）"),
     "needs_value": ("this key needs a value", "该设置项需要一个值"),
+    "lf_refused": ("{key}={value!r}: {reason}; {fix}", "{key}={value!r}：不支持（{reason}）；解决办法：{fix}"),
     "expect_bool": ("expected True or False, got {got!r}", "应为 True 或 False，实际为 {got!r}"),
     "expect_int": ("expected a whole number, got {got!r}", "应为整数，实际为 {got!r}"),
     "expect_number": ("expected a number, got {got!r}", "应为数字，实际为 {got!r}"),

@@ -104,8 +104,22 @@ def read_dataset(entry: DatasetEntry, args: DataArgs, stage: str) -> tuple[list[
 
 
 def _mix(parts: list[list[Any]], strategy: str) -> list[Any]:
+    """concat; interleave: round-robin until every part is used up; interleave_under: round-robin, stop when the
+    shortest part is used up (LLaMA-Factory's; the rest is left out and logged); interleave_over: round-robin, the
+    shorter parts repeat until the longest is used up."""
     if strategy == "concat" or len(parts) == 1:
         return [x for p in parts for x in p]
+    parts = [p for p in parts if p]
+    if strategy == "interleave_under":
+        n = min(len(p) for p in parts)
+        left = sum(len(p) for p in parts) - n * len(parts)
+        if left:
+            log.choice(f"mix_strategy=interleave_under: {n * len(parts)} rows", f"{left} rows of the longer datasets "
+                       "are left out (each dataset gives as many rows as the shortest)")
+        return [p[i] for i in range(n) for p in parts]
+    if strategy == "interleave_over":
+        n = max(len(p) for p in parts)
+        return [p[i % len(p)] for i in range(n) for p in parts]
     out = []
     for i in range(max(len(p) for p in parts)):
         out += [p[i] for p in parts if i < len(p)]

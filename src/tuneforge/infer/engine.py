@@ -25,7 +25,8 @@ def _has_tokenizer(path: str) -> bool:
 
 class ChatEngine:
     def __init__(self, model_name_or_path: str, adapter_name_or_path: str | None = None, template: str = "auto",
-                 trust_remote_code: bool = False, device: str | None = None, quantization=None):
+                 trust_remote_code: bool = False, device: str | None = None, quantization=None,
+                 dtype: str = "auto"):
         path = resolve_model_path(model_name_or_path)
         adapters = split_list(adapter_name_or_path)
         # The last adapter folder's tokenizer holds the chat template used in training.
@@ -40,8 +41,11 @@ class ChatEngine:
         else:
             self.fmt = templates.install(self.tokenizer, template)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = torch.bfloat16 if self.device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
-        model = load_model(path, dtype, "auto", trust_remote_code, quantization)
+        if dtype == "auto":  # infer_dtype
+            dtype = "bfloat16" if self.device == "cuda" and torch.cuda.is_bf16_supported() else "float32"
+        else:
+            log.choice(f"dtype={dtype}", "infer_dtype asked")
+        model = load_model(path, getattr(torch, dtype), "auto", trust_remote_code, quantization)
         if adapters:
             model = load_adapters(model, adapters, trainable=False)
             if is_prompt_model(model):  # virtual tokens cannot be merged into weights: decode through the adapter
@@ -90,6 +94,10 @@ class ChatEngine:
             kw.update(temperature=None, top_p=None, top_k=None)
         if args.repetition_penalty is not None:
             kw["repetition_penalty"] = args.repetition_penalty
+        if args.num_beams > 1:  # beam search (LLaMA-Factory's num_beams / length_penalty)
+            kw.update(num_beams=args.num_beams, length_penalty=args.length_penalty)
+        if args.max_length is not None:  # prompt + reply; max_new_tokens still applies
+            kw["max_length"] = args.max_length
         if self.stop_strings:
             kw.update(stop_strings=self.stop_strings, tokenizer=self.tokenizer)
         return kw
@@ -116,7 +124,7 @@ class ChatEngine:
             enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
             gen = self._generate(enc, kw, streamer)
             for row in gen[:, enc["input_ids"].shape[1]:]:
-                out.append(self._clean(self.tokenizer.decode(row, skip_special_tokens=True)))
+                out.append(self._clean(self.tokenizer.decode(row, skip_special_tokens=args.skip_special_tokens)))
         return out
 
     def _generate(self, enc, kw: dict[str, Any], streamer=None) -> torch.Tensor:

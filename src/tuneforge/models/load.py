@@ -145,7 +145,7 @@ def resolve_model_path(name: str) -> Path:
 
 
 def pick_attention(choice: str) -> str:
-    if choice == "eager":
+    if choice in ("eager", "disabled"):  # `disabled`: LLaMA-Factory's name for plain (eager) attention
         return "eager"
     if choice == "fa2":
         if importlib.util.find_spec("flash_attn") is None:

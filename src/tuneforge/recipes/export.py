@@ -53,6 +53,9 @@ def run(cfg: Config) -> Path:
         log.choice("base loaded in float32 for the merge", f"merged in full precision, then cast to "
                    f"{cfg.export.export_dtype}")
     model = load_model(path, torch.float32, "auto", cfg.model.trust_remote_code)
+    if cfg.export.export_device == "auto" and torch.cuda.is_available():
+        log.choice("merge on cuda", "export_device=auto and a CUDA device is present")
+        model = model.to("cuda")
     model = merge_adapters(model, adapters)
     return write_export(model, tokenizer, fmt.stop, cfg.export.export_dir, cfg.export.export_size,
                         cfg.export.export_dtype)

@@ -14,6 +14,9 @@ from tuneforge.utils import log
 
 def preflight(cfg: Config, for_training: bool = True) -> None:
     problems = validate(cfg, for_training=for_training)
+    from tuneforge.recipes.lf_checks import lf_problems
+
+    problems += lf_problems(cfg, for_training)
     for p in (check_model(cfg.model.model_name_or_path), check_template(cfg.data.template)):
         if p:
             problems.append(p)

@@ -84,7 +84,7 @@ def train_loop(model, train: list[Sample], evals: list[Sample], args: TrainArgs,
     world, rank, G = accelerator.num_processes, accelerator.process_index, args.gradient_accumulation_steps
     micro_per_epoch, total = plan_steps(len(train), args, world)
     optimizer = build_optimizer(model, args, ft)
-    schedule = Schedule(optimizer, args.lr_scheduler_type, warmup_steps(args, total), total)
+    schedule = Schedule(optimizer, args.lr_scheduler_type, warmup_steps(args, total), total, args.lr_scheduler_kwargs)
     state = {"step": 0, "epoch": 0, "micro": 0, "tokens": 0, "trained_tokens": 0, "seconds": 0.0}
     if resume is not None:
         state.update(load_checkpoint(resume, model, optimizer, schedule))
@@ -170,7 +170,8 @@ def train_loop(model, train: list[Sample], evals: list[Sample], args: TrainArgs,
             if args.save_steps and step % args.save_steps == 0 and step < total and accelerator.is_main_process:
                 state.update(step=step, epoch=epoch, micro=pos, seconds=time.time() - t_start,
                              total_steps=total, peak_memory_mb=peak_memory_mb())
-                save_checkpoint(out, step, model, optimizer, schedule, state, args.save_total_limit)
+                save_checkpoint(out, step, model, None if args.save_only_model else optimizer, schedule, state,
+                                args.save_total_limit)
             if pos == 0:
                 break
     progress.close()

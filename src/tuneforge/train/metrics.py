@@ -24,7 +24,7 @@ class MetricsWriter:
             kept = [ln for ln in self.path.read_text().splitlines()
                     if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
             self.path.write_text("".join(ln + "\n" for ln in kept))
-        if report_to == "tensorboard":
+        if "tensorboard" in report_to.split(","):
             from torch.utils.tensorboard import SummaryWriter
 
             self.tb = SummaryWriter(log_dir=str(output_dir / "runs"))

@@ -1,0 +1,20 @@
+"""Preflight checks of the settings LLaMA-Factory configs bring (config/lf_keys.py decides the names; this checks
+values that need more than the schema: schedule options, hub switches)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from tuneforge.config import Config
+from tuneforge.train import schedules
+
+
+def lf_problems(cfg: Config, for_training: bool = True) -> list[str]:
+    t, m = cfg.train, cfg.model
+    p: list[str] = []
+    if for_training and (t.lr_scheduler_kwargs or t.lr_scheduler_type in schedules.KWARGS):
+        p += schedules.check(t.lr_scheduler_type, t.lr_scheduler_kwargs)
+    if m.use_modelscope_hub and importlib.util.find_spec("modelscope") is None:
+        p.append("use_modelscope_hub needs the modelscope package: pip install modelscope (or drop "
+                 "use_modelscope_hub to use the Hugging Face hub)")
+    return p
