@@ -109,13 +109,14 @@ def cmd_chat(argv: list[str]) -> int:
     import torch
 
     from tuneforge.models.quantization import quantization_config
+    from tuneforge.utils.hub import HubOptions
 
     m = cfg.model
     cuda_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()  # the engine's own dtype rule
     quant = quantization_config(m.quantization_bit, m.quantization_type, m.double_quantization,
                                 torch.bfloat16 if cuda_bf16 else torch.float32)
     engine = ChatEngine(m.model_name_or_path, m.adapter_name_or_path, cfg.data.template, m.trust_remote_code,
-                        quantization=quant, dtype=m.infer_dtype)
+                        quantization=quant, dtype=m.infer_dtype, hub=HubOptions.from_model_args(m))
     system = extra.get("system")
     if "prompt" in extra:
         print(engine.generate([[{"role": "user", "content": extra["prompt"]}]], cfg.generate, system)[0])

@@ -26,8 +26,8 @@ def _has_tokenizer(path: str) -> bool:
 class ChatEngine:
     def __init__(self, model_name_or_path: str, adapter_name_or_path: str | None = None, template: str = "auto",
                  trust_remote_code: bool = False, device: str | None = None, quantization=None,
-                 dtype: str = "auto"):
-        path = resolve_model_path(model_name_or_path)
+                 dtype: str = "auto", hub=None):
+        path = resolve_model_path(model_name_or_path, hub)  # hub: utils.hub.HubOptions for hub ids
         adapters = split_list(adapter_name_or_path)
         # The last adapter folder's tokenizer holds the chat template used in training.
         tok_src = next((a for a in reversed(adapters) if _has_tokenizer(a)), None) or path

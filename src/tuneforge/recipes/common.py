@@ -20,6 +20,7 @@ from tuneforge.recipes.preflight import preflight
 from tuneforge.train import run_dir
 from tuneforge.train.metrics import plot_loss
 from tuneforge.utils import log
+from tuneforge.utils.hub import HubOptions
 from tuneforge.utils.system import device_kind, peak_memory_mb
 
 
@@ -28,10 +29,11 @@ def prepare_run(cfg: Config, max_new_tokens: int = 0):
     preflight(cfg)
     out, resume = run_dir.prepare(cfg)
     run_dir.save_config(cfg, out)
-    model_path = resolve_model_path(cfg.model.model_name_or_path)
+    model_path = resolve_model_path(cfg.model.model_name_or_path, HubOptions.from_model_args(cfg.model))
     tokenizer = load_tokenizer(model_path, cfg.model.trust_remote_code)
     fmt = templates.install(tokenizer, cfg.data.template)
-    data = build_data(cfg.data, cfg.finetune.stage, tokenizer, fmt, cfg.train.seed, max_new_tokens)
+    data = build_data(cfg.data, cfg.finetune.stage, tokenizer, fmt, cfg.train.seed, max_new_tokens,
+                      HubOptions.from_model_args(cfg.model))
     supervised = data.report.get("train", {}).get("trained_tokens")
     log.info(f"data: {len(data.train)} training {cfg.finetune.stage} samples"
              + (f", {supervised} supervised tokens" if supervised is not None else "")

@@ -16,6 +16,7 @@ from tuneforge.models import load_model, load_tokenizer, resolve_model_path
 from tuneforge.models.export import write_export
 from tuneforge.recipes.preflight import preflight
 from tuneforge.utils import log
+from tuneforge.utils.hub import HubOptions
 
 
 def check_export(cfg: Config) -> list[Msg]:
@@ -38,7 +39,7 @@ def run(cfg: Config) -> Path:
     if problems:
         raise ConfigError(problems)
     adapters = split_list(cfg.model.adapter_name_or_path)
-    path = resolve_model_path(cfg.model.model_name_or_path)
+    path = resolve_model_path(cfg.model.model_name_or_path, HubOptions.from_model_args(cfg.model))
     # The last adapter folder's tokenizer holds the chat template used in training.
     tok_src = next((a for a in reversed(adapters) if (Path(a) / "tokenizer_config.json").is_file()), None) or path
     tokenizer = load_tokenizer(tok_src, cfg.model.trust_remote_code)

@@ -1,0 +1,147 @@
+"""An LLaMA-Factory data folder works as LF reads it: entries are resolved only when asked for (an unrelated hub or
+broken entry never blocks a run), hub datasets load through datasets.load_dataset from a hub cache offline, every
+LF file_name form reads (.txt, folders, globs, arrow), and multimodal data is refused before anything loads.
+Hub model ids resolve through huggingface_hub from a hub cache built here, offline."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from lf_fixtures import ALPACA, HUB_EN, HUB_ZH, lf_data_dir, lf_dataset_cache, model_into_cache
+from tuneforge.config import build_config
+from tuneforge.data import templates
+from tuneforge.data.build import build_data, read_dataset
+from tuneforge.data.catalog import check_datasets, load_catalog, lookup
+from tuneforge.errors import DataError, ModelError
+from tuneforge.models.load import check_model, resolve_model_path
+from tuneforge.utils.hub import HubOptions
+
+
+@pytest.fixture()
+def offline_hub(tmp_path, monkeypatch):
+    """An offline machine with a hub cache holding the dataset acme/tiny_sft."""
+    cache = tmp_path / "hub"
+    lf_dataset_cache(cache)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return HubOptions(cache_dir=str(cache))
+
+
+def rows(name, data_dir, stage="sft", hub=None, **args):
+    cfg = build_config({"dataset": name, "dataset_dir": str(data_dir), **args})
+    entry = lookup(load_catalog(data_dir), name, str(data_dir))
+    return read_dataset(entry, cfg.data, stage, hub)
+
+
+def test_local_entries_work_next_to_hub_and_broken_ones(tmp_path):
+    d = lf_data_dir(tmp_path)
+    assert check_datasets("identity,chat_demo,wiki_demo,folder_demo,glob_demo,arrow_demo", str(d)) == []
+    assert check_datasets("alpaca_en,hub_en", str(d)) == []  # hub entries are checked when they load
+    items, counts = rows("identity", d)
+    assert counts == {"read": 6, "used": 6} and items[0].messages[0].content == ALPACA[0]["instruction"]
+    (problem,) = check_datasets("broken", str(d))
+    assert "'broken' must be an object" in problem
+    (problem,) = check_datasets("scripted", str(d))
+    assert "script_url, which tuneforge does not support" in problem
+
+
+def test_every_file_name_form_reads(tmp_path):
+    d = lf_data_dir(tmp_path)
+    texts, counts = rows("wiki_demo", d, stage="pt")
+    assert texts == ["First document about owls.", "Second document about rivers.", "Third one."]  # blank skipped
+    assert counts == {"read": 3, "used": 3}
+    folder, _ = rows("folder_demo", d)
+    pattern, _ = rows("glob_demo", d)
+    assert [c.messages[1].content for c in folder] == [c.messages[1].content for c in pattern] == \
+        [r["output"] for r in ALPACA]
+    arrow, _ = rows("arrow_demo", d)
+    assert [c.messages[1].content for c in arrow] == [r["output"] for r in ALPACA[:2]]
+    chat, _ = rows("chat_demo", d)
+    assert chat[0].messages[1].content == "Hello."
+
+
+def test_hub_datasets_load_offline_from_the_hub_cache(tmp_path, offline_hub):
+    d = lf_data_dir(tmp_path)
+    en, counts = rows("hub_en", d, hub=offline_hub)
+    assert [c.messages[1].content for c in en] == [r["output"] for r in HUB_EN] and counts["read"] == 4
+    zh, _ = rows("hub_zh", d, hub=offline_hub)
+    assert [c.messages[0].content for c in zh] == [r["instruction"] for r in HUB_ZH]
+    sampled, counts = rows("hub_folder", d, hub=offline_hub)  # folder = data_dir; num_samples from the entry
+    assert counts == {"read": 4, "used": 2} and {c.messages[1].content for c in sampled} <= {r["output"]
+                                                                                            for r in HUB_EN}
+    online, _ = rows("acme/plain", "ONLINE", hub=offline_hub, max_samples=2)  # dataset_dir ONLINE: hub ids
+    assert len(online) == 2
+
+
+def test_a_missing_hub_dataset_says_how_to_get_it(tmp_path, offline_hub):
+    d = lf_data_dir(tmp_path)
+    with pytest.raises(DataError) as e:
+        rows("alpaca_en", d, hub=offline_hub)
+    assert "'llamafactory/alpaca_en' could not be loaded" in e.value.message
+    assert "hf download --repo-type dataset llamafactory/alpaca_en" in e.value.hint
+
+
+def test_modelscope_entries_need_modelscope(tmp_path, offline_hub):
+    d = lf_data_dir(tmp_path)
+    with pytest.raises(DataError) as e:
+        rows("ms_only", d, hub=offline_hub)
+    assert "ModelScope" in e.value.message and "pip install modelscope" in e.value.hint
+
+
+def test_multimodal_data_is_refused_before_anything_loads(tmp_path, tiny_tokenizer):
+    d = lf_data_dir(tmp_path)
+    (problem,) = check_datasets("mllm_demo", str(d))
+    assert "multimodal training is not supported yet" in problem
+    (d / "media.jsonl").write_text(json.dumps({"instruction": "<image>What is in the picture?", "output": "A cat."})
+                                   + "\n" + json.dumps({"instruction": "q", "output": "a", "images": ["x.png"]}) + "\n")
+    info = json.loads((d / "dataset_info.json").read_text())
+    info["media"] = {"file_name": "media.jsonl"}
+    (d / "dataset_info.json").write_text(json.dumps(info))
+    cfg = build_config({"dataset": "media", "dataset_dir": str(d)})
+    with pytest.raises(DataError) as e:
+        build_data(cfg.data, "sft", tiny_tokenizer, templates.install(tiny_tokenizer, "auto"), seed=0)
+    assert "2 row(s) are multimodal" in e.value.message and "never trained as plain text" in e.value.message
+
+
+def test_remote_dataset_dir_is_refused(tmp_path):
+    (problem,) = check_datasets("x", "REMOTE:llamafactory/demo_data")
+    assert "REMOTE: catalogs" in problem and "ONLINE" in problem
+
+
+# ---- hub model ids ------------------------------------------------------------------------------------------------
+
+def test_hub_model_id_resolves_offline_from_a_hub_cache(tiny_model, tmp_path, monkeypatch):
+    cache = tmp_path / "hub"
+    snap = model_into_cache(cache, "acme/tiny-llama", tiny_model)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    opts = HubOptions(cache_dir=str(cache))
+    assert check_model("acme/tiny-llama", opts) is None
+    assert resolve_model_path("acme/tiny-llama", opts) == snap
+    problem = check_model("acme/not-there", opts)
+    assert "could not be resolved" in problem and "HF_HUB_OFFLINE" in problem
+    with pytest.raises(ModelError) as e:
+        resolve_model_path("acme/not-there", opts)
+    assert "hf download acme/not-there" in e.value.hint and "local model folder" in e.value.hint
+
+
+def test_train_by_hub_id_offline_through_the_cli(tiny_model, tmp_path):
+    """`tuneforge train --model_name_or_path org/name` with HF_HUB_OFFLINE=1 and cache_dir: the run loads the model
+    from the hub cache and records the id."""
+    cache = tmp_path / "hub"
+    model_into_cache(cache, "acme/tiny-llama", tiny_model)
+    d = lf_data_dir(tmp_path)
+    out = tmp_path / "run"
+    env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1"}
+    r = subprocess.run([sys.executable, "-m", "tuneforge", "train", "--model_name_or_path", "acme/tiny-llama",
+                        "--cache_dir", str(cache), "--dataset", "identity", "--dataset_dir", str(d), "--output_dir",
+                        str(out), "--max_steps", "1", "--template", "chatml"], capture_output=True, text=True,
+                       env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "run_summary.json").read_text())["model"] == "acme/tiny-llama"
+    r = subprocess.run([sys.executable, "-m", "tuneforge", "train", "--model_name_or_path", "acme/missing",
+                        "--cache_dir", str(cache), "--dataset", "identity", "--dataset_dir", str(d), "--output_dir",
+                        str(tmp_path / "o2")], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "acme/missing" in r.stderr
