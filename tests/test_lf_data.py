@@ -145,3 +145,80 @@ def test_train_by_hub_id_offline_through_the_cli(tiny_model, tmp_path):
                         "--cache_dir", str(cache), "--dataset", "identity", "--dataset_dir", str(d), "--output_dir",
                         str(tmp_path / "o2")], capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "acme/missing" in r.stderr
+
+
+# ---- long rows: LLaMA-Factory's proportional truncation -----------------------------------------------------------
+
+def test_infer_seqlen_is_lfs_rule():
+    from tuneforge.data.encode import infer_seqlen
+
+    assert infer_seqlen(300, 50, 256) == (206, 50)  # short reply kept whole, prompt cut
+    assert infer_seqlen(100, 400, 256) == (100, 156)  # short prompt kept whole, reply cut
+    assert infer_seqlen(300, 300, 256) == (128, 128)  # both cut in proportion
+    assert infer_seqlen(10, 10, 256) == (10, 10)
+
+
+def _long_rows(d, n=6):
+    rows = [{"instruction": "word " * (40 + 30 * (i % 3)), "output": "Yes, that is right. " * (1 + i % 2),
+             "kto_tag": i % 2 == 0} for i in range(n)]
+    (d / "long.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    info = json.loads((d / "dataset_info.json").read_text())
+    info["long"] = {"file_name": "long.jsonl", "columns": {"kto_tag": "kto_tag"}}
+    (d / "dataset_info.json").write_text(json.dumps(info))
+
+
+@pytest.mark.parametrize("stage", ["sft", "kto"])
+def test_lf_truncation_keeps_long_rows_that_turns_drops(tmp_path, tiny_tokenizer, stage):
+    d = lf_data_dir(tmp_path)
+    _long_rows(d)
+    fmt = templates.install(tiny_tokenizer, "chatml")
+    out = {}
+    for mode in ("turns", "lf"):
+        cfg = build_config({"dataset": "long", "dataset_dir": str(d), "cutoff_len": 40, "truncation": mode})
+        out[mode] = build_data(cfg.data, stage, tiny_tokenizer, fmt, seed=0) if mode == "lf" else None
+        if mode == "turns":
+            with pytest.raises(DataError) as e:  # every prompt is longer than 40 tokens: nothing left
+                build_data(cfg.data, stage, tiny_tokenizer, fmt, seed=0)
+            assert "prompt alone is longer than cutoff_len" in e.value.message
+    bundle = out["lf"]
+    report = bundle.report["train"]
+    assert report["samples"] == 6 and report["truncated"] == 6 and report["truncated_tokens"] > 0
+    for s in bundle.train:
+        sample = s.chosen if stage == "kto" else s
+        assert len(sample.input_ids) <= 40 and sample.n_trained > 0
+
+
+def test_truncation_auto_follows_the_config_style():
+    assert build_config({}).data.truncation == "turns"
+    assert build_config({"do_train": True}).data.truncation == "lf"  # an LLaMA-Factory-style config
+    assert build_config({"do_train": True, "truncation": "turns"}).data.truncation == "turns"
+
+
+# ---- --dry_run: every problem in one round ------------------------------------------------------------------------
+
+def test_dry_run_reports_config_template_and_data_problems_at_once(tiny_model, tmp_path):
+    d = lf_data_dir(tmp_path)
+    (d / "bad.jsonl").write_text('{"instruction": "q"}\n{"instruction": "q2", "output": "a"}\n')
+    info = json.loads((d / "dataset_info.json").read_text())
+    info["bad"] = {"file_name": "bad.jsonl"}
+    (d / "dataset_info.json").write_text(json.dumps(info))
+    cfg = tmp_path / "lf.yaml"
+    out = tmp_path / "run"
+    cfg.write_text(f"model_name_or_path: {tiny_model}\nstage: sft\ndo_train: true\nfinetuning_type: lora\n"
+                   f"dataset: identity,bad,mllm_demo,scripted\ndataset_dir: {d}\ntemplate: chatml\n"
+                   f"cutoff_len: 1024\noutput_dir: {out}\nlearning_rate: lots\nlora_rnk: 8\ndeepspeed: ds_z3.json\n")
+    r = subprocess.run([sys.executable, "-m", "tuneforge", "train", str(cfg), "--dry_run"], capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    for needle in ("learning_rate: expected a number", "did you mean 'lora_rank'", "deepspeed='ds_z3.json'",
+                   "multimodal training is not supported yet", "script_url", "dataset 'bad': 1 bad row(s)",
+                   "bad.jsonl:1"):
+        assert needle in r.stderr, needle
+    assert "dry run: dataset identity: 6 rows read" in r.stderr  # good datasets are still checked and counted
+    assert not out.exists()
+    cfg.write_text(f"model_name_or_path: {tiny_model}\ndo_train: true\ndataset: identity\n"
+                   f"dataset_dir: {d}\ntemplate: qwen3_nothink\noutput_dir: {out}\n")
+    r = subprocess.run([sys.executable, "-m", "tuneforge", "train", str(cfg), "--dry_run", "--template", "chatml"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "dry run: no problems found" in r.stderr and "6 samples" in r.stderr and not out.exists()

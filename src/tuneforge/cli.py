@@ -15,7 +15,9 @@ from tuneforge.errors import ConfigError, TuneforgeError
 USAGE = f"""tuneforge {__version__} — fine-tune open language models
 
 usage:
-  tuneforge train [config.yaml] [key=value | --key value ...]   train (LLaMA-Factory flags work verbatim)
+  tuneforge train [config.yaml] [key=value | --key value ...] [--dry_run]
+                                                                 train (LLaMA-Factory flags work verbatim);
+                                                                 --dry_run: report every problem, train nothing
   tuneforge chat --model_name_or_path M [--adapter_name_or_path A] [--prompt TEXT | --prompts FILE]
   tuneforge export --model_name_or_path M --adapter_name_or_path A[,B] --export_dir D [--export_size GB]
                   [--export_dtype bfloat16|float16|float32]   merge LoRA adapters, write a standalone model
@@ -58,7 +60,11 @@ def cmd_train(argv: list[str]) -> int:
         return 0
     from tuneforge.config import parse_args
     from tuneforge.recipes import run
+    from tuneforge.recipes.dry_run import dry_run, take_dry_run_flag
 
+    argv, dry = take_dry_run_flag(argv)
+    if dry:  # every config, model, template and data problem at once; nothing loads or is written
+        return dry_run(argv)
     cfg = parse_args(argv)
     run(cfg)
     return 0

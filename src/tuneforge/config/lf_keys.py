@@ -612,9 +612,12 @@ def apply_lf_generation_defaults(cfg) -> None:
 
 
 def normalize(cfg) -> None:
-    """Settings LF expresses differently: disable_gradient_checkpointing true turns gradient checkpointing off."""
+    """Settings LF expresses differently: disable_gradient_checkpointing true turns gradient checkpointing off;
+    truncation auto becomes LF's proportional cut for an LF-style config (tuneforge's turn-keeping cut otherwise)."""
     if cfg.train.disable_gradient_checkpointing and cfg.train.gradient_checkpointing:
         cfg.train.gradient_checkpointing = False
+    if cfg.data.truncation == "auto":
+        cfg.data.truncation = "lf" if lf_style(cfg) else "turns"
 
 
 def markdown() -> str:

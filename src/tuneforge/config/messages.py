@@ -465,6 +465,8 @@ register({
     "drop_prompt_too_long": ("prompt alone is longer than cutoff_len (nothing left to train on)",
                              "仅提示部分就超过了 cutoff_len（没有剩下可训练的内容）"),
     "drop_no_supervised": ("no supervised tokens", "没有需要监督的 token"),
+    "drop_nothing_after_cut": ("no reply token left after the proportional cut to cutoff_len (truncation lf)",
+                               "按比例截断到 cutoff_len 后没有剩下回复 token（truncation lf）"),
     "drop_short_block": ("block shorter than 2 tokens", "文本块短于 2 个 token"),
     "drop_prompt_plus_new": ("prompt + max_new_tokens longer than cutoff_len",
                              "提示 + max_new_tokens 超过了 cutoff_len"),

@@ -170,7 +170,8 @@ def encode_items(items: list[Any], stage: str, tokenizer, fmt: ChatFormat, args:
         if stage in PREFERENCE_STAGES:
             if item.prompt.system is None and args.default_system is not None:
                 item.prompt.system = args.default_system
-            p = encode_preference(fmt, tokenizer, item, stage, args.cutoff_len, stats, max_new_tokens)
+            p = encode_preference(fmt, tokenizer, item, stage, args.cutoff_len, stats, max_new_tokens,
+                                  args.truncation)
             if p is not None:
                 out.append(p)
         elif stage == "pt":
@@ -180,7 +181,7 @@ def encode_items(items: list[Any], stage: str, tokenizer, fmt: ChatFormat, args:
             if conv.system is None and args.default_system is not None:
                 conv.system = args.default_system
             s = encode_conversation(fmt, tokenizer, conv, args.cutoff_len, stats, args.train_on_prompt,
-                                    args.mask_history)
+                                    args.mask_history, args.truncation)
             if s is not None:
                 out.append(s)
     return out

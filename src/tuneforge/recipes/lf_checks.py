@@ -14,6 +14,12 @@ def lf_problems(cfg: Config, for_training: bool = True) -> list[str]:
     p: list[str] = []
     if for_training and (t.lr_scheduler_kwargs or t.lr_scheduler_type in schedules.KWARGS):
         p += schedules.check(t.lr_scheduler_type, t.lr_scheduler_kwargs)
+    if for_training and cfg.data.truncation == "lf" and "truncation" not in cfg.explicit:
+        from tuneforge.config.lf_keys import lf_style
+        from tuneforge.utils import log
+
+        log.choice("truncation=lf", f"{lf_style(cfg)}: long rows are cut in proportion (prompt and reply) as "
+                   "LLaMA-Factory does; --truncation turns keeps whole turns instead")
     if m.use_modelscope_hub and importlib.util.find_spec("modelscope") is None:
         p.append("use_modelscope_hub needs the modelscope package: pip install modelscope (or drop "
                  "use_modelscope_hub to use the Hugging Face hub)")
