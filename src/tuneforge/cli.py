@@ -122,7 +122,8 @@ def cmd_chat(argv: list[str]) -> int:
     quant = quantization_config(m.quantization_bit, m.quantization_type, m.double_quantization,
                                 torch.bfloat16 if cuda_bf16 else torch.float32)
     engine = ChatEngine(m.model_name_or_path, m.adapter_name_or_path, cfg.data.template, m.trust_remote_code,
-                        quantization=quant, dtype=m.infer_dtype, hub=HubOptions.from_model_args(m))
+                        quantization=quant, dtype=m.infer_dtype, hub=HubOptions.from_model_args(m),
+                        thinking=cfg.data.enable_thinking if "enable_thinking" in cfg.explicit else None)
     system = extra.get("system")
     if "prompt" in extra:
         print(engine.generate([[{"role": "user", "content": extra["prompt"]}]], cfg.generate, system)[0])

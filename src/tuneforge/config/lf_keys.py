@@ -651,7 +651,44 @@ def markdown() -> str:
               "| --- | --- | --- |"]
     for (key, value), (reason, fix) in sorted(REFUSED_VALUES.items()):
         lines.append(f"| `{key}` | `{value}` | {reason} — {fix} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + [""] + template_lines()) + "\n"
+
+
+def template_lines() -> list[str]:
+    """The template section of docs/lf-compat.md, from data/templates/lf_templates.json (read as data: config does
+    not import the data package)."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "data" / "templates" / "lf_templates.json"
+    table = {k: v for k, v in json.loads(path.read_text(encoding="utf-8")).items() if not k.startswith("_")}
+    how = {"slots": "LF's turn formats", "use": "tuneforge template", "own": "the model's own template",
+           "multimodal": "refused (multimodal)"}
+    out = ["## Templates by LLaMA-Factory's names", "",
+           f"All {len(table)} of LLaMA-Factory's template names resolve (`--template NAME`). *LF's turn formats*: "
+           "LLaMA-Factory's own user/assistant/system formats, default system prompt and stop words, rendered by "
+           "`lf_slots.jinja` and saved with the trained model as its chat template; reasoning templates add an empty "
+           "thought to replies without one (trained; with `enable_thinking: false` it moves into the prompt and "
+           "thoughts are removed), `*_nothink` templates render none. *tuneforge template*: a hand-written template "
+           "of the same format that also renders tool calls. *The model's own template*: newer families whose LF "
+           "template reproduces the model's chat template; the tokenizer's is used (`_nothink`: thinking off). "
+           "Vision/audio templates are refused: multimodal training is not supported yet.", "",
+           "Differences from LLaMA-Factory, on purpose: templates whose replies LF ends without a token in the text "
+           "(its `efficient_eos`: glm4_moe, falcon, solar, …) end each reply with the tokenizer's eos token here, so "
+           "the model learns where to stop with prefix-rendered masks; `smollm2` uses SmolLM2's own default system "
+           "prompt (LF's copy adds a final period the model never saw); tools render in tuneforge's generic "
+           "`<tools>`/`<tool_call>` convention unless the template is a tuneforge template.", "",
+           "| name | renders with | default system prompt / note |", "| --- | --- | --- |"]
+    for name in sorted(table):
+        spec = table[name]
+        note = spec.get("note") or (f"default system: {spec['default_system']!r}" if spec.get("default_system")
+                                    else "")
+        if spec.get("reasoning"):
+            note = ("reasoning; " + note).strip("; ")
+        note = note.replace("|", "/").replace("\n", "\\n")
+        lines_ = f"| `{name}` | {how[spec['kind']]}" + (f" ({spec['use']})" if spec["kind"] == "use" else "")
+        out.append(f"{lines_} | {note} |")
+    return out
 
 
 if __name__ == "__main__":

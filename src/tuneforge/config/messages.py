@@ -252,6 +252,13 @@ register({
                               "folder as model_name_or_path",
                               "联网时请检查仓库名（需授权的模型请设置 hf_hub_token；分支请设置 model_revision）；离线时请先"
                               "下载（`hf download {name}`），或把本地模型目录作为 model_name_or_path"),
+    "template_multimodal": ("template {name!r} is for {family}: multimodal training is not supported yet",
+                            "模板 {name!r} 用于 {family}：暂不支持多模态训练"),
+    "template_own_missing": ("template {name!r} uses the model's own chat template, but this tokenizer has none",
+                             "模板 {name!r} 使用模型自带的对话模板，但该分词器没有对话模板"),
+    "template_own_missing_fix": ("use the chat model of that family (its tokenizer_config.json holds the template), or "
+                                 "pass another --template",
+                                 "请使用该系列的对话模型（其 tokenizer_config.json 中含有模板），或换用其他 --template"),
     "template_unknown": ("unknown template {name!r}; valid: auto (the tokenizer's own), {names}",
                          "未知的模板 {name!r}；可选：auto（分词器自带模板）、{names}"),
     "adapter_missing": ("adapter {path!r}: no such folder", "适配器 {path!r}：目录不存在"),

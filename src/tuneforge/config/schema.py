@@ -76,8 +76,9 @@ class DataArgs:
     dataset_dir: str = opt("data", "Folder holding dataset_info.json and the data files. Built-in datasets "
                                     "(identity, general, …) are found even if this folder does not exist.")
     eval_dataset: str | None = opt(None, "Dataset name(s) used only for evaluation, comma separated.")
-    template: str = opt("auto", "Chat template: `auto` uses the tokenizer's own; or a named template "
-                                "(qwen, chatml, llama3, llama2, mistral, gemma, glm4, default, alpaca).")
+    template: str = opt("auto", "Chat template: `auto` uses the tokenizer's own; or a named template — every "
+                                "LLaMA-Factory name (qwen, qwen3, qwen3_nothink, llama3, gemma, deepseek3, default, "
+                                "alpaca, …; `tuneforge env` lists them, docs/lf-compat.md says how each renders).")
     cutoff_len: int = opt(2048, "Maximum tokens per sample; longer samples are truncated (and counted).")
     max_samples: int | None = opt(None, "Read at most this many rows from each dataset.")
     val_size: float = opt(0.0, "Hold out this fraction (0–1) or this many rows (≥ 1) for evaluation.")

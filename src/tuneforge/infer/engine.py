@@ -26,7 +26,7 @@ def _has_tokenizer(path: str) -> bool:
 class ChatEngine:
     def __init__(self, model_name_or_path: str, adapter_name_or_path: str | None = None, template: str = "auto",
                  trust_remote_code: bool = False, device: str | None = None, quantization=None,
-                 dtype: str = "auto", hub=None):
+                 dtype: str = "auto", hub=None, thinking: bool | None = None):
         path = resolve_model_path(model_name_or_path, hub)  # hub: utils.hub.HubOptions for hub ids
         adapters = split_list(adapter_name_or_path)
         # The last adapter folder's tokenizer holds the chat template used in training.
@@ -38,8 +38,8 @@ class ChatEngine:
             self.fmt = templates.install(self.tokenizer, known or "auto")
             if known:
                 log.choice(f"template={known}", f"the chat template saved with {tok_src}")
-        else:
-            self.fmt = templates.install(self.tokenizer, template)
+        else:  # thinking: enable_thinking of reasoning templates (None: as the saved template has it)
+            self.fmt = templates.install(self.tokenizer, template, thinking)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if dtype == "auto":  # infer_dtype
             dtype = "bfloat16" if self.device == "cuda" and torch.cuda.is_bf16_supported() else "float32"

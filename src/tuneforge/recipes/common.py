@@ -31,7 +31,7 @@ def prepare_run(cfg: Config, max_new_tokens: int = 0):
     run_dir.save_config(cfg, out)
     model_path = resolve_model_path(cfg.model.model_name_or_path, HubOptions.from_model_args(cfg.model))
     tokenizer = load_tokenizer(model_path, cfg.model.trust_remote_code)
-    fmt = templates.install(tokenizer, cfg.data.template)
+    fmt = templates.install(tokenizer, cfg.data.template, cfg.data.enable_thinking)
     data = build_data(cfg.data, cfg.finetune.stage, tokenizer, fmt, cfg.train.seed, max_new_tokens,
                       HubOptions.from_model_args(cfg.model))
     supervised = data.report.get("train", {}).get("trained_tokens")

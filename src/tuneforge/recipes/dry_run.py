@@ -82,7 +82,7 @@ def dry_run(argv: list[str]) -> int:
             path = resolve_model_path(cfg.model.model_name_or_path, hub)
             tokenizer = load_tokenizer(path, cfg.model.trust_remote_code)
             report.append(f"model: {cfg.model.model_name_or_path} ({path}); tokenizer loaded, weights not loaded")
-            fmt = templates.install(tokenizer, cfg.data.template)
+            fmt = templates.install(tokenizer, cfg.data.template, cfg.data.enable_thinking)
             report.append(f"template: {fmt.name}")
         except TuneforgeError as e:
             problems += _problems_of(e)
