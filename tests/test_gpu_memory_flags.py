@@ -1,4 +1,5 @@
-"""fused_lora, offload_embedding and upcast_unquantized: the same math as peft/transformers, checked on the CPU."""
+"""offload_embedding and upcast_unquantized: the same math as peft/transformers, checked on the CPU (the LoRA forward
+and fused_lora: tests/test_compat.py)."""
 
 import pytest
 import torch
@@ -20,50 +21,6 @@ def _lora(tiny_model, **kw):
         if "lora_B" in n:
             torch.nn.init.normal_(p, std=0.05)
     return model
-
-
-def _peft_forward(model):
-    """Undo tuneforge's forward patch: every LoRA layer runs peft's own forward again."""
-    for m in model.modules():
-        if hasattr(m, "_tuneforge_peft_forward"):
-            m.forward = m._tuneforge_peft_forward
-    return model
-
-
-@pytest.mark.parametrize("fused_lora", [None, True], ids=["default-rank-scaled", "fused-addmm"])
-def test_lora_forward_patches_match_peft_forward_and_gradients(tiny_model, fused_lora):
-    from tuneforge.adapters.fused_lora import fuse_lora_forward
-
-    ref = _peft_forward(_lora(tiny_model))
-    patched = _lora(tiny_model, fused_lora=fused_lora)
-    patched.load_state_dict(ref.state_dict())
-    assert sum(hasattr(m, "_tuneforge_peft_forward") for m in patched.modules()) > 0
-    assert fuse_lora_forward(patched, fused_lora) == 0  # idempotent
-    ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
-    outs = []
-    for m in (ref, patched):
-        m.zero_grad()
-        logits = m(input_ids=ids).logits
-        logits.float().pow(2).mean().backward()
-        outs.append((logits.detach(), {n: p.grad.clone() for n, p in m.named_parameters() if p.requires_grad}))
-    torch.testing.assert_close(outs[1][0], outs[0][0], rtol=1e-5, atol=1e-5)
-    assert outs[0][1].keys() == outs[1][1].keys()
-    for n in outs[0][1]:
-        torch.testing.assert_close(outs[1][1][n], outs[0][1][n], rtol=1e-4, atol=1e-6)
-    # the adapter matters: disabling it changes the output (so the comparison above is not vacuous)
-    with patched.disable_adapter():
-        assert not torch.allclose(patched(input_ids=ids).logits, outs[1][0])
-
-
-def test_fused_lora_falls_back_with_dropout(tiny_model):
-    model = _lora(tiny_model, fused_lora=True, lora_dropout=0.5)
-    model.train()
-    ids = torch.tensor([[5, 6, 7, 8]])
-    torch.manual_seed(1)
-    a = model(input_ids=ids).logits
-    torch.manual_seed(1)
-    b = model(input_ids=ids).logits
-    torch.testing.assert_close(a, b)  # same dropout mask through peft's own forward
 
 
 def test_cpu_embedding_gives_the_same_rows():

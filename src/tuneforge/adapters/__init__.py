@@ -29,12 +29,10 @@ def apply_method(model: torch.nn.Module, args: FinetuneArgs, adapter_paths: list
     for p in model.parameters():
         if p.requires_grad and p.dtype != torch.float32:
             p.data = p.data.float()
-    if args.finetuning_type == "lora" and not args.use_dora:
-        keep_lora_inputs_in_compute_dtype(model)
     if args.finetuning_type == "lora":
-        from tuneforge.adapters.fused_lora import fuse_lora_forward
+        from tuneforge.compat import patch_lora_forward
 
-        fuse_lora_forward(model, args.fused_lora)
+        patch_lora_forward(model, args.fused_lora)
     from tuneforge.models.memory import offload_embedding
 
     if args.finetuning_type in PROMPT_METHODS:
@@ -56,17 +54,3 @@ def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
 __all__ = ["PROMPT_METHODS", "apply_method", "count_parameters", "is_prompt_adapter", "is_prompt_model",
            "load_adapters", "merge_adapters", "prompt_merge_refusal", "split_list"]
 
-
-def keep_lora_inputs_in_compute_dtype(model: torch.nn.Module) -> None:
-    """peft casts each LoRA layer's input to the adapter's dtype (float32 here). Training runs under autocast, which
-    casts it straight back to bf16/fp16 for the matmul, so the cast only costs two full copies of every adapted
-    activation (measured on an H200, Llama-3.1-8B shape: ~14% of GPU time). Turning it off leaves the math as
-    autocast does it; with float32 base weights (CPU) there is nothing to cast either way."""
-    n = 0
-    for m in model.modules():
-        if hasattr(m, "cast_input_dtype_enabled"):
-            m.cast_input_dtype_enabled = False
-            n += 1
-    if n:
-        log.choice("lora input cast=off", "autocast runs the adapter matmuls in the compute dtype anyway; the "
-                   "float32 copy of each activation is pure overhead")

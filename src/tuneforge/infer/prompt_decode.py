@@ -19,15 +19,13 @@ exactly as it would alone. Greedy decoding therefore equals the argmax of the tr
 
 from __future__ import annotations
 
-import inspect
-
 import torch
+
+from tuneforge import compat
 
 
 def _cache_arg(base: torch.nn.Module) -> str:
-    """transformers 5.x calls the cache ``cache``; older releases ``past_key_values``."""
-    params = inspect.signature(base.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
+    return compat.cache_kwarg(base.forward)
 
 
 def _out_cache(out):

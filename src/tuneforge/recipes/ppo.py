@@ -6,12 +6,14 @@ checkpoints (save_steps) hold the adapter, value head, optimiser, KL controller,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
 import time
 from pathlib import Path
 
+from tuneforge import compat
 from tuneforge.adapters import split_list
 from tuneforge.config import Config
 from tuneforge.infer.reward import RewardScorer
@@ -86,6 +88,8 @@ def run(cfg: Config) -> RunResult:
         metrics.write({"step": 0, **evaluate(0)})  # the base policy: where the curve starts
     step, order, cursor, tokens = state["step"], state["order"], state["cursor"], state["tokens"]
     t_start = time.time() - state["seconds"]
+    cast = contextlib.ExitStack()  # peft's input cast off while training (compat.py)
+    cast.enter_context(compat.lora_inputs_in_compute_dtype(policy))
     while step < total:
         chosen = []
         for _ in range(batches):
@@ -127,6 +131,7 @@ def run(cfg: Config) -> RunResult:
                 "total_steps": total, "kl_ctl": kl_ctl.state_dict(), "moments": moments.state_dict(),
                 "order_rng": (lambda s: [s[0], list(s[1]), s[2]])(rng.getstate()),
                 "peak_memory_mb": peak_memory_mb()}, t.save_total_limit)
+    cast.close()
     progress.close()
     metrics.close()
 

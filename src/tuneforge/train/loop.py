@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from tuneforge import compat
 from tuneforge.config.schema import FinetuneArgs, TrainArgs
 from tuneforge.data.collate import collate, micro_batches
 from tuneforge.data.encode import IGNORE, Sample
@@ -81,6 +82,11 @@ def train_loop(model, train: list[Sample], evals: list[Sample], args: TrainArgs,
                pad_id: int, accelerator, resume: Path | None, fused_ce: bool = False, objective=None) -> LoopResult:
     """``objective``: a module wrapping the model whose forward returns (loss sum, metric sums), with ``collate``
     and ``units`` (what the sums are averaged over: pairs, samples); default: the SFT token loss."""
+    with compat.lora_inputs_in_compute_dtype(model):
+        return _train_loop(model, train, evals, args, ft, out, pad_id, accelerator, resume, fused_ce, objective)
+
+
+def _train_loop(model, train, evals, args, ft, out, pad_id, accelerator, resume, fused_ce, objective) -> LoopResult:
     world, rank, G = accelerator.num_processes, accelerator.process_index, args.gradient_accumulation_steps
     micro_per_epoch, total = plan_steps(len(train), args, world)
     optimizer = build_optimizer(model, args, ft)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from tuneforge import compat
 from tuneforge.adapters.prompt import is_prompt_model, logits_offset
 from tuneforge.data.encode import IGNORE
 from tuneforge.models.attention import NAME as VARLEN, uses_varlen, varlen_kwargs
@@ -63,10 +64,7 @@ def shared_prefix_reason(model: torch.nn.Module) -> str | None:
     import inspect
 
     base = _base(model)
-    checkpointing = getattr(base, "is_activation_checkpointing", None)  # transformers ≥ 5.2x; older name below
-    if checkpointing is None:
-        checkpointing = getattr(base, "is_gradient_checkpointing", False)
-    if checkpointing:
+    if compat.is_checkpointing(base):
         return "gradient checkpointing drops the key/value cache the shared prefix is passed through"
     try:
         params = inspect.signature(base.get_decoder().forward).parameters
@@ -102,12 +100,10 @@ def _decode_with_shared_prefix(base: torch.nn.Module, batch: dict[str, torch.Ten
     """Hidden states of positions ≥ p: the prefix runs once (batch 1), its keys/values are repeated for every row
     (autograd sums the rows' gradients back into the one prefix pass), then the rows run on top of it. The same
     numbers as the plain forward up to float rounding (tested), with (rows − 1) × p fewer tokens through the model."""
-    import inspect
-
     from transformers import DynamicCache
 
     decoder = base.get_decoder()
-    key = "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
+    key = compat.cache_kwarg(decoder.forward)
     cache = DynamicCache(config=base.config)
     decoder(input_ids=batch["input_ids"][:1, :p], use_cache=True, **{key: cache})
     cache.batch_repeat_interleave(batch["input_ids"].shape[0])

@@ -1,0 +1,252 @@
+"""Every workaround of an upstream behaviour, in one place.
+
+Each entry says what it changes and why, the versions it was tested on, and what happens outside them: the
+library's own behaviour, never a guess. ``tests/test_compat.py`` checks each one, its fall-backs included.
+
+- **LoRA forward** (:func:`patch_lora_forward`): peft's ``lora.Linear.forward`` multiplies the full-width output
+  by ``scaling``; ours scales the rank-r activations (or, with ``fused_lora``, adds the update inside one
+  ``addmm``). Tested: peft 0.18.0, 0.20.0, 0.21.x (CPU here), 0.21.0 (H200). Outside: peft's own forward; inside,
+  any call it does not cover (a peft ``lora_variant`` such as DoRA, dropout, several adapters) uses peft's forward.
+- **LoRA input dtype** (:func:`lora_inputs_in_compute_dtype`): peft casts each adapted layer's input to the
+  adapter's float32 under autocast; while training, peft's own ``peft.helpers.disable_input_dtype_casting`` turns
+  that off for plain LoRA layers. Tested: peft 0.18.0, 0.20.0, 0.21.x. Outside, or with any variant: peft's cast.
+- **Liger kernels** (:func:`liger_patch_instance`): Liger's instance patcher is private
+  (``_apply_liger_kernel_to_instance``) and swaps a transformers module function. Tested: liger-kernel 0.8.5 with
+  transformers 5.17 (H200). Outside: Liger off when automatic, refused with the reason when asked for.
+- **Renamed APIs** (:func:`cache_kwarg`, :func:`is_checkpointing`): transformers 5 renamed ``past_key_values`` to
+  ``cache`` and ``is_gradient_checkpointing`` to ``is_activation_checkpointing``. Tested: transformers 5.17 and
+  5.24. Both names are tried, so there is no range.
+
+Every decision is logged with its reason (``log.choice``). The upstream packages are imported inside the functions,
+so importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata as md
+import types
+
+from tuneforge.utils import log
+
+# (package, lowest tested version inclusive, first untested version): the window the workaround is used in.
+PEFT_LORA = ("peft", "0.18.0", "0.22")
+LIGER = ("liger-kernel", "0.8.0", "0.9")
+LIGER_TRANSFORMERS = ("transformers", "5.0", "6.0")
+
+
+def installed(package: str) -> str | None:
+    """The installed version of ``package`` (None when it is not installed)."""
+    try:
+        return md.version(package)
+    except md.PackageNotFoundError:
+        return None
+
+
+def outside(window: tuple[str, str, str]) -> str | None:
+    """None when the installed package lies in the tested window, else why not (for the log)."""
+    from packaging.version import InvalidVersion, Version
+
+    package, low, high = window
+    found = installed(package)
+    if found is None:
+        return f"{package} is not installed"
+    try:
+        v = Version(found)
+    except InvalidVersion:
+        return f"{package} {found} is not a version we can compare"
+    if Version(low) <= Version(v.base_version) < Version(high):
+        return None
+    return f"{package} {found} is outside the tested range {low} ≤ version < {high}"
+
+
+# ---- LoRA forward -------------------------------------------------------------------------------------------------
+# peft computes ``result = base(x) + lora_B(lora_A(dropout(x))) * scaling``: the scale multiplies the full-width
+# output, forward and backward (4 % of H200 kernel time on the Llama-3.1-8B shape). The map is linear, so
+# ``lora_B(lora_A(x) * scaling)`` is the same value with a multiply rank/width the size (always on). ``fused_lora``
+# instead adds the update inside one ``addmm`` (cuBLAS adds into the base output in its epilogue; measured: no gain
+# on an H200, off by default). Only rounding differs from peft. The patched forward handles exactly one case — one
+# active plain adapter (no lora_variant such as DoRA, no dropout, no lora_bias, not merged, no extra arguments) —
+# and calls peft's own forward for anything else, per call: a variant peft adds later is never computed as plain
+# LoRA.
+
+PEFT_FORWARD = "_tuneforge_peft_forward"  # where the layer's own forward is kept
+
+
+def _plain_adapter(layer, args, kwargs) -> str | None:
+    """The one active adapter's name when this call is a plain LoRA update (what the forwards below compute)."""
+    if args or kwargs or layer.disable_adapters or layer.merged or len(layer.active_adapters) != 1:
+        return None
+    name = layer.active_adapters[0]
+    variants = getattr(layer, "lora_variant", None)
+    if (name not in layer.lora_A or not isinstance(variants, dict) or name in variants
+            or layer.use_dora.get(name, False) or getattr(layer, "lora_bias", {}).get(name, False)):
+        return None
+    import torch
+
+    if not isinstance(layer.lora_dropout[name], torch.nn.Identity):
+        return None
+    return name
+
+
+def _adapter_input(layer, name: str, x):
+    import torch
+
+    a = layer.lora_A[name]
+    return a(x if x.dtype == a.weight.dtype or torch.is_autocast_enabled(x.device.type) else x.to(a.weight.dtype))
+
+
+def _rank_scaled_forward(self, x, *args, **kwargs):
+    name = _plain_adapter(self, args, kwargs)
+    if name is None:
+        return getattr(self, PEFT_FORWARD)(x, *args, **kwargs)
+    result = self.base_layer(x)
+    h = _adapter_input(self, name, x)
+    return result + self.lora_B[name](h * self.scaling[name]).to(result.dtype)
+
+
+def _fused_forward(self, x, *args, **kwargs):
+    import torch
+
+    name = _plain_adapter(self, args, kwargs)
+    if name is None:
+        return getattr(self, PEFT_FORWARD)(x, *args, **kwargs)
+    result = self.base_layer(x)
+    h = _adapter_input(self, name, x)
+    b = self.lora_B[name].weight
+    flat = result.reshape(-1, result.shape[-1])
+    fused = torch.addmm(flat, h.reshape(-1, h.shape[-1]).to(flat.dtype), b.t().to(flat.dtype), beta=1,
+                        alpha=float(self.scaling[name]))
+    return fused.view(result.shape)
+
+
+def patch_lora_forward(model, fused: bool | None) -> int:
+    """Give every peft LoRA ``Linear`` of ``model`` (instances, never the class) the rank-scaled forward, or the fused
+    one when ``fused``. Returns the number of layers patched: 0 outside the tested peft range (peft's forward)."""
+    why_not = outside(PEFT_LORA)
+    if why_not is not None:
+        log.choice("LoRA forward=peft's own", why_not)
+        return 0
+    from peft.tuners.lora.layer import Linear as LoraLinear
+
+    forward = _fused_forward if fused else _rank_scaled_forward
+    n = 0
+    for m in model.modules():
+        if type(m) is LoraLinear and isinstance(getattr(m, "lora_variant", None), dict) \
+                and not hasattr(m, PEFT_FORWARD):
+            setattr(m, PEFT_FORWARD, m.forward)
+            m.forward = types.MethodType(forward, m)
+            n += 1
+    if fused and n:
+        log.choice("fused_lora=on", f"asked; {n} LoRA layers add their update inside one addmm (no separate "
+                   "scale/add kernels); layers with a peft variant (DoRA, …) or dropout keep peft's forward")
+    elif n:
+        log.choice("fused_lora=off", f"default (no measured gain on an H200); {n} LoRA layers scale their rank-r "
+                   "activations instead of the full-width output (same value, rank/width of the elementwise work); "
+                   "layers with a peft variant (DoRA, …) or dropout keep peft's forward")
+    return n
+
+
+# ---- LoRA input dtype ----------------------------------------------------------------------------------------------
+# peft casts each adapted layer's input to the adapter's dtype (float32: tuneforge keeps trainable weights in
+# float32). Training runs under autocast, which casts it straight back to bf16/fp16 for the matmul, so the cast only
+# costs two full copies of every adapted activation (H200, Llama-3.1-8B shape: ~14 % of GPU time, 8.5 GiB of saved
+# activations). peft ships a switch for exactly this, ``peft.helpers.disable_input_dtype_casting``; it is used for
+# the training loop only, and only where every peft layer is plain LoRA (variants such as DoRA compute their own
+# terms from the input and were never measured without the cast).
+
+def input_cast_reason(model) -> tuple[bool, str | None]:
+    """(turn peft's input cast off?, why not — None when there is nothing to say: no peft layers at all)."""
+    try:
+        from peft.tuners.lora.layer import LoraLayer
+        from peft.tuners.tuners_utils import BaseTunerLayer
+    except ImportError:  # pragma: no cover - peft is a dependency
+        return False, None
+    layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
+    if not layers:
+        return False, None
+    other = [m for m in layers if not isinstance(m, LoraLayer) or getattr(m, "lora_variant", None)]
+    if other:
+        return False, (f"{type(other[0]).__name__} layers with a peft variant (DoRA, …) or another method keep peft's "
+                       "cast (never measured without it)")
+    why_not = outside(PEFT_LORA)
+    if why_not is not None:
+        return False, why_not
+    import peft.helpers
+
+    if not hasattr(peft.helpers, "disable_input_dtype_casting"):
+        return False, "this peft has no peft.helpers.disable_input_dtype_casting"
+    return True, None
+
+
+@contextlib.contextmanager
+def lora_inputs_in_compute_dtype(model):
+    """While training: LoRA layers take their input in the compute dtype (peft's cast off), where that is safe."""
+    off, why = input_cast_reason(model)
+    if not off:
+        if why:
+            log.choice("lora input cast=peft's", why)
+        yield
+        return
+    from peft.helpers import disable_input_dtype_casting
+
+    log.choice("lora input cast=off", "autocast runs the adapter matmuls in the compute dtype anyway; the float32 "
+               "copy of each activation is pure overhead (peft.helpers.disable_input_dtype_casting, while training)")
+    with disable_input_dtype_casting(model):
+        yield
+
+
+# ---- Liger-Kernel -------------------------------------------------------------------------------------------------
+# Liger's only way in for RMSNorm/SwiGLU/RoPE on a model that is already built is its private
+# ``_apply_liger_kernel_to_instance``: it swaps the forward of this model's norm and MLP modules and — unavoidably —
+# the module-level ``apply_rotary_pos_emb`` function of the architecture's transformers module. Its signature and
+# what it swaps follow transformers' internals, so it is used only with the versions it was run with. The fused
+# linear cross-entropy is Liger's public loss module, called from our own loss (train/loss.py): the model's forward
+# is never replaced for it.
+
+def liger_unsupported(model_type: str | None) -> str | None:
+    """None when Liger's instance patcher can run here for ``model_type``, else why not."""
+    import importlib.util
+
+    if importlib.util.find_spec("liger_kernel") is None:
+        return "the liger-kernel package is not installed (pip install liger-kernel)"
+    import torch
+
+    if not torch.cuda.is_available():
+        return "Liger's Triton kernels need a CUDA device"
+    for window in (LIGER, LIGER_TRANSFORMERS):
+        why_not = outside(window)
+        if why_not is not None:
+            return why_not + " (Liger's private instance patcher is only used with the versions it was tested on)"
+    from liger_kernel.transformers.monkey_patch import MODEL_TYPE_TO_APPLY_LIGER_FN
+
+    if model_type not in MODEL_TYPE_TO_APPLY_LIGER_FN:
+        return f"Liger has no kernels for model type {model_type!r}"
+    return None
+
+
+def liger_patch_instance(model) -> None:
+    """Liger's RMSNorm, RoPE and SwiGLU kernels on this model instance (check :func:`liger_unsupported` first)."""
+    from liger_kernel.transformers.monkey_patch import _apply_liger_kernel_to_instance
+
+    _apply_liger_kernel_to_instance(model, rope=True, rms_norm=True, swiglu=True, cross_entropy=False,
+                                    fused_linear_cross_entropy=False)
+
+
+# ---- renamed APIs -------------------------------------------------------------------------------------------------
+
+def cache_kwarg(forward) -> str:
+    """The key/value-cache argument of a decoder's ``forward``: ``cache`` (transformers 5.x) or
+    ``past_key_values`` (earlier releases)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
+
+
+def is_checkpointing(model) -> bool:
+    """Whether activation (gradient) checkpointing is on: ``is_activation_checkpointing`` in recent transformers,
+    ``is_gradient_checkpointing`` before."""
+    value = getattr(model, "is_activation_checkpointing", None)
+    if value is None:
+        value = getattr(model, "is_gradient_checkpointing", False)
+    return bool(value)

@@ -1,0 +1,220 @@
+"""compat.py: each upstream workaround computes what the library computes, and falls back to the library's own
+behaviour outside its tested versions and for anything it does not know (a peft LoRA variant, a missing helper).
+
+Run under another peft with ``PYTHONPATH=<unpacked peft wheel> python -m pytest tests/test_compat.py``."""
+
+import pytest
+import torch
+
+from tuneforge import compat
+from tuneforge.errors import ModelError
+
+
+def lora_model(tiny_model, seed: int = 0, dtype=torch.float32, **lora):
+    """The tiny Llama with peft LoRA on every linear layer, B initialised away from zero (so the update matters)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model), dtype=dtype)
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=12, target_modules="all-linear", **lora))
+    for n, p in model.named_parameters():
+        if "lora_B" in n:
+            torch.nn.init.normal_(p, std=0.05)
+    return model
+
+
+def forward_and_grads(model, ids):
+    model.zero_grad()
+    logits = model(input_ids=ids).logits
+    logits.float().pow(2).mean().backward()
+    return logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def assert_same(a, b):
+    torch.testing.assert_close(a[0], b[0], rtol=1e-5, atol=1e-5)
+    assert a[1].keys() == b[1].keys()
+    for n in a[1]:
+        torch.testing.assert_close(a[1][n], b[1][n], rtol=1e-4, atol=1e-6)
+
+
+IDS = torch.tensor([[5, 6, 7, 8, 9, 10]])
+
+
+# ---- versions ------------------------------------------------------------------------------------------------------
+
+def test_version_windows(monkeypatch):
+    window = ("peft", "0.18.0", "0.22")
+    for found, inside in (("0.18.0", True), ("0.21.2", True), ("0.22.0.dev0", False), ("0.17.1", False),
+                          ("0.22.0", False), ("0.19.0rc1", True)):
+        monkeypatch.setattr(compat, "installed", lambda pkg, v=found: v)
+        assert (compat.outside(window) is None) is inside, found
+    monkeypatch.setattr(compat, "installed", lambda pkg: None)
+    assert "not installed" in compat.outside(window)
+
+
+def test_the_installed_peft_is_in_the_tested_range():
+    """If this fails, a new peft is installed: the LoRA workarounds are off (peft's own forward and cast) until
+    tests/test_compat.py passes with it and PEFT_LORA's upper bound moves."""
+    assert compat.outside(compat.PEFT_LORA) is None
+
+
+# ---- LoRA forward ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fused", [None, True], ids=["rank-scaled", "fused-addmm"])
+def test_patched_lora_forward_equals_peft_forward_and_gradients(tiny_model, fused):
+    ref = lora_model(tiny_model)
+    patched = lora_model(tiny_model)
+    n = compat.patch_lora_forward(patched, fused)
+    assert n == sum(type(m).__name__ == "Linear" and hasattr(m, "lora_A") for m in patched.modules()) > 0
+    assert compat.patch_lora_forward(patched, fused) == 0  # idempotent
+    assert_same(forward_and_grads(patched, IDS), forward_and_grads(ref, IDS))
+    with patched.disable_adapter():  # the adapter matters, so the comparison above is not vacuous
+        assert not torch.allclose(patched(input_ids=IDS).logits, ref(input_ids=IDS).logits)
+
+
+def test_a_lora_variant_it_does_not_know_runs_peft_forward(tiny_model):
+    """A layer with any peft lora_variant (DoRA and whatever peft adds next) is never computed as plain LoRA."""
+    from peft.tuners.lora.layer import LoraLayer
+
+    class Tripled:  # a variant of LoRA that no version of compat.py knows: the update counts three times
+        @staticmethod
+        def forward(module, active_adapter, x, result, **kwargs):
+            a, b = module.lora_A[active_adapter], module.lora_B[active_adapter]
+            return result + 3 * b(a(x)) * module.scaling[active_adapter]
+
+    def with_variant(model):
+        for m in model.modules():
+            if isinstance(m, LoraLayer):
+                m.lora_variant["default"] = Tripled()
+        return model
+
+    ref = with_variant(lora_model(tiny_model))
+    patched = with_variant(lora_model(tiny_model))
+    plain = lora_model(tiny_model)
+    assert compat.patch_lora_forward(patched, False) > 0
+    assert_same(forward_and_grads(patched, IDS), forward_and_grads(ref, IDS))
+    assert not torch.allclose(patched(input_ids=IDS).logits, plain(input_ids=IDS).logits)
+
+
+def test_dora_keeps_peft_forward(tiny_model):
+    ref, patched = lora_model(tiny_model, use_dora=True), lora_model(tiny_model, use_dora=True)
+    compat.patch_lora_forward(patched, True)
+    assert_same(forward_and_grads(patched, IDS), forward_and_grads(ref, IDS))
+
+
+def test_dropout_keeps_peft_forward(tiny_model):
+    model = lora_model(tiny_model, lora_dropout=0.5)
+    compat.patch_lora_forward(model, True)
+    model.train()
+    torch.manual_seed(1)
+    a = model(input_ids=IDS).logits
+    torch.manual_seed(1)
+    b = model(input_ids=IDS).logits
+    torch.manual_seed(2)
+    c = model(input_ids=IDS).logits
+    torch.testing.assert_close(a, b)  # peft's dropout, with the same mask for the same seed
+    assert not torch.allclose(a, c)  # … and dropout really runs
+
+
+def test_outside_the_tested_peft_the_forward_is_peft_own(tiny_model, monkeypatch, caplog):
+    monkeypatch.setattr(compat, "installed", lambda pkg: "0.17.0")
+    model = lora_model(tiny_model)
+    with caplog.at_level("INFO", logger="tuneforge"):
+        assert compat.patch_lora_forward(model, None) == 0
+    assert not any(hasattr(m, compat.PEFT_FORWARD) for m in model.modules())
+    assert "LoRA forward=peft's own: peft 0.17.0 is outside the tested range" in caplog.text
+
+
+# ---- LoRA input dtype -----------------------------------------------------------------------------------------------
+
+def cast_flags(model) -> list[bool]:
+    return [m.cast_input_dtype_enabled for m in model.modules() if hasattr(m, "cast_input_dtype_enabled")]
+
+
+def test_plain_lora_takes_its_input_in_the_compute_dtype_while_training_only(tiny_model):
+    model = lora_model(tiny_model, dtype=torch.bfloat16)
+    for p in model.parameters():
+        if p.requires_grad:
+            p.data = p.data.float()  # tuneforge keeps trainable weights in float32
+    assert cast_flags(model) and all(cast_flags(model))
+    with compat.lora_inputs_in_compute_dtype(model):
+        assert not any(cast_flags(model))
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # what the loop does: the adapter math runs in bf16
+            out = model(input_ids=IDS).logits
+        out.float().sum().backward()
+    assert all(cast_flags(model))  # restored: chat and export see peft's behaviour
+    assert all(p.grad is not None for n, p in model.named_parameters() if "lora_A" in n)
+
+
+def test_variants_and_other_peft_keep_peft_cast(tiny_model, monkeypatch):
+    dora = lora_model(tiny_model, use_dora=True)
+    with compat.lora_inputs_in_compute_dtype(dora):
+        assert all(cast_flags(dora))
+    plain = lora_model(tiny_model)
+    monkeypatch.setattr(compat, "installed", lambda pkg: "0.22.1")
+    with compat.lora_inputs_in_compute_dtype(plain):
+        assert all(cast_flags(plain))
+    monkeypatch.undo()
+    import peft.helpers
+
+    monkeypatch.delattr(peft.helpers, "disable_input_dtype_casting")
+    assert compat.input_cast_reason(plain) == (False, "this peft has no peft.helpers.disable_input_dtype_casting")
+
+
+def test_a_model_without_peft_layers_is_left_alone(tiny_model, caplog):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model))
+    with caplog.at_level("INFO", logger="tuneforge"), compat.lora_inputs_in_compute_dtype(model):
+        pass
+    assert "lora input cast" not in caplog.text
+
+
+# ---- Liger ---------------------------------------------------------------------------------------------------------
+
+def test_liger_is_used_only_with_the_versions_it_was_tested_on(monkeypatch, tiny_model):
+    from transformers import AutoModelForCausalLM
+
+    from tuneforge.models.kernels import apply_liger
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model))
+    # this machine: no liger-kernel, no CUDA
+    assert compat.liger_unsupported("llama") in ("the liger-kernel package is not installed (pip install "
+                                                 "liger-kernel)", "Liger's Triton kernels need a CUDA device")
+    # a CUDA machine with a liger-kernel newer than the tested one: never patched; refused when asked for
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: object() if name == "liger_kernel" else real_find_spec(name, *a))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(compat, "installed", lambda pkg: {"liger-kernel": "0.9.1"}.get(pkg, "5.24.0"))
+    patched = []
+    monkeypatch.setattr(compat, "liger_patch_instance", lambda m: patched.append(m))
+    why = compat.liger_unsupported("llama")
+    assert "liger-kernel 0.9.1 is outside the tested range 0.8.0 ≤ version < 0.9" in why
+    assert apply_liger(model, None) is False and not patched  # auto: off, logged
+    with pytest.raises(ModelError) as e:
+        apply_liger(model, True)
+    assert "outside the tested range" in e.value.message and "liger-kernel>=0.8.0,<0.9" in e.value.hint
+    monkeypatch.setattr(compat, "installed", lambda pkg: {"liger-kernel": "0.8.5"}.get(pkg, "6.1.0"))
+    assert "transformers 6.1.0 is outside the tested range" in compat.liger_unsupported("llama")
+
+
+# ---- renamed APIs --------------------------------------------------------------------------------------------------
+
+def test_renamed_transformers_apis():
+    def new(input_ids, cache=None): ...
+
+    def old(input_ids, past_key_values=None): ...
+
+    assert compat.cache_kwarg(new) == "cache" and compat.cache_kwarg(old) == "past_key_values"
+
+    class New:
+        is_activation_checkpointing = True
+
+    class Old:
+        is_gradient_checkpointing = True
+
+    assert compat.is_checkpointing(New()) and compat.is_checkpointing(Old()) and not compat.is_checkpointing(object())
