@@ -189,7 +189,7 @@ def test_lf_truncation_keeps_long_rows_that_turns_drops(tmp_path, tiny_tokenizer
 
 
 def test_truncation_auto_follows_the_config_style():
-    assert build_config({}).data.truncation == "turns"
+    assert build_config({}).data.truncation == "auto"  # = turns
     assert build_config({"do_train": True}).data.truncation == "lf"  # an LLaMA-Factory-style config
     assert build_config({"do_train": True, "truncation": "turns"}).data.truncation == "turns"
 

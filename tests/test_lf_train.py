@@ -128,3 +128,30 @@ def test_generation_keys_reach_generate(tiny_model):
     (beam,) = engine.generate([[{"role": "user", "content": "Who are you?"}]],
                               GenerateArgs(num_beams=2, max_new_tokens=4))
     assert isinstance(beam, str)
+
+
+def _four_layer_model(tmp_path):
+    from conftest import build_tiny_model
+
+    return build_tiny_model(tmp_path / "m4", layers=4)
+
+
+@pytest.mark.parametrize("method", ["freeze", "lora"])
+def test_llama_pro_layers(tmp_path, method):
+    from transformers import AutoModelForCausalLM
+
+    from tuneforge.adapters import apply_method
+    from tuneforge.adapters.llama_pro import expanded_layers
+
+    assert expanded_layers(8, 2) == [3, 7] and expanded_layers(4, 4) == [0, 1, 2, 3]
+    with pytest.raises(ConfigError) as e:
+        expanded_layers(6, 4)
+    assert "must split into freeze_trainable_layers=4 equal blocks" in str(e.value)
+    cfg = build_config({"finetuning_type": method, "use_llama_pro": True, "freeze_trainable_layers": 2})
+    from tuneforge.config import validate
+
+    assert not [p for p in validate(cfg, for_training=False) if "freeze_trainable_layers" in p]
+    model = apply_method(AutoModelForCausalLM.from_pretrained(str(_four_layer_model(tmp_path))), cfg.finetune, [])
+    trained = {int(n.split("layers.")[1].split(".")[0]) for n, p in model.named_parameters()
+               if p.requires_grad and "layers." in n}
+    assert trained == {1, 3}

@@ -44,9 +44,13 @@ def resolve_targets(model: torch.nn.Module, args: FinetuneArgs) -> list[str]:
 
 
 def resolve_layers(model: torch.nn.Module, args: FinetuneArgs) -> list[int] | None:
+    n = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+    if args.use_llama_pro:  # LLaMA Pro: adapters on the expanded layers only
+        from tuneforge.adapters.llama_pro import expanded_layers
+
+        return expanded_layers(n, args.freeze_trainable_layers)
     if args.lora_layers is None:
         return None
-    n = getattr(getattr(model, "config", None), "num_hidden_layers", None)
     try:
         layers = parse_layer_spec(args.lora_layers, n)
     except ValueError as e:

@@ -210,8 +210,8 @@ DECISIONS: dict[str, Decision] = {
     "finetuning_type": impl("full, freeze, lora and the prompt-based methods; oft arrives with issue #13"),
     "pure_bf16": ref("pure bfloat16 training (no float32 master weights) is not wired in yet",
                      "use --bf16 True (bfloat16 compute, float32 trainable weights)"),
-    "use_llama_pro": ref("LLaMA Pro block expansion training is not wired in yet",
-                         "use finetuning_type freeze with freeze_trainable_layers"),
+    "use_llama_pro": impl("freeze/lora: train the last layer of each of freeze_trainable_layers blocks (the "
+                          "layers a LLaMA Pro expansion inserted)"),
     "use_adam_mini": ref(*ADAM_MINI),
     "use_muon": ref(*MUON),
     "use_mca": ref(*MEGATRON),
@@ -616,8 +616,9 @@ def normalize(cfg) -> None:
     truncation auto becomes LF's proportional cut for an LF-style config (tuneforge's turn-keeping cut otherwise)."""
     if cfg.train.disable_gradient_checkpointing and cfg.train.gradient_checkpointing:
         cfg.train.gradient_checkpointing = False
-    if cfg.data.truncation == "auto":
-        cfg.data.truncation = "lf" if lf_style(cfg) else "turns"
+    # A config that names truncation itself (a saved config.yaml, the web UI's form) keeps it as written.
+    if cfg.data.truncation == "auto" and "truncation" not in cfg.explicit and lf_style(cfg):
+        cfg.data.truncation = "lf"  # auto stays auto (= turns) otherwise
 
 
 def markdown() -> str:

@@ -126,6 +126,9 @@ class FinetuneArgs:
                "or `all`.")
     freeze_extra_modules: str | None = opt(
         None, "freeze: extra top-level modules to train as well (comma list, e.g. embed_tokens,norm).")
+    use_llama_pro: bool = opt(
+        False, "freeze/lora: LLaMA Pro — train only the last layer of each of freeze_trainable_layers equal blocks "
+               "(the layers a block expansion inserted), as LLaMA-Factory does.")
     # lora
     lora_rank: int = opt(8, "lora: rank r of the update matrices.")
     lora_alpha: float | None = opt(None, "lora: scaling alpha; default 2 × lora_rank.")

@@ -135,8 +135,9 @@ def validate(cfg: Config, for_training: bool = True) -> list[Msg]:
             p.append(Msg("adapter_needs_lora", method=ft.finetuning_type))
     problems_prompt_and_quant(cfg, p)
     problems_preference(cfg, p, for_training)
-    if ft.finetuning_type != "freeze":
-        set_freeze = [k for k in FREEZE_ONLY if k in user_set]
+    if ft.finetuning_type != "freeze":  # use_llama_pro with lora counts its blocks with freeze_trainable_layers
+        set_freeze = [k for k in FREEZE_ONLY if k in user_set
+                      and not (ft.use_llama_pro and ft.finetuning_type == "lora" and k == "freeze_trainable_layers")]
         if set_freeze:
             p.append(Msg("freeze_only", keys=", ".join(set_freeze), method=ft.finetuning_type))
     else:

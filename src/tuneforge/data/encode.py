@@ -133,7 +133,8 @@ def encode_conversation(fmt: ChatFormat, tokenizer, conv: Conversation, cutoff_l
                         train_on_prompt: bool = False, mask_history: bool = False,
                         truncation: str = "turns") -> Sample | None:
     """Encode one conversation; truncation and drops are counted in ``stats``. Returns None if dropped.
-    ``truncation``: "turns" (keep whole turns, else cut the reply) or "lf" (LLaMA-Factory's proportional cut)."""
+    ``truncation``: "turns" (keep whole turns, else cut the reply; also what "auto" means here) or "lf"
+    (LLaMA-Factory's proportional cut; config/lf_keys.py turns "auto" into "lf" for LLaMA-Factory-style configs)."""
     text, spans = supervised_spans(fmt, tokenizer, conv, train_on_prompt, mask_history)
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids = list(enc["input_ids"])

@@ -112,7 +112,7 @@ def dry_run(argv: list[str]) -> int:
                     continue
                 dropped = ", ".join(f"{n} × {r}" for r, n in stats.dropped.items()) or "none"
                 line += (f"; {stats.samples} samples, {stats.trained_tokens} supervised tokens; truncated "
-                         f"{stats.truncated} ({stats.truncated_tokens} tokens, truncation {d.truncation}); "
+                         f"{stats.truncated} ({stats.truncated_tokens} tokens, truncation {'turns' if d.truncation == 'auto' else d.truncation}); "
                          f"dropped {dropped}")
             report.append(line)
     for line in report:
