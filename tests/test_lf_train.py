@@ -155,3 +155,15 @@ def test_llama_pro_layers(tmp_path, method):
     trained = {int(n.split("layers.")[1].split(".")[0]) for n, p in model.named_parameters()
                if p.requires_grad and "layers." in n}
     assert trained == {1, 3}
+
+
+def test_pure_bf16_trains_in_bfloat16(tiny_model, data_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    out = tmp_path / "run"
+    res = run(build_config(dict(model_name_or_path=str(tiny_model), dataset="alpaca_demo", dataset_dir=str(data_dir),
+                                output_dir=str(out), per_device_train_batch_size=4, learning_rate=1e-2, max_steps=2,
+                                save_steps=0, pure_bf16=True, logging_steps=1)))
+    weights = load_file(str(out / "adapter_model.safetensors"))
+    assert weights and all(t.dtype == torch.bfloat16 for t in weights.values())
+    assert res.summary["final_loss"] == res.summary["final_loss"]  # not NaN

@@ -26,9 +26,10 @@ def apply_method(model: torch.nn.Module, args: FinetuneArgs, adapter_paths: list
         model = apply_freeze(model, args)
     else:
         model = apply_full(model)
+    master = torch.bfloat16 if args.pure_bf16 else torch.float32  # pure_bf16: no float32 master weights
     for p in model.parameters():
-        if p.requires_grad and p.dtype != torch.float32:
-            p.data = p.data.float()
+        if p.requires_grad and p.dtype != master:
+            p.data = p.data.to(master)
     if args.finetuning_type == "lora":
         from tuneforge.compat import patch_lora_forward
 

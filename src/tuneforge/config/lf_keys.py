@@ -208,8 +208,7 @@ DECISIONS: dict[str, Decision] = {
     # ---- FinetuningArguments ----------------------------------------------------------------------------------------
     "stage": impl(),
     "finetuning_type": impl("full, freeze, lora and the prompt-based methods; oft arrives with issue #13"),
-    "pure_bf16": ref("pure bfloat16 training (no float32 master weights) is not wired in yet",
-                     "use --bf16 True (bfloat16 compute, float32 trainable weights)"),
+    "pure_bf16": impl("bfloat16 weights, trainable weights and optimizer states; no autocast"),
     "use_llama_pro": impl("freeze/lora: train the last layer of each of freeze_trainable_layers blocks (the "
                           "layers a LLaMA Pro expansion inserted)"),
     "use_adam_mini": ref(*ADAM_MINI),
@@ -507,7 +506,7 @@ def infer_accepts(key: str, group: str | None) -> bool:
 
 # Implemented LF names that live in tuneforge's train group but that LF's inference commands accept (they belong to
 # LF's model/finetuning groups).
-TRAIN_SIDE_INFER_OK = {"disable_gradient_checkpointing", "plot_loss", "pure_bf16"}
+TRAIN_SIDE_INFER_OK = {"disable_gradient_checkpointing", "plot_loss"}
 
 # transformers.Seq2SeqTrainingArguments names LF accepts (names only). LF's chat/export refuse them.
 HF_TRAINING_NAMES = frozenset("""

@@ -126,6 +126,10 @@ class FinetuneArgs:
                "or `all`.")
     freeze_extra_modules: str | None = opt(
         None, "freeze: extra top-level modules to train as well (comma list, e.g. embed_tokens,norm).")
+    pure_bf16: bool = opt(
+        False, "Train purely in bfloat16: weights, trainable weights and optimizer states in bfloat16, no float32 "
+               "master copy and no autocast (LLaMA-Factory's pure_bf16; half the memory of trainable weights, less "
+               "precise updates). Also on a CPU when asked.")
     use_llama_pro: bool = opt(
         False, "freeze/lora: LLaMA Pro — train only the last layer of each of freeze_trainable_layers equal blocks "
                "(the layers a block expansion inserted), as LLaMA-Factory does.")

@@ -43,7 +43,7 @@ def run(cfg: Config) -> RunResult:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
-    mixed, dtype = resolve_precision(cfg.train.bf16, cfg.train.fp16)
+    mixed, dtype = resolve_precision(cfg.train.bf16, cfg.train.fp16, cfg.finetune.pure_bf16)
     accelerator = Accelerator(mixed_precision=mixed, cpu=not torch.cuda.is_available())
     set_seed(cfg.train.seed)
     model = load_base(cfg, model_path, dtype)
