@@ -167,3 +167,36 @@ def test_pure_bf16_trains_in_bfloat16(tiny_model, data_dir, tmp_path):
     weights = load_file(str(out / "adapter_model.safetensors"))
     assert weights and all(t.dtype == torch.bfloat16 for t in weights.values())
     assert res.summary["final_loss"] == res.summary["final_loss"]  # not NaN
+
+
+def test_use_muon_steps_and_its_state_round_trips(tiny_model, data_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from tuneforge.train.optimizers import MuonWithAdamW
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model))
+    cfg = build_config({"finetuning_type": "full", "use_muon": True, "learning_rate": 0.02, "weight_decay": 0.01})
+    opt = build_optimizer(model, cfg.train, cfg.finetune)
+    assert isinstance(opt, MuonWithAdamW) and opt.muon.param_groups and opt.adamw.param_groups
+    w = dict(model.named_parameters())["model.layers.0.mlp.up_proj.weight"]
+    before = w.detach().clone()
+    ids = torch.tensor([[1, 5, 9, 11, 3]])
+    model(input_ids=ids, labels=ids).loss.backward()
+    opt.step()
+    assert not torch.equal(before, w)
+    again = MuonWithAdamW([{"params": opt.muon.param_groups[0]["params"]}],
+                          [{"params": g["params"]} for g in opt.adamw.param_groups], cfg.train)
+    again.load_state_dict(opt.state_dict())
+    a, b = opt.state_dict(), again.state_dict()
+    assert a.keys() == b.keys() and len(a["state"]) == len(b["state"]) > 0
+    # a whole run, with a resumable checkpoint written by the loop
+    out = tmp_path / "run"
+    res = run(build_config(dict(model_name_or_path=str(tiny_model), dataset="alpaca_demo", dataset_dir=str(data_dir),
+                                output_dir=str(out), per_device_train_batch_size=4, learning_rate=1e-3, max_steps=2,
+                                save_steps=1, finetuning_type="full", use_muon=True, logging_steps=1)))
+    assert res.summary["completed"] and (out / "checkpoint-1" / "optimizer.json").is_file()
+    res = run(build_config(dict(model_name_or_path=str(tiny_model), dataset="alpaca_demo", dataset_dir=str(data_dir),
+                                output_dir=str(out), per_device_train_batch_size=4, learning_rate=1e-3, max_steps=3,
+                                save_steps=1, finetuning_type="full", use_muon=True, logging_steps=1,
+                                resume_from_checkpoint=str(out / "checkpoint-1"))))
+    assert res.summary["resumed_from"] and res.summary["steps"] == 3

@@ -62,15 +62,16 @@ PROFILER = ("the torch profiler is not wired into tuneforge's loop", "drop it; s
             "logged every logging_steps")
 HUB_PUSH = ("pushing to the Hugging Face Hub is not built in", "upload the run folder afterwards with "
             "`hf upload <repo_id> <output_dir>` (huggingface_hub's CLI)")
-GALORE = ("GaLore is not available: its package (galore-torch) has had one release, in 2024, and is unmaintained",
-          "drop it; use LoRA, or full fine-tuning with optim adamw_torch")
-APOLLO = ("APOLLO is not available: its package (apollo-torch) is a 2025 research release without maintenance",
-          "drop it; use LoRA, or full fine-tuning with optim adamw_torch")
-BADAM = ("BAdam is not available: it swaps the trained block by hooking Trainer internals, which tuneforge's loop "
-         "does not have", "drop it; finetuning_type freeze trains a chosen block of layers")
-ADAM_MINI = ("Adam-mini is not available: its package (adam-mini) was last released in 2024",
-             "drop it; optim adamw_8bit (CUDA) also cuts optimizer memory")
-MUON = ("Muon is not wired in yet", "drop it; use optim adamw_torch")
+GALORE = ("GaLore is not wired in yet: the well-kept package that has it (pytorch-optimizer) keeps a projector object "
+          "in the optimizer state, which tuneforge's pickle-free checkpoints cannot store yet",
+          "drop it; use LoRA, or full fine-tuning with optim adamw_8bit (CUDA) for smaller optimizer states")
+APOLLO = ("APOLLO is not wired in yet (pytorch-optimizer has it; its projector state needs the same checkpoint support "
+          "as GaLore)", "drop it; use LoRA, or full fine-tuning with optim adamw_8bit (CUDA)")
+BADAM = ("BAdam is not available: its package (badam) is a 2025 research release, not a maintained one, and its "
+         "block switching would need its own checkpoint state", "drop it; finetuning_type freeze trains a chosen "
+         "block of layers")
+ADAM_MINI = ("Adam-mini is not wired in yet (its own package, adam-mini, was last released in 2024; pytorch-optimizer "
+             "has a maintained AdamMini)", "drop it; optim adamw_8bit (CUDA) also cuts optimizer memory")
 EVAL_CMD = ("`llamafactory-cli eval` (MMLU/C-Eval/CMMLU) settings: tuneforge's evaluation arrives with issue #15",
             "drop it")
 
@@ -212,7 +213,8 @@ DECISIONS: dict[str, Decision] = {
     "use_llama_pro": impl("freeze/lora: train the last layer of each of freeze_trainable_layers blocks (the "
                           "layers a LLaMA Pro expansion inserted)"),
     "use_adam_mini": ref(*ADAM_MINI),
-    "use_muon": ref(*MUON),
+    "use_muon": impl("torch.optim.Muon for the hidden layers' 2-D weights (AdamW-matched scale), AdamW for the "
+                     "rest"),
     "use_mca": ref(*MEGATRON),
     "use_megatron_bridge": ref(*MEGATRON),
     "use_dft_loss": ref("the DFT loss (dynamic fine-tuning) is not supported", "drop it to train with cross-entropy"),

@@ -130,6 +130,8 @@ class FinetuneArgs:
         False, "Train purely in bfloat16: weights, trainable weights and optimizer states in bfloat16, no float32 "
                "master copy and no autocast (LLaMA-Factory's pure_bf16; half the memory of trainable weights, less "
                "precise updates). Also on a CPU when asked.")
+    use_muon: bool = opt(False, "Optimise the hidden layers' weight matrices with Muon (torch.optim.Muon, update "
+                                "scaled to AdamW's RMS) and everything else with AdamW, as LLaMA-Factory's use_muon.")
     use_llama_pro: bool = opt(
         False, "freeze/lora: LLaMA Pro — train only the last layer of each of freeze_trainable_layers equal blocks "
                "(the layers a block expansion inserted), as LLaMA-Factory does.")

@@ -209,6 +209,7 @@ FIELD_ZH: dict[str, tuple[str, str]] = {
     "truncation": ("长样本截断", "超过 cutoff_len 的样本：turns 保留完整轮次（提示本身过长的样本会被丢弃并计数）；lf 像 LLaMA-Factory 一样按比例截断提示和回复，不丢弃样本。auto：配置设置了 do_train（LLaMA-Factory 风格）时用 lf，否则用 turns。"),
     "enable_thinking": ("启用思考", "推理模板（qwen3、deepseekr1 等）：false 表示关闭思考来渲染回复，与 *_nothink 模板相同。"),
     "pure_bf16": ("纯 bfloat16", "纯 bfloat16 训练：所有权重、可训练权重和优化器状态都为 bfloat16，没有 float32 主权重，也不使用 autocast（LLaMA-Factory 的 pure_bf16）。"),
+    "use_muon": ("Muon 优化器", "隐藏层的二维权重矩阵用 Muon（torch.optim.Muon，更新按 AdamW 的 RMS 缩放）优化，其余参数用 AdamW，与 LLaMA-Factory 的 use_muon 相同。"),
     "use_llama_pro": ("LLaMA Pro", "freeze/lora：只训练 freeze_trainable_layers 个等长块中每块的最后一层（块扩展插入的层），与 LLaMA-Factory 相同。"),
     "save_only_model": ("检查点只存模型", "检查点只保存可训练权重，不含优化器状态和学习率调度：更小，但无法从中恢复训练。"),
     "disable_gradient_checkpointing": ("禁用梯度检查点", "强制关闭梯度检查点（LLaMA-Factory 的名称；LLaMA-Factory 默认开启，tuneforge 仅在 gradient_checkpointing 为 true 时开启）。"),
