@@ -117,10 +117,10 @@ def test_lf_compat_doc_is_current():
 
 
 def test_lf_value_forms_parse():
-    cfg = build_config({"report_to": ["tensorboard", "none"], "flash_attn": "disabled",
+    cfg = build_config({"report_to": ["tensorboard", "wandb"], "flash_attn": "disabled",
                         "lr_scheduler_kwargs": {"min_lr_rate": 0.1}, "mix_strategy": "interleave_under",
                         "infer_backend": "hf"})
-    assert cfg.train.report_to == "tensorboard,none" and cfg.train.lr_scheduler_kwargs == {"min_lr_rate": "0.1"}
+    assert cfg.train.report_to == "tensorboard,wandb" and cfg.train.lr_scheduler_kwargs == {"min_lr_rate": "0.1"}
     with pytest.raises(ConfigError) as e:
         build_config({"report_to": "tensorboard,nope"})
     assert "'nope' is not one of" in str(e.value)

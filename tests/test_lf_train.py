@@ -200,3 +200,17 @@ def test_use_muon_steps_and_its_state_round_trips(tiny_model, data_dir, tmp_path
                                 save_steps=1, finetuning_type="full", use_muon=True, logging_steps=1,
                                 resume_from_checkpoint=str(out / "checkpoint-1"))))
     assert res.summary["resumed_from"] and res.summary["steps"] == 3
+
+
+def test_report_to_wandb_logs_the_run_offline(tiny_model, data_dir, tmp_path, monkeypatch):
+    """report_to wandb through W&B's own client, offline: the run's records land in its .wandb file."""
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    out = tmp_path / "run"
+    run(build_config(dict(model_name_or_path=str(tiny_model), dataset="alpaca_demo", dataset_dir=str(data_dir),
+                          output_dir=str(out), per_device_train_batch_size=4, learning_rate=1e-2, max_steps=2,
+                          save_steps=0, report_to="wandb", logging_steps=1)))
+    (log_file,) = (out / "wandb").glob("offline-run-*/run-*.wandb")
+    data = log_file.read_bytes()
+    assert b"train/loss" in data and b"train/grad_norm" in data and b"train/tokens_per_s" in data

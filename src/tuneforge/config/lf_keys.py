@@ -56,7 +56,7 @@ MEGATRON = ("Megatron-Bridge / MCA training is not supported (tuneforge trains w
 KT = ("KTransformers (CPU-offloaded MoE experts) is not supported", "drop it to train with tuneforge's own loop")
 VLLM = ("tuneforge generates with Hugging Face transformers (infer_backend huggingface); vLLM/SGLang are not wired "
         "in", "drop it, or set infer_backend huggingface")
-SWANLAB = ("SwanLab logging is not built in", "use report_to tensorboard; metrics.jsonl is always written")
+SWANLAB = ("SwanLab logging is not built in", "use report_to tensorboard or wandb; metrics.jsonl is always written")
 RAY = ("Ray launching is not supported", "drop it; run `tuneforge train` directly")
 PROFILER = ("the torch profiler is not wired into tuneforge's loop", "drop it; steps, tokens/s and peak memory are "
             "logged every logging_steps")
@@ -385,9 +385,9 @@ DECISIONS: dict[str, Decision] = {
     "torch_compile": impl(), "torch_compile_backend": ign("torch_compile uses the inductor backend"),
     "torch_compile_mode": ign("torch_compile uses the default mode"),
     "torch_empty_cache_steps": ign("the CUDA cache is left to PyTorch's allocator"),
-    "report_to": impl("none, tensorboard (comma list accepted); wandb and other trackers are refused"),
+    "report_to": impl("none, tensorboard, wandb, all (comma list accepted); other trackers are refused"),
     "run_name": ign("the run is named by output_dir"), "project": ign("trackers use the output_dir name"),
-    "trackio_space_id": ref("trackio is not supported", "use report_to tensorboard"),
+    "trackio_space_id": ref("trackio is not supported", "use report_to tensorboard or wandb"),
     "trackio_bucket_id": ign("trackio is not supported"), "trackio_static_space_id": ign("trackio is not supported"),
     "resume_from_checkpoint": impl(),
     "restore_callback_states_from_checkpoint": ign("tuneforge has no callbacks; checkpoints restore the whole loop "
@@ -443,8 +443,8 @@ REFUSED_VALUES: dict[tuple[str, str], tuple[str, str]] = {
     ("finetuning_type", "oft"): OFT,
     ("quantization_method", "hqq"): ("HQQ quantization is not supported", "use quantization_method bnb"),
     ("quantization_method", "eetq"): ("EETQ quantization is not supported", "use quantization_method bnb"),
-    **{("report_to", v): (f"the {v} tracker is not built in", "use report_to tensorboard; metrics.jsonl is "
-                          "always written") for v in ("wandb", "all", "mlflow", "swanlab", "comet_ml", "clearml",
+    **{("report_to", v): (f"the {v} tracker is not built in", "use report_to tensorboard or wandb; metrics.jsonl is "
+                          "always written") for v in ("mlflow", "swanlab", "comet_ml", "clearml",
                                                       "dvclive", "neptune",
                                                       "trackio", "azure_ml", "codecarbon", "flyte", "dagshub")},
     **{("optim", v): GALORE for v in ("galore_adamw", "galore_adamw_8bit", "galore_adafactor",

@@ -27,7 +27,7 @@ SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "cosine_wi
               "inverse_sqrt", "cosine_with_min_lr", "cosine_warmup_with_min_lr", "warmup_stable_decay")
 OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adamw_8bit", "adamw_bnb_8bit", "paged_adamw_8bit", "sgd", "adagrad",
               "rmsprop", "adafactor")
-REPORTERS = ("none", "tensorboard")
+REPORTERS = ("none", "tensorboard", "wandb", "all")
 ATTENTION = ("auto", "sdpa", "varlen", "fa2", "eager", "disabled")
 
 
@@ -255,8 +255,9 @@ class TrainArgs:
               "once per batch instead of once per row; exact, same loss and gradients. Default: on where supported "
               "(full attention in every layer, no gradient checkpointing).")
     torch_compile: bool = opt(False, "Compile each decoder layer with torch.compile (CUDA).")
-    report_to: str = opt("none", "Also log to: none or tensorboard (a comma list is accepted).", REPORTERS,
-                         choice_list=True)
+    report_to: str = opt("none", "Also log to: none, tensorboard, wandb (needs `pip install wandb`; W&B's own "
+                                 "settings such as WANDB_PROJECT and WANDB_MODE apply), a comma list, or all.",
+                         REPORTERS, choice_list=True)
     resume_from_checkpoint: str | None = opt(
         None, "Checkpoint folder to resume from. Without it, the latest checkpoint in output_dir is used.")
     plot_loss: bool = opt(False, "Write training_loss.png (raw and smoothed) at the end.")

@@ -107,7 +107,7 @@ def validate(cfg: Config, for_training: bool = True) -> list[Msg]:
         need(d.max_samples is None or d.max_samples >= 1, Msg("ge1", key="max_samples", got=d.max_samples))
         need(d.val_size >= 0 and (d.val_size < 1 or float(d.val_size).is_integer()), Msg("val_size", got=d.val_size))
         need(not (d.train_on_prompt and d.mask_history), Msg("prompt_vs_history"))
-        if "tensorboard" in t.report_to.split(","):
+        if "tensorboard" in t.report_to.split(",") or "all" in t.report_to.split(","):
             try:
                 import torch.utils.tensorboard  # noqa: F401
             except Exception:

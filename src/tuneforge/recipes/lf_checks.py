@@ -20,6 +20,10 @@ def lf_problems(cfg: Config, for_training: bool = True) -> list[str]:
 
         log.choice("truncation=lf", f"{lf_style(cfg)}: long rows are cut in proportion (prompt and reply) as "
                    "LLaMA-Factory does; --truncation turns keeps whole turns instead")
+    if for_training and ("wandb" in t.report_to.split(",") or "all" in t.report_to.split(",")) \
+            and importlib.util.find_spec("wandb") is None:
+        p.append("report_to wandb needs the wandb package: pip install wandb (or tuneforge[wandb]), or drop wandb "
+                 "from report_to")
     if m.use_modelscope_hub and importlib.util.find_spec("modelscope") is None:
         p.append("use_modelscope_hub needs the modelscope package: pip install modelscope (or drop "
                  "use_modelscope_hub to use the Hugging Face hub)")
