@@ -214,19 +214,14 @@ ESTIMATE_KEYS = {"method": "full | freeze | lora | qlora4 | qlora8 | prompt (def
 
 def cmd_estimate(argv: list[str]) -> int:
     from tuneforge.config import build_config, split_argv
-    from tuneforge.config.parse import did_you_mean, load_yaml
-    from tuneforge.config.schema import field_map
+    from tuneforge.config.parse import load_yaml
     from tuneforge.estimate import GPUS, METHODS, Plan, estimate, load_shape, render
 
     path, values = split_argv(argv)
     if path:
         values = {**load_yaml(path), **values}
     extra = {k: values.pop(k) for k in list(values) if k in ESTIMATE_KEYS}
-    bad = [k for k in values if k not in field_map()]
-    if bad:
-        known = sorted(set(field_map()) | set(ESTIMATE_KEYS))
-        raise ConfigError([f"estimate does not take {k!r}{did_you_mean(k, known)}" for k in bad])
-    cfg = build_config(values)
+    cfg = build_config(values)  # a training config: the LF key policy of `train` (unknown keys: did you mean)
     if not cfg.model.model_name_or_path:
         raise ConfigError(["model_name_or_path is required: a config.json, a model folder or a cached alias"])
     method = str(extra.get("method", cfg.finetune.finetuning_type))

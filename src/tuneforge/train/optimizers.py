@@ -87,6 +87,6 @@ def muon_optimizer(model: torch.nn.Module, train: TrainArgs) -> MuonWithAdamW:
                            "nothing to optimise (drop use_muon)"])
     adamw = [g for g in ({"params": decay, "weight_decay": train.weight_decay},
                          {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
-    log.choice(f"optim=Muon+AdamW", f"use_muon: torch.optim.Muon for {len(muon)} weight matrices, AdamW for "
+    log.choice("optim=Muon+AdamW", f"use_muon: torch.optim.Muon for {len(muon)} weight matrices, AdamW for "
                f"{len(decay) + len(no_decay)} other tensors")
     return MuonWithAdamW([{"params": muon}], adamw, train)
