@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from conftest import needs_embedded
 from lf_fixtures import ALPACA, HUB_EN, HUB_ZH, lf_data_dir, lf_dataset_cache, model_into_cache
 from tuneforge.config import build_config
 from tuneforge.data import templates
@@ -222,3 +223,21 @@ def test_dry_run_reports_config_template_and_data_problems_at_once(tiny_model, t
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert "dry run: no problems found" in r.stderr and "6 samples" in r.stderr and not out.exists()
+
+
+@needs_embedded
+def test_the_embedded_model_by_its_hub_id_offline(embedded_path, tmp_path, monkeypatch):
+    """HuggingFaceTB/SmolLM2-135M-Instruct resolves from a hub cache built from the embedded model, offline, and
+    answers through the chat engine."""
+    from tuneforge.config.schema import GenerateArgs
+    from tuneforge.infer.engine import ChatEngine
+
+    cache = tmp_path / "hub"
+    snap = model_into_cache(cache, "HuggingFaceTB/SmolLM2-135M-Instruct", embedded_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    opts = HubOptions(cache_dir=str(cache))
+    assert resolve_model_path("HuggingFaceTB/SmolLM2-135M-Instruct", opts) == snap
+    engine = ChatEngine("HuggingFaceTB/SmolLM2-135M-Instruct", hub=opts)
+    (reply,) = engine.generate([[{"role": "user", "content": "What is the capital of France?"}]],
+                               GenerateArgs(max_new_tokens=12))
+    assert "Paris" in reply
