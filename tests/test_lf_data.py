@@ -128,24 +128,18 @@ def test_hub_model_id_resolves_offline_from_a_hub_cache(tiny_model, tmp_path, mo
     assert "hf download acme/not-there" in e.value.hint and "local model folder" in e.value.hint
 
 
-def test_train_by_hub_id_offline_through_the_cli(tiny_model, tmp_path):
-    """`tuneforge train --model_name_or_path org/name` with HF_HUB_OFFLINE=1 and cache_dir: the run loads the model
-    from the hub cache and records the id."""
+def test_a_missing_hub_model_stops_the_cli_before_anything_loads(tiny_model, tmp_path):
+    """`tuneforge train --model_name_or_path org/name` with HF_HUB_OFFLINE=1 and an id the cache lacks: a clear
+    error without a traceback (tests/test_lf_yaml.py trains a cached hub id through the CLI)."""
     cache = tmp_path / "hub"
     model_into_cache(cache, "acme/tiny-llama", tiny_model)
     d = lf_data_dir(tmp_path)
-    out = tmp_path / "run"
     env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1"}
-    r = subprocess.run([sys.executable, "-m", "tuneforge", "train", "--model_name_or_path", "acme/tiny-llama",
-                        "--cache_dir", str(cache), "--dataset", "identity", "--dataset_dir", str(d), "--output_dir",
-                        str(out), "--max_steps", "1", "--template", "chatml"], capture_output=True, text=True,
-                       env=env, timeout=600)
-    assert r.returncode == 0, r.stderr
-    assert json.loads((out / "run_summary.json").read_text())["model"] == "acme/tiny-llama"
     r = subprocess.run([sys.executable, "-m", "tuneforge", "train", "--model_name_or_path", "acme/missing",
                         "--cache_dir", str(cache), "--dataset", "identity", "--dataset_dir", str(d), "--output_dir",
                         str(tmp_path / "o2")], capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "acme/missing" in r.stderr
+    assert "hf download acme/missing" in r.stderr
 
 
 # ---- long rows: LLaMA-Factory's proportional truncation -----------------------------------------------------------
@@ -219,10 +213,9 @@ def test_dry_run_reports_config_template_and_data_problems_at_once(tiny_model, t
     assert not out.exists()
     cfg.write_text(f"model_name_or_path: {tiny_model}\ndo_train: true\ndataset: identity\n"
                    f"dataset_dir: {d}\ntemplate: qwen3_nothink\noutput_dir: {out}\n")
-    r = subprocess.run([sys.executable, "-m", "tuneforge", "train", str(cfg), "--dry_run", "--template", "chatml"],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr
-    assert "dry run: no problems found" in r.stderr and "6 samples" in r.stderr and not out.exists()
+    from tuneforge.cli import main
+
+    assert main(["train", str(cfg), "--dry_run", "--template", "chatml"]) == 0 and not out.exists()
 
 
 @needs_embedded

@@ -1,6 +1,7 @@
 """LLaMA-Factory-style YAML files (tests/data/lf_yaml, written in the layout of LF's examples: train_lora, inference,
-merge_lora) run unchanged with only the model, data and output paths given on the command line: train on an LF data
-folder with a hub dataset (offline, from a hub cache), chat with the inference file, merge with the merge file."""
+merge_lora) run unchanged with only the model, data and output paths given on the command line: train a hub model id
+on an LF data folder with a hub dataset (both offline, from a hub cache), chat with the inference file, merge with
+the merge file."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lf_fixtures import jsonl, lf_data_dir, lf_dataset_cache
+from lf_fixtures import jsonl, lf_data_dir, lf_dataset_cache, model_into_cache
 from tuneforge.cli import main
 
 YAML = Path(__file__).parent / "data" / "lf_yaml"
@@ -25,10 +26,11 @@ def lf_run(tiny_model, tmp_path_factory):
     data = lf_data_dir(root)
     cache = root / "hub"
     lf_dataset_cache(cache)
+    model_into_cache(cache, "acme/tiny-llama", tiny_model)  # the model by its hub id, from the hub cache
     out = root / "run"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     r = subprocess.run([sys.executable, "-m", "tuneforge", "train", str(YAML / "lora_sft.yaml"),
-                        f"model_name_or_path={tiny_model}", f"output_dir={out}", f"dataset_dir={data}",
+                        "model_name_or_path=acme/tiny-llama", f"output_dir={out}", f"dataset_dir={data}",
                         f"cache_dir={cache}", "max_steps=2"], capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr
     return root, data, out, r.stderr
@@ -37,7 +39,7 @@ def lf_run(tiny_model, tmp_path_factory):
 def test_lf_training_yaml_runs(lf_run):
     _, _, out, log = lf_run
     summary = json.loads((out / "run_summary.json").read_text())
-    assert summary["completed"] and summary["template"] == "qwen3_nothink"
+    assert summary["completed"] and summary["template"] == "qwen3_nothink" and summary["model"] == "acme/tiny-llama"
     assert summary["data"]["datasets"] == {"identity": {"read": 6, "used": 6}, "hub_en": {"read": 4, "used": 4}}
     for ignored in ("overwrite_cache", "preprocessing_num_workers", "dataloader_num_workers", "use_unsloth"):
         assert f"ignored {ignored}" in log, ignored

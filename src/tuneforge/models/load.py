@@ -79,7 +79,8 @@ def check_model(name: str | None, hub: HubOptions | None = None) -> str | None:
         try:
             snapshot(name, hub or HubOptions(), allow_patterns=["config.json"])
         except HubMissing as e:
-            return Msg("model_hub_missing", name=name, why=e.why)
+            return Msg("with_hint", message=Msg("model_hub_missing", name=name, why=e.why),
+                       hint=Msg("model_hub_missing_fix", name=name))
         return None
     return Msg("model_not_found", name=name, aliases=", ".join(sorted(ALIASES)))
 
@@ -129,9 +130,9 @@ def resolve_model_path(name: str, hub: HubOptions | None = None) -> Path:
     snapshot of a hub id (downloaded and cached by huggingface_hub; from the cache only with HF_HUB_OFFLINE)."""
     problem = check_model(name, hub)
     if problem:
-        fix = Msg("model_hub_missing_fix", name=name) if getattr(problem, "id", "") == "model_hub_missing" \
-            else Msg("model_check_fix")
-        raise ModelError(problem, fix)
+        if getattr(problem, "id", "") == "with_hint":  # a hub id missing from the cache: its own fix
+            raise ModelError(problem.params["message"], problem.params["hint"])
+        raise ModelError(problem, Msg("model_check_fix"))
     if name.lower() not in ALIASES and looks_like_hub_id(name):
         try:
             return snapshot(name, hub or HubOptions(), allow_patterns=model_files(name, hub or HubOptions()))

@@ -76,10 +76,11 @@ def snapshot(repo_id: str, opts: HubOptions, repo_type: str = "model", allow_pat
     try:
         path = snapshot_download(repo_id, repo_type=repo_type, revision=opts.revision, cache_dir=opts.cache_dir,
                                  token=opts.token, local_files_only=local_only, allow_patterns=allow_patterns)
-    except LocalEntryNotFoundError as e:
+    except LocalEntryNotFoundError:
+        where = opts.cache_dir or "the Hugging Face cache"
         if local_only:
-            raise HubMissing(f"not in the local Hugging Face cache and HF_HUB_OFFLINE is set ({e})") from None
-        raise HubMissing(f"could not be downloaded and is not in the local cache ({e})") from None
+            raise HubMissing(f"not in {where} and HF_HUB_OFFLINE is set") from None
+        raise HubMissing(f"could not be downloaded and is not in {where}") from None
     except Exception as e:  # RepositoryNotFoundError, GatedRepoError, RevisionNotFoundError, HTTP errors
         raise HubMissing(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else e}") from None
     log.choice(f"{repo_type} {repo_id}@{opts.revision}", f"{'cached' if local_only else 'hub'} snapshot at {path}")
