@@ -37,8 +37,10 @@ def load_lf() -> dict[str, dict[str, Any]]:
 
 
 def template_names() -> list[str]:
-    """Every name --template takes (tuneforge's and LLaMA-Factory's; multimodal names included: they refuse)."""
-    return sorted(set(load_index()) | set(load_lf()))
+    """Every name --template trains with (tuneforge's and LLaMA-Factory's text templates). LLaMA-Factory's
+    vision/audio names also resolve, to a refusal that says why."""
+    usable = {n for n, spec in load_lf().items() if spec["kind"] != "multimodal"}
+    return sorted(set(load_index()) | usable)
 
 
 def canonical(name: str) -> str | None:
@@ -58,8 +60,7 @@ def check_template(name: str) -> str | None:
         return None
     key = canonical(name)
     if key is None:
-        return Msg("template_unknown", name=name, names=", ".join(n for n in template_names()
-                                                                  if load_lf().get(n, {}).get("kind") != "multimodal"))
+        return Msg("template_unknown", name=name, names=", ".join(template_names()))
     if load_lf().get(key, {}).get("kind") == "multimodal":
         return Msg("template_multimodal", name=name, family=load_lf()[key]["note"])
     return None
