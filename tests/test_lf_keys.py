@@ -73,17 +73,17 @@ def test_refusals_name_the_reason_and_the_fix():
     assert len(e.value.problems) == 10, text
     for needle in ("use_kt=True: KTransformers", "multi-GPU launch is not available yet", "run on one device",
                    "arrive with the evaluation issue (#15)", "arrives with the method registry (issue #13)",
-                   "vLLM/SGLang are not wired in", "mlflow tracker is not built in", "GaLore is not wired in yet",
+                   "vLLM/SGLang are not wired in", "mlflow tracker is not built in", "transformers' GaLore optimizers are not wired in",
                    "the legacy .bin format is a pickle"):
         assert needle in text, needle
     assert "unknown key" not in text
 
 
 def test_refused_names_at_lf_defaults_are_accepted():
-    cfg = build_config({"use_galore": False, "deepspeed": None, "freeze_vision_tower": True, "oft_block_size": 32,
+    cfg = build_config({"use_badam": False, "deepspeed": None, "freeze_vision_tower": True, "oft_block_size": 32,
                         "ray_num_workers": 1, "export_legacy_format": False, "infer_backend": "huggingface",
                         "local_rank": -1, "reward_model_type": "lora"})
-    assert {"use_galore", "deepspeed", "freeze_vision_tower", "oft_block_size", "ray_num_workers", "local_rank",
+    assert {"use_badam", "deepspeed", "freeze_vision_tower", "oft_block_size", "ray_num_workers", "local_rank",
             "reward_model_type"} <= set(cfg.ignored)
 
 

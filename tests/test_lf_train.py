@@ -214,3 +214,46 @@ def test_report_to_wandb_logs_the_run_offline(tiny_model, data_dir, tmp_path, mo
     (log_file,) = (out / "wandb").glob("offline-run-*/run-*.wandb")
     data = log_file.read_bytes()
     assert b"train/loss" in data and b"train/grad_norm" in data and b"train/tokens_per_s" in data
+
+
+@pytest.mark.parametrize("kind", ["galore", "apollo"])
+def test_galore_and_apollo_train_and_resume_with_their_projectors(tiny_model, data_dir, tmp_path, kind):
+    """use_galore / use_apollo through pytorch-optimizer: the projected weights change, and a checkpoint (the
+    projector state stored as tensors + plain values) resumes into the same optimizer state."""
+    pytest.importorskip("pytorch_optimizer")
+    from tuneforge.train.optimizers import projector_load_state, projector_state_dict
+
+    out = tmp_path / "run"
+    base = dict(model_name_or_path=str(tiny_model), dataset="alpaca_demo", dataset_dir=str(data_dir),
+                output_dir=str(out), per_device_train_batch_size=4, learning_rate=1e-3, max_steps=2, save_steps=1,
+                finetuning_type="full", logging_steps=1, **{f"use_{kind}": True, f"{kind}_rank": 4,
+                                                            f"{kind}_update_interval": 1, f"{kind}_target": "mlp"})
+    res = run(build_config(base))
+    assert res.summary["completed"] and res.summary["final_loss"] == res.summary["final_loss"]
+    meta = json.loads((out / "checkpoint-1" / "optimizer.json").read_text())
+    assert any("projector_rank" in entry for entry in meta["state"].values())
+    res = run(build_config({**base, "max_steps": 3, "resume_from_checkpoint": str(out / "checkpoint-1")}))
+    assert res.summary["resumed_from"] and res.summary["steps"] == 3
+    # the round trip itself: a projector survives state_dict → load
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model))
+    cfg = build_config({"finetuning_type": "full", f"use_{kind}": True, f"{kind}_rank": 4, f"{kind}_target": "mlp"})
+    opt = build_optimizer(model, cfg.train, cfg.finetune)
+    ids = torch.tensor([[1, 5, 9, 11, 3]])
+    model(input_ids=ids, labels=ids).loss.backward()
+    opt.step()
+    sd = opt.state_dict()
+    again = projector_load_state(projector_state_dict(sd) if any("projector" in e for e in sd["state"].values())
+                                 else sd)
+    proj = [e["projector"] for e in again["state"].values() if "projector" in e]
+    assert proj and all(p.rank == 4 for p in proj)
+
+
+def test_galore_needs_a_full_weight_method():
+    from tuneforge.recipes.lf_checks import lf_problems
+
+    problems = lf_problems(build_config({"use_galore": True, "finetuning_type": "lora"}))
+    assert any("use --finetuning_type full" in p for p in problems)
+    problems = lf_problems(build_config({"use_galore": True, "use_muon": True, "finetuning_type": "full"}))
+    assert any("alternative optimizers" in p for p in problems)

@@ -62,11 +62,6 @@ PROFILER = ("the torch profiler is not wired into tuneforge's loop", "drop it; s
             "logged every logging_steps")
 HUB_PUSH = ("pushing to the Hugging Face Hub is not built in", "upload the run folder afterwards with "
             "`hf upload <repo_id> <output_dir>` (huggingface_hub's CLI)")
-GALORE = ("GaLore is not wired in yet: the well-kept package that has it (pytorch-optimizer) keeps a projector object "
-          "in the optimizer state, which tuneforge's pickle-free checkpoints cannot store yet",
-          "drop it; use LoRA, or full fine-tuning with optim adamw_8bit (CUDA) for smaller optimizer states")
-APOLLO = ("APOLLO is not wired in yet (pytorch-optimizer has it; its projector state needs the same checkpoint support "
-          "as GaLore)", "drop it; use LoRA, or full fine-tuning with optim adamw_8bit (CUDA)")
 BADAM = ("BAdam is not available: its package (badam) is a 2025 research release, not a maintained one, and its "
          "block switching would need its own checkpoint state", "drop it; finetuning_type freeze trains a chosen "
          "block of layers")
@@ -286,14 +281,18 @@ DECISIONS: dict[str, Decision] = {
     "reward_model_type": ref("LF's full/api reward model types are not supported: the reward model is a tuneforge "
                              "--stage rm run (lora or full)", "drop it", default="lora"),
     # galore / apollo / badam
-    "use_galore": ref(*GALORE),
-    **{k: ign("only used with use_galore, which tuneforge refuses") for k in
-       ("galore_layerwise", "galore_proj_type", "galore_rank", "galore_scale", "galore_target",
-        "galore_update_interval")},
-    "use_apollo": ref(*APOLLO),
-    **{k: ign("only used with use_apollo, which tuneforge refuses") for k in
-       ("apollo_layerwise", "apollo_proj", "apollo_proj_type", "apollo_rank", "apollo_scale", "apollo_scale_front",
-        "apollo_scale_type", "apollo_target", "apollo_update_interval")},
+    "use_galore": impl("pytorch-optimizer's GaLore (optional extra `galore`); projector state kept in checkpoints"),
+    "galore_rank": impl(), "galore_update_interval": impl(), "galore_scale": impl(), "galore_proj_type": impl(),
+    "galore_target": impl(),
+    "galore_layerwise": ref("layer-wise GaLore (an optimizer step inside every backward hook) is not supported",
+                            "drop it; GaLore then steps once per optimizer step"),
+    "use_apollo": impl("pytorch-optimizer's APOLLO (optional extra `galore`), random projections"),
+    "apollo_rank": impl(), "apollo_update_interval": impl(), "apollo_scale": impl(), "apollo_proj_type": impl(),
+    "apollo_target": impl(), "apollo_scale_type": impl(),
+    "apollo_proj": ref("only random projections are available (pytorch-optimizer's APOLLO)", "drop it (or set "
+                       "random)", default="random"),
+    "apollo_layerwise": ref("layer-wise APOLLO is not supported", "drop it"),
+    "apollo_scale_front": ref("APOLLO's scale_front variant is not available in pytorch-optimizer", "drop it"),
     "use_badam": ref(*BADAM),
     **{k: ign("only used with use_badam, which tuneforge refuses") for k in
        ("badam_mask_mode", "badam_mode", "badam_start_block", "badam_switch_interval", "badam_switch_mode",
@@ -350,7 +349,8 @@ DECISIONS: dict[str, Decision] = {
                   "rmsprop, adafactor; others are refused with the reason"),
     "optim_args": ref("optimizer-specific arguments are not supported", "drop it; adam_beta1/2, adam_epsilon and "
                       "weight_decay are the optimizer settings"),
-    "optim_target_modules": ign("only used by GaLore/APOLLO optimizers, which tuneforge refuses"),
+    "optim_target_modules": ign("transformers' GaLore/APOLLO optim names are refused; galore_target / apollo_target "
+                                "name the modules"),
     "seed": impl(), "data_seed": ign("data order follows seed"),
     "logging_steps": impl(), "logging_first_step": ign("the first logged step is logging_steps"),
     "logging_strategy": ign("metrics are logged every logging_steps"),
@@ -447,10 +447,12 @@ REFUSED_VALUES: dict[tuple[str, str], tuple[str, str]] = {
                           "always written") for v in ("mlflow", "swanlab", "comet_ml", "clearml",
                                                       "dvclive", "neptune",
                                                       "trackio", "azure_ml", "codecarbon", "flyte", "dagshub")},
-    **{("optim", v): GALORE for v in ("galore_adamw", "galore_adamw_8bit", "galore_adafactor",
-                                      "galore_adamw_layerwise", "galore_adamw_8bit_layerwise",
-                                      "galore_adafactor_layerwise")},
-    **{("optim", v): APOLLO for v in ("apollo_adamw", "apollo_adamw_layerwise")},
+    **{("optim", v): ("transformers' GaLore optimizers are not wired in", "use use_galore: true (LLaMA-Factory's "
+                      "GaLore switch)") for v in ("galore_adamw", "galore_adamw_8bit", "galore_adafactor",
+                                                  "galore_adamw_layerwise", "galore_adamw_8bit_layerwise",
+                                                  "galore_adafactor_layerwise")},
+    **{("optim", v): ("transformers' APOLLO optimizers are not wired in", "use use_apollo: true") for v in
+       ("apollo_adamw", "apollo_adamw_layerwise")},
     **{("optim", v): (f"optim {v} is not available here", "use adamw_torch (or adamw_8bit / paged_adamw_8bit on "
                       "CUDA for smaller optimizer states)") for v in
        ("adamw_apex_fused", "adamw_anyprecision", "adamw_torch_xla", "adamw_torch_npu_fused", "adamw_torch_4bit",

@@ -130,8 +130,6 @@ class FinetuneArgs:
         False, "Train purely in bfloat16: weights, trainable weights and optimizer states in bfloat16, no float32 "
                "master copy and no autocast (LLaMA-Factory's pure_bf16; half the memory of trainable weights, less "
                "precise updates). Also on a CPU when asked.")
-    use_muon: bool = opt(False, "Optimise the hidden layers' weight matrices with Muon (torch.optim.Muon, update "
-                                "scaled to AdamW's RMS) and everything else with AdamW, as LLaMA-Factory's use_muon.")
     use_llama_pro: bool = opt(
         False, "freeze/lora: LLaMA Pro — train only the last layer of each of freeze_trainable_layers equal blocks "
                "(the layers a block expansion inserted), as LLaMA-Factory does.")
@@ -270,6 +268,24 @@ class TrainArgs:
     disable_gradient_checkpointing: bool = opt(
         False, "Force gradient checkpointing off (LLaMA-Factory's name; LLaMA-Factory checkpoints by default, "
                "tuneforge only when gradient_checkpointing is true).")
+    # Memory-saving optimizers (train/optimizers.py), LLaMA-Factory's names.
+    use_muon: bool = opt(False, "Optimise the hidden layers' weight matrices with Muon (torch.optim.Muon, update "
+                                "scaled to AdamW's RMS) and everything else with AdamW, as LLaMA-Factory's use_muon.")
+    use_galore: bool = opt(False, "full/freeze: GaLore — low-rank projections of the gradients of the target weight "
+                                  "matrices (pytorch-optimizer's GaLore; pip install 'tuneforge[galore]').")
+    galore_target: str = opt("all", "GaLore: modules whose weight matrices are projected (comma list) or `all`.")
+    galore_rank: int = opt(16, "GaLore: rank of the gradient projection.")
+    galore_update_interval: int = opt(200, "GaLore: steps between recomputing the projection.")
+    galore_scale: float = opt(2.0, "GaLore: scale of the projected update.")
+    galore_proj_type: str = opt("std", "GaLore: projection type.", ("std", "reverse_std", "right", "left", "full"))
+    use_apollo: bool = opt(False, "full/freeze: APOLLO — SGD-like memory with AdamW-level updates through random "
+                                  "low-rank projections (pytorch-optimizer's APOLLO; pip install 'tuneforge[galore]').")
+    apollo_target: str = opt("all", "APOLLO: modules whose weight matrices are projected (comma list) or `all`.")
+    apollo_rank: int = opt(16, "APOLLO: rank of the projection.")
+    apollo_update_interval: int = opt(200, "APOLLO: steps between new random projections.")
+    apollo_scale: float = opt(32.0, "APOLLO: scale of the update.")
+    apollo_proj_type: str = opt("std", "APOLLO: projection type.", ("std", "reverse_std", "right", "left", "full"))
+    apollo_scale_type: str = opt("channel", "APOLLO: scaling per channel or per tensor.", ("channel", "tensor"))
     lr_scheduler_kwargs: dict = opt({}, "Options of lr_scheduler_type, e.g. `num_cycles=2` (cosine_with_restarts), "
                                         "`power=2,lr_end=1e-7` (polynomial), `min_lr=1e-6` or `min_lr_rate=0.1` "
                                         "(cosine_with_min_lr), `num_decay_steps=100` (warmup_stable_decay).")

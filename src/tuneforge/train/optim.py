@@ -30,10 +30,14 @@ def param_groups(model: torch.nn.Module, train: TrainArgs, ft: FinetuneArgs) -> 
 
 
 def build_optimizer(model: torch.nn.Module, train: TrainArgs, ft: FinetuneArgs) -> torch.optim.Optimizer:
-    if ft.use_muon:
+    if train.use_muon:
         from tuneforge.train.optimizers import muon_optimizer
 
         return muon_optimizer(model, train)
+    if train.use_galore or train.use_apollo:
+        from tuneforge.train.optimizers import low_rank_optimizer
+
+        return low_rank_optimizer(model, train, train)
     groups = param_groups(model, train, ft)
     if train.optim == "sgd":
         return torch.optim.SGD(groups, lr=train.learning_rate)

@@ -90,3 +90,97 @@ def muon_optimizer(model: torch.nn.Module, train: TrainArgs) -> MuonWithAdamW:
     log.choice("optim=Muon+AdamW", f"use_muon: torch.optim.Muon for {len(muon)} weight matrices, AdamW for "
                f"{len(decay) + len(no_decay)} other tensors")
     return MuonWithAdamW([{"params": muon}], adamw, train)
+
+
+# ---- GaLore / APOLLO (LLaMA-Factory's use_galore / use_apollo) through pytorch-optimizer --------------------------
+
+PROJECTOR_META = ("rank", "update_proj_gap", "scale", "projection_type", "last_svd_step")
+
+
+def projector_state_dict(state_dict: dict) -> dict:
+    """The optimizer state with each GaLore projector (an object) stored as its tensors plus plain values, so
+    tuneforge's pickle-free checkpoints can hold it."""
+    out = {}
+    for idx, entry in state_dict["state"].items():
+        entry = dict(entry)
+        proj = entry.pop("projector", None)
+        if proj is not None:
+            ortho = proj.ortho_matrix
+            if isinstance(ortho, tuple):
+                entry["projector_ortho_0"], entry["projector_ortho_1"] = ortho
+            elif ortho is not None:
+                entry["projector_ortho"] = ortho
+            for key in PROJECTOR_META:
+                entry[f"projector_{key}"] = getattr(proj, key)
+        out[idx] = entry
+    return {**state_dict, "state": out}
+
+
+def projector_load_state(state_dict: dict) -> dict:
+    from pytorch_optimizer.optimizer.utils.galore import GaLoreProjector
+
+    out = {}
+    for idx, entry in state_dict["state"].items():
+        entry = dict(entry)
+        if "projector_rank" in entry:
+            meta = {key: entry.pop(f"projector_{key}") for key in PROJECTOR_META}
+            proj = GaLoreProjector(rank=meta["rank"], update_proj_gap=meta["update_proj_gap"], scale=meta["scale"],
+                                   projection_type=meta["projection_type"])
+            proj.last_svd_step = int(meta["last_svd_step"])
+            if "projector_ortho_0" in entry:
+                proj.ortho_matrix = (entry.pop("projector_ortho_0"), entry.pop("projector_ortho_1"))
+            else:
+                proj.ortho_matrix = entry.pop("projector_ortho", None)
+            entry["projector"] = proj
+        out[idx] = entry
+    return {**state_dict, "state": out}
+
+
+def low_rank_optimizer(model: torch.nn.Module, train: TrainArgs, ft: TrainArgs) -> torch.optim.Optimizer:
+    """use_galore / use_apollo: the 2-D weights of the target modules get a low-rank gradient projection (rank,
+    update interval, scale, projection type as LLaMA-Factory's galore_* / apollo_* settings); the rest is plain
+    AdamW-style. Full fine-tuning only, as in LLaMA-Factory."""
+    from tuneforge.errors import ConfigError
+
+    try:
+        import pytorch_optimizer as po
+    except ImportError:
+        raise ConfigError(["use_galore / use_apollo need the pytorch-optimizer package: pip install "
+                           "'tuneforge[galore]' (or pip install pytorch-optimizer)"]) from None
+    kind = "galore" if ft.use_galore else "apollo"
+    target = getattr(ft, f"{kind}_target")
+    names = [t.strip() for t in target.split(",") if t.strip()]
+    low, rest = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        is_linear = p.ndim == 2 and "embed" not in name and "lm_head" not in name
+        hit = names == ["all"] or any(f".{t}." in f".{name}" for t in names)
+        (low if is_linear and hit else rest).append(p)
+    if not low:
+        raise ConfigError([f"use_{kind}: no trainable weight matrix matches {kind}_target={target!r}; give module "
+                           f"names such as q_proj,v_proj or `all`"])
+    proj = {"rank": getattr(ft, f"{kind}_rank"), "update_proj_gap": getattr(ft, f"{kind}_update_interval"),
+            "scale": getattr(ft, f"{kind}_scale"), "projection_type": getattr(ft, f"{kind}_proj_type")}
+    groups = [{"params": low, **proj}] + ([{"params": rest}] if rest else [])
+    cls = _checkpointable(po.GaLore if kind == "galore" else po.APOLLO)
+    kw = {"betas": (train.adam_beta1, train.adam_beta2), "weight_decay": train.weight_decay, "eps": train.adam_epsilon}
+    if kind == "apollo":
+        kw["scale_type"] = "channel" if train.apollo_scale_type == "channel" else "tensor"
+    opt = cls(groups, lr=train.learning_rate, **kw)
+    log.choice(f"optim={kind}", f"use_{kind}: pytorch-optimizer {cls.__bases__[0].__name__} with rank {proj['rank']} "
+               f"projections of {len(low)} weight matrices (update every {proj['update_proj_gap']} steps, scale "
+               f"{proj['scale']}, {proj['projection_type']}); {len(rest)} other tensors unprojected")
+    return opt
+
+
+def _checkpointable(base: type) -> type:
+    class Checkpointable(base):
+        def state_dict(self):
+            return projector_state_dict(super().state_dict())
+
+        def load_state_dict(self, state_dict):
+            super().load_state_dict(projector_load_state(state_dict))
+
+    Checkpointable.__name__ = Checkpointable.__qualname__ = f"Checkpointable{base.__name__}"
+    return Checkpointable
