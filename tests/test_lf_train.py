@@ -257,3 +257,15 @@ def test_galore_needs_a_full_weight_method():
     assert any("use --finetuning_type full" in p for p in problems)
     problems = lf_problems(build_config({"use_galore": True, "use_muon": True, "finetuning_type": "full"}))
     assert any("alternative optimizers" in p for p in problems)
+
+
+def test_adam_mini_trains_and_resumes(tiny_model, data_dir, tmp_path):
+    pytest.importorskip("pytorch_optimizer")
+    out = tmp_path / "run"
+    base = dict(model_name_or_path=str(tiny_model), dataset="alpaca_demo", dataset_dir=str(data_dir),
+                output_dir=str(out), per_device_train_batch_size=4, learning_rate=1e-3, max_steps=2, save_steps=1,
+                finetuning_type="full", logging_steps=1, use_adam_mini=True)
+    res = run(build_config(base))
+    assert res.summary["completed"] and res.summary["final_loss"] == res.summary["final_loss"]
+    res = run(build_config({**base, "max_steps": 3, "resume_from_checkpoint": str(out / "checkpoint-1")}))
+    assert res.summary["resumed_from"] and res.summary["steps"] == 3

@@ -65,8 +65,6 @@ HUB_PUSH = ("pushing to the Hugging Face Hub is not built in", "upload the run f
 BADAM = ("BAdam is not available: its package (badam) is a 2025 research release, not a maintained one, and its "
          "block switching would need its own checkpoint state", "drop it; finetuning_type freeze trains a chosen "
          "block of layers")
-ADAM_MINI = ("Adam-mini is not wired in yet (its own package, adam-mini, was last released in 2024; pytorch-optimizer "
-             "has a maintained AdamMini)", "drop it; optim adamw_8bit (CUDA) also cuts optimizer memory")
 EVAL_CMD = ("`llamafactory-cli eval` (MMLU/C-Eval/CMMLU) settings: tuneforge's evaluation arrives with issue #15",
             "drop it")
 
@@ -207,7 +205,7 @@ DECISIONS: dict[str, Decision] = {
     "pure_bf16": impl("bfloat16 weights, trainable weights and optimizer states; no autocast"),
     "use_llama_pro": impl("freeze/lora: train the last layer of each of freeze_trainable_layers blocks (the "
                           "layers a LLaMA Pro expansion inserted)"),
-    "use_adam_mini": ref(*ADAM_MINI),
+    "use_adam_mini": impl("pytorch-optimizer's AdamMini (optional extra `galore`)"),
     "use_muon": impl("torch.optim.Muon for the hidden layers' 2-D weights (AdamW-matched scale), AdamW for the "
                      "rest"),
     "use_mca": ref(*MEGATRON),

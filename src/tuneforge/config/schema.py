@@ -271,6 +271,8 @@ class TrainArgs:
     # Memory-saving optimizers (train/optimizers.py), LLaMA-Factory's names.
     use_muon: bool = opt(False, "Optimise the hidden layers' weight matrices with Muon (torch.optim.Muon, update "
                                 "scaled to AdamW's RMS) and everything else with AdamW, as LLaMA-Factory's use_muon.")
+    use_adam_mini: bool = opt(False, "Adam-mini: one second-moment value per parameter block instead of per "
+                                     "parameter (pytorch-optimizer's AdamMini; pip install 'tuneforge[galore]').")
     use_galore: bool = opt(False, "full/freeze: GaLore — low-rank projections of the gradients of the target weight "
                                   "matrices (pytorch-optimizer's GaLore; pip install 'tuneforge[galore]').")
     galore_target: str = opt("all", "GaLore: modules whose weight matrices are projected (comma list) or `all`.")

@@ -24,11 +24,11 @@ def lf_problems(cfg: Config, for_training: bool = True) -> list[str]:
             and importlib.util.find_spec("wandb") is None:
         p.append("report_to wandb needs the wandb package: pip install wandb (or tuneforge[wandb]), or drop wandb "
                  "from report_to")
-    low_rank = [k for k in ("use_galore", "use_apollo", "use_muon") if getattr(t, k)]
+    low_rank = [k for k in ("use_galore", "use_apollo", "use_muon", "use_adam_mini") if getattr(t, k)]
     if len(low_rank) > 1:
         p.append(f"{' and '.join(low_rank)} are alternative optimizers: choose one")
-    for k in ("use_galore", "use_apollo"):
-        if getattr(t, k) and cfg.finetune.finetuning_type not in ("full", "freeze"):
+    for k in ("use_galore", "use_apollo", "use_adam_mini"):
+        if getattr(t, k) and k != "use_adam_mini" and cfg.finetune.finetuning_type not in ("full", "freeze"):
             p.append(f"{k} projects the gradients of full weight matrices: use --finetuning_type full (or freeze), "
                      f"not {cfg.finetune.finetuning_type}")
         if getattr(t, k) and importlib.util.find_spec("pytorch_optimizer") is None:

@@ -34,6 +34,10 @@ def build_optimizer(model: torch.nn.Module, train: TrainArgs, ft: FinetuneArgs) 
         from tuneforge.train.optimizers import muon_optimizer
 
         return muon_optimizer(model, train)
+    if train.use_adam_mini:
+        from tuneforge.train.optimizers import adam_mini_optimizer
+
+        return adam_mini_optimizer(model, train)
     if train.use_galore or train.use_apollo:
         from tuneforge.train.optimizers import low_rank_optimizer
 

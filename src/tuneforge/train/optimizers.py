@@ -184,3 +184,23 @@ def _checkpointable(base: type) -> type:
 
     Checkpointable.__name__ = Checkpointable.__qualname__ = f"Checkpointable{base.__name__}"
     return Checkpointable
+
+
+def adam_mini_optimizer(model: torch.nn.Module, train: TrainArgs) -> torch.optim.Optimizer:
+    """use_adam_mini: pytorch-optimizer's AdamMini (one second-moment value per parameter block — per head for
+    queries/keys, per output row elsewhere), sized from the model's config as LLaMA-Factory sizes it."""
+    from tuneforge.errors import ConfigError
+
+    try:
+        from pytorch_optimizer import AdamMini
+    except ImportError:
+        raise ConfigError(["use_adam_mini needs the pytorch-optimizer package: pip install 'tuneforge[galore]' (or "
+                           "pip install pytorch-optimizer)"]) from None
+    c = model.config
+    heads = getattr(c, "num_attention_heads", 1)
+    opt = AdamMini(model, lr=train.learning_rate, betas=(train.adam_beta1, train.adam_beta2),
+                   weight_decay=train.weight_decay, eps=train.adam_epsilon, num_embeds=c.hidden_size, num_heads=heads,
+                   num_query_groups=getattr(c, "num_key_value_heads", None) or heads)
+    log.choice("optim=adam_mini", f"use_adam_mini: pytorch-optimizer AdamMini ({heads} heads, width "
+               f"{c.hidden_size})")
+    return opt

@@ -210,6 +210,7 @@ FIELD_ZH: dict[str, tuple[str, str]] = {
     "enable_thinking": ("启用思考", "推理模板（qwen3、deepseekr1 等）：false 表示关闭思考来渲染回复，与 *_nothink 模板相同。"),
     "pure_bf16": ("纯 bfloat16", "纯 bfloat16 训练：所有权重、可训练权重和优化器状态都为 bfloat16，没有 float32 主权重，也不使用 autocast（LLaMA-Factory 的 pure_bf16）。"),
     "use_muon": ("Muon 优化器", "隐藏层的二维权重矩阵用 Muon（torch.optim.Muon，更新按 AdamW 的 RMS 缩放）优化，其余参数用 AdamW，与 LLaMA-Factory 的 use_muon 相同。"),
+    "use_adam_mini": ("Adam-mini", "Adam-mini：每个参数块只保存一个二阶矩值，而不是每个参数一个（pytorch-optimizer 的 AdamMini）。"),
     "use_galore": ("GaLore", "full/freeze：GaLore——对目标权重矩阵的梯度做低秩投影（pytorch-optimizer 的 GaLore；pip install 'tuneforge[galore]'）。"),
     "galore_target": ("GaLore 目标模块", "GaLore：做投影的权重矩阵所在模块（逗号分隔）或 `all`。"),
     "galore_rank": ("GaLore 秩", "GaLore：梯度投影的秩。"),
