@@ -51,14 +51,14 @@ def main() -> None:
     tok = load_tokenizer(path)
     fmt = templates.install(tok, "auto")
     pairs = build_data(cfg.data, "dpo", tok, fmt, 0).train[: a.pairs]
-    model = apply_method(load_model(path, torch.float32), cfg.finetune, [])
+    model = apply_method(load_model(path, torch.float32), cfg, [])
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-5)
 
     pair_batch = collate_pairs(pairs, tok.pad_token_id)
     sft_batch = {k: pair_batch[k] for k in ("input_ids", "attention_mask", "labels")}  # the same 2×pairs rows
     sft = CausalLMLoss(model)
-    dpo = PreferenceObjective(model, cfg.finetune)
+    dpo = PreferenceObjective(model, "dpo", cfg.preference)
 
     def step(loss):
         loss.backward()

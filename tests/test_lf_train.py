@@ -64,7 +64,7 @@ def test_schedule_options_are_checked_before_training(tiny_model, data_dir, tmp_
 def test_other_optimizers_are_the_classes_trainer_uses_and_they_step(optim, cls):
     model = torch.nn.Linear(4, 4)
     cfg = build_config({"optim": optim, "learning_rate": 0.01, "weight_decay": 0.1})
-    opt = build_optimizer(model, cfg.train, cfg.finetune)
+    opt = build_optimizer(model, cfg.train, cfg)
     assert type(opt).__name__ == cls
     if optim == "adafactor":
         assert opt.defaults["relative_step"] is False and opt.defaults["scale_parameter"] is False
@@ -151,7 +151,7 @@ def test_llama_pro_layers(tmp_path, method):
     from tuneforge.config import validate
 
     assert not [p for p in validate(cfg, for_training=False) if "freeze_trainable_layers" in p]
-    model = apply_method(AutoModelForCausalLM.from_pretrained(str(_four_layer_model(tmp_path))), cfg.finetune, [])
+    model = apply_method(AutoModelForCausalLM.from_pretrained(str(_four_layer_model(tmp_path))), cfg, [])
     trained = {int(n.split("layers.")[1].split(".")[0]) for n, p in model.named_parameters()
                if p.requires_grad and "layers." in n}
     assert trained == {1, 3}
@@ -176,7 +176,7 @@ def test_use_muon_steps_and_its_state_round_trips(tiny_model, data_dir, tmp_path
 
     model = AutoModelForCausalLM.from_pretrained(str(tiny_model))
     cfg = build_config({"finetuning_type": "full", "use_muon": True, "learning_rate": 0.02, "weight_decay": 0.01})
-    opt = build_optimizer(model, cfg.train, cfg.finetune)
+    opt = build_optimizer(model, cfg.train, cfg)
     assert isinstance(opt, MuonWithAdamW) and opt.muon.param_groups and opt.adamw.param_groups
     w = dict(model.named_parameters())["model.layers.0.mlp.up_proj.weight"]
     before = w.detach().clone()
@@ -239,7 +239,7 @@ def test_galore_and_apollo_train_and_resume_with_their_projectors(tiny_model, da
 
     model = AutoModelForCausalLM.from_pretrained(str(tiny_model))
     cfg = build_config({"finetuning_type": "full", f"use_{kind}": True, f"{kind}_rank": 4, f"{kind}_target": "mlp"})
-    opt = build_optimizer(model, cfg.train, cfg.finetune)
+    opt = build_optimizer(model, cfg.train, cfg)
     ids = torch.tensor([[1, 5, 9, 11, 3]])
     model(input_ids=ids, labels=ids).loss.backward()
     opt.step()

@@ -48,7 +48,6 @@ def ref(reason: str, fix: str, default: Any = None) -> Decision:
 MULTI_GPU = ("multi-GPU launch is not available yet (the multi-GPU issue #17 adds it)", "run on one device: drop it")
 MULTIMODAL = ("multimodal training is not supported yet: tuneforge trains text-only models",
               "drop the image/video/audio settings and columns, or use LLaMA-Factory for vision/audio models")
-OFT = ("finetuning_type oft arrives with the method registry (issue #13)", "use --finetuning_type lora for now")
 PREDICT = ("prediction and generation evaluation arrive with the evaluation issue (#15)",
            "drop it; evaluate the trained run with `tuneforge chat --prompts FILE` for now")
 MEGATRON = ("Megatron-Bridge / MCA training is not supported (tuneforge trains with its own loop on Accelerate)",
@@ -201,7 +200,7 @@ DECISIONS: dict[str, Decision] = {
     "data_shared_file_system": ign("single-process runs have nothing to share"),
     # ---- FinetuningArguments ----------------------------------------------------------------------------------------
     "stage": impl(),
-    "finetuning_type": impl("full, freeze, lora and the prompt-based methods; oft arrives with issue #13"),
+    "finetuning_type": impl("full, freeze, lora, oft and the prompt-based methods"),
     "pure_bf16": impl("bfloat16 weights, trainable weights and optimizer states; no autocast"),
     "use_llama_pro": impl("freeze/lora: train the last layer of each of freeze_trainable_layers blocks (the "
                           "layers a LLaMA Pro expansion inserted)"),
@@ -249,10 +248,7 @@ DECISIONS: dict[str, Decision] = {
                               "the adapters in adapter_name_or_path except the last are merged and the last is trained "
                               "further; to start a fresh adapter on a merged base, export first"),
     # oft
-    "oft_rank": ref(*OFT),
-    "oft_block_size": ref(*OFT, default=32),
-    "oft_target": ref(*OFT, default="all"),
-    "module_dropout": ref(*OFT),
+    "oft_rank": impl(), "oft_block_size": impl(), "oft_target": impl(), "module_dropout": impl(),
     # rlhf
     "pref_beta": impl(),
     "pref_ftx": impl(),
@@ -427,10 +423,6 @@ DECISIONS: dict[str, Decision] = {
                                                                    "ddp_find_unused_parameters", "ddp_static_graph")},
 }
 
-# LF's argument groups for the names its inference commands accept (chat, export). Names absent here belong to
-# transformers' TrainingArguments or LF's training-only groups.
-INFER_GROUP_PREFIXES = ("model", "data", "finetune", "generate", "export")
-
 # Values of implemented keys that are refused with a specific reason (the key itself is fine).
 REFUSED_VALUES: dict[tuple[str, str], tuple[str, str]] = {
     **{("infer_backend", v): VLLM for v in ("vllm", "sglang", "ktransformers")},
@@ -438,7 +430,6 @@ REFUSED_VALUES: dict[tuple[str, str], tuple[str, str]] = {
                                        "drop it (every current loader reads safetensors)"),
     ("flash_attn", "fa3"): ("FlashAttention-3 is not wired in", "use --flash_attn auto (SDPA + PyTorch's varlen "
                                                                 "FlashAttention kernel) or fa2"),
-    ("finetuning_type", "oft"): OFT,
     ("quantization_method", "hqq"): ("HQQ quantization is not supported", "use quantization_method bnb"),
     ("quantization_method", "eetq"): ("EETQ quantization is not supported", "use quantization_method bnb"),
     **{("report_to", v): (f"the {v} tracker is not built in", "use report_to tensorboard or wandb; metrics.jsonl is "
@@ -499,9 +490,10 @@ def value_refusal(key: str, value: Any) -> tuple[str, str] | None:
 
 def infer_accepts(key: str, group: str | None) -> bool:
     """Whether LF's inference commands (chat, export) take ``key``: its LF group is not a training-loop group.
-    ``group`` is tuneforge's schema group for implemented keys."""
+    ``group`` is tuneforge's schema group for implemented keys (every group but `train` holds model, data,
+    fine-tuning or generation settings, which LF's inference commands accept)."""
     if group is not None:
-        return group in INFER_GROUP_PREFIXES or key in TRAIN_SIDE_INFER_OK
+        return group != "train" or key in TRAIN_SIDE_INFER_OK
     d = DECISIONS.get(key)
     return d is not None and key not in HF_TRAINING_NAMES and key not in TRAIN_ONLY_NAMES
 

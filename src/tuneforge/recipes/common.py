@@ -9,8 +9,7 @@ from pathlib import Path
 
 import torch
 
-from tuneforge.adapters import apply_method, count_parameters, split_list
-from tuneforge.adapters.lora import save_trained
+from tuneforge.adapters import apply_method, count_parameters, save_trained, split_list
 from tuneforge.config import Config
 from tuneforge.data import templates
 from tuneforge.data.build import DataBundle, build_data
@@ -84,7 +83,7 @@ def load_base(cfg: Config, model_path: Path, dtype):
 
 def load_trainable(cfg: Config, model_path: Path, dtype):
     """The policy: base (quantized for QLoRA) with the chosen method applied."""
-    return apply_method(load_base(cfg, model_path, dtype), cfg.finetune, split_list(cfg.model.adapter_name_or_path))
+    return apply_method(load_base(cfg, model_path, dtype), cfg, split_list(cfg.model.adapter_name_or_path))
 
 
 def save_and_summarise(cfg: Config, accelerator, model, tokenizer, out: Path, fmt, data: DataBundle, result, t0: float,
