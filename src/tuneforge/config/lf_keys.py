@@ -315,9 +315,9 @@ DECISIONS: dict[str, Decision] = {
         "recompute_method", "recompute_num_layers", "sequence_parallel", "tensor_model_parallel_size",
         "use_distributed_optimizer", "use_packed_sequences", "virtual_pipeline_model_parallel_size")},
     # ---- FP8, Ray, profiler -----------------------------------------------------------------------------------------
-    "fp8": ref("FP8 training is not supported", "use --bf16 True"),
-    "fp8_backend": ign("only used with fp8, which tuneforge refuses"),
-    "fp8_enable_fsdp_float8_all_gather": ign("only used with fp8, which tuneforge refuses"),
+    "fp8": impl("LoRA on CUDA 8.9+: the frozen base in FP8 (tuneforge's own path, fast/)"),
+    "fp8_backend": ign("fp8 runs tuneforge's own FP8 matmuls; there is no backend to choose"),
+    "fp8_enable_fsdp_float8_all_gather": ign("multi-GPU (FSDP) only; single-device runs gather nothing"),
     "ray_num_workers": ref(*RAY, default=1), "ray_init_kwargs": ref(*RAY),
     "master_addr": ref(*MULTI_GPU), "master_port": ref(*MULTI_GPU),
     "enable_torch_profiler": ref(*PROFILER),

@@ -254,6 +254,12 @@ class TrainArgs:
               "once per batch instead of once per row; exact, same loss and gradients. Default: on where supported "
               "(full attention in every layer, no gradient checkpointing).")
     torch_compile: bool = opt(False, "Compile each decoder layer with torch.compile (CUDA).")
+    fast_path: bool | None = opt(
+        None, "tuneforge's own forward and backward for LoRA/QLoRA on Llama, Mistral and Qwen2 decoders (fewer "
+              "kernels, in-place gradients, exact; fast/). Default: on for single-process CUDA runs where it "
+              "applies (no torch_compile, plain LoRA without dropout or DoRA); True runs it on a CPU too.")
+    fp8: bool = opt(False, "LoRA: hold the frozen base weights in FP8 (e4m3, per-row scales) and run their matmuls "
+                           "on FP8 tensor cores; the adapter stays bf16. CUDA compute capability 8.9+ (Hopper, Ada).")
     report_to: str = opt("none", "Also log to: none, tensorboard, wandb (needs `pip install wandb`; W&B's own "
                                  "settings such as WANDB_PROJECT and WANDB_MODE apply), a comma list, or all.",
                          REPORTERS, choice_list=True)

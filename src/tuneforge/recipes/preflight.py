@@ -43,6 +43,10 @@ def preflight(cfg: Config, for_training: bool = True) -> None:
         p = check_bitsandbytes()
         if p:
             problems.append(p)
+    if for_training and cfg.train.fp8:
+        from tuneforge.fast.fp8 import fp8_problems
+
+        problems += fp8_problems(cfg)
     if for_training and cfg.train.do_train:
         problems += check_datasets(cfg.data.dataset, cfg.data.dataset_dir)
         if cfg.data.eval_dataset:

@@ -262,6 +262,10 @@ FIELD_ZH: dict[str, tuple[str, str]] = {
     "group_by_length": ("按长度分组", "把长度相近的样本放进同一批以减少填充；批次顺序仍随机。"),
     "shared_prefix": ("共享前缀", "未打包的批次中所有行共有的前缀（如系统提示）每批只计算一次；结果与逐行计算完全一致。默认：支持时开启（每层全注意力、未开启梯度检查点）。"),
     "torch_compile": ("torch.compile", "用 torch.compile 编译每个解码层（CUDA）。"),
+    "fast_path": ("快速路径", "tuneforge 自己的 LoRA/QLoRA 前向与反向（Llama、Mistral、Qwen2）：更少的内核、原地梯度，结果一致。"
+                  "默认：在适用处开启（单进程、未用 torch_compile、无 dropout/DoRA 的普通 LoRA）。"),
+    "fp8": ("FP8 基座", "LoRA：冻结的基座权重以 FP8（e4m3，按行缩放）保存并在 FP8 张量核上计算，适配器保持 bf16。"
+            "需要计算能力 8.9 以上的 CUDA GPU（Hopper、Ada）。"),
     "report_to": ("记录到", "额外记录到：none 或 tensorboard。"),
     "resume_from_checkpoint": ("从检查点恢复", "要恢复的检查点目录。不填则使用输出目录中最新的检查点。"),
     "plot_loss": ("绘制损失曲线", "结束时写出 training_loss.png（原始与平滑）。"),
