@@ -55,7 +55,7 @@ def cases(model: str, work: Path) -> list[tuple[str, list[str], str]]:
         ("export_dir is a file", ["export", "--model_name_or_path", model, "--export_dir", str(afile)],
          "is a file, not a folder"),
         ("chat with a training key", ["chat", "--model_name_or_path", model, "--learning_rate", "1"],
-         "chat does not take 'learning_rate'"),
+         "chat does not take it"),
         ("chat with a missing adapter", ["chat", "--model_name_or_path", model, "--adapter_name_or_path",
                                          str(work / "no-adapter")], "no-adapter"),
         ("unknown command", ["trian"], "did you mean 'train'"),

@@ -8,6 +8,10 @@ import textwrap
 from dataclasses import MISSING, fields
 
 WIDTH = 100
+# The settings groups each inference command is about (the others are accepted as LLaMA-Factory's chat/export take
+# them: config/lf_keys.py); `tuneforge train --help` lists every setting.
+CHAT_GROUPS = ("model", "data", "generate")
+EXPORT_GROUPS = ("model", "data", "export")
 
 
 def _default(f):
@@ -66,7 +70,7 @@ def command_help(name: str) -> str | None:
             "leave); --prompt prints one reply; --prompts answers a file (one prompt per line, or JSONL rows with",
             "`messages`) as JSON lines. Decoding is greedy unless temperature/top_p/top_k is set.",
             "",
-            "chat's own settings:", *_extra(cli.CHAT_KEYS), *settings(cli.CHAT_GROUPS)])
+            "chat's own settings:", *_extra(cli.CHAT_KEYS), *settings(CHAT_GROUPS)])
     if name == "export":
         return "\n".join([
             "usage: tuneforge export [config.yaml] --model_name_or_path M --adapter_name_or_path A[,B]",
@@ -75,7 +79,7 @@ def command_help(name: str) -> str | None:
             "Merge the adapter(s), in order, into the base (in float32) and write a standalone Hugging Face folder:",
             "safetensors shards, the tokenizer with the training chat template, generation_config.json, a model card",
             "and an Ollama Modelfile whose TEMPLATE renders the training prompt.",
-            "", *settings(cli.EXPORT_GROUPS)])
+            "", *settings(EXPORT_GROUPS)])
     if name == "estimate":
         from tuneforge.estimate.plan import EXTRA_KEYS
 

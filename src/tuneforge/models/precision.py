@@ -15,12 +15,16 @@ if TYPE_CHECKING:
     import torch
 
 
-def resolve_precision(bf16: bool | None, fp16: bool | None) -> tuple[str, torch.dtype]:
+def resolve_precision(bf16: bool | None, fp16: bool | None, pure_bf16: bool = False) -> tuple[str, torch.dtype]:
     """(accelerate mixed_precision setting, dtype for frozen weights)."""
     import torch  # here, not at import: config checks (``tuneforge.models``' check_model) run without torch
 
     cuda = torch.cuda.is_available()
     bf16_ok = cuda and torch.cuda.is_bf16_supported()
+    if pure_bf16:
+        log.choice("dtype=bfloat16 (pure)", "pure_bf16 asked: every weight, the trainable ones and the optimizer "
+                   "states in bfloat16, no autocast")
+        return "no", torch.bfloat16
     if fp16:
         if cuda:
             log.choice("dtype=float16", "fp16 asked; frozen weights in float16, trainable weights in float32")

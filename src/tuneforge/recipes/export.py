@@ -14,6 +14,7 @@ from tuneforge.models import load_model, load_tokenizer, resolve_model_path
 from tuneforge.models.card import export_card
 from tuneforge.recipes.preflight import preflight
 from tuneforge.utils import log
+from tuneforge.utils.hub import HubOptions
 
 
 def check_export(cfg: Config) -> list[Msg]:
@@ -41,7 +42,7 @@ def run(cfg: Config) -> Path:
     from tuneforge.models.export import write_export
 
     adapters = split_list(cfg.model.adapter_name_or_path)
-    path = resolve_model_path(cfg.model.model_name_or_path)
+    path = resolve_model_path(cfg.model.model_name_or_path, HubOptions.from_model_args(cfg.model))
     # The last adapter folder's tokenizer holds the chat template used in training.
     tok_src = next((a for a in reversed(adapters) if (Path(a) / "tokenizer_config.json").is_file()), None) or path
     tokenizer = load_tokenizer(tok_src, cfg.model.trust_remote_code)
@@ -56,6 +57,9 @@ def run(cfg: Config) -> Path:
         log.choice("base loaded in float32 for the merge", f"merged in full precision, then cast to "
                    f"{cfg.export.export_dtype}")
     model = load_model(path, torch.float32, "auto", cfg.model.trust_remote_code)
+    if cfg.export.export_device == "auto" and torch.cuda.is_available():
+        log.choice("merge on cuda", "export_device=auto and a CUDA device is present")
+        model = model.to("cuda")
     model = merge_adapters(model, adapters)
     card = export_card(cfg.model.model_name_or_path, adapters, cfg.export.export_dtype,
                        Path(cfg.export.export_dir).name)
