@@ -248,7 +248,9 @@ def test_every_schema_field_in_the_ui_has_a_chinese_label_and_help():
     assert field_label("oft_rank", "zh") == "OFT 块数 · oft_rank"  # a method's own group carries its Chinese
     spec = sf.specs_by_name()["learning_rate"]
     assert field_label("learning_rate", "zh") == "学习率 · learning_rate" and field_label("learning_rate", "en") == \
-        "learning_rate"
+        "Learning rate · learning_rate"  # friendly labels in English too, with the setting's name
+    assert field_label("model_name_or_path", "en") == "Base model · model_name_or_path"
+    assert field_label("lora_rank", "en") == "LoRA rank · lora_rank" and field_label("bf16", "en") == "bf16"
     assert field_help(spec, "en") == spec.help and field_help(spec, "zh") == "峰值学习率。"
     assert t("progress_steps", "zh", step=3, total=9) == "第 3/9 步"
 

@@ -15,7 +15,7 @@ from tuneforge.config.schema import FinetuneArgs
 from tuneforge.errors import TuneforgeError
 from tuneforge.webui import actions
 from tuneforge.webui.i18n import LANGS, field_help, field_label, t
-from tuneforge.webui.render import loss_svg, progress_html
+from tuneforge.webui.render import log_html, loss_svg, progress_html
 from tuneforge.webui.runner import RunManager
 from tuneforge.webui.schema_form import FieldSpec, conditional, field_specs, specs_by_name, to_widget
 
@@ -30,6 +30,10 @@ CSS = """
 .tf-cut {color: #999}
 .tf-msg-error {color: #b91c1c; white-space: pre-wrap}
 .tf-msg-ok {color: #166534; white-space: pre-wrap}
+.tf-log-label {font-size: 14px; font-weight: 600; margin-bottom: 4px}
+.tf-log {height: 280px; overflow-y: auto; display: flex; flex-direction: column-reverse; border: 1px solid #ddd;
+         border-radius: 6px; padding: 6px; background: #fafafa}
+.tf-log pre {margin: 0; white-space: pre-wrap; font-size: 12px}
 """
 
 # Fields that get a richer widget than their kind's default (choices come from the machine, not the schema).
@@ -47,7 +51,9 @@ def _widget(spec: FieldSpec, lang: str, choices: dict[str, list[str]]):
         common["visible"] = actions.field_visible(spec, *DEFAULT_CHOICE)
     value = to_widget(spec, spec.default)
     if spec.name == "model_name_or_path":
-        return gr.Dropdown(choices=choices["models"], value=value or None, allow_custom_value=True, **common)
+        # starts on the embedded model, as Chat and Export do
+        return gr.Dropdown(choices=choices["models"], value=value or actions.DEFAULT_MODEL, allow_custom_value=True,
+                           **common)
     if spec.name == "adapter_name_or_path":
         return gr.Dropdown(choices=choices["adapters"], value=[], multiselect=True, allow_custom_value=True,
                            **common)
@@ -155,8 +161,7 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
                 shown = gr.State(None)  # what `message` shows, re-rendered when the language changes
                 progress = gr.HTML(progress_html(mgr.status(None), lang), elem_id="tf-progress-box")
                 loss = gr.HTML(loss_svg([], lang), elem_id="tf-loss-box")
-                texts["log"] = log_box = gr.Textbox(label=t("log", lang), lines=12, max_lines=12, interactive=False,
-                                                    autoscroll=True, elem_id="tf-log")
+                log_box = gr.HTML(log_html("", lang), elem_id="tf-log-box")  # follows its tail (render.log_html)
                 timer = gr.Timer(1.0)
 
             # ---------------------------------------------------------------- Chat
@@ -331,7 +336,7 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
 
         def on_tick(lang_, current):
             st = mgr.status(Path(current) if current else None)
-            return progress_html(st, lang_), loss_svg(st.loss, lang_, st.eval_loss), st.log_tail
+            return progress_html(st, lang_), loss_svg(st.loss, lang_, st.eval_loss), log_html(st.log_tail, lang_)
 
         timer.tick(on_tick, [lang_radio, job_dir], [progress, loss, log_box], show_progress="hidden")
 
@@ -422,13 +427,13 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
             for n, comp in field_comps.items():
                 out.append(gr.update(label=field_label(n, lang_), info=field_help(all_specs[n], lang_)))
             st = mgr.status(Path(current) if current else None)
-            out += [progress_html(st, lang_), loss_svg(st.loss, lang_, st.eval_loss),
+            out += [progress_html(st, lang_), loss_svg(st.loss, lang_, st.eval_loss), log_html(st.log_tail, lang_),
                     gr.update(headers=actions.eval_headers(lang_))]
             return out
 
         lang_radio.change(on_lang, [lang_radio, job_dir, shown, chat_shown, eval_shown],
                           [message, chat_status, eval_summary, *texts.values(), *field_comps.values(), progress, loss,
-                           eval_table])
+                           log_box, eval_table])
     demo.tf_context = ctx  # for tests and the CLI
     return demo
 

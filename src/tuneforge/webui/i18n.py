@@ -43,6 +43,10 @@ STRINGS: dict[str, dict[str, str]] = {
     "btn_abort": {"en": "Abort", "zh": "中止"},
     "command": {"en": "Command that reproduces this run", "zh": "复现本次训练的命令"},
     "log": {"en": "Log", "zh": "日志"},
+    "log_empty": {"en": "(no run yet)", "zh": "（尚未运行）"},
+    "sec_speed": {"en": "Speed and memory", "zh": "速度与显存"},
+    "more_settings": {"en": "More settings — each group applies to the chosen stage and method",
+                      "zh": "更多设置——每组只在适用于所选阶段和方法时显示"},
     "chat_model": {"en": "Base model", "zh": "基座模型"},
     "chat_adapters": {"en": "Adapters", "zh": "适配器"},
     "chat_template": {"en": "Chat template", "zh": "对话模板"},
@@ -324,8 +328,10 @@ def field_zh(name: str) -> tuple[str, str] | None:
 
 
 def field_label(name: str, lang: str) -> str:
-    zh = field_zh(name) if lang == "zh" else None
-    return f"{zh[0]} · {name}" if zh else name
+    """A friendly name in the page's language, then the setting's own name (``Learning rate · learning_rate``)."""
+    from tuneforge.webui.train_layout import label
+
+    return label(name, lang, field_zh(name) if lang == "zh" else None)
 
 
 def field_help(spec, lang: str) -> str:

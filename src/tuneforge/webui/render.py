@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import math
 
-from tuneforge.config.messages import register
 from tuneforge.webui.i18n import t
 from tuneforge.webui.runner import Status, fmt_eta
 
@@ -100,9 +99,6 @@ def preview_sample_html(text: str, offsets: list[tuple[int, int]], supervised: l
             f'<div class="tf-sample-head">{html.escape(source)} · '
             f'{html.escape(t("preview_counts", lang, tokens=len(offsets), supervised=n_sup))}</div>'
             f'<pre class="tf-sample-text">{"".join(out)}</pre></div>')
-
-
-register({"log_empty": ("(no run yet)", "（尚未运行）")})
 
 
 def log_html(text: str, lang: str) -> str:

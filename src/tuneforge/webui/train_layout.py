@@ -34,11 +34,6 @@ SPEED = ("flash_attn", "enable_liger_kernel", "torch_compile", "gradient_checkpo
          "enable_activation_offloading", "offload_embedding", "fused_lora", "upcast_unquantized", "shared_prefix",
          "group_by_length", "packing", "neat_packing")
 SPEED_SECTION = "speed"
-from tuneforge.config.messages import register  # noqa: E402
-
-register({"sec_speed": ("Speed and memory", "速度与显存"),
-          "more_settings": ("More settings — each group applies to the chosen stage and method",
-                            "更多设置——每组只在适用于所选阶段和方法时显示")})
 
 # Words written the way the field shows them in English labels (the rest: first letter capitalised).
 WORDS = {"lora": "LoRA", "dora": "DoRA", "rslora": "rsLoRA", "pissa": "PiSSA", "loraplus": "LoRA+", "ppo": "PPO",
