@@ -105,6 +105,11 @@ register({
     "key_problem": ("{key}: {problem}", "{key}：{problem}"),
     "with_hint": ("{message}\n  hint: {hint}", "{message}\n  提示：{hint}"),
     "with_fix": ("{message} — {hint}", "{message}——{hint}"),
+    # errors.py: how every error is shown (CLI and web UI)
+    "error_line": ("error: {message}", "错误：{message}"),
+    "error_hint": ("hint: {hint}", "提示：{hint}"),
+    "problems_one": ("1 configuration problem:", "配置有 1 个问题："),
+    "problems_many": ("{n} configuration problems:", "配置有 {n} 个问题："),
     "one_name": ("{a}", "{a}"),
     "two_names": ("{a} or {b}", "{a} 或 {b}"),
     "three_names": ("{a} or {b} or {c}", "{a}、{b} 或 {c}"),

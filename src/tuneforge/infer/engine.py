@@ -55,6 +55,19 @@ class ChatEngine:
         self.stop_ids, self.stop_strings = self._stops()
 
     @classmethod
+    def from_config(cls, cfg) -> "ChatEngine":
+        """The engine `tuneforge chat` runs: the model, adapters, template and quantization of ``cfg`` (a Config).
+        A quantized base computes in bfloat16 where CUDA supports it, else float32 (the engine's own dtype rule)."""
+        from tuneforge.models.quantization import quantization_config
+
+        m = cfg.model
+        cuda_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        quant = quantization_config(m.quantization_bit, m.quantization_type, m.double_quantization,
+                                    torch.bfloat16 if cuda_bf16 else torch.float32)
+        return cls(m.model_name_or_path, m.adapter_name_or_path, cfg.data.template, m.trust_remote_code,
+                   quantization=quant)
+
+    @classmethod
     def from_loaded(cls, model, tokenizer, fmt) -> "ChatEngine":
         """An engine over a model already in memory (the end of a training run): no second load, no merge."""
         self = cls.__new__(cls)

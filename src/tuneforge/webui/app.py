@@ -12,7 +12,7 @@ import gradio as gr
 
 from tuneforge.config.parse import build_config
 from tuneforge.config.schema import FinetuneArgs
-from tuneforge.errors import TuneforgeError
+from tuneforge.errors import TuneforgeError, render as render_error
 from tuneforge.webui import actions
 from tuneforge.webui.i18n import LANGS, field_help, field_label, t
 from tuneforge.webui.render import loss_svg, progress_html
@@ -284,7 +284,7 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
         def on_preview_cmd(lang_, *args):
             try:
                 cfg = actions.resolve(ctx, values_of(args))
-                return actions.command(cfg), *show(actions.Msg("msg_command_ok"), lang_)
+                return actions.command(cfg, lang_), *show(actions.Msg("msg_command_ok"), lang_)
             except TuneforgeError as e:
                 return "", *show(e, lang_)
 
@@ -313,7 +313,7 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
             try:
                 cfg = actions.resolve(ctx, values_of(args), for_start=True)
                 job = mgr.start(cfg, lang_)
-                return (job.output_dir, actions.command(cfg),
+                return (job.output_dir, actions.command(cfg, lang_),
                         *show(actions.Msg("msg_started", pid=job.pid, out=job.output_dir), lang_))
             except TuneforgeError as e:
                 return current, gr.update(), *show(e, lang_)
@@ -341,7 +341,7 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
             if job is None:
                 return [None, gr.update()] + [gr.update() for _ in names]
             values = actions.load_config_values(job.output_dir)
-            cmd = actions.command(build_config(values)) if values else gr.update()
+            cmd = actions.command(build_config(values), lang_) if values else gr.update()
             return [str(job.output_dir), cmd] + [actions.widget_update(by_name[n], values.get(n)) if values else
                                                  gr.update() for n in names]
 
@@ -405,7 +405,7 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
             try:
                 yield from actions.run_export(ctx, model, adapters, dict(zip(export_names, values)), lang_)
             except TuneforgeError as e:
-                yield t("msg_error", lang_, message=actions.error_text(e, lang_))
+                yield render_error(e, lang_)
 
         btn_export.click(on_export, [lang_radio, export_model, export_adapters,
                                      *[export_comps[n] for n in export_names]], export_log)
