@@ -67,10 +67,10 @@ def prompt_list(text: str | None) -> list[str]:
 
 
 def validate(cfg: Config, for_training: bool = True) -> list[Msg]:
-    """Every problem of ``cfg``, each a catalogued :class:`Msg` (English as a ``str``; the web UI renders 中文)."""
-    m, d, ft, t = cfg.model, cfg.data, cfg.finetune, cfg.train
+    """Every problem of ``cfg``, each a catalogued :class:`Msg` (English as a ``str``; the web UI renders 中文): the
+    general settings here, then the fine-tuning method's and the stage's from their records."""
+    m, d, t = cfg.model, cfg.data, cfg.train
     p: list[Msg] = []
-    user_set = changed(cfg)
 
     def need(cond: bool, msg: Msg) -> None:
         if not cond:
