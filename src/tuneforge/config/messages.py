@@ -195,7 +195,7 @@ register({
                       "{keys} 只适用于 finetuning_type {methods}，但当前 finetuning_type 为 {method}：请删除该设置，"
                       "或使用 {fix}"),
     "one_of_those_methods": ("one of those methods", "其中一种方法"),
-    "adapter_needs_lora": ("adapter_name_or_path continues training an adapter ({methods}), but finetuning_type is "
+    "adapter_cannot_continue": ("adapter_name_or_path continues training an adapter ({methods}), but finetuning_type is "
                            "{method}: use the adapter's method, or pass the trained model folder as "
                            "model_name_or_path",
                            "adapter_name_or_path 用于继续训练适配器（{methods}），但当前 finetuning_type 为 {method}："

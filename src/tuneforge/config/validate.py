@@ -129,7 +129,7 @@ def problems_method(cfg: Config, p: list[Msg], for_training: bool) -> None:
     p += rec.validate(cfg, user_set)
     if m.adapter_name_or_path and for_training and not rec.continues:
         continuing = " / ".join(r.name for r in METHODS.values() if r.continues)
-        p.append(Msg("adapter_needs_lora", method=name, methods=continuing))
+        p.append(Msg("adapter_cannot_continue", method=name, methods=continuing))
     if m.quantization_bit is not None:
         if m.quantization_bit not in QUANT_BITS:
             p.append(Msg("quantization_bits", got=m.quantization_bit))
