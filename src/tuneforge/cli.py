@@ -25,15 +25,17 @@ class Command:
     run: Callable[[list[str], str], int]  # (arguments after the command, --lang) -> exit code
     args: str  # its arguments, as the usage shows them
     summary: str  # what it does
-    groups: tuple[str, ...] | None = None  # the settings groups it takes (None: every setting; () : none)
+    groups: tuple[str, ...] | None = None  # the settings groups it takes (None: the LF key policy decides; ():none)
     keys: tuple[str, ...] = ()  # or only these settings
+    policy: str = "train"  # which command's LLaMA-Factory key policy its settings follow (config/lf_keys.py)
     extra: dict = field(default_factory=dict)  # its own options (name -> help), not settings
     own_help: Callable[[], str] | None = None  # a longer --help than the usage
 
 
 def settings_for(name: str, argv: list[str]):
     """The one argument filter: ``[config.yaml] [key=value | --key value ...]`` for command ``name`` → (Config, its
-    own options). Settings it does not take are refused with a "did you mean", all at once."""
+    own options). Settings it does not take are refused with a "did you mean", all at once; LLaMA-Factory's names go
+    through its key policy for that command (used, ignored with the reason, or refused with the fix)."""
     from tuneforge.config import build_config, split_argv
     from tuneforge.config.parse import did_you_mean, load_yaml
     from tuneforge.config.schema import field_map
@@ -43,13 +45,13 @@ def settings_for(name: str, argv: list[str]):
     if path:
         values = {**load_yaml(path), **values}
     extra = {k: values.pop(k) for k in list(values) if k in cmd.extra}
-    if cmd.groups is not None or cmd.keys:  # every setting: build_config reports unknown keys itself
+    if cmd.groups is not None or cmd.keys:  # otherwise build_config's key policy decides
         allowed = set(cmd.keys) or {k for k, (g, _) in field_map().items() if g in cmd.groups}
         bad = [k for k in values if k not in allowed]
         if bad:
             raise ConfigError([f"{name} does not take {k!r}{did_you_mean(k, sorted(allowed | set(cmd.extra)))}"
                                for k in bad])
-    return build_config(values), extra
+    return build_config(values, command=cmd.policy), extra
 
 
 def train_help() -> str:
@@ -78,7 +80,11 @@ def train_help() -> str:
 
 def run_train(argv: list[str], lang: str) -> int:
     from tuneforge.recipes import run
+    from tuneforge.recipes.dry_run import dry_run, take_dry_run_flag
 
+    argv, dry = take_dry_run_flag(argv)
+    if dry:  # every config, model, template and data problem at once; nothing loads or is written
+        return dry_run(argv)
     run(settings_for("train", argv)[0])
     return 0
 
@@ -89,7 +95,10 @@ def run_chat(argv: list[str], lang: str) -> int:
     from tuneforge.models import DEFAULT_MODEL
     from tuneforge.recipes.preflight import preflight
 
+    from tuneforge.config.lf_keys import apply_lf_generation_defaults
+
     cfg, extra = settings_for("chat", argv)
+    apply_lf_generation_defaults(cfg)
     if not cfg.model.model_name_or_path:
         cfg.model.model_name_or_path = DEFAULT_MODEL
     preflight(cfg, for_training=False)
@@ -195,16 +204,17 @@ def run_env(argv: list[str], lang: str) -> int:
 
 
 COMMANDS: dict[str, Command] = {
-    "train": Command(run_train, "[config.yaml] [key=value | --key value ...]",
-                     "train (LLaMA-Factory flags work verbatim)", own_help=train_help),
+    "train": Command(run_train, "[config.yaml] [key=value | --key value ...] [--dry_run]",
+                     "train (LLaMA-Factory flags work verbatim); --dry_run: report every problem, train nothing",
+                     own_help=train_help),
     "chat": Command(run_chat, "--model_name_or_path M [--adapter_name_or_path A] [--prompt TEXT | --prompts FILE]",
-                    "chat with a model (and its adapters)", groups=("model", "data", "generate"),
+                    "chat with a model (and its adapters)", policy="chat",
                     extra={"prompt": "one message; print the reply and exit",
                            "prompts": "file with one prompt per line, or JSONL rows with `messages`; prints JSON lines",
                            "system": "system prompt for every conversation"}),
     "export": Command(run_export, "--model_name_or_path M --adapter_name_or_path A[,B] --export_dir D "
                                   "[--export_size GB] [--export_dtype bfloat16|float16|float32]",
-                      "merge adapters, write a standalone model", groups=("model", "data", "export")),
+                      "merge adapters, write a standalone model", policy="export"),
     "webui": Command(run_webui, "[--host 127.0.0.1] [--port 7860] [--root DIR] [--auth user:password | --auth-file "
                                 "FILE] [--share]", "the web UI (binds to loopback unless given auth)",
                      own_help=webui_help),

@@ -27,6 +27,7 @@ from tuneforge.train.loop import LoopData, plan_steps, train_loop
 from tuneforge.train.metrics import plot_loss
 from tuneforge.train.steps import LoopResult, optimizer_and_schedule
 from tuneforge.utils import log
+from tuneforge.utils.hub import HubOptions
 from tuneforge.utils.system import device_kind, peak_memory_mb
 
 
@@ -60,10 +61,11 @@ def prepare_run(cfg: Config, max_new_tokens: int = 0) -> Run:
     preflight(cfg)
     out, resume = run_dir.prepare(cfg)
     run_dir.save_config(cfg, out)
-    model_path = resolve_model_path(cfg.model.model_name_or_path)
+    model_path = resolve_model_path(cfg.model.model_name_or_path, HubOptions.from_model_args(cfg.model))
     tokenizer = load_tokenizer(model_path, cfg.model.trust_remote_code)
-    fmt = templates.install(tokenizer, cfg.data.template)
-    data = build_data(cfg.data, cfg.finetune.stage, tokenizer, fmt, cfg.train.seed, max_new_tokens)
+    fmt = templates.install(tokenizer, cfg.data.template, cfg.data.enable_thinking)
+    data = build_data(cfg.data, cfg.finetune.stage, tokenizer, fmt, cfg.train.seed, max_new_tokens,
+                      HubOptions.from_model_args(cfg.model))
     supervised = data.report.get("train", {}).get("trained_tokens")
     log.info(f"data: {len(data.train)} training {cfg.finetune.stage} samples"
              + (f", {supervised} supervised tokens" if supervised is not None else "")
@@ -75,7 +77,7 @@ def make_accelerator(cfg: Config):
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
-    mixed, dtype = resolve_precision(cfg.train.bf16, cfg.train.fp16)
+    mixed, dtype = resolve_precision(cfg.train.bf16, cfg.train.fp16, cfg.finetune.pure_bf16)
     accelerator = Accelerator(mixed_precision=mixed, cpu=not torch.cuda.is_available())
     set_seed(cfg.train.seed)
     return accelerator, mixed, dtype
