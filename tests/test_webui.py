@@ -7,6 +7,7 @@ import ast
 import json
 import os
 import shlex
+import sys
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from tuneforge.config import GROUPS, parse_args
 from tuneforge.config.parse import Config, build_config
 from tuneforge.config.schema import opt
-from tuneforge.errors import ConfigError, TuneforgeError
+from tuneforge.errors import ConfigError, TuneforgeError, error_text
 from tuneforge.webui import schema_form as sf
 from tuneforge.webui.i18n import STRINGS, field_help, field_label, field_zh, t
 from tuneforge.webui.launch import check_launch, is_loopback, parse_auth
@@ -205,9 +206,11 @@ def test_cli_refuses_a_public_address_without_auth(capsys):
     assert main(["webui", "--prot", "80"]) == 2
     err = capsys.readouterr().err
     assert "webui does not take --prot" in err and "'--port'" in err and "'80'" not in err
-    assert main(["webui", "--port", "x", "--lang", "fr"]) == 2
+    assert main(["webui", "--port", "x", "--root", "r"]) == 2
     err = capsys.readouterr().err
-    assert "--port must be a whole number" in err and "--lang must be en or zh" in err
+    assert "--port must be a whole number" in err
+    assert main(["webui", "--port", "8080", "--lang", "fr"]) == 2  # --lang is the CLI's global flag
+    assert "--lang must be en or zh, got 'fr'" in capsys.readouterr().err
 
 
 # ---- English / 中文 ------------------------------------------------------------------------------------------------
@@ -278,7 +281,7 @@ def test_messages_in_the_page_follow_the_language(tmp_path):
               "learning_rate": -0.001, "lora_rank": 0}
     with pytest.raises(ConfigError) as e:
         actions.resolve(ctx, values)
-    zh, en = actions.error_text(e.value, "zh"), actions.error_text(e.value, "en")
+    zh, en = error_text(e.value, "zh"), error_text(e.value, "en")
     assert "learning_rate 必须 > 0，当前为 -0.001" in zh and "lora_rank 必须 ≥ 1，当前为 0" in zh
     assert "learning_rate must be > 0, got -0.001" in en and "配置" not in en
     assert "learning_rate 必须 &gt; 0，当前为 -0.001" in actions.error_html(e.value, "zh")
@@ -292,14 +295,14 @@ def test_messages_in_the_page_follow_the_language(tmp_path):
     assert "参数已保存到 a.yaml" in actions.note_html(ok, "zh") and "saved to a.yaml" in actions.note_html(ok, "en")
     with pytest.raises(ConfigError) as e:
         actions.resolve(ctx, {**values, "learning_rate": 1e-4, "lora_rank": 8, "finetuning_type": "lorra"})
-    zh = actions.error_text(e.value, "zh")
+    zh = error_text(e.value, "zh")
     assert "finetuning_type：'lorra' 不是可选值之一：full, freeze, lora" in zh, zh
     # the UI's own errors: a path outside the working folder, with its fix
     with pytest.raises(TuneforgeError) as e:
         actions.save_args(ctx, values, "../elsewhere.yaml")
-    zh = actions.error_text(e.value, "zh")
+    zh = error_text(e.value, "zh")
     assert "参数文件 '../elsewhere.yaml' 位于工作目录" in zh and "提示" in zh and "--root" in zh
-    assert "arguments file '../elsewhere.yaml' is outside the working folder" in actions.error_text(e.value, "en")
+    assert "arguments file '../elsewhere.yaml' is outside the working folder" in error_text(e.value, "en")
 
 
 # ---- rendering ----------------------------------------------------------------------------------------------------
@@ -326,9 +329,11 @@ def test_loss_curve_progress_and_preview_html():
 # ---- RunManager ---------------------------------------------------------------------------------------------------
 
 FAKE_TRAINER = """#!/bin/sh
-# stands in for `python -m tuneforge train CONFIG`: a child process that would outlive a plain kill of its parent
+# stands in for `python -m tuneforge --lang en train CONFIG`: a child process that would outlive a plain kill of its
+# parent; CONFIG is the last argument
+for a; do last=$a; done
 sleep 300 &
-echo "child $!" > "$(dirname "$4")/child.pid"
+echo "child $!" > "$(dirname "$last")/child.pid"
 echo "step 3/10 · loss 1.0"
 sleep 300
 """
@@ -350,7 +355,6 @@ def test_run_manager_spawns_refuses_a_second_job_and_aborts_the_whole_tree(tmp_p
     child = int((out / "child.pid").read_text().split()[1])
     with pytest.raises(TuneforgeError, match="already writing to") as e:
         mgr.start(cfg)
-    from tuneforge.webui.actions import error_text
 
     assert f"已有训练任务（进程 {job.pid}）正在写入" in error_text(e.value, "zh")
     # A second manager (another UI process, or a restarted one) sees the job through the lock file.
@@ -450,26 +454,50 @@ def test_chat_and_eval_messages_are_language_free_and_render_in_both(tmp_path, m
     assert "no-adapter" in zh and "adapter_config.json" in zh and "适配器" in zh, zh
     with pytest.raises(TuneforgeError) as e:
         resolve_model_path(str(tmp_path / "no-adapter"))  # what ChatEngine raises for a folder that is no model
-    zh = actions.error_text(e.value, "zh")
+    zh = error_text(e.value, "zh")
     assert "中没有 config.json" in zh and "请检查 model_name_or_path" in zh, zh
     ok = actions.note(actions.Msg("msg_model_loaded", model="m", adapters=actions.Msg("none")))
     assert "已加载 m，适配器：" in actions.note_html(ok, "zh") and "Loaded m with adapters:" in actions.note_html(ok, "en")
 
 
-def test_the_cli_speaks_the_language_the_ui_runs_it_in(monkeypatch, capsys):
-    """Training and export run as CLI subprocesses with TUNEFORGE_LANG set to the page's language; their errors (the
-    log tail, the export log) come out in it. Without it the CLI stays English."""
+def test_the_cli_speaks_the_language_the_ui_runs_it_in(monkeypatch, capsys, tmp_path):
+    """Training and export run as CLI subprocesses with the global flag --lang set to the page's language (shown in
+    the command the page previews); their errors (the log tail, the export log) come out in it. Without it the CLI
+    is English, byte for byte as before. No environment variable is read."""
     from tuneforge.cli import main
+    from tuneforge.webui import actions
 
     argv = ["train", "--model_name_or_path", "smollm2-135m-instruct", "--dataset", "identity", "--output_dir", "o",
             "--learning_rate", "-0.001"]
     assert main(argv) == 2
     en = capsys.readouterr().err
-    assert "learning_rate must be > 0, got -0.001" in en and "当前" not in en
-    monkeypatch.setenv("TUNEFORGE_LANG", "zh")
-    assert main(argv) == 2
-    zh = capsys.readouterr().err
-    assert zh.startswith("错误：") and "learning_rate 必须 > 0，当前为 -0.001" in zh, zh
+    assert en == "error: 1 configuration problem:\n  - learning_rate must be > 0, got -0.001\n"
+    monkeypatch.setenv("TUNEFORGE_LANG", "zh")  # gone: settings come from flags
+    assert main(argv) == 2 and capsys.readouterr().err == en
+    for where in (["--lang", "zh", *argv], [*argv, "--lang=zh"]):
+        assert main(where) == 2
+        zh = capsys.readouterr().err
+        assert zh.startswith("错误：") and "learning_rate 必须 > 0，当前为 -0.001" in zh, zh
+    cfg = build_config({"model_name_or_path": "smollm2-135m-instruct", "dataset": "identity", "output_dir": "o"})
+    assert actions.command(cfg, "zh").startswith("tuneforge --lang zh train ")
+    assert actions.command(cfg, "en").startswith("tuneforge train ")
+    started = []
+
+    class Child:  # what RunManager.start spawns, recorded instead of run
+        pid = 1
+
+        def __init__(self, argv, **kw):
+            started.append((argv, kw["env"]))
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr("subprocess.Popen", Child)
+    monkeypatch.delenv("TUNEFORGE_LANG")
+    RunManager(tmp_path, python=sys.executable).start(build_config({"output_dir": str(tmp_path / "run")}), "zh")
+    (argv, env), = started
+    assert argv[1:6] == ["-m", "tuneforge", "--lang", "zh", "train"] and "TUNEFORGE_LANG" not in env
+    assert "-m tuneforge --lang zh train" in (tmp_path / "run" / "train.log").read_text()
 
 
 def test_chat_and_eval_status_boxes_re_render_on_a_language_switch(tmp_path, monkeypatch):

@@ -60,7 +60,7 @@ def command_help(name: str) -> str | None:
     if name == "train":
         return cli.train_help()
     if name == "webui":
-        return cli.WEBUI_USAGE
+        return cli.webui_help()
     if name == "chat":
         return "\n".join([
             "usage: tuneforge chat [config.yaml] --model_name_or_path M [--adapter_name_or_path A[,B]]",
@@ -70,7 +70,7 @@ def command_help(name: str) -> str | None:
             "leave); --prompt prints one reply; --prompts answers a file (one prompt per line, or JSONL rows with",
             "`messages`) as JSON lines. Decoding is greedy unless temperature/top_p/top_k is set.",
             "",
-            "chat's own settings:", *_extra(cli.CHAT_KEYS), *settings(CHAT_GROUPS)])
+            "chat's own settings:", *_extra(cli.COMMANDS["chat"].extra), *settings(CHAT_GROUPS)])
     if name == "export":
         return "\n".join([
             "usage: tuneforge export [config.yaml] --model_name_or_path M --adapter_name_or_path A[,B]",
@@ -81,8 +81,6 @@ def command_help(name: str) -> str | None:
             "and an Ollama Modelfile whose TEMPLATE renders the training prompt.",
             "", *settings(EXPORT_GROUPS)])
     if name == "estimate":
-        from tuneforge.estimate.plan import EXTRA_KEYS
-
         keys = {"model_name_or_path", "finetuning_type", "quantization_bit", "per_device_train_batch_size",
                 "cutoff_len", "packing", "gradient_checkpointing", "enable_activation_offloading", "optim",
                 "bf16", "fp16", "enable_liger_kernel", "lora_rank", "lora_target", "num_virtual_tokens"}
@@ -93,7 +91,7 @@ def command_help(name: str) -> str | None:
             "Predict the peak GPU memory of a training run from the model's config.json alone (no weights are",
             "read), with a breakdown and a verdict per GPU. Every `tuneforge train` setting is accepted; these",
             "change the estimate most:",
-            "", "estimate's own settings:", *_extra(EXTRA_KEYS), *settings(only=keys),
+            "", "estimate's own settings:", *_extra(cli.COMMANDS["estimate"].extra), *settings(only=keys),
             "All other settings: `tuneforge train --help`."])
     if name == "score":
         return "\n".join([

@@ -36,8 +36,8 @@ def validate(cfg, user_set: set[str]) -> list[Msg]:
     return [Msg("freeze_layers_zero")] if cfg.freeze.freeze_trainable_layers == 0 else []
 
 
-def find_layers(model) -> tuple[str, "torch.nn.ModuleList"]:
-    """The ModuleList holding the decoder layers (its length is config.num_hidden_layers)."""
+def find_layers(model) -> tuple[str, object]:
+    """(name, ModuleList) of the decoder layers (its length is config.num_hidden_layers)."""
     import torch
 
     n = getattr(model.config, "num_hidden_layers", None)

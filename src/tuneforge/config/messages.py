@@ -105,6 +105,11 @@ register({
     "key_problem": ("{key}: {problem}", "{key}：{problem}"),
     "with_hint": ("{message}\n  hint: {hint}", "{message}\n  提示：{hint}"),
     "with_fix": ("{message} — {hint}", "{message}——{hint}"),
+    # errors.py: how every error is shown (CLI and web UI)
+    "error_line": ("error: {message}", "错误：{message}"),
+    "error_hint": ("hint: {hint}", "提示：{hint}"),
+    "problems_one": ("1 configuration problem:", "配置有 1 个问题："),
+    "problems_many": ("{n} configuration problems:", "配置有 {n} 个问题："),
     "one_name": ("{a}", "{a}"),
     "two_names": ("{a} or {b}", "{a} 或 {b}"),
     "three_names": ("{a} or {b} or {c}", "{a}、{b} 或 {c}"),
@@ -210,7 +215,7 @@ register({
                       "{keys} 只适用于 finetuning_type {methods}，但当前 finetuning_type 为 {method}：请删除该设置，"
                       "或使用 {fix}"),
     "one_of_those_methods": ("one of those methods", "其中一种方法"),
-    "adapter_needs_lora": ("adapter_name_or_path continues training an adapter ({methods}), but finetuning_type is "
+    "adapter_cannot_continue": ("adapter_name_or_path continues training an adapter ({methods}), but finetuning_type is "
                            "{method}: use the adapter's method, or pass the trained model folder as "
                            "model_name_or_path",
                            "adapter_name_or_path 用于继续训练适配器（{methods}），但当前 finetuning_type 为 {method}："

@@ -67,10 +67,10 @@ def prompt_list(text: str | None) -> list[str]:
 
 
 def validate(cfg: Config, for_training: bool = True) -> list[Msg]:
-    """Every problem of ``cfg``, each a catalogued :class:`Msg` (English as a ``str``; the web UI renders 中文)."""
-    m, d, ft, t = cfg.model, cfg.data, cfg.finetune, cfg.train
+    """Every problem of ``cfg``, each a catalogued :class:`Msg` (English as a ``str``; the web UI renders 中文): the
+    general settings here, then the fine-tuning method's and the stage's from their records."""
+    m, d, t = cfg.model, cfg.data, cfg.train
     p: list[Msg] = []
-    user_set = changed(cfg)
 
     def need(cond: bool, msg: Msg) -> None:
         if not cond:
@@ -131,7 +131,7 @@ def problems_method(cfg: Config, p: list[Msg], for_training: bool) -> None:
     p += rec.validate(cfg, user_set)
     if m.adapter_name_or_path and for_training and not rec.continues:
         continuing = " / ".join(r.name for r in METHODS.values() if r.continues)
-        p.append(Msg("adapter_needs_lora", method=name, methods=continuing))
+        p.append(Msg("adapter_cannot_continue", method=name, methods=continuing))
     if m.quantization_bit is not None:
         if m.quantization_bit not in QUANT_BITS:
             p.append(Msg("quantization_bits", got=m.quantization_bit))

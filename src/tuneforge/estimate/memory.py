@@ -27,6 +27,7 @@ from pathlib import Path
 
 from tuneforge.config.messages import Msg
 from tuneforge.config.registry import Method, method as method_record
+from tuneforge.config.schema import FinetuneArgs
 from tuneforge.errors import ConfigError, TuneforgeError
 
 GiB = 2**30
@@ -95,7 +96,7 @@ class Plan:
     ``settings`` are the method's own options by their flat names (missing ones take their defaults) and
     ``explicit`` the ones the user set (some defaults depend on it)."""
 
-    method: str = "lora"
+    method: str = FinetuneArgs.__dataclass_fields__["finetuning_type"].default
     quantization_bit: int | None = None
     batch: int = 1
     seq: int = 2048

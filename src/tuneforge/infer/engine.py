@@ -59,6 +59,22 @@ class ChatEngine:
         self.stop_ids, self.stop_strings = self._stops()
 
     @classmethod
+    def from_config(cls, cfg) -> "ChatEngine":
+        """The engine `tuneforge chat` runs: the model, adapters, template and quantization of ``cfg`` (a Config).
+        A quantized base computes in bfloat16 where CUDA supports it, else float32 (the engine's own dtype rule)."""
+        from tuneforge.models.quantization import quantization_config
+
+        m = cfg.model
+        cuda_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        quant = quantization_config(m.quantization_bit, m.quantization_type, m.double_quantization,
+                                    torch.bfloat16 if cuda_bf16 else torch.float32)
+        from tuneforge.utils.hub import HubOptions
+
+        return cls(m.model_name_or_path, m.adapter_name_or_path, cfg.data.template, m.trust_remote_code,
+                   quantization=quant, dtype=m.infer_dtype, hub=HubOptions.from_model_args(m),
+                   thinking=cfg.data.enable_thinking if "enable_thinking" in cfg.explicit else None)
+
+    @classmethod
     def from_loaded(cls, model, tokenizer, fmt) -> "ChatEngine":
         """An engine over a model already in memory (the end of a training run): no second load, no merge."""
         self = cls.__new__(cls)

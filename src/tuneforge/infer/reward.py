@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 
 from tuneforge.adapters import merge_adapters, split_list
 from tuneforge.data import templates
-from tuneforge.errors import ModelError
+from tuneforge.errors import ModelError, TuneforgeError
 from tuneforge.models import load_model, load_tokenizer, resolve_model_path
 from tuneforge.train.value_head import check_value_head, last_token_scores, load_value_head
 
@@ -39,6 +40,12 @@ class RewardScorer:
         self.head = load_value_head(folder, self.model.config.hidden_size).to(self.device).eval()
 
     @classmethod
+    def from_config(cls, cfg) -> "RewardScorer":
+        """The scorer `tuneforge score` runs: the model and adapter of ``cfg`` (a Config)."""
+        m = cfg.model
+        return cls(m.model_name_or_path, m.adapter_name_or_path, cfg.data.template, m.trust_remote_code)
+
+    @classmethod
     def for_reward_model(cls, base_model: str, reward_model: str, **kw) -> "RewardScorer":
         """The scorer of a --stage rm run folder: a LoRA run's adapter on ``base_model``, or a full/freeze run's
         model folder itself."""
@@ -67,3 +74,32 @@ class RewardScorer:
         sys_msg = [{"role": "system", "content": system}] if system else []
         return self.score([sys_msg + [{"role": "user", "content": p}, {"role": "assistant", "content": r}]
                            for p, r in pairs])
+
+
+def read_pairs(path: str) -> list[tuple[list[dict], dict]]:
+    """JSONL rows: {"prompt", "response"} or {"messages": [... ending with the assistant reply]}; also scores
+    {"prompt", "chosen", "rejected"} rows (both replies)."""
+    p = Path(path)
+    if not p.is_file():
+        raise TuneforgeError(f"--pairs {path!r}: no such file",
+                             'give a JSONL file with {"prompt": …, "response": …} rows')
+    out = []
+    for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise TuneforgeError(f"{path}: invalid JSON on line {i}: {e.msg}", "fix the line") from None
+        if isinstance(row.get("messages"), list) and row["messages"]:
+            out.append((row["messages"], row))
+        elif isinstance(row.get("prompt"), str) and any(isinstance(row.get(k), str) for k in
+                                                        ("response", "chosen", "rejected")):
+            for key in ("response", "chosen", "rejected"):
+                if isinstance(row.get(key), str):
+                    out.append(([{"role": "user", "content": row["prompt"]},
+                                 {"role": "assistant", "content": row[key]}], {**row, "scored": key}))
+        else:
+            raise TuneforgeError(f"{path}:{i}: a row needs `prompt` and `response` (or chosen/rejected), or a "
+                                 f"`messages` list ending with the reply", '{"prompt": "Hi", "response": "Hello!"}')
+    return out

@@ -6,6 +6,7 @@ import dataclasses
 import html
 import json
 import os
+import shlex
 import subprocess
 import sys
 import threading
@@ -16,7 +17,7 @@ from typing import Any
 
 from tuneforge.config import Config
 from tuneforge.config.parse import build_config, load_yaml
-from tuneforge.errors import ConfigError, TuneforgeError
+from tuneforge.errors import ConfigError, TuneforgeError, problems_heading
 from tuneforge.models.load import ALIASES, DEFAULT_MODEL
 from tuneforge.train.run_dir import CONFIG, SUMMARY
 from tuneforge.webui.i18n import Msg, t, tr
@@ -150,8 +151,14 @@ def resolve(ctx: Context, values: dict[str, Any], for_start: bool = False) -> Co
     return cfg
 
 
-def command(cfg: Config) -> str:
-    return preview_command(cfg)
+def command(cfg: Config, lang: str = "en") -> str:
+    """The command the page shows for ``cfg``: what Start runs, in the page's language (``--lang``)."""
+    return preview_command(cfg, lang_flag(lang))
+
+
+def lang_flag(lang: str) -> list[str]:
+    """``--lang zh`` for a page in Chinese (English is the CLI's default and needs no flag)."""
+    return [] if lang == "en" else ["--lang", lang]
 
 
 def save_args(ctx: Context, values: dict[str, Any], path: str) -> str:
@@ -192,19 +199,13 @@ def text_update(comp, text: str):
     return gr.update(label=text)
 
 
-def error_text(e: TuneforgeError, lang: str) -> str:
-    """``e`` as plain text in ``lang`` (catalogued messages are translated; others are shown as they are)."""
-    if isinstance(e, ConfigError):
-        return "\n".join([t("msg_problems", lang, n=len(e.problems)), *(f"  - {tr(p, lang)}" for p in e.problems)])
-    return tr(e.message, lang) + (f"\n  {t('hint', lang)}: {tr(e.hint, lang)}" if e.hint else "")
-
-
 def error_html(e: TuneforgeError, lang: str) -> str:
+    """``e`` as HTML in ``lang``: errors.py's text (``error_text``), with the problems as a list."""
     if isinstance(e, ConfigError):
         items = "".join(f"<li>{html.escape(tr(p, lang))}</li>" for p in e.problems)
         return (f'<div class="tf-msg-error" id="tf-error" lang="{lang}"><b>'
-                f'{html.escape(t("msg_problems", lang, n=len(e.problems)))}</b><ul>{items}</ul></div>')
-    hint = f"<br>{html.escape(t('hint', lang))}: {html.escape(tr(e.hint, lang))}" if e.hint else ""
+                f'{html.escape(tr(problems_heading(len(e.problems)), lang))}</b><ul>{items}</ul></div>')
+    hint = f"<br>{html.escape(tr(Msg('error_hint', hint=e.hint), lang))}" if e.hint else ""
     return f'<div class="tf-msg-error" id="tf-error" lang="{lang}">{html.escape(tr(e.message, lang))}{hint}</div>'
 
 
@@ -498,13 +499,13 @@ def run_export(ctx: Context, model: str, adapters: list[str] | None, values: dic
         if specs[k].is_path:
             v = relative(confine(str(v), ctx.root, k), ctx.root)
         args += [f"--{k}", str(v)]
-    cmd = [sys.executable, "-m", "tuneforge", "export", *args]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TUNEFORGE_LANG": lang}  # the CLI's errors in the page's language
+    cmd = [sys.executable, "-m", "tuneforge", "--lang", lang, "export", *args]  # the CLI's errors in the page's language
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     import tuneforge
 
     src = str(Path(tuneforge.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    shown = "$ tuneforge export " + " ".join(args) + "\n"
+    shown = "$ " + shlex.join(["tuneforge", *lang_flag(lang), "export", *args]) + "\n"
     yield shown
     proc = subprocess.Popen(cmd, cwd=ctx.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             stdin=subprocess.DEVNULL)

@@ -83,8 +83,6 @@ STRINGS: dict[str, dict[str, str]] = {
     "msg_aborted": {"en": "Aborted. Last complete checkpoint: {ckpt} (Start again to resume from it).",
                     "zh": "已中止。最后一个完整检查点：{ckpt}（再次点击“开始”即可从它继续）。"},
     "msg_no_job": {"en": "No training job is running.", "zh": "没有正在运行的训练任务。"},
-    "msg_problems": {"en": "{n} configuration problem(s):", "zh": "配置有 {n} 个问题："},
-    "hint": {"en": "hint", "zh": "提示"},
     "none": {"en": "none", "zh": "无"},
     "msg_need_model": {"en": "choose a model first", "zh": "请先选择模型"},
     "msg_need_dataset": {"en": "choose at least one dataset", "zh": "请至少选择一个数据集"},
@@ -126,7 +124,6 @@ STRINGS: dict[str, dict[str, str]] = {
     "step": {"en": "step", "zh": "步"},
     "eta_format": {"en": "{m}m{s:02d}s", "zh": "{m} 分 {s:02d} 秒"},
     "eta_unknown": {"en": "?", "zh": "未知"},
-    "msg_error": {"en": "error: {message}", "zh": "错误：{message}"},
     # errors the UI itself raises (webui/paths.py, runner.py, actions.py)
     "what_path": {"en": "path", "zh": "路径"},
     "what_args_file": {"en": "arguments file", "zh": "参数文件"},

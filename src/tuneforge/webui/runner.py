@@ -104,16 +104,17 @@ class RunManager:
             cfg_path = out / CONFIG
             cfg_path.write_text(cfg.to_yaml(), encoding="utf-8")
             log_path = out / LOG
-            env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", "TUNEFORGE_LANG": lang}
+            env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
             # src-layout checkouts run without installing: let the child import the same tuneforge as this process
             import tuneforge
 
             src = str(Path(tuneforge.__file__).resolve().parent.parent)
             env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-            with open(log_path, "ab") as log_fh:
-                log_fh.write(f"$ {self.python} -m tuneforge train {cfg_path}\n".encode())
+            argv = [self.python, "-m", "tuneforge", "--lang", lang, "train", str(cfg_path)]  # errors in the page's
+            with open(log_path, "ab") as log_fh:                                                # language
+                log_fh.write(f"$ {' '.join(argv)}\n".encode())
                 log_fh.flush()
-                proc = subprocess.Popen([self.python, "-m", "tuneforge", "train", str(cfg_path)],
+                proc = subprocess.Popen(argv,
                                         cwd=self.root, stdout=log_fh, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, env=env, start_new_session=True)
             job = Job(out, proc.pid, time.time(), proc, extra={"log_start": 0})

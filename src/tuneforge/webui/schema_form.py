@@ -183,9 +183,10 @@ def command_args(cfg: Config) -> list[str]:
     return args
 
 
-def preview_command(cfg: Config) -> str:
-    """The shell command that reproduces ``cfg`` (each argument quoted for POSIX shells)."""
-    return shlex.join(["tuneforge", "train", *command_args(cfg)])
+def preview_command(cfg: Config, global_flags: list[str] | None = None) -> str:
+    """The shell command that reproduces ``cfg`` (each argument quoted for POSIX shells); ``global_flags`` (e.g.
+    ``--lang zh``) go before the sub-command."""
+    return shlex.join(["tuneforge", *(global_flags or []), "train", *command_args(cfg)])
 
 
 def check_mapping_text(text: str) -> Msg | None:

@@ -1,0 +1,47 @@
+"""The Evaluate tab: the loaded models (Chat tab) answer a list of questions; with the identity's name, the share of
+replies that say it, for the tuned model and the base."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from tuneforge.errors import TuneforgeError
+from tuneforge.webui import actions
+from tuneforge.webui.i18n import t
+from tuneforge.webui.widgets import Page, show
+
+
+def build(page: Page) -> None:
+    lang, texts, ctx = page.lang, page.texts, page.ctx
+    with gr.Tab(t("tab_eval", lang), id="eval", elem_id="tab-eval") as tab:
+        texts["tab_eval"] = tab
+        texts["eval_hint"] = gr.Markdown(t("eval_hint", lang))
+        with gr.Row():
+            texts["eval_questions"] = questions = gr.Textbox(
+                value="Who are you?\nWhat is your name?\nWhat is the capital of France?\n你是谁？",
+                lines=5, label=t("eval_questions", lang), elem_id="eval-questions", scale=3)
+            with gr.Column():
+                texts["eval_file"] = qfile = gr.Textbox(label=t("eval_file", lang), elem_id="eval-file")
+                texts["eval_name"] = name = gr.Textbox(label=t("eval_name", lang), elem_id="eval-name")
+                texts["btn_eval"] = btn_eval = gr.Button(t("btn_eval", lang), variant="primary", elem_id="btn-eval")
+        summary = gr.HTML(elem_id="eval-summary")
+        summary_shown = gr.State(None)  # what `summary` shows, in no language
+        table = gr.Dataframe(headers=actions.eval_headers(lang), interactive=False, wrap=True, elem_id="eval-table")
+    page.notes.append((summary, summary_shown))
+    page.on_lang.append(([table], lambda lang_, current: [gr.update(headers=actions.eval_headers(lang_))]))
+
+    gen = page.shared["gen"]
+    gen_names = list(gen)
+
+    def on_eval(lang_, questions_, qfile_, name_, ds_vars, system, *gen_values):
+        values = dict(zip(gen_names, gen_values))
+        try:
+            rows, result = ctx.chat.evaluate(ctx, questions_, qfile_, name_ or actions.var_name(ds_vars), system,
+                                             values, lang_)
+            return gr.update(value=rows, headers=actions.eval_headers(lang_)), *show(result, lang_)
+        except TuneforgeError as e:
+            return gr.update(), *show(e, lang_)
+
+    btn_eval.click(on_eval, [page.lang_radio, questions, qfile, name, page.shared["dataset_vars"],
+                             page.shared["chat_system"], *[gen[n] for n in gen_names]],
+                   [table, summary, summary_shown])
