@@ -83,7 +83,22 @@ def page(server):
 
 # ---- helpers ------------------------------------------------------------------------------------------------------
 
+def reveal(pg, name: str) -> None:
+    """Open the collapsed group that holds setting ``name`` (the Train tab shows only the main settings open)."""
+    from tuneforge.webui.schema_form import field_specs
+    from tuneforge.webui.train_layout import layout
+
+    field = pg.locator(f"#field-{name}")
+    if field.count() and field.first.is_visible():
+        return
+    groups = layout(field_specs())[1]  # a closed group's fields are not in the page until it opens
+    section = next(sec for sec, specs in groups.items() if any(s.name == name for s in specs))
+    pg.locator(f"#sec-{section.replace(':', '-')} > button.label-wrap").first.click()
+    field.first.wait_for(state="visible")
+
+
 def fill(pg, name: str, value) -> None:
+    reveal(pg, name)
     box = pg.locator(f"#field-{name}").locator("input, textarea").first
     box.fill(str(value))
     box.press("Tab")
@@ -144,6 +159,60 @@ def set_run(pg, out: str, max_steps: int, save_steps: int, lr: float) -> None:
 
 
 # ---- tests --------------------------------------------------------------------------------------------------------
+
+def visible(pg, selector: str) -> bool:
+    return pg.locator(selector).first.is_visible()
+
+
+def test_train_tab_shows_what_matters_for_the_chosen_stage_and_method(page, server):
+    """The dozen main settings first, Start in view without scrolling, the embedded model preselected; every other
+    setting in collapsed groups that appear only for the stage and method they apply to; the log shows its tail."""
+    english(page)
+    page.evaluate("() => window.scrollTo(0, 0)")
+    box = page.locator("#btn-start").bounding_box()
+    assert box and box["y"] + box["height"] <= page.viewport_size["height"], box  # no scrolling to Start
+    assert page.locator("#field-model_name_or_path input").input_value() == "smollm2-135m-instruct"
+    for name in ("learning_rate", "dataset", "dataset_vars", "template", "cutoff_len", "output_dir"):
+        assert visible(page, f"#field-{name}"), name
+    assert not visible(page, "#field-lora_rank")  # in its collapsed group
+
+    def groups() -> set[str]:
+        return {g for g in ("method-lora", "method-freeze", "method-prompt", "preference", "ppo", "quantization")
+                if visible(page, f"#sec-{g}")}
+
+    def settle(want: set[str]) -> None:
+        """Wait (the page updates the groups one event at a time) until exactly ``want`` are shown."""
+        deadline = time.time() + 20
+        while groups() != want and time.time() < deadline:
+            page.wait_for_timeout(250)
+        assert groups() == want
+
+    settle({"method-lora", "quantization"})  # sft + lora: no DPO/KTO/PPO or other methods' fields
+    choose(page, "field-stage", "dpo")
+    settle({"method-lora", "quantization", "preference"})
+    reveal(page, "pref_beta")
+    shot(page, "webui-train-dpo.png", at="#sec-preference")
+    choose(page, "field-stage", "ppo")
+    settle({"method-lora", "quantization", "ppo"})
+    choose(page, "field-stage", "sft")
+    choose(page, "field-finetuning_type", "freeze")
+    settle({"method-freeze", "quantization"})  # freeze: its own options, no LoRA ones
+    choose(page, "field-finetuning_type", "lora")
+    settle({"method-lora", "quantization"})
+    page.evaluate("() => window.scrollTo(0, 0)")
+
+    # The log box starts (and stays) at its newest line: its end marker lies inside the box's visible area.
+    from tuneforge.webui.app import CSS
+    from tuneforge.webui.render import log_html
+
+    other = page.context.new_page()
+    lines = "\n".join(f"step {i}/300 · loss {3 - i / 100:.3f}" for i in range(1, 301))
+    other.set_content(f"<style>{CSS}</style>{log_html(lines, 'en')}")
+    inside = other.evaluate("""() => { const box = document.querySelector('.tf-log').getBoundingClientRect();
+        const end = document.querySelector('.tf-log-end').getBoundingClientRect();
+        return end.top >= box.top && end.bottom <= box.bottom + 1; }""")
+    assert inside and "step 300/300" in other.locator(".tf-log").inner_text()
+    other.close()
 
 def test_validation_message_and_language_switch(page):
     fill(page, "learning_rate", -0.001)
