@@ -101,7 +101,6 @@ def run_train(argv: list[str], lang: str) -> int:
 
 def run_chat(argv: list[str], lang: str) -> int:
     from tuneforge.infer.conversations import interactive, read_prompts
-    from tuneforge.infer.engine import ChatEngine
     from tuneforge.models import DEFAULT_MODEL
     from tuneforge.recipes.preflight import preflight
 
@@ -111,7 +110,9 @@ def run_chat(argv: list[str], lang: str) -> int:
     apply_lf_generation_defaults(cfg)
     if not cfg.model.model_name_or_path:
         cfg.model.model_name_or_path = DEFAULT_MODEL
-    preflight(cfg, for_training=False)
+    preflight(cfg, for_training=False)  # config mistakes are answered before torch is imported
+    from tuneforge.infer.engine import ChatEngine
+
     engine = ChatEngine.from_config(cfg)
     system = extra.get("system")
     if "prompt" in extra:
