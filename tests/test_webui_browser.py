@@ -175,6 +175,7 @@ def test_train_tab_shows_what_matters_for_the_chosen_stage_and_method(page, serv
     for name in ("learning_rate", "dataset", "dataset_vars", "template", "cutoff_len", "output_dir"):
         assert visible(page, f"#field-{name}"), name
     assert not visible(page, "#field-lora_rank")  # in its collapsed group
+    shot(page, "webui-train.png")  # the flow test below retakes it with a run's settings filled in
 
     def groups() -> set[str]:
         return {g for g in ("method-lora", "method-freeze", "method-prompt", "preference", "ppo", "quantization")
