@@ -61,6 +61,10 @@ def cmd_train(argv: list[str]) -> int:
     from tuneforge.recipes import run
 
     cfg = parse_args(argv)
+    from tuneforge.train import launch
+
+    if launch.wanted(cfg.train):  # --nproc_per_node N / nnodes: start the processes, each runs this command
+        return launch.launch(cfg, argv)
     run(cfg)
     return 0
 

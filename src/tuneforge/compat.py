@@ -16,6 +16,11 @@ library's own behaviour, never a guess. ``tests/test_compat.py`` checks each one
 - **Renamed APIs** (:func:`cache_kwarg`, :func:`is_checkpointing`): transformers 5 renamed ``past_key_values`` to
   ``cache`` and ``is_gradient_checkpointing`` to ``is_activation_checkpointing``. Tested: transformers 5.17 and
   5.24. Both names are tried, so there is no range.
+- **FSDP2 on CPU processes** (:func:`fsdp_on_cpu`): Accelerate turns its FSDP plugin on only for GPU-like
+  devices; on CPU processes (gloo) its state stays ``MULTI_CPU`` and ``prepare`` would wrap the model in DDP, although
+  torch's ``fully_shard`` runs there. We set the state to FSDP so that Accelerate's own FSDP2 preparation, clipping,
+  ``no_sync`` and state-dict gathering run on CPU processes too (the multi-process tests run on them). Tested:
+  accelerate 1.15 with torch 2.13 (CPU, gloo). Outside the window: refused with the reason (use DDP on CPUs).
 
 Every decision is logged with its reason (``log.choice``). The upstream packages are imported inside the functions,
 so importing this module costs nothing.
@@ -33,6 +38,7 @@ from tuneforge.utils import log
 PEFT_LORA = ("peft", "0.18.0", "0.22")
 LIGER = ("liger-kernel", "0.8.0", "0.9")
 LIGER_TRANSFORMERS = ("transformers", "5.0", "6.0")
+ACCELERATE_FSDP_CPU = ("accelerate", "1.15", "1.16")
 
 
 def installed(package: str) -> str | None:
@@ -250,3 +256,23 @@ def is_checkpointing(model) -> bool:
     if value is None:
         value = getattr(model, "is_gradient_checkpointing", False)
     return bool(value)
+
+
+# ---- FSDP2 on CPU processes ---------------------------------------------------------------------------------------
+
+def fsdp_on_cpu(accelerator, plugin) -> None:
+    """Make Accelerate run its FSDP2 path on CPU (gloo) processes (see the module docstring)."""
+    from accelerate.utils import DistributedType
+
+    from tuneforge.errors import TuneforgeError
+
+    why = outside(ACCELERATE_FSDP_CPU)
+    if why:
+        raise TuneforgeError(f"fsdp on CPU processes is only enabled for accelerate {ACCELERATE_FSDP_CPU[1]} up to "
+                             f"{ACCELERATE_FSDP_CPU[2]} ({why}): Accelerate itself enables FSDP only on GPUs",
+                             "on CPUs run plain DDP (drop fsdp), or use GPUs")
+    state = accelerator.state
+    state.distributed_type = DistributedType.FSDP
+    state.fsdp_plugin = plugin
+    log.choice("fsdp2 on CPU processes", "Accelerate enables FSDP only on GPUs; torch's fully_shard runs on CPU "
+               "with gloo, so its state is set to FSDP (compat.fsdp_on_cpu)")

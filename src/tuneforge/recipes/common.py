@@ -7,8 +7,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import torch
-
 from tuneforge.adapters import apply_method, count_parameters, split_list
 from tuneforge.adapters.lora import save_trained
 from tuneforge.config import Config
@@ -17,17 +15,25 @@ from tuneforge.data.build import DataBundle, build_data
 from tuneforge.models import load_model, load_tokenizer, resolve_model_path, resolve_precision
 from tuneforge.models.quantization import quantization_config
 from tuneforge.recipes.preflight import preflight
-from tuneforge.train import run_dir
+from tuneforge.train import distributed, run_dir
 from tuneforge.train.metrics import plot_loss
 from tuneforge.utils import log
 from tuneforge.utils.system import device_kind, peak_memory_mb
 
 
+def save_everything(cfg: Config) -> bool:
+    """Whether the final save writes the whole model (full/freeze) rather than the trained adapter."""
+    return cfg.finetune.finetuning_type in ("full", "freeze")
+
+
 def prepare_run(cfg: Config, max_new_tokens: int = 0):
     """Validate, create the run folder, and encode the data (bad data fails before any weights load)."""
+    distributed.quiet_other_ranks()
     preflight(cfg)
-    out, resume = run_dir.prepare(cfg)
-    run_dir.save_config(cfg, out)
+    with distributed.main_process_first(cfg.train):  # rank 0 creates the folder and decides resume first
+        out, resume = run_dir.prepare(cfg)
+        if distributed.rank() == 0:
+            run_dir.save_config(cfg, out)
     model_path = resolve_model_path(cfg.model.model_name_or_path)
     tokenizer = load_tokenizer(model_path, cfg.model.trust_remote_code)
     fmt = templates.install(tokenizer, cfg.data.template)
@@ -40,12 +46,12 @@ def prepare_run(cfg: Config, max_new_tokens: int = 0):
 
 
 def make_accelerator(cfg: Config):
-    from accelerate import Accelerator
+    """The Accelerator of this run's engine (one process, DDP, FSDP2 or DeepSpeed: train/distributed.py)."""
     from accelerate.utils import set_seed
 
     mixed, dtype = resolve_precision(cfg.train.bf16, cfg.train.fp16)
-    accelerator = Accelerator(mixed_precision=mixed, cpu=not torch.cuda.is_available())
-    set_seed(cfg.train.seed)
+    accelerator = distributed.make_accelerator(cfg, mixed)
+    set_seed(cfg.train.seed)  # the same seed in every process: identical adapter initialisation everywhere
     return accelerator, mixed, dtype
 
 
@@ -85,18 +91,24 @@ def load_trainable(cfg: Config, model_path: Path, dtype):
     return apply_method(load_base(cfg, model_path, dtype), cfg.finetune, split_list(cfg.model.adapter_name_or_path))
 
 
+GATHER = object()  # save_and_summarise's default: gather the weights to save from every rank here
+
+
 def save_and_summarise(cfg: Config, accelerator, model, tokenizer, out: Path, fmt, data: DataBundle, result, t0: float,
-                       mixed: str, extra: dict | None = None, save_model: bool = True) -> dict:
+                       mixed: str, extra: dict | None = None, save_model: bool = True, state=GATHER) -> dict:
     """Hugging Face-native artifacts (a peft adapter folder or a safetensors model, with the chat template) and the
-    run summary. ``extra`` adds stage-specific figures (pairwise accuracy, rewards)."""
+    run summary. ``extra`` adds stage-specific figures (pairwise accuracy, rewards). Every rank calls it: sharded
+    engines gather the weights to rank 0 (``state``: already gathered by the caller), which writes everything."""
     extra = dict(extra or {})
+    if state is GATHER:
+        state = distributed.gather_for_save(accelerator, model, save_everything(cfg)) if save_model else None
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
         return {}
     unwrapped = accelerator.unwrap_model(model)
     if save_model:
         unwrapped.config.use_cache = True
-        save_trained(unwrapped, out)
+        save_trained(unwrapped, out, state)
         tokenizer.save_pretrained(out)
     plots = plot_loss(out) if cfg.train.plot_loss else []
     trainable, total = count_parameters(unwrapped)

@@ -14,6 +14,10 @@ from tuneforge.utils import log
 
 def preflight(cfg: Config, for_training: bool = True) -> None:
     problems = validate(cfg, for_training=for_training)
+    if for_training:
+        from tuneforge.train import distributed
+
+        problems += distributed.problems(cfg)
     for p in (check_model(cfg.model.model_name_or_path), check_template(cfg.data.template)):
         if p:
             problems.append(p)

@@ -7,8 +7,9 @@ from __future__ import annotations
 import time
 
 from tuneforge.config import Config
-from tuneforge.recipes.common import load_trainable, make_accelerator, prepare_run, save_and_summarise
+from tuneforge.recipes.common import load_trainable, make_accelerator, prepare_run, save_and_summarise, save_everything
 from tuneforge.recipes.sft import RunResult
+from tuneforge.train import distributed
 from tuneforge.train.loop import evaluate, train_loop
 from tuneforge.train.preference import RewardObjective, ValueHead, save_value_head
 from tuneforge.utils import log
@@ -37,11 +38,16 @@ def run(cfg: Config) -> RunResult:
         log.info(f"pairwise accuracy on {len(data.eval)} held-out pairs: {stats['accuracy']:.1%}")
     else:
         log.warn("no held-out pairs (val_size=0, no eval_dataset): pairwise accuracy not measured")
+    # every rank takes part in gathering a sharded model's weights; rank 0 writes them
+    lm_state, head_state = distributed.split_state(
+        distributed.gather_for_save(accelerator, model, save_everything(cfg)), "v_head")
     unwrapped = accelerator.unwrap_model(model)
     head = unwrapped.v_head
     del unwrapped.v_head  # the LM is saved in its Hugging Face form; the head goes next to it
     if accelerator.is_main_process:
-        save_value_head(head, out)
-    extra["_extra_trainable"] = sum(p.numel() for p in head.parameters())
-    summary = save_and_summarise(cfg, accelerator, unwrapped, tokenizer, out, fmt, data, result, t0, mixed, extra)
+        save_value_head(head, out, head_state)
+    extra["_extra_trainable"] = (sum(t.numel() for t in head_state.values()) if head_state is not None
+                                 else sum(p.numel() for p in head.parameters()))
+    summary = save_and_summarise(cfg, accelerator, unwrapped, tokenizer, out, fmt, data, result, t0, mixed, extra,
+                                 state=lm_state)
     return RunResult(out, summary)

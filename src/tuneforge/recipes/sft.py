@@ -6,16 +6,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 
 from tuneforge.adapters import apply_method, count_parameters, split_list
 from tuneforge.adapters.lora import save_trained
 from tuneforge.config import Config
 from tuneforge.data.packing import pack_for_training, resolve_packing
-from tuneforge.models import resolve_precision
 from tuneforge.models.kernels import apply_liger, compile_layers
-from tuneforge.recipes.common import load_base, prepare_run
-from tuneforge.train import run_dir
+from tuneforge.recipes.common import load_base, make_accelerator, prepare_run, save_everything
+from tuneforge.train import distributed, run_dir
 from tuneforge.train.loop import train_loop
 from tuneforge.train.metrics import plot_loss
 from tuneforge.utils import log
@@ -40,12 +38,7 @@ def run(cfg: Config) -> RunResult:
     if resolve_packing(cfg.data.packing, cfg.data.neat_packing, cfg.finetune.stage):
         train, packing = pack_for_training(data.train, cfg.data.cutoff_len)
 
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-
-    mixed, dtype = resolve_precision(cfg.train.bf16, cfg.train.fp16)
-    accelerator = Accelerator(mixed_precision=mixed, cpu=not torch.cuda.is_available())
-    set_seed(cfg.train.seed)
+    accelerator, mixed, dtype = make_accelerator(cfg)
     model = load_base(cfg, model_path, dtype)
     fused_ce = apply_liger(model, cfg.model.enable_liger_kernel)
     model = apply_method(model, cfg.finetune, split_list(cfg.model.adapter_name_or_path))
@@ -57,11 +50,13 @@ def run(cfg: Config) -> RunResult:
                         accelerator, resume, fused_ce)
 
     # Hugging Face-native artifacts: a peft adapter folder, or a safetensors model; with the chat template used.
+    # Sharded engines gather the weights to rank 0 first (every rank takes part).
+    state = distributed.gather_for_save(accelerator, model, save_everything(cfg))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         unwrapped = accelerator.unwrap_model(model)
         unwrapped.config.use_cache = True
-        save_trained(unwrapped, out)
+        save_trained(unwrapped, out, state)
         tokenizer.save_pretrained(out)
         plots = plot_loss(out) if cfg.train.plot_loss else []
         summary = {
@@ -80,7 +75,12 @@ def run(cfg: Config) -> RunResult:
         }
         run_dir.write_summary(out, summary)
         print_summary(summary, out)
-        if cfg.train.sample_prompts:
+        if cfg.train.sample_prompts and distributed.engine_of(accelerator).sharded:
+            log.choice("sample_prompts skipped", "the model is split over the processes; ask the saved model: "
+                       f"tuneforge chat --model_name_or_path {cfg.model.model_name_or_path} --adapter_name_or_path "
+                       f"{out}" if state is not None and not save_everything(cfg) else
+                       f"tuneforge chat --model_name_or_path {out}")
+        elif cfg.train.sample_prompts:
             summary["sample_replies"] = answer_samples(unwrapped, tokenizer, fmt, cfg)
             run_dir.write_summary(out, summary)
     else:

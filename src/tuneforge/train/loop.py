@@ -14,7 +14,7 @@ from tuneforge import compat
 from tuneforge.config.schema import FinetuneArgs, TrainArgs
 from tuneforge.data.collate import collate, micro_batches
 from tuneforge.data.encode import IGNORE, Sample
-from tuneforge.train.checkpoint import load_checkpoint, save_checkpoint
+from tuneforge.train import dist_checkpoint, distributed
 from tuneforge.train.loss import CausalLMLoss
 from tuneforge.train.memory import activation_offload
 from tuneforge.train.metrics import MetricsWriter, Progress
@@ -65,8 +65,12 @@ def evaluate(loss_module, samples: list, args: TrainArgs, pad_id: int, accelerat
     extra: dict[str, torch.Tensor] = {}
     bs = args.per_device_eval_batch_size
     mine = samples[accelerator.process_index::accelerator.num_processes]
-    for i in range(0, len(mine), bs):
-        batch = {k: v.to(accelerator.device) for k, v in collate_fn(mine[i: i + bs], pad_id).items()}
+    # every process runs the same number of forwards (sharded engines gather weights in each): a process whose share
+    # is shorter runs fully masked dummy rows, which add nothing
+    per_process = -(-len(samples) // accelerator.num_processes)
+    for i in range(0, per_process, bs):
+        rows = collate_fn(mine[i: i + bs], pad_id, samples[0])
+        batch = {k: v.to(accelerator.device) for k, v in rows.items()}
         with accelerator.autocast():
             loss, stats = _forward(loss_module, batch)
         total += loss.float()
@@ -91,11 +95,11 @@ def _train_loop(model, train, evals, args, ft, out, pad_id, accelerator, resume,
     micro_per_epoch, total = plan_steps(len(train), args, world)
     optimizer = build_optimizer(model, args, ft)
     schedule = Schedule(optimizer, args.lr_scheduler_type, warmup_steps(args, total), total)
-    state = {"step": 0, "epoch": 0, "micro": 0, "tokens": 0, "trained_tokens": 0, "seconds": 0.0}
-    if resume is not None:
-        state.update(load_checkpoint(resume, model, optimizer, schedule))
-        log.info(f"resumed from {resume} at step {state['step']} (epoch {state['epoch']}, micro-batch "
-                 f"{state['micro']})")
+    state = {"step": 0, "epoch": 0, "micro": 0, "tokens": 0, "trained_tokens": 0, "seconds": 0.0,
+             "global_batch": args.per_device_train_batch_size * world}
+    if distributed.describe_sharding(len(train), args.per_device_train_batch_size, world):
+        log.choice("data sharding", distributed.describe_sharding(len(train), args.per_device_train_batch_size, world))
+    fused_ce = fused_ce and distributed.fused_ce_ok(accelerator)
     loss_module = CausalLMLoss(model, fused_ce, args.shared_prefix) if objective is None else objective
     collate_fn, units = getattr(loss_module, "collate", collate), getattr(loss_module, "units", _trained)
     if not loss_module.gathered:
@@ -104,7 +108,13 @@ def _train_loop(model, train, evals, args, ft, out, pad_id, accelerator, resume,
         log.choice("shared_prefix=on", "the prefix all rows of a batch share (system prompt) runs once per batch")
     elif objective is None and args.shared_prefix is None and loss_module.why_no_shared_prefix:
         log.choice("shared_prefix=off", loss_module.why_no_shared_prefix)
-    loss_module, optimizer = accelerator.prepare(loss_module, optimizer)
+    loss_module, optimizer = distributed.prepare(accelerator, loss_module, optimizer, model)
+    if resume is not None:  # after prepare: sharded engines load into their shards
+        state.update(dist_checkpoint.load(accelerator, resume, model, optimizer, schedule))
+        gb = args.per_device_train_batch_size * world
+        state["micro"], state["global_batch"] = distributed.position_for(state, gb), gb
+        log.info(f"resumed from {resume} at step {state['step']} (epoch {state['epoch']}, micro-batch "
+                 f"{state['micro']})")
     params = [p for p in model.parameters() if p.requires_grad]
     metrics = MetricsWriter(out, args.report_to, state["step"], enabled=accelerator.is_main_process)
     progress = Progress(total, state["step"], enabled=accelerator.is_main_process)
@@ -133,17 +143,14 @@ def _train_loop(model, train, evals, args, ft, out, pad_id, accelerator, resume,
                     loss_sum, stats = _forward(loss_module, batch)
                     # Average over every trained token of the accumulated micro-batches (and processes): DDP
                     # averages gradients over processes, hence × world.
-                    accelerator.backward(loss_sum * world / n_sup)
+                    distributed.backward(accelerator, loss_sum * world / n_sup, last=j == len(group) - 1)
                 step_loss += loss_sum.detach().float()
                 for k, v in stats.items():
                     step_stats[k] = step_stats.get(k, 0) + v.detach().float()
                 state["tokens"] += int(batch["attention_mask"].sum()) * world
                 window["tokens"] += int(batch["attention_mask"].sum()) * world
             state["trained_tokens"] += int(n_sup)
-            if args.max_grad_norm > 0:
-                grad_norm = accelerator.clip_grad_norm_(params, args.max_grad_norm)
-            else:
-                grad_norm = torch.norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))
+            grad_norm = distributed.clip_and_norm(accelerator, params, args.max_grad_norm)
             optimizer.step()
             lr = schedule.get_last_lr()[0]
             schedule.step()
@@ -173,10 +180,10 @@ def _train_loop(model, train, evals, args, ft, out, pad_id, accelerator, resume,
             progress.update(step, record if record and "loss" in record else None)
             if pos >= len(batches):  # epoch done; the next one gets a new order
                 epoch, pos = epoch + 1, 0
-            if args.save_steps and step % args.save_steps == 0 and step < total and accelerator.is_main_process:
+            if args.save_steps and step % args.save_steps == 0 and step < total:  # every rank takes part
                 state.update(step=step, epoch=epoch, micro=pos, seconds=time.time() - t_start,
                              total_steps=total, peak_memory_mb=peak_memory_mb())
-                save_checkpoint(out, step, model, optimizer, schedule, state, args.save_total_limit)
+                dist_checkpoint.save(accelerator, out, step, model, optimizer, schedule, state, args.save_total_limit)
             if pos == 0:
                 break
     progress.close()

@@ -224,11 +224,13 @@ def last_token_scores(model, head: ValueHead, input_ids, attention_mask) -> torc
     return values[torch.arange(values.shape[0], device=values.device), last]
 
 
-def save_value_head(head: ValueHead, folder: Path) -> Path:
+def save_value_head(head: ValueHead, folder: Path, state: dict | None = None) -> Path:
+    """``state``: the head's weights gathered from every rank of a sharded run (else the head's own)."""
     from safetensors.torch import save_file
 
     path = Path(folder) / VALUE_HEAD
-    save_file({k: v.detach().contiguous().cpu() for k, v in head.state_dict().items()}, str(path))
+    state = head.state_dict() if state is None else state
+    save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(path))
     return path
 
 
