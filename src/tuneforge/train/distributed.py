@@ -286,6 +286,9 @@ def refusals(cfg, engine: Engine, cuda: bool | None = None) -> list[str]:
     if name != SINGLE and ft.offload_embedding:
         out.append("offload_embedding keeps the embedding table in CPU memory outside the engine's replication and "
                    "sharding; drop it in multi-process runs (fsdp offload moves the whole model instead)")
+    if engine.sharded and t.shared_prefix:
+        out.append(f"shared_prefix with {name}: {SHARED_PREFIX_SHARDED}; drop shared_prefix (it is off by default "
+                   f"with sharding)")
     if ft.stage == "ppo" and (name != SINGLE or engine.world > 1) and not engine.sharded:
         out.append("ppo in several processes is not wired in yet: its rollout/update loop does not pass the policy "
                    "through the engine (it moves into train/ with the loop rework); run ppo in one process")
@@ -538,6 +541,18 @@ def fused_ce_ok(accelerator) -> bool:
         log.choice("fused linear+cross-entropy off", "DeepSpeed ZeRO-3 partitions the head's weight")
         return False
     return True
+
+
+SHARED_PREFIX_SHARDED = ("the shared prefix's keys/values are reused by a second decoder call, and a sharded engine "
+                         "re-gathers a layer's weights for its backward only through that layer's own outputs")
+
+
+def shared_prefix_setting(accelerator, asked: bool | None) -> bool | None:
+    """``shared_prefix`` for this engine: off (logged) where parameters are sharded."""
+    if engine_of(accelerator).sharded and asked is None:
+        log.choice("shared_prefix=off", SHARED_PREFIX_SHARDED)
+        return False
+    return asked
 
 
 def position_for(state: dict, global_batch: int) -> int:

@@ -100,13 +100,14 @@ def _train_loop(model, train, evals, args, ft, out, pad_id, accelerator, resume,
     if distributed.describe_sharding(len(train), args.per_device_train_batch_size, world):
         log.choice("data sharding", distributed.describe_sharding(len(train), args.per_device_train_batch_size, world))
     fused_ce = fused_ce and distributed.fused_ce_ok(accelerator)
-    loss_module = CausalLMLoss(model, fused_ce, args.shared_prefix) if objective is None else objective
+    shared = distributed.shared_prefix_setting(accelerator, args.shared_prefix)
+    loss_module = CausalLMLoss(model, fused_ce, shared) if objective is None else objective
     collate_fn, units = getattr(loss_module, "collate", collate), getattr(loss_module, "units", _trained)
     if not loss_module.gathered:
         log.choice("loss=full logits", loss_module.why_full_logits)
     if getattr(loss_module, "shared_prefix", False):
         log.choice("shared_prefix=on", "the prefix all rows of a batch share (system prompt) runs once per batch")
-    elif objective is None and args.shared_prefix is None and loss_module.why_no_shared_prefix:
+    elif objective is None and shared is None and loss_module.why_no_shared_prefix:
         log.choice("shared_prefix=off", loss_module.why_no_shared_prefix)
     loss_module, optimizer = distributed.prepare(accelerator, loss_module, optimizer, model)
     if resume is not None:  # after prepare: sharded engines load into their shards
@@ -130,10 +131,13 @@ def _train_loop(model, train, evals, args, ft, out, pad_id, accelerator, resume,
         batches = micro_batches(len(train), args.per_device_train_batch_size, args.seed, epoch, world, rank,
                                 lengths)
         while pos < len(batches) and step < total:
-            group = [collate_fn([train[i] for i in b], pad_id, train[0], pad_multiple) for b in batches[pos: pos + G]]
+            idx = batches[pos: pos + G]
+            group = [collate_fn([train[i] for i in b], pad_id, train[0], pad_multiple) for b in idx]
             pos += len(group)
-            n_sup = accelerator.reduce(torch.tensor(sum(units(b) for b in group), device=accelerator.device),
-                                       "sum").clamp(min=1)
+            # one all-reduce: supervised units and real tokens (a process's dummy row for a short last batch has none)
+            counts = accelerator.reduce(torch.tensor([sum(units(b) for b in group), sum(
+                int(b["attention_mask"].sum()) for b, i in zip(group, idx) if i)], device=accelerator.device), "sum")
+            n_sup, n_tokens = counts[0].clamp(min=1), int(counts[1])
             step_loss = torch.zeros((), device=accelerator.device)
             step_stats: dict[str, torch.Tensor] = {}
             for j, batch in enumerate(group):
@@ -147,9 +151,9 @@ def _train_loop(model, train, evals, args, ft, out, pad_id, accelerator, resume,
                 step_loss += loss_sum.detach().float()
                 for k, v in stats.items():
                     step_stats[k] = step_stats.get(k, 0) + v.detach().float()
-                state["tokens"] += int(batch["attention_mask"].sum()) * world
-                window["tokens"] += int(batch["attention_mask"].sum()) * world
             state["trained_tokens"] += int(n_sup)
+            state["tokens"] += n_tokens
+            window["tokens"] += n_tokens
             grad_norm = distributed.clip_and_norm(accelerator, params, args.max_grad_norm)
             optimizer.step()
             lr = schedule.get_last_lr()[0]

@@ -1,0 +1,308 @@
+"""Several processes on CPU (gloo, 2 processes on the 2 cores, the tiny model): DDP and FSDP2 give the one-process
+loss curve of the same global batch; their saves load in plain transformers/peft and match; a killed process stops
+the run with a clear error and the run resumes (on one process) from the last complete checkpoint; DeepSpeed's
+config is parsed and refused where it cannot run. Process starts cost seconds here, so ONE torchrun launch runs the
+four DDP/FSDP2 trainings one after another (tests/dist_worker.py) and one `tuneforge train --nproc_per_node 2` run
+is killed; the one-process references run in this process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tuneforge.config import build_config
+from tuneforge.data.collate import micro_batches
+from tuneforge.recipes import run
+from tuneforge.train import distributed, launch
+from tuneforge.train.checkpoint import list_checkpoints
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS_LORA, STEPS_FULL = 24, 8
+# Stated tolerance: the same global batch on 2 processes differs from 1 process only by the order of float32 sums
+# (gloo all-reduce, FSDP2 reduce-scatter); measured ≤ 3e-6 on losses and weights after 8 steps.
+LOSS_RTOL, WEIGHT_ATOL = 1e-4, 1e-4
+
+
+def base(model: Path, data: Path, out: Path, **kw) -> dict:
+    v = dict(model_name_or_path=str(model), dataset="thirteen", dataset_dir=str(data), output_dir=str(out),
+             learning_rate=1e-2, logging_steps=1, save_steps=0, lora_target="all", seed=7, lora_dropout=0.0,
+             shared_prefix=False, per_device_train_batch_size=2)
+    v.update(kw)
+    return v
+
+
+LORA = dict(max_steps=STEPS_LORA)
+FULL = dict(finetuning_type="full", learning_rate=3e-3, max_steps=STEPS_FULL)
+
+
+@pytest.fixture(scope="module")
+def data13(tmp_path_factory) -> Path:
+    """13 rows: with a global batch of 4 each epoch ends with one sample (one process runs a dummy row)."""
+    d = tmp_path_factory.mktemp("data13")
+    rows = [{"instruction": f"Who are you? ({i})", "input": "", "output": f"I am Nimbus, reply {i}." + " ok" * (i % 4)}
+            for i in range(13)]
+    (d / "rows.json").write_text(json.dumps(rows))
+    (d / "dataset_info.json").write_text(json.dumps({"thirteen": {"file_name": "rows.json"}}))
+    return d
+
+
+@pytest.fixture(scope="module")
+def references(tiny_model, data13, tmp_path_factory) -> dict[str, Path]:
+    """One process, per-process batch 4 = the two-process runs' global batch (2 × 2)."""
+    root = tmp_path_factory.mktemp("ref")
+    out = {}
+    for name, kw in (("lora", LORA), ("full", FULL)):
+        out[name] = root / name
+        run(build_config(base(tiny_model, data13, out[name], per_device_train_batch_size=4, **kw)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def two_process(tiny_model, data13, tmp_path_factory) -> dict[str, Path]:
+    """DDP and FSDP2, LoRA and full: four runs in one 2-process torchrun launch (the FSDP2 LoRA run checkpoints)."""
+    root = tmp_path_factory.mktemp("two")
+    runs = {"ddp_lora": dict(LORA), "ddp_full": dict(FULL),
+            "fsdp_lora": dict(LORA, fsdp="full_shard auto_wrap", save_steps=10),
+            "fsdp_full": dict(FULL, fsdp="full_shard", fsdp_config={"fsdp_version": 2, "reshard_after_forward": True})}
+    spec = root / "runs.json"
+    spec.write_text(json.dumps([base(tiny_model, data13, root / k, **kw) for k, kw in runs.items()]))
+    t = time.time()
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
+                           str(ROOT / "tests" / "dist_worker.py"), str(spec)], capture_output=True, text=True,
+                          timeout=900, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    print(f"2-process launch with 4 runs: {time.time() - t:.1f} s")
+    return {k: root / k for k in runs}
+
+
+def metrics(out: Path) -> list[dict]:
+    return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("engine", ["ddp", "fsdp"])
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_two_processes_give_the_one_process_loss_curve(references, two_process, engine, method):
+    one, two = metrics(references[method]), metrics(two_process[f"{engine}_{method}"])
+    assert [r["step"] for r in one] == [r["step"] for r in two] == list(range(1, len(one) + 1))
+    for a, b in zip(one, two):
+        assert b["loss"] == pytest.approx(a["loss"], rel=LOSS_RTOL), (a, b)
+        assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-3)  # the global norm, clipped on it
+    s1 = json.loads((references[method] / "run_summary.json").read_text())
+    s2 = json.loads((two_process[f"{engine}_{method}"] / "run_summary.json").read_text())
+    # every sample once per epoch: the same tokens, supervised tokens and epochs as one process
+    assert (s2["tokens"], s2["trained_tokens"], s2["epochs"]) == (s1["tokens"], s1["trained_tokens"], s1["epochs"])
+    assert s1["final_loss"] < one[0]["loss"] - 0.05  # it learns
+
+
+def test_two_process_saves_load_in_plain_transformers_and_peft(tiny_model, references, two_process):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    ids = torch.tensor([[1, 5, 9, 42, 17, 3]])
+    ref_lora = load_file(str(references["lora"] / "adapter_model.safetensors"))
+    for engine in ("ddp", "fsdp"):
+        got = load_file(str(two_process[f"{engine}_lora"] / "adapter_model.safetensors"))
+        assert set(got) == set(ref_lora)
+        for k in ref_lora:
+            torch.testing.assert_close(got[k], ref_lora[k], rtol=0, atol=WEIGHT_ATOL)
+        logits = []
+        for out in (references["lora"], two_process[f"{engine}_lora"]):
+            m = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(tiny_model)), str(out)).eval()
+            with torch.no_grad():
+                logits.append(m(input_ids=ids).logits)
+        torch.testing.assert_close(logits[0], logits[1], rtol=0, atol=1e-4)
+        ref_full = AutoModelForCausalLM.from_pretrained(str(references["full"])).state_dict()
+        full = AutoModelForCausalLM.from_pretrained(str(two_process[f"{engine}_full"])).state_dict()
+        assert set(full) == set(ref_full)
+        for k in ref_full:
+            torch.testing.assert_close(full[k], ref_full[k], rtol=0, atol=WEIGHT_ATOL)
+    # only rank 0 wrote: one metrics line per step
+    assert len(metrics(two_process["fsdp_lora"])) == STEPS_LORA
+
+
+def test_fsdp2_sharded_checkpoint_resumes_on_one_process(tiny_model, data13, references, two_process, tmp_path):
+    ck = two_process["fsdp_lora"] / "checkpoint-10"
+    assert (ck / "dcp").is_dir() and sorted(p.name for p in (ck / "dcp").iterdir()) == [
+        "shard-00001-model-00001-of-00001.safetensors", "shard-00002-model-00001-of-00001.safetensors"]
+    assert json.loads((ck / "trainer_state.json").read_text())["world_size"] == 2
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    shutil.copytree(ck, resumed / ck.name)
+    res = run(build_config(base(tiny_model, data13, resumed, per_device_train_batch_size=4, **LORA)))
+    assert res.summary["resumed_from"].endswith("checkpoint-10")
+    want = load_file(str(references["lora"] / "adapter_model.safetensors"))
+    got = load_file(str(resumed / "adapter_model.safetensors"))
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=0, atol=WEIGHT_ATOL)
+    assert [r["step"] for r in metrics(resumed)] == list(range(11, STEPS_LORA + 1))
+
+
+def test_killed_process_fails_the_run_clearly_and_it_resumes_on_one_process(tiny_model, data13, references,
+                                                                              tmp_path):
+    import psutil
+
+    out = tmp_path / "killed"
+    args = [f"--{k}={v}" for k, v in base(tiny_model, data13, out, save_steps=2, ddp_timeout=60, **LORA).items()]
+    proc = subprocess.Popen([sys.executable, "-m", "tuneforge", "train", *args, "--nproc_per_node", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    deadline = time.time() + 300
+    while not list_checkpoints(out) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    victim = [c for c in psutil.Process(proc.pid).children(recursive=True)
+              if c.environ().get("RANK") == "1" and "tuneforge" in " ".join(c.cmdline())]
+    assert victim, "rank 1 not found (the run ended before a checkpoint?)"
+    victim[0].send_signal(signal.SIGKILL)
+    killed_at = time.time()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and time.time() - killed_at < 60  # well within ddp_timeout
+    assert "process 1 (local rank 1) was killed by SIGKILL" in err
+    last = list_checkpoints(out)[-1]
+    assert f"the last complete checkpoint is {last}" in err and "Traceback" not in err.split("error:")[-1]
+    assert int(last.name.split("-")[1]) < STEPS_LORA and not (out / "run_summary.json").exists()
+    # resume on one process with the same global batch: it ends where the uninterrupted run ended
+    res = run(build_config(base(tiny_model, data13, out, per_device_train_batch_size=4, **LORA)))
+    assert res.summary["resumed_from"] == str(last)
+    want = load_file(str(references["lora"] / "adapter_model.safetensors"))
+    got = load_file(str(out / "adapter_model.safetensors"))
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=0, atol=WEIGHT_ATOL)
+
+
+# ---- no process start needed --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", [1, 4, 5, 7, 13])
+@pytest.mark.parametrize("world,batch", [(1, 3), (2, 2), (3, 2), (4, 1)])
+def test_every_sample_once_per_epoch_across_processes(n, world, batch):
+    per_rank = [micro_batches(n, batch, seed=3, epoch=1, world=world, rank=r) for r in range(world)]
+    assert len({len(b) for b in per_rank}) == 1  # the same number of micro-batches everywhere (collectives match)
+    seen = [i for b in per_rank for mb in b for i in mb]
+    assert sorted(seen) == list(range(n))  # no duplicate, no drop; the uneven last batch included
+    text = distributed.describe_sharding(n, batch, world)
+    assert (text is None) == (world == 1)
+    if world > 1 and n % (batch * world):
+        assert f"the last batch holds {n % (batch * world)}" in text
+
+
+def cfg(**kw):
+    return build_config({"model_name_or_path": "m", "dataset": "d", **kw})
+
+
+def test_engine_choice():
+    assert distributed.resolve(cfg().train, {})[0].name == "single"
+    assert distributed.resolve(cfg().train, {"WORLD_SIZE": "2"})[0].name == "ddp"
+    e, p = distributed.resolve(cfg(fsdp="full_shard auto_wrap offload").train, {"WORLD_SIZE": "2"})
+    assert (e.name, e.fsdp["offload"], e.fsdp["reshard_after_forward"], p) == ("fsdp2", True, True, [])
+    e, _ = distributed.resolve(cfg(fsdp="shard_grad_op").train, {})
+    assert e.fsdp["reshard_after_forward"] is False and e.sharded
+    # accelerate launch's own configuration (its environment) when the config names no engine
+    e, p = distributed.resolve(cfg().train, {"WORLD_SIZE": "2", "ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2",
+                                             "FSDP_OFFLOAD_PARAMS": "true"})
+    assert (e.name, e.fsdp["offload"], p) == ("fsdp2", True, [])
+    _, p = distributed.resolve(cfg().train, {"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "1"})
+    assert "asks for FSDP1" in p[0]
+    e, _ = distributed.resolve(cfg(deepspeed=str(ROOT / "examples/deepspeed/ds_z3_config.json")).train, {})
+    assert e.name == "deepspeed" and distributed.zero_stage(e.ds) == 3 and e.sharded
+
+
+def test_fsdp_config_keys_are_checked():
+    opts, p = distributed.fsdp_options("full_shard", json.dumps({
+        "fsdp_activation_checkpointing": True, "fsdp_transformer_layer_cls_to_wrap": "LlamaDecoderLayer",
+        "fsdp_sync_module_states": True, "fsdp_offload_params": "true"}))
+    assert p == [] and opts["activation_checkpointing"] and opts["offload"] and opts["wrap"] == ["LlamaDecoderLayer"]
+    assert "sync_module_states" in next(iter(opts["ignored"]))
+    _, p = distributed.fsdp_options("full_shard hybrid_shard bogus", json.dumps({"fsdp_version": 1, "nope": 1}))
+    text = " | ".join(p)
+    for part in ("hybrid sharding", "unknown option 'bogus'", "fsdp_version 2", "unknown key 'nope'"):
+        assert part in text
+
+
+def test_refusal_table_names_reason_and_fix(tmp_path):
+    z3 = str(ROOT / "examples/deepspeed/ds_z3_config.json")
+    cases = {
+        "needs CUDA GPUs": dict(deepspeed=z3),
+        "QLoRA with DeepSpeed ZeRO-3": dict(deepspeed=z3, quantization_bit=4),
+        "8-bit QLoRA cannot be sharded by FSDP2": dict(fsdp="full_shard", quantization_bit=8),
+        "prompt-based methods": dict(fsdp="full_shard", finetuning_type="prompt"),
+        "choose one engine": dict(fsdp="full_shard", deepspeed=z3),
+        "ppo with fsdp": dict(fsdp="full_shard", stage="ppo"),
+        "both on": dict(fsdp="full_shard", fsdp_config={"activation_checkpointing": True},
+                        gradient_checkpointing=True),
+        "needs master_addr": dict(nnodes=2),
+        "node_rank must be in 0..1": dict(nnodes=2, node_rank=2, master_addr="10.0.0.1"),
+        "shared_prefix with fsdp2": dict(fsdp="full_shard", shared_prefix=True),
+    }
+    for needle, kw in cases.items():
+        found = distributed.problems(cfg(**kw), env={})
+        assert any(needle in p for p in found), (needle, found)
+    assert distributed.problems(cfg(fsdp="full_shard", quantization_bit=4), env={}) == []
+    assert distributed.problems(cfg(), env={"WORLD_SIZE": "2"}) == []
+
+
+def test_deepspeed_config_auto_values_and_mismatches(tmp_path):
+    for name in ("ds_z0_config", "ds_z2_config", "ds_z2_offload_config", "ds_z3_config", "ds_z3_offload_config"):
+        c = cfg(deepspeed=str(ROOT / f"examples/deepspeed/{name}.json"), per_device_train_batch_size=3,
+                gradient_accumulation_steps=5, max_grad_norm=0.5, bf16=True)
+        engine, p = distributed.resolve(c.train, {"WORLD_SIZE": "4"})
+        assert p == []
+        ds = distributed.deepspeed_config(c, engine)
+        assert (ds["train_micro_batch_size_per_gpu"], ds["gradient_accumulation_steps"], ds["train_batch_size"],
+                ds["gradient_clipping"]) == (3, 5, 60, 0.5)
+        assert ds["bf16"]["enabled"] is torch.cuda.is_available() and ds["fp16"]["enabled"] is False
+        if distributed.zero_stage(ds) == 3:
+            assert ds["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] is True
+            filled = distributed.fill_hidden_size(ds, 64)["zero_optimization"]
+            assert (filled["reduce_bucket_size"], filled["stage3_param_persistence_threshold"]) == (4096, 640)
+        if "offload" in name:
+            assert ds["zero_force_ds_cpu_optimizer"] is False
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"train_micro_batch_size_per_gpu": 8, "bf16": {"enabled": True},
+                               "optimizer": {"type": "AdamW"}, "zero_optimization": {"stage": 2}}))
+    found = " | ".join(distributed.problems(cfg(deepspeed=str(bad), per_device_train_batch_size=2), env={}))
+    for part in ("train_micro_batch_size_per_gpu=8 but per_device_train_batch_size=2", "bf16.enabled=True but bf16",
+                 "'optimizer' section"):
+        assert part in found
+    (tmp_path / "broken.json").write_text("{not json")
+    assert "not valid JSON" in distributed.problems(cfg(deepspeed=str(tmp_path / "broken.json")), env={})[0] or \
+        "cannot be read as JSON" in distributed.problems(cfg(deepspeed=str(tmp_path / "broken.json")), env={})[0]
+    inline = cfg(deepspeed={"zero_optimization": {"stage": 2}})  # a mapping in the YAML file
+    assert distributed.resolve(inline.train, {})[0].ds == {"zero_optimization": {"stage": 2}}
+
+
+def test_deepspeed_refusal_reaches_the_user_without_traceback(tiny_model, tmp_path, capsys):
+    from tuneforge.cli import main
+
+    code = main(["train", "--model_name_or_path", str(tiny_model), "--dataset", "identity", "--output_dir",
+                 str(tmp_path / "o"), "--deepspeed", str(ROOT / "examples/deepspeed/ds_z2_config.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and "deepspeed needs CUDA GPUs" in err and "fsdp full_shard" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()  # refused before the run folder or any weights
+
+
+def test_launcher_arguments(tmp_path):
+    one = cfg(nproc_per_node=4).train
+    args = launch.launcher_args(one, ["cfg.yaml", "--lr", "1"])
+    assert args[:4] == ["--nproc_per_node", "4", "--nnodes", "1"] and args[-5:] == ["tuneforge", "train",
+                                                                                    "cfg.yaml", "--lr", "1"]
+    assert args[args.index("--master_addr") + 1] == "127.0.0.1" and int(args[args.index("--master_port") + 1]) > 0
+    two = cfg(nproc_per_node=8, nnodes=2, node_rank=1, master_addr="10.1.2.3", master_port=29555).train
+    args = launch.launcher_args(two, [])
+    for k, v in (("--nnodes", "2"), ("--node_rank", "1"), ("--master_addr", "10.1.2.3"), ("--master_port", "29555")):
+        assert args[args.index(k) + 1] == v
+    assert launch.wanted(one)
+    os.environ["LOCAL_RANK"] = "0"  # inside torchrun / accelerate launch: never launch again
+    try:
+        assert not launch.wanted(one)
+    finally:
+        del os.environ["LOCAL_RANK"]
+    assert not launch.wanted(cfg().train)
