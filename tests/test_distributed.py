@@ -306,3 +306,33 @@ def test_launcher_arguments(tmp_path):
     finally:
         del os.environ["LOCAL_RANK"]
     assert not launch.wanted(cfg().train)
+
+
+def test_estimate_divides_what_sharding_divides(tmp_path, capsys):
+    from tuneforge.cli import main
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"hidden_size": 4096, "intermediate_size": 14336, "num_attention_heads": 32,
+                                  "num_hidden_layers": 32, "num_key_value_heads": 8, "vocab_size": 128256,
+                                  "model_type": "llama"}))
+
+    def parts(*extra) -> dict[str, float]:
+        assert main(["estimate", "--model_name_or_path", str(config), "--finetuning_type", "full", "--bf16", "True",
+                     "--gradient_checkpointing", "True", *extra]) == 0
+        out = capsys.readouterr().out
+        return {ln.split()[0]: float(ln.split()[1]) for ln in out.splitlines()
+                if ln.startswith("  ") and len(ln.split()) > 2 and ln.split()[2] == "GiB"}
+
+    one = parts()
+    ddp = parts("--nproc_per_node", "2")
+    fsdp = parts("--nproc_per_node", "2", "--fsdp", "full_shard")
+    z2 = parts("--nproc_per_node", "4", "--deepspeed", str(ROOT / "examples/deepspeed/ds_z2_config.json"))
+    z3 = parts("--nproc_per_node", "4", "--nnodes", "2", "--master_addr", "10.0.0.1", "--deepspeed",
+               str(ROOT / "examples/deepspeed/ds_z3_config.json"))
+    assert ddp["weights"] == one["weights"] and ddp["optimizer"] == one["optimizer"]
+    for k in ("weights", "gradients", "optimizer"):
+        assert fsdp[k] == pytest.approx(one[k] / 2, abs=0.01)
+        assert z3[k] == pytest.approx(one[k] / 8, abs=0.01)
+    assert fsdp["gathered"] > 0 and fsdp["activations"] == one["activations"] and fsdp["total"] < one["total"]
+    assert z2["weights"] == one["weights"] and z2["gradients"] == pytest.approx(one["gradients"] / 4, abs=0.01)
+    assert z2["optimizer"] == pytest.approx(one["optimizer"] / 4, abs=0.01)

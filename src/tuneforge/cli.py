@@ -258,7 +258,17 @@ def cmd_estimate(argv: list[str]) -> int:
                 weight_bytes=2 if (t.bf16 or t.fp16 or method.startswith("qlora")) else 4,
                 offload_embedding=ft.offload_embedding)
     shape = load_shape(cfg.model.model_name_or_path)
-    print(render(shape, plan, estimate(shape, plan), gpu))
+    e = estimate(shape, plan)
+    world = (t.nproc_per_node or 1) * t.nnodes
+    if world > 1 or t.fsdp or t.fsdp_config or t.deepspeed:  # per GPU, with what the engine divides
+        from tuneforge.estimate.sharding import shard
+        from tuneforge.train.distributed import resolve
+
+        engine, problems = resolve(t, {"WORLD_SIZE": str(world)})
+        if problems:
+            raise ConfigError(problems)
+        e = shard(e, shape, plan, engine, world)
+    print(render(shape, plan, e, gpu))
     return 0
 
 
