@@ -43,6 +43,7 @@ def base(model: Path, data: Path, out: Path, **kw) -> dict:
 
 LORA = dict(max_steps=STEPS_LORA)
 FULL = dict(finetuning_type="full", learning_rate=3e-3, max_steps=STEPS_FULL)
+QLORA = dict(quantization_bit=4, max_steps=STEPS_FULL)  # bitsandbytes' CPU 4-bit kernels
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def references(tiny_model, data13, tmp_path_factory) -> dict[str, Path]:
     """One process, per-process batch 4 = the two-process runs' global batch (2 × 2)."""
     root = tmp_path_factory.mktemp("ref")
     out = {}
-    for name, kw in (("lora", LORA), ("full", FULL)):
+    for name, kw in (("lora", LORA), ("full", FULL), ("qlora", QLORA)):
         out[name] = root / name
         run(build_config(base(tiny_model, data13, out[name], per_device_train_batch_size=4, **kw)))
     return out
@@ -69,11 +70,13 @@ def references(tiny_model, data13, tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def two_process(tiny_model, data13, tmp_path_factory) -> dict[str, Path]:
-    """DDP and FSDP2, LoRA and full: four runs in one 2-process torchrun launch (the FSDP2 LoRA run checkpoints)."""
+    """DDP and FSDP2, LoRA and full, and QLoRA on FSDP2: five runs in one 2-process torchrun launch (the FSDP2 LoRA
+    run checkpoints)."""
     root = tmp_path_factory.mktemp("two")
     runs = {"ddp_lora": dict(LORA), "ddp_full": dict(FULL),
             "fsdp_lora": dict(LORA, fsdp="full_shard auto_wrap", save_steps=10),
-            "fsdp_full": dict(FULL, fsdp="full_shard", fsdp_config={"fsdp_version": 2, "reshard_after_forward": True})}
+            "fsdp_full": dict(FULL, fsdp="full_shard", fsdp_config={"fsdp_version": 2, "reshard_after_forward": True}),
+            "fsdp_qlora": dict(QLORA, fsdp="full_shard")}
     spec = root / "runs.json"
     spec.write_text(json.dumps([base(tiny_model, data13, root / k, **kw) for k, kw in runs.items()]))
     t = time.time()
@@ -81,7 +84,7 @@ def two_process(tiny_model, data13, tmp_path_factory) -> dict[str, Path]:
                            str(ROOT / "tests" / "dist_worker.py"), str(spec)], capture_output=True, text=True,
                           timeout=900, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
     assert proc.returncode == 0, proc.stderr[-4000:]
-    print(f"2-process launch with 4 runs: {time.time() - t:.1f} s")
+    print(f"2-process launch with {len(runs)} runs: {time.time() - t:.1f} s")
     return {k: root / k for k in runs}
 
 
@@ -89,8 +92,8 @@ def metrics(out: Path) -> list[dict]:
     return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("engine", ["ddp", "fsdp"])
-@pytest.mark.parametrize("method", ["lora", "full"])
+@pytest.mark.parametrize("engine,method", [("ddp", "lora"), ("ddp", "full"), ("fsdp", "lora"), ("fsdp", "full"),
+                                           ("fsdp", "qlora")])
 def test_two_processes_give_the_one_process_loss_curve(references, two_process, engine, method):
     one, two = metrics(references[method]), metrics(two_process[f"{engine}_{method}"])
     assert [r["step"] for r in one] == [r["step"] for r in two] == list(range(1, len(one) + 1))

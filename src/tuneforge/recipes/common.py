@@ -77,7 +77,7 @@ def _load_unmerged(model, adapters):
 def load_base(cfg: Config, model_path: Path, dtype):
     """The base model to train (quantized for QLoRA), no cache, gradient checkpointing if asked; no method yet."""
     quant = quantization_config(cfg.model.quantization_bit, cfg.model.quantization_type,
-                                cfg.model.double_quantization, dtype)
+                                cfg.model.double_quantization, dtype, distributed.quant_storage(cfg, dtype))
     model = load_model(model_path, dtype, cfg.model.flash_attn, cfg.model.trust_remote_code, quant)
     model.config.use_cache = False
     if cfg.train.gradient_checkpointing:

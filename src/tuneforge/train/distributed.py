@@ -474,6 +474,13 @@ def deepspeed_config(cfg, engine: Engine) -> dict:
     return ds
 
 
+def quant_storage(cfg, dtype: torch.dtype) -> torch.dtype | None:
+    """QLoRA under FSDP2: 4-bit weights packed in the compute dtype, so that fully_shard can split them."""
+    if cfg.model.quantization_bit == 4 and resolve(cfg.train)[0].name == FSDP2:
+        return dtype
+    return None
+
+
 # ---- the loop's distributed steps ---------------------------------------------------------------------------------
 
 def decoder_layer_classes(model: torch.nn.Module) -> list[str]:
