@@ -63,6 +63,8 @@ def cmd_train(argv: list[str]) -> int:
     cfg = parse_args(argv)
     from tuneforge.train import launch
 
+    launch.apply_lf_env(cfg)
+    launch.default_processes(cfg)
     if launch.wanted(cfg.train):  # --nproc_per_node N / nnodes: start the processes, each runs this command
         return launch.launch(cfg, argv)
     run(cfg)

@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from tuneforge.errors import TuneforgeError
 from tuneforge.train import checkpoint as single
-from tuneforge.train.distributed import DEEPSPEED, SINGLE, engine_of
+from tuneforge.train.distributed import DEEPSPEED, SINGLE, engine_of, named_params
 from tuneforge.utils import log
 
 DCP_DIR = "dcp"
@@ -49,7 +49,7 @@ def _barrier(accelerator) -> None:
 def _flat_state(accelerator, model: torch.nn.Module, optimizer) -> dict[str, torch.Tensor]:
     """``model::<name>`` and ``optim::<name>::<key>`` tensors of the trainable weights (this rank's shards, or
     whole tensors). A fresh optimizer gets zero states first, so the same call builds the template to load into."""
-    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    names = {n for n, p in named_params(model) if p.requires_grad}
     if engine_of(accelerator).name == DEEPSPEED:
         return _deepspeed_flat(model, names)
     from torch.distributed.checkpoint.state_dict import (
@@ -91,7 +91,7 @@ def _deepspeed_flat(model, names: set[str]) -> dict[str, torch.Tensor]:
     from deepspeed.utils import safe_get_full_fp32_param, safe_get_full_optimizer_state
 
     out: dict[str, torch.Tensor] = {}
-    for n, p in model.named_parameters():
+    for n, p in named_params(model):
         if n not in names:
             continue
         out[f"model::{n}"] = safe_get_full_fp32_param(p).detach().cpu()
@@ -111,11 +111,11 @@ def _deepspeed_step(optimizer) -> int:
 
 
 def _apply_flat(accelerator, model, optimizer, flat: dict[str, torch.Tensor], groups: list[dict], step: int) -> None:
-    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    names = [n for n, p in named_params(model) if p.requires_grad]
     if engine_of(accelerator).name == DEEPSPEED:
         from deepspeed.utils import safe_set_full_fp32_param, safe_set_full_optimizer_state
 
-        params = dict(model.named_parameters())
+        params = dict(named_params(model))
         for n in names:
             safe_set_full_fp32_param(params[n], flat[f"model::{n}"])
             for key in ("exp_avg", "exp_avg_sq"):
@@ -149,7 +149,7 @@ def _apply_flat(accelerator, model, optimizer, flat: dict[str, torch.Tensor], gr
 
 
 def _group_fqns(model, group: dict) -> list[str]:
-    ids = {id(p): n for n, p in model.named_parameters()}
+    ids = {id(p): n for n, p in named_params(model)}
     return [ids[id(p)] for p in group["params"] if id(p) in ids]
 
 

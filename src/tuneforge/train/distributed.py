@@ -592,8 +592,16 @@ def describe_sharding(n: int, batch: int, world: int) -> str | None:
 
 # ---- the final save ----------------------------------------------------------------------------------------------
 
-def trainable_names(model: torch.nn.Module) -> list[str]:
-    return [n for n, p in model.named_parameters() if p.requires_grad]
+WRAPPER_PARTS = ("_checkpoint_wrapped_module.", "_orig_mod.")  # activation-checkpoint and compile wrappers
+
+
+def named_params(model: torch.nn.Module):
+    """``named_parameters`` with the names the model has without engine wrappers (FSDP2's activation checkpointing
+    wraps each layer), as torch's state-dict API and a one-process run name them."""
+    for n, p in model.named_parameters():
+        for part in WRAPPER_PARTS:
+            n = n.replace(part, "")
+        yield n, p
 
 
 def gather_for_save(accelerator, model: torch.nn.Module, everything: bool) -> dict[str, torch.Tensor] | None:
@@ -611,7 +619,7 @@ def gather_for_save(accelerator, model: torch.nn.Module, everything: bool) -> di
             opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
             return get_model_state_dict(model, options=opts)
         out = {}
-        for n, p in model.named_parameters():
+        for n, p in named_params(model):
             if p.requires_grad:
                 full = p.full_tensor() if hasattr(p, "full_tensor") else p
                 if accelerator.is_main_process:
@@ -627,7 +635,7 @@ def gather_for_save(accelerator, model: torch.nn.Module, everything: bool) -> di
         return {k[len(prefix):]: v for k, v in (sd or {}).items() if k.startswith(prefix)} \
             if accelerator.is_main_process else {}
     out = {}
-    for n, p in model.named_parameters():
+    for n, p in named_params(model):
         if p.requires_grad:
             full = safe_get_full_fp32_param(p)
             if accelerator.is_main_process:

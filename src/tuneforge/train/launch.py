@@ -14,6 +14,43 @@ from tuneforge.train import distributed
 from tuneforge.utils import log
 
 
+# LLaMA-Factory's launch variables (`FORCE_TORCHRUN=1 NNODES=2 NODE_RANK=0 MASTER_ADDR=… llamafactory-cli train`):
+# its documented multi-node commands work unchanged; the config's own keys win over them.
+LF_ENV = {"NPROC_PER_NODE": "nproc_per_node", "NNODES": "nnodes", "NODE_RANK": "node_rank",
+          "MASTER_ADDR": "master_addr", "MASTER_PORT": "master_port"}
+
+
+def apply_lf_env(cfg, env=None) -> None:
+    """Fill unset launch keys from LLaMA-Factory's variables when FORCE_TORCHRUN is set (logged)."""
+    import os
+
+    env = os.environ if env is None else env
+    if str(env.get("FORCE_TORCHRUN", "0")).lower() not in ("1", "true") or distributed.launched(env):
+        return
+    t = cfg.train
+    for var, key in LF_ENV.items():
+        if var in env and key not in cfg.explicit:
+            setattr(t, key, env[var] if key == "master_addr" else int(env[var]))
+            log.choice(f"{key}={env[var]}", f"{var} with FORCE_TORCHRUN (LLaMA-Factory's launch variables)")
+    if t.nproc_per_node is None:
+        t.nproc_per_node = max(1, _gpus())
+        log.choice(f"nproc_per_node={t.nproc_per_node}", "FORCE_TORCHRUN: one process per visible GPU")
+
+
+def _gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 1
+
+
+def default_processes(cfg) -> None:
+    """As LLaMA-Factory: with several visible GPUs and no nproc_per_node, use them all (logged)."""
+    if cfg.train.nproc_per_node is None and not distributed.launched() and _gpus() > 1:
+        cfg.train.nproc_per_node = _gpus()
+        log.choice(f"nproc_per_node={cfg.train.nproc_per_node}", f"{cfg.train.nproc_per_node} CUDA GPUs visible (as "
+                   f"LLaMA-Factory); --nproc_per_node 1 or CUDA_VISIBLE_DEVICES=0 runs one process")
+
+
 def wanted(train) -> bool:
     """Whether this command should start processes itself (asked for, and not already inside a launcher)."""
     many = (train.nproc_per_node or 1) > 1 or train.nnodes > 1
