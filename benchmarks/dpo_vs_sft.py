@@ -51,7 +51,7 @@ def main() -> None:
     tok = load_tokenizer(path)
     fmt = templates.install(tok, "auto")
     pairs = build_data(cfg.data, "dpo", tok, fmt, 0).train[: a.pairs]
-    model = apply_method(load_model(path, torch.float32), cfg.finetune, [])
+    model = apply_method(load_model(path, torch.float32), cfg, [])
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-5)
 

@@ -26,7 +26,8 @@ def plan_of(spec: dict) -> Plan:
     method = f"qlora{spec['quant']}" if spec.get("quant") else spec["method"]
     return Plan(method=method, batch=spec["batch"], seq=spec["seq"], packing=spec["packing"],
                 gradient_checkpointing=spec["gc"], offload=spec["offload"], liger=spec["liger"], optim=spec["optim"],
-                lora_rank=spec["rank"], lora_target="all", supervised_fraction=0.55,
+                settings={"lora_rank": spec["rank"], "lora_target": "all"} if spec["method"] == "lora" else {},
+                supervised_fraction=0.55,
                 offload_embedding=spec.get("offload_embedding"))
 
 

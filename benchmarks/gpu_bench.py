@@ -173,7 +173,8 @@ def run_tuneforge(spec: dict) -> dict:
     import torch
     from accelerate import Accelerator
 
-    from tuneforge.config.schema import FinetuneArgs, TrainArgs
+    from tuneforge.config import build_config
+    from tuneforge.config.schema import TrainArgs
     from tuneforge.data.packing import pack_samples
     from tuneforge.adapters import apply_method, count_parameters
     from tuneforge.models.kernels import apply_liger, compile_layers
@@ -195,9 +196,10 @@ def run_tuneforge(spec: dict) -> dict:
     fused = apply_liger(model, spec["liger"])
     if spec["gc"]:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    ft = FinetuneArgs(finetuning_type=spec["method"], lora_rank=spec["rank"], lora_alpha=2 * spec["rank"],
-                      lora_target="all", fused_lora=spec["fused_lora"], offload_embedding=spec["offload_embedding"],
-                      upcast_unquantized=spec["upcast"])
+    lora = {"lora_rank": spec["rank"], "lora_alpha": 2 * spec["rank"], "lora_target": "all",
+            "fused_lora": spec["fused_lora"]} if spec["method"] == "lora" else {}
+    ft = build_config({"finetuning_type": spec["method"], **lora, "offload_embedding": spec["offload_embedding"],
+                       "upcast_unquantized": spec["upcast"]})
     model = apply_method(model, ft, [])
     prepared_gib = round(torch.cuda.memory_allocated() / 2**30, 3) if torch.cuda.is_available() else None
     if spec["compile"]:

@@ -56,7 +56,7 @@ fmt = templates.install(tok, cfg.data.template)
 data = build_data(cfg.data, "sft", tok, fmt, cfg.train.seed)
 rows = [{"input_ids": s.input_ids, "attention_mask": [1] * len(s.input_ids), "labels": s.labels} for s in data.train]
 model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-ft = cfg.finetune
+ft = cfg.lora
 from tuneforge.adapters.lora import linear_module_names
 # peft's "all-linear" cannot be combined with layers_to_transform: name the linear layers instead (same set).
 targets = linear_module_names(model) if ft.lora_target == "all" else ft.lora_target.split(",")

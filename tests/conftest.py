@@ -65,7 +65,11 @@ def tiny_tokenizer(tiny_model):
 @pytest.fixture()
 def data_dir(tmp_path) -> Path:
     """A dataset_dir with a small alpaca set, a sharegpt set with a tool call and an openai set."""
-    d = tmp_path / "data"
+    return make_data_dir(tmp_path / "data")
+
+
+def make_data_dir(d: Path) -> Path:
+    """What the ``data_dir`` fixture holds, written into ``d`` (for module- and session-scoped fixtures)."""
     d.mkdir()
     alpaca = [{"instruction": f"Who are you? ({i})", "input": "", "output": f"I am Nimbus, reply {i}."}
               for i in range(12)]

@@ -19,7 +19,7 @@ def test_llamafactory_flags_parse_verbatim():
     assert cfg.train.learning_rate == 1e-4 and cfg.train.num_train_epochs == 10.0
     assert cfg.train.fp16 is True and cfg.train.plot_loss is True
     assert cfg.data.cutoff_len == 1024 and cfg.data.max_samples == 100000
-    assert cfg.finetune.lora_target == "q_proj,v_proj" and cfg.finetune.lora_dropout == 0.1
+    assert cfg.lora.lora_target == "q_proj,v_proj" and cfg.lora.lora_dropout == 0.1
     assert validate(cfg) == []
 
 
@@ -28,7 +28,7 @@ def test_yaml_then_overrides_win(tmp_path):
     f.write_text("model_name_or_path: m\ndataset: identity\noutput_dir: o\nlearning_rate: 1.0e-3\nlora_rank: 4\n"
                  "dataset_vars:\n  name: Nimbus\n  author: Orchard Labs\n")
     cfg = parse_args([str(f), "learning_rate=2e-4", "--lora_rank", "16", "--num_train_epochs=2"])
-    assert cfg.train.learning_rate == 2e-4 and cfg.finetune.lora_rank == 16 and cfg.train.num_train_epochs == 2
+    assert cfg.train.learning_rate == 2e-4 and cfg.lora.lora_rank == 16 and cfg.train.num_train_epochs == 2
     assert cfg.data.dataset_vars == {"name": "Nimbus", "author": "Orchard Labs"}
 
 
@@ -54,7 +54,7 @@ def test_cross_field_validation_collects_everything():
     problems = validate(cfg)
     text = "\n".join(problems)
     for needle in ("model_name_or_path is required", "output_dir is required", "dataset is required",
-                   "learning_rate must be > 0", "bf16 and fp16", "only apply to finetuning_type lora",
+                   "learning_rate must be > 0", "bf16 and fp16", "only applies to finetuning_type lora",
                    "per_device_train_batch_size"):
         assert needle in text, needle
 

@@ -62,7 +62,7 @@ def test_prompt_method_chat_equals_teacher_forced_argmax(tmp_path, embedded_path
     (prompt + reply in one pass, as train/loss.py runs it), is that forward's argmax at every reply position."""
     import torch
 
-    from tuneforge.adapters.prompt import logits_offset
+    from tuneforge.adapters import logits_offset, mergeable
     from tuneforge.config.schema import GenerateArgs
     from tuneforge.infer.engine import ChatEngine
 
@@ -72,7 +72,7 @@ def test_prompt_method_chat_equals_teacher_forced_argmax(tmp_path, embedded_path
        "--learning_rate", "5e-3", "--max_steps", "4", "--per_device_train_batch_size", "4", "--cutoff_len", "96",
        "--save_steps", "0", "--output_dir", str(out))
     engine = ChatEngine("smollm2-135m-instruct", str(out))
-    assert engine.prompt_based
+    assert not mergeable(engine.model)
     for question in ["Who are you?", "What is the capital of France?"]:
         prompt = engine.tokenizer(engine.prompt_text([{"role": "user", "content": question}]), return_tensors="pt",
                                   add_special_tokens=False)["input_ids"]

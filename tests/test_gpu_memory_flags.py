@@ -4,7 +4,7 @@ and fused_lora: tests/test_compat.py)."""
 import pytest
 import torch
 
-from tuneforge.config.schema import FinetuneArgs
+from tuneforge.config import build_config
 from tuneforge.errors import ModelError
 
 
@@ -15,8 +15,8 @@ def _lora(tiny_model, **kw):
 
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(str(tiny_model))
-    model = apply_method(model, FinetuneArgs(finetuning_type="lora", lora_target="all", lora_rank=4,
-                                             lora_alpha=12, **kw), [])
+    model = apply_method(model, build_config({"finetuning_type": "lora", "lora_target": "all", "lora_rank": 4,
+                                              "lora_alpha": 12, **kw}), [])
     for n, p in model.named_parameters():  # lora_B starts at zero: give it values so the update matters
         if "lora_B" in n:
             torch.nn.init.normal_(p, std=0.05)

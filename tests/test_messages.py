@@ -1,9 +1,10 @@
 """The message catalogue (config/messages.py): every configuration problem has an English and a Chinese text.
 
 The sweep below builds configs from the schema (every field × a spread of values, on every finetuning method and
-every stage) and collects every problem ``validate`` reports; it fails if a message id used in validate.py is never
-produced (so a new check needs a way to reach it here) or if any produced message lacks a Chinese rendering that
-carries its values. The same is done for parse.py's errors.
+every stage) and collects every problem ``validate`` reports; it fails if a ``Msg`` built in validate.py or in a
+method record's ``validate`` (adapters/<method>.py) is never produced (so a new check needs a way to reach it here)
+or if any produced message lacks a Chinese rendering that carries its values. The same is done for parse.py's
+errors.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import pytest
 from tuneforge.config import build_config, parse_args, validate
 from tuneforge.config.messages import CATALOG, Msg, placeholders, tr
 from tuneforge.config.parse import _type_of, load_yaml, split_argv
-from tuneforge.config.schema import FINETUNING_TYPES, GROUPS, STAGES
+from tuneforge.config.registry import METHODS
+from tuneforge.config.schema import GROUPS, STAGES, field_choices
 from tuneforge.config.validate import parse_layer_spec
 from tuneforge.errors import ConfigError, TuneforgeError
 
@@ -87,8 +89,8 @@ def test_a_message_is_its_english_text_and_survives_pickling():
 def candidates(f) -> list:
     """A spread of values for one schema field: boundaries, out-of-range values and every choice."""
     base, optional = _type_of(f)
-    if f.metadata.get("choices"):
-        vals = list(f.metadata["choices"])
+    if field_choices(f):
+        vals = list(field_choices(f))
     elif base is bool:
         vals = [True, False]
     elif base is int:
@@ -110,11 +112,12 @@ COMBINATIONS = [
     {"train_on_prompt": True, "mask_history": True},
     {"pissa_init": True, "adapter_name_or_path": "some/adapter"},
     {"stage": "dpo", "dpo_label_smoothing": 0.1, "pref_loss": "ipo"},
+    {"finetuning_type": "oft", "oft_rank": 4, "oft_block_size": 16},
 ]
 
 
 def sweep() -> list[Msg]:
-    bases = [{"finetuning_type": m} for m in FINETUNING_TYPES] + [{"stage": s} for s in STAGES]
+    bases = [{"finetuning_type": m} for m in METHODS] + [{"stage": s} for s in STAGES]
     configs = [dict(c) for c in COMBINATIONS]
     for base in bases:
         configs.append(dict(base))
@@ -132,22 +135,39 @@ def sweep() -> list[Msg]:
     return problems
 
 
-def message_sites(path: Path) -> dict[int, str]:
-    """Line → source of every ``Msg(…)`` call inside a function of ``path``: each is one error path."""
+def message_sites(path: Path, function: str | None = None) -> dict[int, str]:
+    """Line → source of every ``Msg(…)`` call inside a function of ``path`` (only the one named ``function`` if
+    given): each is one error path."""
     out = {}
     for fn in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(fn, ast.FunctionDef):
+        if isinstance(fn, ast.FunctionDef) and function in (None, fn.name):
             for node in ast.walk(fn):
                 if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Msg":
                     out[node.lineno] = ast.unparse(node)
     return out
 
 
+def validation_modules() -> list:
+    """validate.py and the module of every method record's ``validate`` (the checks that run before weights)."""
+    mods = {sys.modules["tuneforge.config.validate"]}
+    mods |= {sys.modules[m.validate.__module__] for m in METHODS.values() if m.validate.__name__ == "validate"}
+    return sorted(mods, key=lambda m: m.__name__)
+
+
+def validation_sites() -> dict[tuple[str, int], str]:
+    out = {}
+    for mod in validation_modules():
+        only = None if mod.__name__ == "tuneforge.config.validate" else "validate"
+        out.update({(Path(mod.__file__).name, line): src
+                    for line, src in message_sites(Path(mod.__file__), only).items()})
+    return out
+
+
 def test_every_validation_message_is_reached_from_the_schema_and_has_chinese(monkeypatch):
-    validate_mod = sys.modules["tuneforge.config.validate"]  # the package re-exports the function under this name
-    def recording_msg(msg_id, /, **params):  # a Msg that knows the line that made it
+    def recording_msg(msg_id, /, **params):  # a Msg that knows the file and line that made it
         m = Msg(msg_id, **params)
-        m.site = sys._getframe(1).f_lineno
+        frame = sys._getframe(1)
+        m.site = (Path(frame.f_code.co_filename).name, frame.f_lineno)
         return m
 
     def sites_of(m) -> set[int]:
@@ -155,7 +175,8 @@ def test_every_validation_message_is_reached_from_the_schema_and_has_chinese(mon
             return set()
         return {getattr(m, "site", None)}.union(*(sites_of(v) for v in m.params.values()))
 
-    monkeypatch.setattr(validate_mod, "Msg", recording_msg)
+    for mod in validation_modules():
+        monkeypatch.setattr(mod, "Msg", recording_msg)
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # report_to=tensorboard without the package
     problems = sweep()
     # lora_layers checked against a model's layer count (adapters/lora.py calls the same function)
@@ -164,19 +185,25 @@ def test_every_validation_message_is_reached_from_the_schema_and_has_chinese(mon
             parse_layer_spec(spec, 4)
         problems.append(e.value.args[0])
     reached = set().union(*(sites_of(p) for p in problems))  # lines whose message was reported, not just built
-    sites = message_sites(SRC / "config" / "validate.py")
-    assert len(sites) >= 50
-    missed = {line: src for line, src in sites.items() if line not in reached}
-    assert not missed, f"validate.py error paths that no config reached: {missed}"
+    sites = validation_sites()
+    assert len(sites) >= 50 and {f for f, _ in sites} >= {"validate.py", "lora.py", "oft.py", "prompt.py"}
+    missed = {site: src for site, src in sites.items() if site not in reached}
+    assert not missed, f"validation error paths that no config reached: {missed}"
     for p in {(p.id, str(p)): p for p in problems}.values():
         check_rendering(p)
 
 
 def test_validate_reports_only_catalogued_messages():
-    """No plain or f-string problem in validate.py: each one goes through the catalogue (and so has 中文)."""
-    tree = ast.parse((SRC / "config" / "validate.py").read_text(encoding="utf-8"))
+    """No plain or f-string problem in validate.py or a method's validate: each one goes through the catalogue (and
+    so has 中文)."""
+    trees = []
+    for mod in validation_modules():
+        tree = ast.parse(Path(mod.__file__).read_text(encoding="utf-8"))
+        if mod.__name__ != "tuneforge.config.validate":
+            tree = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "validate")
+        trees.append(tree)
     reported = []
-    for node in ast.walk(tree):
+    for node in (n for tree in trees for n in ast.walk(tree)):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "append" \
                 and getattr(node.func.value, "id", None) == "p":
             reported.append(node.args[0])
@@ -187,7 +214,7 @@ def test_validate_reports_only_catalogued_messages():
     assert len(reported) > 40
     is_msg = lambda a: isinstance(a, ast.Call) and getattr(a.func, "id", "") == "Msg"  # noqa: E731
     bad = [ast.unparse(a) for a in reported if not is_msg(a) and ast.unparse(a) != "msg"]  # need()'s own append
-    assert not bad, f"uncatalogued messages in validate.py: {bad}"
+    assert not bad, f"uncatalogued validation messages: {bad}"
 
 
 # ---- parse.py -----------------------------------------------------------------------------------------------------
@@ -233,7 +260,7 @@ def test_every_parse_message_has_chinese(tmp_path):
 # ---- the preflight checks (model, template, adapters, reward model, datasets) --------------------------------------
 
 def test_preflight_problems_have_chinese(tmp_path, monkeypatch):
-    from tuneforge.adapters.lora import check_adapter_dir
+    from tuneforge.adapters import check_adapter_dir
     from tuneforge.data.catalog import check_datasets
     from tuneforge.data.templates import check_template
     from tuneforge.models import quantization

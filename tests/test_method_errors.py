@@ -40,7 +40,9 @@ def test_unknown_finetuning_type_lists_choices():
     ({"finetuning_type": "lora", "num_virtual_tokens": 8}, ["num_virtual_tokens only applies to finetuning_type"]),
     ({"finetuning_type": "ptuning", "prompt_tuning_init_text": "hi"}, ["prompt_tuning_init_text only applies"]),
     ({"finetuning_type": "ptuning_v2", "encoder_hidden_size": 64}, ["prefix_projection True"]),
-    ({"finetuning_type": "prompt", "lora_rank": 4}, ["only apply to finetuning_type lora"]),
+    ({"finetuning_type": "prompt", "lora_rank": 4}, ["lora_rank only applies to finetuning_type lora"]),
+    ({"finetuning_type": "full", "lora_rank": 4, "use_dora": True, "additional_target": "lm_head"},
+     ["lora_rank, use_dora only apply to finetuning_type lora", "additional_target only applies to finetuning_type lora / oft"]),
 ])
 def test_bad_method_settings_fail_before_loading(tiny_model, data_dir, tmp_path, no_weights, kw, needles):
     msg = problems(tiny_model, data_dir, tmp_path, **kw)
@@ -55,4 +57,4 @@ def test_several_problems_are_reported_together(tiny_model, data_dir, tmp_path, 
 
 def test_pre_seq_len_is_chatglms_name_for_num_virtual_tokens():
     cfg = build_config({"finetuning_type": "ptuning_v2", "pre_seq_len": 64})
-    assert cfg.finetune.num_virtual_tokens == 64
+    assert cfg.prompt.num_virtual_tokens == 64

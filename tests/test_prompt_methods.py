@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tuneforge.adapters import mergeable
 from tuneforge.config import build_config
 from tuneforge.recipes import run
 from tuneforge.train.checkpoint import list_checkpoints
@@ -52,9 +53,9 @@ def peft_model(tiny_model, method, **kw):
 
     from tuneforge.adapters import apply_method
 
-    args = cfg_for(tiny_model, "x", "x", method, **kw).finetune
+    cfg = cfg_for(tiny_model, "x", "x", method, **kw)
     torch.manual_seed(0)
-    return apply_method(AutoModelForCausalLM.from_pretrained(str(tiny_model)), args, [])
+    return apply_method(AutoModelForCausalLM.from_pretrained(str(tiny_model)), cfg, [])
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -188,7 +189,7 @@ def test_chat_generation_matches_greedy_forward(sharp_model, data_dir, tmp_path,
     out = tmp_path / method
     run(cfg_for(sharp_model, data_dir, out, method, max_steps=3, learning_rate=LR[method]))
     engine = ChatEngine(str(sharp_model), str(out))
-    assert engine.prompt_based
+    assert not mergeable(engine.model)  # decoded through the adapter (infer/prompt_decode.py)
     n = 6
     convs = [[{"role": "user", "content": "Who are you?"}],
              [{"role": "user", "content": "What is the capital of France? Tell me the city."}]]

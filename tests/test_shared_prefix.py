@@ -5,7 +5,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from tuneforge.adapters import apply_method
-from tuneforge.config.schema import FinetuneArgs
+from tuneforge.config import build_config
 from tuneforge.data.collate import collate
 from tuneforge.data.encode import IGNORE, Sample
 from tuneforge.train.loss import CausalLMLoss, shared_prefix_len
@@ -27,7 +27,7 @@ def _rows(lengths, seed=0, prefix=SYSTEM):
 def _lora_model(tiny_model):
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
-    model = apply_method(model, FinetuneArgs(finetuning_type="lora", lora_rank=4, lora_target="all"), [])
+    model = apply_method(model, build_config({"finetuning_type": "lora", "lora_rank": 4, "lora_target": "all"}), [])
     for p in model.parameters():
         if p.requires_grad:  # B starts at zero; give both factors values so every gradient path is exercised
             torch.nn.init.normal_(p, std=0.05)
@@ -74,7 +74,7 @@ def test_shared_prefix_is_off_with_gradient_checkpointing(tiny_model):
 
 def test_lora_layers_adapts_only_the_named_layers(tiny_model):
     model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
-    model = apply_method(model, FinetuneArgs(finetuning_type="lora", lora_rank=4, lora_layers="1"), [])
+    model = apply_method(model, build_config({"finetuning_type": "lora", "lora_rank": 4, "lora_layers": "1"}), [])
     layers = {int(n.split(".layers.")[1].split(".")[0]) for n, p in model.named_parameters() if p.requires_grad}
     assert layers == {1}  # the tiny model has 2 layers: "1" = the last one
 
@@ -88,4 +88,4 @@ def test_lora_layers_errors_name_the_problem(tiny_model):
     assert any("runs backwards" in p and "20-29" in p for p in validate(cfg))
     model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
     with pytest.raises(ConfigError, match=r"the model has 2 layers"):
-        apply_method(model, FinetuneArgs(finetuning_type="lora", lora_layers="0-7"), [])
+        apply_method(model, build_config({"finetuning_type": "lora", "lora_layers": "0-7"}), [])

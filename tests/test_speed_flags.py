@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tuneforge.config import build_config
-from tuneforge.config.schema import FinetuneArgs, TrainArgs
+from tuneforge.config.schema import TrainArgs
 from tuneforge.data.collate import collate
 from tuneforge.data.encode import Sample
 from tuneforge.errors import ConfigError, ModelError
@@ -17,7 +17,7 @@ def test_8bit_adamw_needs_cuda_and_says_so():
 
     model = torch.nn.Linear(4, 4)
     with pytest.raises(ConfigError) as e:
-        build_optimizer(model, TrainArgs(optim="adamw_8bit"), FinetuneArgs(finetuning_type="full"))
+        build_optimizer(model, TrainArgs(optim="adamw_8bit"), build_config({"finetuning_type": "full"}))
     assert "CUDA" in str(e.value) and "adamw_torch" in str(e.value)
 
 

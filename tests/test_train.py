@@ -127,12 +127,12 @@ def test_pissa_adapter_is_saved_for_the_original_base(tiny_model, tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from tuneforge.adapters.lora import apply_lora, save_trained
-    from tuneforge.config.schema import FinetuneArgs
+    from tuneforge.adapters import apply_method, save_trained
+    from tuneforge.config import build_config
 
     torch.manual_seed(0)
-    model = apply_lora(AutoModelForCausalLM.from_pretrained(str(tiny_model)),
-                       FinetuneArgs(finetuning_type="lora", pissa_init=True, pissa_iter=2, lora_rank=4), [])
+    model = apply_method(AutoModelForCausalLM.from_pretrained(str(tiny_model)),
+                         build_config({"pissa_init": True, "pissa_iter": 2, "lora_rank": 4}), [])
     with torch.no_grad():  # stands in for training: move every adapter weight
         for n, p in model.named_parameters():
             if "lora_" in n:

@@ -18,7 +18,7 @@ from tuneforge.config.parse import Config, build_config
 from tuneforge.config.schema import opt
 from tuneforge.errors import ConfigError, TuneforgeError
 from tuneforge.webui import schema_form as sf
-from tuneforge.webui.i18n import FIELD_ZH, STRINGS, field_help, field_label, t
+from tuneforge.webui.i18n import STRINGS, field_help, field_label, field_zh, t
 from tuneforge.webui.launch import check_launch, is_loopback, parse_auth
 from tuneforge.webui.paths import confine, relative
 from tuneforge.webui.render import loss_svg, preview_sample_html, progress_html
@@ -39,7 +39,8 @@ def test_every_training_field_becomes_a_form_field_with_schema_default_and_help(
     assert specs["freeze_trainable_layers"].section == "method:freeze"
     assert specs["num_virtual_tokens"].section == "method:prompt"
     assert specs["finetuning_type"].kind == "choice" and set(specs["finetuning_type"].choices) == {
-        "full", "freeze", "lora", "prefix", "ptuning", "ptuning_v2", "prompt"}
+        "full", "freeze", "lora", "prefix", "ptuning", "ptuning_v2", "prompt", "oft"}
+    assert specs["oft_block_size"].section == "method:oft" and specs["additional_target"].methods == ("lora", "oft")
     assert specs["packing"].kind == "tribool" and specs["plot_loss"].kind == "bool"
     assert specs["dataset_vars"].kind == "mapping" and specs["lora_alpha"].optional
     assert specs["quantization_bit"].section == "quantization"
@@ -73,8 +74,8 @@ def test_form_values_to_config_and_back():
     cfg = sf.config_from_form(form)
     assert cfg.data.dataset == "identity,general" and cfg.data.dataset_vars == {"name": "Aster",
                                                                                 "author": "Blue Fern Labs"}
-    assert cfg.train.learning_rate == -1.0 and cfg.finetune.lora_alpha is None and cfg.data.max_samples == 50
-    assert cfg.data.packing is True and cfg.finetune.lora_rank == 4
+    assert cfg.train.learning_rate == -1.0 and cfg.lora.lora_alpha is None and cfg.data.max_samples == 50
+    assert cfg.data.packing is True and cfg.lora.lora_rank == 4
     form.update(adapter_name_or_path=[], dataset=[])  # empty multi-selects are unset, not ""
     cfg = sf.config_from_form(form)
     assert cfg.model.adapter_name_or_path is None and cfg.data.dataset is None
@@ -84,7 +85,7 @@ def test_form_values_to_config_and_back():
 def test_options_of_other_methods_are_left_out():
     form = {"finetuning_type": "freeze", "lora_rank": 64, "freeze_trainable_layers": 3}
     cfg = sf.config_from_form(form)
-    assert cfg.finetune.lora_rank == 8 and cfg.finetune.freeze_trainable_layers == 3
+    assert cfg.lora.lora_rank == 8 and cfg.freeze.freeze_trainable_layers == 3
     assert "lora_rank" not in cfg.explicit
 
 
@@ -226,15 +227,16 @@ def test_every_key_the_code_uses_exists():
     assert msgs and not sorted(msgs - set(CATALOG))  # the UI's own Msgs, or the config checks' shared shapes
     # keys built at run time: sections and states
     for spec in sf.field_specs():
-        assert "sec_" + spec.section.replace(":", "_") in STRINGS, spec.section
+        assert "sec_" + spec.section.replace(":", "_") in CATALOG, spec.section  # STRINGS, or a group's own
     for state in ("idle", "running", "finished", "failed", "aborted"):
         assert f"state_{state}" in STRINGS
 
 
 def test_every_schema_field_in_the_ui_has_a_chinese_label_and_help():
     shown = sf.field_specs(tuple(GROUPS))
-    missing = [s.name for s in shown if s.name not in FIELD_ZH]
-    assert not missing, f"add Chinese label/help to webui/i18n.py FIELD_ZH for: {missing}"
+    missing = [s.name for s in shown if field_zh(s.name) is None]
+    assert not missing, f"add Chinese label/help to webui/i18n.py FIELD_ZH (or the group's zh) for: {missing}"
+    assert field_label("oft_rank", "zh") == "OFT 块数 · oft_rank"  # a method's own group carries its Chinese
     spec = sf.specs_by_name()["learning_rate"]
     assert field_label("learning_rate", "zh") == "学习率 · learning_rate" and field_label("learning_rate", "en") == \
         "learning_rate"

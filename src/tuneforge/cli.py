@@ -24,8 +24,8 @@ usage:
   tuneforge score --model_name_or_path M --adapter_name_or_path RM_RUN --pairs FILE.jsonl
                                                                  reward-model scores of (prompt, response) rows
   tuneforge env                                                  versions, devices, model aliases, templates
-  tuneforge estimate --model_name_or_path M|config.json [--finetuning_type lora --per_device_train_batch_size 4
-                     --cutoff_len 2048 --gradient_checkpointing True --method qlora4 --gpu h100 ...]
+  tuneforge estimate --model_name_or_path M|config.json [--finetuning_type lora --quantization_bit 4
+                     --per_device_train_batch_size 4 --cutoff_len 2048 --gradient_checkpointing True --gpu h100 ...]
                                                                  predicted peak GPU memory (reads only the config)
 
   Add --debug to any command to see a traceback on errors. `tuneforge train --help` lists every setting.
@@ -38,17 +38,22 @@ CHAT_GROUPS = ("model", "data", "generate")
 
 
 def train_help() -> str:
-    from tuneforge.config.schema import GROUPS
+    from tuneforge.config.registry import METHODS, methods_taking
+    from tuneforge.config.schema import GROUPS, field_choices
 
-    out = ["usage: tuneforge train [config.yaml] [key=value | --key value ...]", ""]
+    out = ["usage: tuneforge train [config.yaml] [key=value | --key value ...]", "",
+           "methods (--finetuning_type):"]
+    out += [f"  {m.name:12s} {m.summary}" for m in METHODS.values()] + [""]
     for group, cls in GROUPS.items():
         out.append(f"{group}: {cls.__doc__.strip().splitlines()[0]}")
         for f in fields(cls):
-            choices = f.metadata.get("choices")
+            choices = field_choices(f)
             default = f.default if not callable(getattr(f, "default_factory", None)) else f.default_factory()
             head = f"  --{f.name} (default: {default!r}" + (f"; one of {', '.join(choices)})" if choices else ")")
+            owners = methods_taking(f.name)
+            text = f.metadata.get("help", "") + (f" Applies to: {', '.join(owners)}." if owners else "")
             out.append(head)
-            out += textwrap.wrap(f.metadata.get("help", ""), 100, initial_indent="      ", subsequent_indent="      ")
+            out += textwrap.wrap(text, 100, initial_indent="      ", subsequent_indent="      ")
         out.append("")
     return "\n".join(out)
 
@@ -216,51 +221,27 @@ def cmd_env(argv: list[str]) -> int:
     return 0
 
 
-ESTIMATE_KEYS = {"method": "full | freeze | lora | qlora4 | qlora8 | prompt (default: finetuning_type)",
-                 "gpu": "a GPU name (h200, h100, a100-40gb, rtx4090, …) or a size in GiB",
-                 "supervised_fraction": "share of tokens that are trained (default 0.5)",
-                 "num_virtual_tokens": "prompt: virtual tokens (default 20)"}
-
-
 def cmd_estimate(argv: list[str]) -> int:
     from tuneforge.config import build_config, split_argv
     from tuneforge.config.parse import did_you_mean, load_yaml
     from tuneforge.config.schema import field_map
-    from tuneforge.estimate import GPUS, METHODS, Plan, estimate, load_shape, render
+    from tuneforge.estimate import EXTRA_KEYS, estimate, load_shape, plan_from_config, render
 
     path, values = split_argv(argv)
     if path:
         values = {**load_yaml(path), **values}
-    extra = {k: values.pop(k) for k in list(values) if k in ESTIMATE_KEYS}
+    extra = {k: values.pop(k) for k in list(values) if k in EXTRA_KEYS}
     bad = [k for k in values if k not in field_map()]
     if bad:
-        known = sorted(set(field_map()) | set(ESTIMATE_KEYS))
+        known = sorted(set(field_map()) | set(EXTRA_KEYS))
         raise ConfigError([f"estimate does not take {k!r}{did_you_mean(k, known)}" for k in bad])
     cfg = build_config(values)
     if not cfg.model.model_name_or_path:
         raise ConfigError(["model_name_or_path is required: a config.json, a model folder or a cached alias"])
-    method = str(extra.get("method", cfg.finetune.finetuning_type))
-    if method not in METHODS:
-        raise ConfigError([f"method {method!r} is not one of {', '.join(METHODS)}"])
-    gpu = extra.get("gpu")
-    if gpu is not None and str(gpu).lower() not in GPUS:
-        try:
-            gpu = float(gpu)
-        except ValueError:
-            raise ConfigError([f"gpu {gpu!r}: give one of {', '.join(GPUS)} or a size in GiB"]) from None
-    t, d, ft = cfg.train, cfg.data, cfg.finetune
-    liger = cfg.model.enable_liger_kernel
-    plan = Plan(method=method, batch=t.per_device_train_batch_size, seq=d.cutoff_len,
-                packing=bool(d.packing or d.neat_packing), gradient_checkpointing=t.gradient_checkpointing,
-                offload=t.enable_activation_offloading and t.gradient_checkpointing,
-                liger=bool(liger) if liger is not None else _liger_default(), optim=t.optim,
-                lora_rank=ft.lora_rank, lora_target=ft.lora_target, freeze_layers=ft.freeze_trainable_layers,
-                virtual_tokens=int(extra.get("num_virtual_tokens", 20)),
-                supervised_fraction=float(extra.get("supervised_fraction", 0.5)),
-                weight_bytes=2 if (t.bf16 or t.fp16 or method.startswith("qlora")) else 4,
-                offload_embedding=ft.offload_embedding)
+    plan, gpu = plan_from_config(cfg, extra)
     shape = load_shape(cfg.model.model_name_or_path)
     e = estimate(shape, plan)
+    t = cfg.train
     world = (t.nproc_per_node or 1) * t.nnodes
     if world > 1 or t.fsdp or t.fsdp_config or t.deepspeed:  # per GPU, with what the engine divides
         from tuneforge.estimate.sharding import shard
@@ -272,12 +253,6 @@ def cmd_estimate(argv: list[str]) -> int:
         e = shard(e, shape, plan, engine, world)
     print(render(shape, plan, e, gpu))
     return 0
-
-
-def _liger_default() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("liger_kernel") is not None
 
 
 WEBUI_USAGE = """usage: tuneforge webui [--host 127.0.0.1] [--port 7860] [--root DIR] [--auth user:password]

@@ -1,56 +1,102 @@
-"""Fine-tuning methods: one module per family. The only package that talks to peft."""
+"""Fine-tuning methods: one module per family, the only package that talks to peft.
+
+Each module declares its options (a settings group) and its record (``config.registry.Method``); importing this
+package registers them all (the ``tuneforge`` package does so on import). The functions below work for any method by
+reading its record, so nothing outside ``adapters/<method>.py`` names a method.
+"""
 
 from __future__ import annotations
 
-import torch
-
-from tuneforge.adapters.freeze import apply_freeze, apply_full
-from tuneforge.adapters.lora import apply_lora, load_adapters, merge_adapters, prompt_merge_refusal, split_list
-from tuneforge.adapters.prompt import PROMPT_METHODS, apply_prompt, is_prompt_adapter, is_prompt_model
-from tuneforge.config.schema import FinetuneArgs
+from tuneforge.adapters import full, freeze, lora, prompt, oft  # noqa: F401  (each registers its record)
+from tuneforge.adapters.folders import (
+    adapter_peft_type, check_adapter_dir, load_adapters, merge_adapters, merge_refusal, method_of_adapter, split_list,
+)
+from tuneforge.config.registry import METHODS, Method, for_peft_type, method
+from tuneforge.errors import ConfigError
 from tuneforge.utils import log
 
 
-def apply_method(model: torch.nn.Module, args: FinetuneArgs, adapter_paths: list[str]) -> torch.nn.Module:
+def method_of(model) -> Method | None:
+    """The record of the method behind a loaded model's active peft adapter (None: no peft adapter)."""
+    cfg = getattr(model, "active_peft_config", None)
+    if cfg is None:
+        return None
+    peft_type = getattr(cfg.peft_type, "value", cfg.peft_type)
+    return for_peft_type(str(peft_type))
+
+
+def apply_method(model, cfg, adapter_paths: list[str]):
     """Make the parameters of the chosen method trainable (and only those). Trainable weights are kept in float32."""
+    import torch
+
+    rec = method(cfg.finetune.finetuning_type)
+    if adapter_paths and not rec.continues:  # validation says so first; this guards direct callers
+        raise ConfigError([f"finetuning_type {rec.name} cannot continue adapter_name_or_path"])
     quantized = getattr(model, "hf_quantizer", None) is not None
-    if quantized:  # QLoRA: a bitsandbytes-quantized frozen base
+    if quantized:  # a bitsandbytes-quantized frozen base (QLoRA and the like)
         from tuneforge.models.memory import freeze_quantized_base
 
-        model = freeze_quantized_base(model, args.upcast_unquantized)
-    if args.finetuning_type == "lora":
-        model = apply_lora(model, args, adapter_paths)
-    elif args.finetuning_type in PROMPT_METHODS:
-        model = apply_prompt(model, args)
-    elif args.finetuning_type == "freeze":
-        model = apply_freeze(model, args)
-    else:
-        model = apply_full(model)
+        model = freeze_quantized_base(model, cfg.finetune.upcast_unquantized)
+    model = rec.apply(model, cfg, adapter_paths)
     for p in model.parameters():
         if p.requires_grad and p.dtype != torch.float32:
             p.data = p.data.float()
-    if args.finetuning_type == "lora":
-        from tuneforge.compat import patch_lora_forward
-
-        patch_lora_forward(model, args.fused_lora)
-    from tuneforge.models.memory import offload_embedding
-
-    if args.finetuning_type in PROMPT_METHODS:
-        if args.offload_embedding:
-            log.choice("offload_embedding=off", "prompt-based methods look tokens up in the adapter's own forward")
+    if rec.keeps_embedding is not None:
+        if cfg.finetune.offload_embedding:
+            log.choice("offload_embedding=off", rec.keeps_embedding)
     else:
-        offload_embedding(model, args.offload_embedding, quantized)
+        from tuneforge.models.memory import offload_embedding
+
+        offload_embedding(model, cfg.finetune.offload_embedding, quantized)
     trainable, total = count_parameters(model)
     log.info(f"trainable parameters: {trainable:,} of {total:,} ({100 * trainable / max(total, 1):.3f}%)")
     return model
 
 
-def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
+def count_parameters(model) -> tuple[int, int]:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     return trainable, total
 
 
-__all__ = ["PROMPT_METHODS", "apply_method", "count_parameters", "is_prompt_adapter", "is_prompt_model",
-           "load_adapters", "merge_adapters", "prompt_merge_refusal", "split_list"]
+def full_forward_reason(model) -> str | None:
+    """Why the loss must run the model's own (adapter) forward rather than the decoder plus a gathered head."""
+    rec = method_of(model)
+    return rec.full_forward if rec is not None else None
 
+
+def logits_offset(model) -> int:
+    """How many positions the model's logits carry in front of the input's (virtual tokens prepended)."""
+    rec = method_of(model)
+    return rec.logits_offset(model) if rec is not None else 0
+
+
+def mergeable(model) -> bool:
+    """Whether the model's live adapter can be merged into its weights (False: decode through the adapter)."""
+    rec = method_of(model)
+    return rec is None or rec.merges
+
+
+def generate(model, input_ids, attention_mask, **kw):
+    """Generate with ``model``: its method's own decoding where ``model.generate`` is not right for it."""
+    rec = method_of(model)
+    if rec is not None and rec.generate is not None:
+        return rec.generate(model, input_ids, attention_mask, **kw)
+    return model.generate(input_ids=input_ids, attention_mask=attention_mask, **kw)
+
+
+def save_trained(model, out, state_dict: dict | None = None) -> None:
+    """The trained model in its Hugging Face form (an adapter folder or a model folder), as its method saves it.
+    ``state_dict``: the weights gathered from every rank of a sharded run (train/distributed.py) instead of the
+    model's own (sharded) tensors."""
+    extra = {"state_dict": state_dict} if state_dict is not None else {}
+    rec = method_of(model)
+    if rec is not None and rec.save is not None:
+        rec.save(model, out, **extra)
+    else:
+        model.save_pretrained(str(out), safe_serialization=True, **extra)
+
+
+__all__ = ["METHODS", "Method", "adapter_peft_type", "apply_method", "check_adapter_dir", "count_parameters",
+           "full_forward_reason", "generate", "load_adapters", "logits_offset", "merge_adapters", "merge_refusal",
+           "mergeable", "method", "method_of", "method_of_adapter", "save_trained", "split_list"]

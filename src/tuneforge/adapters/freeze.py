@@ -1,17 +1,45 @@
-"""Full fine-tuning and freeze tuning (train only some layers / modules of the base model)."""
+"""Freeze tuning: train only some layers / modules of the base model (LLaMA-Factory's ``freeze`` method)."""
 
 from __future__ import annotations
 
-import torch
+from dataclasses import dataclass
 
-from tuneforge.adapters.lora import split_list
-from tuneforge.config.schema import FinetuneArgs
+from tuneforge.adapters.folders import split_list
+from tuneforge.config.messages import Msg
+from tuneforge.config.registry import Method, register_method
+from tuneforge.config.schema import opt, register_group
 from tuneforge.errors import ConfigError
 from tuneforge.utils import log
 
 
-def find_layers(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList]:
+@dataclass
+class FreezeArgs:
+    """freeze: which layers and modules of the base model are trained."""
+
+    freeze_trainable_layers: int = opt(
+        2, "freeze: number of trainable layers; positive = the last N layers, negative = the first N.")
+    freeze_trainable_modules: str = opt(
+        "all", "freeze: names of modules inside the trainable layers to train (comma list, e.g. mlp,self_attn), "
+               "or `all`.")
+    freeze_extra_modules: str | None = opt(
+        None, "freeze: extra top-level modules to train as well (comma list, e.g. embed_tokens,norm).")
+
+
+register_group("freeze", FreezeArgs, title=("Freeze options", "冻结微调选项"), zh={
+    "freeze_trainable_layers": ("可训练层数", "freeze：可训练层数；正数为最后 N 层，负数为最前 N 层。"),
+    "freeze_trainable_modules": ("可训练模块", "freeze：可训练层内要训练的模块名（逗号分隔，如 mlp,self_attn）或 all。"),
+    "freeze_extra_modules": ("额外可训练模块", "freeze：额外训练的顶层模块（逗号分隔，如 embed_tokens,norm）。"),
+})
+
+
+def validate(cfg, user_set: set[str]) -> list[Msg]:
+    return [Msg("freeze_layers_zero")] if cfg.freeze.freeze_trainable_layers == 0 else []
+
+
+def find_layers(model) -> tuple[str, "torch.nn.ModuleList"]:
     """The ModuleList holding the decoder layers (its length is config.num_hidden_layers)."""
+    import torch
+
     n = getattr(model.config, "num_hidden_layers", None)
     best = None
     for name, mod in model.named_modules():
@@ -23,13 +51,8 @@ def find_layers(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList]:
     return best
 
 
-def apply_full(model: torch.nn.Module) -> torch.nn.Module:
-    for p in model.parameters():
-        p.requires_grad_(True)
-    return model
-
-
-def apply_freeze(model: torch.nn.Module, args: FinetuneArgs) -> torch.nn.Module:
+def apply_freeze(model, cfg, adapter_paths: list[str]):
+    args = cfg.freeze
     prefix, layers = find_layers(model)
     n = len(layers)
     k = args.freeze_trainable_layers
@@ -67,3 +90,14 @@ def apply_freeze(model: torch.nn.Module, args: FinetuneArgs) -> torch.nn.Module:
                f"freeze_trainable_layers={k}, modules={args.freeze_trainable_modules}"
                + (f", extra={','.join(extra)}" if extra else ""))
     return model
+
+
+def estimate_freeze(shape, plan) -> int:
+    per_layer = (shape.linear_params + 2 * shape.d * shape.layers) // shape.layers
+    return per_layer * min(abs(plan.settings["freeze_trainable_layers"]), shape.layers)
+
+
+FREEZE = register_method(Method(
+    name="freeze", summary="some layers / modules of the base", options=tuple(FreezeArgs.__dataclass_fields__),
+    apply=apply_freeze, estimate=estimate_freeze, validate=validate, adapter=False,
+    quantized_refusal="quantization_full"))

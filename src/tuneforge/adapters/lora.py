@@ -2,19 +2,84 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
+from tuneforge.adapters.folders import load_adapters, split_list
 from tuneforge.config.messages import Msg
-from tuneforge.config.schema import FinetuneArgs
+from tuneforge.config.registry import Method, register_method
+from tuneforge.config.schema import opt, register_group
 from tuneforge.config.validate import LAYER_SPEC_HELP, parse_layer_spec
-from tuneforge.errors import ConfigError, ModelError
+from tuneforge.errors import ConfigError
 from tuneforge.utils import log
 
 
-def linear_module_names(model: torch.nn.Module) -> list[str]:
-    """Short names of the linear layers LoRA can target (the output head excluded)."""
+@dataclass
+class LoraArgs:
+    """lora: the low-rank update and its variants."""
+
+    lora_rank: int = opt(8, "lora: rank r of the update matrices.")
+    lora_alpha: float | None = opt(None, "lora: scaling alpha; default 2 × lora_rank.")
+    lora_dropout: float = opt(0.0, "lora: dropout on the adapter input.")
+    lora_target: str = opt("all", "lora: modules to adapt (comma list, e.g. q_proj,v_proj) or `all` linear layers.")
+    lora_layers: str | None = opt(
+        None, "lora: decoder layers that get adapters — a count N (the last N layers; -N: the first N) or indices and "
+              "ranges (e.g. 20-29). Default: every layer. Adapting only the upper layers also stops the backward "
+              "pass there, which makes each step cheaper.")
+    use_rslora: bool = opt(False, "lora: rank-stabilised scaling alpha/sqrt(r) instead of alpha/r.")
+    use_dora: bool = opt(False, "lora: weight-decomposed LoRA (DoRA).")
+    loraplus_lr_ratio: float | None = opt(None, "lora: LoRA+ — learning rate of B = ratio × learning_rate (e.g. 16).")
+    pissa_init: bool = opt(False, "lora: initialise the adapter from the principal singular vectors (PiSSA).")
+    pissa_iter: int = opt(16, "lora: fast-SVD iterations for PiSSA; -1 for a full SVD.")
+    fused_lora: bool = opt(
+        False, "lora: add the adapter's update inside one addmm (no separate scale/add kernels; layers with dropout "
+               "or DoRA keep peft's forward). Off by default: on an H200 it moved the time into the matmuls and "
+               "gained < 1 % (docs/benchmarks.md).")
+
+
+register_group("lora", LoraArgs, title=("LoRA options", "LoRA 选项"), zh={
+    "lora_rank": ("LoRA 秩", "lora：更新矩阵的秩 r。"),
+    "lora_alpha": ("LoRA alpha", "lora：缩放系数 alpha；默认 2 × lora_rank。"),
+    "lora_dropout": ("LoRA dropout", "lora：适配器输入上的 dropout。"),
+    "lora_target": ("LoRA 目标模块", "lora：要适配的模块（逗号分隔，如 q_proj,v_proj）或 all（全部线性层）。"),
+    "lora_layers": ("LoRA 层", "lora：添加适配器的解码层——数字 N 表示最后 N 层（-N 表示前 N 层），或层号与范围（如 "
+                              "20-29）。默认：全部层。只适配上层时反向传播也在那里停止，每步更快。"),
+    "use_rslora": ("rsLoRA", "lora：使用秩稳定缩放 alpha/sqrt(r)。"),
+    "use_dora": ("DoRA", "lora：权重分解 LoRA（DoRA）。"),
+    "loraplus_lr_ratio": ("LoRA+ 学习率比", "lora：LoRA+，B 矩阵学习率 = 比值 × learning_rate（如 16）。"),
+    "pissa_init": ("PiSSA 初始化", "lora：用主奇异向量初始化适配器（PiSSA）。"),
+    "pissa_iter": ("PiSSA 迭代次数", "lora：PiSSA 快速 SVD 的迭代次数；-1 为完整 SVD。"),
+    "fused_lora": ("融合 LoRA", "lora：在一次 addmm 中加上适配器更新（带 dropout 或 DoRA 的层仍用 peft 的前向）。默认关闭。"),
+})
+
+
+def validate(cfg, user_set: set[str]) -> list[Msg]:
+    """The LoRA settings, before any weights load (the layers and targets are checked against the model later)."""
+    a, p = cfg.lora, []
+    if a.lora_rank < 1:
+        p.append(Msg("ge1", key="lora_rank", got=a.lora_rank))
+    if a.lora_alpha is not None and a.lora_alpha <= 0:
+        p.append(Msg("gt0", key="lora_alpha", got=a.lora_alpha))
+    if not 0 <= a.lora_dropout < 1:
+        p.append(Msg("in_range", key="lora_dropout", range="[0, 1)", got=a.lora_dropout))
+    if not a.lora_target.strip():
+        p.append(Msg("lora_target_empty"))
+    if a.lora_layers is not None:
+        try:
+            parse_layer_spec(a.lora_layers, None)
+        except ValueError as e:
+            p.append(Msg("lora_layers_bad", value=a.lora_layers, reason=e.args[0], help=LAYER_SPEC_HELP))
+    if a.loraplus_lr_ratio is not None and a.loraplus_lr_ratio <= 0:
+        p.append(Msg("gt0", key="loraplus_lr_ratio", got=a.loraplus_lr_ratio))
+    if a.pissa_init and cfg.model.adapter_name_or_path:
+        p.append(Msg("pissa_with_adapter"))
+    return p
+
+
+def linear_module_names(model) -> list[str]:
+    """Short names of the linear layers LoRA (and OFT) can target (the output head excluded)."""
+    import torch
+
     out_emb = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     names = set()
     for full, mod in model.named_modules():
@@ -23,27 +88,35 @@ def linear_module_names(model: torch.nn.Module) -> list[str]:
     return sorted(names)
 
 
-def module_short_names(model: torch.nn.Module) -> set[str]:
+def module_short_names(model) -> set[str]:
     return {n.split(".")[-1] for n, _ in model.named_modules() if n}
 
 
-def split_list(text: str | None) -> list[str]:
-    return [x.strip() for x in (text or "").split(",") if x.strip()]
-
-
-def resolve_targets(model: torch.nn.Module, args: FinetuneArgs) -> list[str]:
+def resolve_targets(model, target: str, key: str = "lora_target") -> list[str]:
+    """``target`` (a comma list, or ``all``) as the short names of linear layers; unknown names list the valid ones."""
     available = linear_module_names(model)
-    if args.lora_target.strip() == "all":
-        log.choice(f"lora_target={','.join(available)}", "lora_target=all adapts every linear layer except the head")
+    if target.strip() == "all":
+        log.choice(f"{key}={','.join(available)}", f"{key}=all adapts every linear layer except the head")
         return available
-    wanted = split_list(args.lora_target)
+    wanted = split_list(target)
     missing = [w for w in wanted if w not in available]
     if missing:
-        raise ConfigError([Msg("lora_target_missing", missing=missing, available=", ".join(available))])
+        raise ConfigError([Msg("lora_target_missing", key=key, missing=missing, available=", ".join(available))])
     return wanted
 
 
-def resolve_layers(model: torch.nn.Module, args: FinetuneArgs) -> list[int] | None:
+def modules_to_save(model, text: str | None) -> list[str] | None:
+    """additional_target: modules trained fully and saved with the adapter."""
+    extra = split_list(text)
+    if extra:
+        have = module_short_names(model)
+        bad = [m for m in extra if m not in have]
+        if bad:
+            raise ConfigError([Msg("additional_target_missing", bad=bad)])
+    return extra or None
+
+
+def resolve_layers(model, args: LoraArgs) -> list[int] | None:
     if args.lora_layers is None:
         return None
     n = getattr(getattr(model, "config", None), "num_hidden_layers", None)
@@ -58,15 +131,11 @@ def resolve_layers(model: torch.nn.Module, args: FinetuneArgs) -> list[int] | No
     return layers
 
 
-def lora_config(model: torch.nn.Module, args: FinetuneArgs):
+def lora_config(model, cfg):
     from peft import LoraConfig, TaskType
 
-    extra = split_list(args.additional_target)
-    if extra:
-        have = module_short_names(model)
-        bad = [m for m in extra if m not in have]
-        if bad:
-            raise ConfigError([Msg("additional_target_missing", bad=bad)])
+    args = cfg.lora
+    extra = modules_to_save(model, cfg.finetune.additional_target)
     alpha = args.lora_alpha if args.lora_alpha is not None else 2 * args.lora_rank
     if args.lora_alpha is None:
         log.choice(f"lora_alpha={alpha:g}", "default is 2 × lora_rank")
@@ -75,50 +144,23 @@ def lora_config(model: torch.nn.Module, args: FinetuneArgs):
         init = "pissa" if args.pissa_iter == -1 else f"pissa_niter_{args.pissa_iter}"
     return LoraConfig(
         task_type=TaskType.CAUSAL_LM, r=args.lora_rank, lora_alpha=alpha, lora_dropout=args.lora_dropout,
-        target_modules=resolve_targets(model, args), modules_to_save=extra or None, use_rslora=args.use_rslora,
+        target_modules=resolve_targets(model, args.lora_target), modules_to_save=extra, use_rslora=args.use_rslora,
         use_dora=args.use_dora, init_lora_weights=init, layers_to_transform=resolve_layers(model, args))
 
 
-def check_adapter_dir(path: str) -> str | None:
-    p = Path(path)
-    if not p.is_dir():
-        return Msg("adapter_missing", path=path)
-    if not (p / "adapter_config.json").is_file():
-        return Msg("adapter_no_config", path=path)
-    return None
-
-
-def load_adapters(model: torch.nn.Module, paths: list[str], trainable: bool):
-    """Apply adapters in order. All but the last are merged into the base; the last stays a live adapter
-    (trainable when ``trainable``)."""
-    from peft import PeftModel
-
-    from tuneforge.adapters.prompt import is_prompt_adapter
-
-    for i, path in enumerate(paths):
-        problem = check_adapter_dir(path)
-        if problem:
-            raise ModelError(problem, Msg("adapter_dir_fix"))
-        last = i == len(paths) - 1
-        if not last and is_prompt_adapter(path):
-            raise ModelError(Msg("adapter_prompt_not_last", path=path), Msg("adapter_prompt_not_last_fix"))
-        model = PeftModel.from_pretrained(model, path, is_trainable=trainable and last)
-        if not last:
-            model = model.merge_and_unload()
-            log.info(f"merged adapter {path} into the base")
-    return model
-
-
-def apply_lora(model: torch.nn.Module, args: FinetuneArgs, adapter_paths: list[str]):
+def apply_lora(model, cfg, adapter_paths: list[str]):
     from peft import get_peft_model
+
+    from tuneforge.compat import patch_lora_forward
 
     if adapter_paths:
         model = load_adapters(model, adapter_paths, trainable=True)
         log.info(f"continuing training of adapter {adapter_paths[-1]}")
-        return model
-    model = get_peft_model(model, lora_config(model, args))
-    if args.pissa_init:
-        remember_pissa_init(model)
+    else:
+        model = get_peft_model(model, lora_config(model, cfg))
+        if cfg.lora.pissa_init:
+            remember_pissa_init(model)
+    patch_lora_forward(model, cfg.lora.fused_lora)
     return model
 
 
@@ -129,7 +171,7 @@ def apply_lora(model: torch.nn.Module, args: FinetuneArgs, adapter_paths: list[s
 PISSA_INIT_ATTR = "_tuneforge_pissa_init"
 
 
-def remember_pissa_init(model: torch.nn.Module) -> None:
+def remember_pissa_init(model) -> None:
     import tempfile
 
     init = Path(tempfile.mkdtemp(prefix="tuneforge-pissa-")) / "pissa_init"
@@ -137,7 +179,7 @@ def remember_pissa_init(model: torch.nn.Module) -> None:
     setattr(model, PISSA_INIT_ATTR, str(init))
 
 
-def save_trained(model: torch.nn.Module, out: Path, state_dict: dict | None = None) -> None:
+def save_lora(model, out: Path, state_dict: dict | None = None) -> None:
     """``model.save_pretrained(out)``; a PiSSA adapter is saved converted to plain LoRA for the original base.
     ``state_dict``: the weights gathered from every rank of a sharded run (train/distributed.py), saved instead of
     the model's own (sharded) tensors."""
@@ -156,23 +198,30 @@ def save_trained(model: torch.nn.Module, out: Path, state_dict: dict | None = No
                "equivalent update of the original base, so chat and export load it on the unmodified model")
 
 
-def merge_adapters(model: torch.nn.Module, paths: list[str]) -> torch.nn.Module:
-    """Merge LoRA-family adapters into ``model``, in order, and return the plain model."""
-    from tuneforge.adapters.prompt import is_prompt_adapter
-
-    prompt = [p for p in paths if is_prompt_adapter(p)]
-    if prompt:
-        raise ModelError(*prompt_merge_refusal(prompt[0]))
-    if not paths:
-        return model
-    model = load_adapters(model, paths, trainable=False).merge_and_unload()
-    log.info(f"merged adapter {paths[-1]} into the base")
-    return model
+def lr_scale(name: str, cfg) -> float | None:
+    """LoRA+: the B matrices learn ``loraplus_lr_ratio`` × faster."""
+    ratio = cfg.lora.loraplus_lr_ratio
+    if ratio and ("lora_B" in name or "lora_embedding_B" in name):
+        return ratio
+    return None
 
 
-def prompt_merge_refusal(path: str) -> tuple[Msg, Msg]:
-    """(message, hint) for trying to merge a prompt-based adapter."""
-    from tuneforge.adapters.prompt import adapter_method
+LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
-    return (Msg("adapter_prompt_merge", path=path, method=adapter_method(path)),
-            Msg("adapter_prompt_merge_fix", path=path))
+
+def targets_of(shape, target: str) -> list[str]:
+    """estimate: the decoder's linear layers a target list names (``all``: every one)."""
+    return list(LINEAR) if target.strip() == "all" else [t for t in split_list(target) if t in LINEAR]
+
+
+def estimate_lora(shape, plan) -> int:
+    shapes = shape.linear_shapes()
+    r = plan.settings["lora_rank"]
+    return r * sum(shapes[t][0] + shapes[t][1] for t in targets_of(shape, plan.settings["lora_target"])) * shape.layers
+
+
+LORA = register_method(Method(
+    name="lora", summary="low-rank updates of linear layers (rsLoRA, DoRA, LoRA+, PiSSA; QLoRA with "
+                         "quantization_bit)",
+    options=(*LoraArgs.__dataclass_fields__, "additional_target"), apply=apply_lora, estimate=estimate_lora,
+    validate=validate, continues=True, peft_types=("LORA",), lr_scale=lr_scale, save=save_lora))

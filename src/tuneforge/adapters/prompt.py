@@ -18,29 +18,62 @@ merged into weights.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from dataclasses import dataclass
 
-import torch
-
-from tuneforge.config.schema import FinetuneArgs
+from tuneforge.config.messages import Msg
+from tuneforge.config.registry import Method, register_method
+from tuneforge.config.schema import opt, register_group
 from tuneforge.utils import log
 
-PROMPT_METHODS = ("prefix", "ptuning", "ptuning_v2", "prompt")
-# peft's names for the same methods, as written into adapter_config.json.
-PROMPT_PEFT_TYPES = {"PREFIX_TUNING": "prefix/ptuning_v2", "P_TUNING": "ptuning", "PROMPT_TUNING": "prompt"}
 CACHE_METHODS = ("prefix", "ptuning_v2")  # virtual tokens live in the attention cache, not in the logits
+
+
+@dataclass
+class PromptArgs:
+    """prefix / ptuning / ptuning_v2 / prompt: the virtual tokens and how they are produced."""
+
+    num_virtual_tokens: int = opt(20, "prefix/ptuning/ptuning_v2/prompt: number of trainable virtual tokens "
+                                      "(alias: pre_seq_len).")
+    prefix_projection: bool | None = opt(
+        None, "prefix/ptuning_v2: produce the prefixes through a trainable MLP (reparameterisation). Default: on "
+              "for prefix, off for ptuning_v2.")
+    encoder_hidden_size: int | None = opt(
+        None, "ptuning, and prefix/ptuning_v2 with prefix_projection: hidden size of the prompt encoder MLP "
+              "(default: the model's hidden size).")
+    prompt_tuning_init_text: str | None = opt(
+        None, "prompt: initialise the virtual tokens from the embeddings of this text (default: random).")
+
+
+register_group("prompt", PromptArgs, title=("Prompt-based method options", "提示类方法选项"), zh={
+    "num_virtual_tokens": ("虚拟 token 数", "prefix/ptuning/ptuning_v2/prompt：可训练虚拟 token 的数量（即 pre_seq_len）。"),
+    "prefix_projection": ("前缀投影", "prefix/ptuning_v2：通过可训练 MLP 生成前缀（重参数化）。默认 prefix 开、ptuning_v2 关。"),
+    "encoder_hidden_size": ("编码器隐藏维度", "提示编码器 MLP 的隐藏维度（默认：模型隐藏维度）。"),
+    "prompt_tuning_init_text": ("初始化文本", "prompt：用这段文本的嵌入初始化虚拟 token（默认随机）。"),
+})
 
 
 def default_projection(method: str) -> bool:
     return method == "prefix"
 
 
-def prompt_config(model: torch.nn.Module, args: FinetuneArgs):
-    """The peft config for ``args.finetuning_type`` (one of PROMPT_METHODS), with every automatic choice logged."""
+def validate(cfg, user_set: set[str]) -> list[Msg]:
+    a, method, p = cfg.prompt, cfg.finetune.finetuning_type, []
+    if a.num_virtual_tokens <= 0:
+        p.append(Msg("virtual_tokens", got=a.num_virtual_tokens))
+    if a.encoder_hidden_size is not None and a.encoder_hidden_size < 1:
+        p.append(Msg("encoder_hidden_size", got=a.encoder_hidden_size))
+    projection = a.prefix_projection if a.prefix_projection is not None else default_projection(method)
+    if "encoder_hidden_size" in user_set and method in CACHE_METHODS and not projection:
+        p.append(Msg("encoder_needs_projection", method=method))
+    return p
+
+
+def prompt_config(model, cfg):
+    """The peft config for ``finetuning_type`` (a prompt-based method), with every automatic choice logged."""
     from peft import PrefixTuningConfig, PromptEncoderConfig, PromptTuningConfig, TaskType
 
-    method, n = args.finetuning_type, args.num_virtual_tokens
+    args, method = cfg.prompt, cfg.finetune.finetuning_type
+    n = args.num_virtual_tokens
     hidden = getattr(model.config, "hidden_size", None)
     enc = args.encoder_hidden_size
     if method in CACHE_METHODS:
@@ -71,38 +104,77 @@ def prompt_config(model: torch.nn.Module, args: FinetuneArgs):
     return PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=n, prompt_tuning_init="RANDOM")
 
 
-def apply_prompt(model: torch.nn.Module, args: FinetuneArgs):
+def apply_prompt(model, cfg, adapter_paths: list[str]):
     from peft import get_peft_model
 
-    return get_peft_model(model, prompt_config(model, args))
+    return get_peft_model(model, prompt_config(model, cfg))
 
 
-def is_prompt_model(model: torch.nn.Module) -> bool:
-    """True for a PeftModel whose active adapter is prompt-based (virtual tokens, nothing to merge)."""
-    cfg = getattr(model, "active_peft_config", None)
-    return bool(getattr(cfg, "is_prompt_learning", False))
+def prepended_tokens(model) -> int:
+    """How many virtual-token positions the model's logits carry in front of the input's positions:
+    ``ptuning``/``prompt`` prepend ``num_virtual_tokens`` embeddings, so logits[:, i + n] belongs to input token i."""
+    return int(model.active_peft_config.num_virtual_tokens)
 
 
-def logits_offset(model: torch.nn.Module) -> int:
-    """How many virtual-token positions the model's logits carry in front of the input's positions.
+def merge_refusal(path: str) -> tuple[Msg, Msg]:
+    from tuneforge.adapters.folders import adapter_peft_type
 
-    ``ptuning``/``prompt`` prepend ``num_virtual_tokens`` embeddings, so logits[:, i + n] belongs to input token i.
-    ``prefix``/``ptuning_v2`` put the virtual tokens in the attention cache: the logits line up with the input."""
-    if not is_prompt_model(model):
-        return 0
-    cfg = model.active_peft_config
-    if str(getattr(cfg.peft_type, "value", cfg.peft_type)) == "PREFIX_TUNING":
-        return 0
-    return int(cfg.num_virtual_tokens)
+    return (Msg("adapter_prompt_merge", path=path, method=adapter_peft_type(path)),
+            Msg("adapter_prompt_merge_fix", path=path))
 
 
-def adapter_method(path: str | Path) -> str | None:
-    """The peft_type in an adapter folder's adapter_config.json (None if unreadable)."""
-    try:
-        return json.loads((Path(path) / "adapter_config.json").read_text()).get("peft_type")
-    except (OSError, ValueError):
-        return None
+def generate(model, input_ids, attention_mask, **kw):
+    from tuneforge.infer.prompt_decode import generate_prompt_model
+
+    return generate_prompt_model(model, input_ids, attention_mask, **kw)
 
 
-def is_prompt_adapter(path: str | Path) -> bool:
-    return adapter_method(path) in PROMPT_PEFT_TYPES
+# ---- tuneforge estimate: trainable parameters as peft builds them (checked against peft in tests) ----------------
+
+def _encoder(shape, plan) -> int:
+    enc = plan.settings["encoder_hidden_size"]
+    return enc if enc is not None else shape.d
+
+
+def estimate_prefix(shape, plan) -> int:
+    """PrefixTuning: per layer a key and a value prefix of the key/value width, learned directly or produced by an
+    MLP from an embedding (prefix_projection)."""
+    n, kv = plan.settings["num_virtual_tokens"], shape.kv_heads * shape.head_dim
+    out = shape.layers * 2 * kv
+    proj = plan.settings["prefix_projection"]
+    if proj if proj is not None else default_projection(plan.method):
+        enc = _encoder(shape, plan)
+        return n * kv + (kv * enc + enc) + (enc * out + out)
+    return n * out
+
+
+def estimate_ptuning(shape, plan) -> int:
+    """P-Tuning: an embedding per virtual token and a three-layer MLP encoder."""
+    n, d, enc = plan.settings["num_virtual_tokens"], shape.d, _encoder(shape, plan)
+    return n * d + (d * enc + enc) + (enc * enc + enc) + (enc * d + d)
+
+
+def estimate_prompt(shape, plan) -> int:
+    return plan.settings["num_virtual_tokens"] * shape.d
+
+
+COMMON = dict(validate=validate, merges=False, full_forward="prompt-based methods add their virtual tokens in the "
+              "adapter's forward", generate=generate, merge_refusal=merge_refusal,
+              keeps_embedding="prompt-based methods look tokens up in the adapter's own forward", apply=apply_prompt)
+_VT = "num_virtual_tokens"
+PREFIX = register_method(Method(
+    name="prefix", summary="prefix tuning: key/value prefixes in every layer, through an MLP while training",
+    options=(_VT, "prefix_projection", "encoder_hidden_size"), estimate=estimate_prefix,
+    peft_types=("PREFIX_TUNING",), **COMMON))
+PTUNING = register_method(Method(
+    name="ptuning", summary="P-Tuning: virtual input tokens produced by a prompt-encoder MLP",
+    options=(_VT, "encoder_hidden_size"), estimate=estimate_ptuning, peft_types=("P_TUNING",),
+    virtual_tokens=True, logits_offset=prepended_tokens, **COMMON))
+PTUNING_V2 = register_method(Method(
+    name="ptuning_v2", summary="P-Tuning v2 (deep prompt tuning): prefixes in every layer, learned directly",
+    options=(_VT, "prefix_projection", "encoder_hidden_size"), estimate=estimate_prefix,
+    peft_types=("PREFIX_TUNING",), **COMMON))
+PROMPT = register_method(Method(
+    name="prompt", summary="prompt tuning: virtual input embeddings learned directly",
+    options=(_VT, "prompt_tuning_init_text"), estimate=estimate_prompt, peft_types=("PROMPT_TUNING",),
+    virtual_tokens=True, logits_offset=prepended_tokens, **COMMON))

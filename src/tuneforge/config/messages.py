@@ -181,22 +181,27 @@ register({
                       "第 {layer} 层不存在：模型共有 {num} 层（0–{last}）"),
     "pissa_with_adapter": ("pissa_init initialises a new adapter; it cannot be combined with adapter_name_or_path",
                            "pissa_init 会初始化一个新适配器，不能与 adapter_name_or_path 同时使用"),
-    "lora_only": ("{keys} only apply to finetuning_type lora, but finetuning_type is {method}: remove them or use "
-                  "--finetuning_type lora",
-                  "{keys} 只适用于 finetuning_type lora，但当前 finetuning_type 为 {method}：请删除这些设置，或使用 "
-                  "--finetuning_type lora"),
-    "adapter_needs_lora": ("adapter_name_or_path continues a LoRA adapter, but finetuning_type is {method}: use "
-                           "--finetuning_type lora, or pass the trained model folder as model_name_or_path",
-                           "adapter_name_or_path 用于继续训练 LoRA 适配器，但当前 finetuning_type 为 {method}：请使用 "
-                           "--finetuning_type lora，或把训练好的模型目录作为 model_name_or_path"),
-    "freeze_only": ("{keys} only apply to finetuning_type freeze, but finetuning_type is {method}",
-                    "{keys} 只适用于 finetuning_type freeze，但当前 finetuning_type 为 {method}"),
+    "method_options": ("{keys} only apply to finetuning_type {methods}, but finetuning_type is {method}: remove them "
+                       "or use {fix}",
+                       "{keys} 只适用于 finetuning_type {methods}，但当前 finetuning_type 为 {method}：请删除这些设置，"
+                       "或使用 {fix}"),
+    "method_option": ("{keys} only applies to finetuning_type {methods}, but finetuning_type is {method}: remove it "
+                      "or use {fix}",
+                      "{keys} 只适用于 finetuning_type {methods}，但当前 finetuning_type 为 {method}：请删除该设置，"
+                      "或使用 {fix}"),
+    "one_of_those_methods": ("one of those methods", "其中一种方法"),
+    "adapter_needs_lora": ("adapter_name_or_path continues training an adapter ({methods}), but finetuning_type is "
+                           "{method}: use the adapter's method, or pass the trained model folder as "
+                           "model_name_or_path",
+                           "adapter_name_or_path 用于继续训练适配器（{methods}），但当前 finetuning_type 为 {method}："
+                           "请使用该适配器的方法，或把训练好的模型目录作为 model_name_or_path"),
+    "adapter_other_method": ("adapter {path!r} was trained with {found}, so finetuning_type {method} cannot continue "
+                             "it: use --finetuning_type {found}, or list it before the adapter to continue (it is "
+                             "then merged into the base)",
+                             "适配器 {path!r} 由 {found} 训练，finetuning_type {method} 无法继续训练它：请使用 "
+                             "--finetuning_type {found}，或把它放在要继续训练的适配器之前（它会先合并进基座）"),
     "freeze_layers_zero": ("freeze_trainable_layers must not be 0 (positive: last N layers, negative: first N layers)",
                            "freeze_trainable_layers 不能为 0（正数：最后 N 层；负数：最前 N 层）"),
-    "prompt_only": ("{key} only applies to finetuning_type {methods}, but finetuning_type is {method}: remove it or "
-                    "choose one of those methods",
-                    "{key} 只适用于 finetuning_type {methods}，但当前 finetuning_type 为 {method}：请删除该设置，或选择"
-                    "其中一种方法"),
     "virtual_tokens": ("num_virtual_tokens (pre_seq_len) must be ≥ 1, got {got}: it is the number of trainable "
                        "virtual tokens, e.g. 20",
                        "num_virtual_tokens（pre_seq_len）必须 ≥ 1，当前为 {got}：它是可训练虚拟 token 的数量，例如 20"),
@@ -439,13 +444,12 @@ register({
     "model_remote_code": ("{path}: this model needs its own code to load", "{path}：该模型需要运行它自带的代码才能加载"),
     "model_remote_code_fix": ("if you trust its source, pass --trust_remote_code True",
                               "如果信任其来源，请传入 --trust_remote_code True"),
-    "adapter_dir_fix": ("pass the folder a LoRA run wrote (it holds adapter_config.json)",
-                        "请填写 LoRA 训练写出的目录（其中有 adapter_config.json）"),
-    "adapter_prompt_not_last": ("adapter {path!r} is prompt-based (virtual tokens), which cannot be merged into the "
-                                "base, so it can only be the last of several adapters",
-                                "适配器 {path!r} 是提示类（虚拟 token）适配器，无法合并进基座模型，因此在多个适配器中只能"
-                                "放在最后"),
-    "adapter_prompt_not_last_fix": ("list it last in adapter_name_or_path", "请在 adapter_name_or_path 中把它放在最后"),
+    "adapter_dir_fix": ("pass the folder an adapter run wrote (it holds adapter_config.json)",
+                        "请填写适配器训练写出的目录（其中有 adapter_config.json）"),
+    "adapter_not_last": ("{reason}. It cannot be merged into the base, so it can only be the last of several "
+                         "adapters",
+                         "{reason}。它无法合并进基座模型，因此在多个适配器中只能放在最后"),
+    "adapter_not_last_fix": ("list it last in adapter_name_or_path", "请在 adapter_name_or_path 中把它放在最后"),
     "adapter_prompt_merge": ("adapter {path!r} is prompt-based ({method}): it adds trained virtual tokens in front of "
                              "every input (or into the attention cache of every layer) and changes no weight, so there "
                              "is nothing to merge into a standalone model",
@@ -457,9 +461,9 @@ register({
                                  "请以 基座 + 适配器 的方式使用：`tuneforge chat --model_name_or_path <base> "
                                  "--adapter_name_or_path {path}` 或 peft 的 PeftModel.from_pretrained；若要得到独立的"
                                  "合并模型，请改用 --finetuning_type lora（或 full/freeze）训练"),
-    "lora_target_missing": ("lora_target names {missing} which this model does not have; its linear layers are: "
+    "lora_target_missing": ("{key} names {missing} which this model does not have; its linear layers are: "
                             "{available} (or use `all`)",
-                            "lora_target 中的 {missing} 在该模型中不存在；它的线性层有：{available}（或使用 `all`）"),
+                            "{key} 中的 {missing} 在该模型中不存在；它的线性层有：{available}（或使用 `all`）"),
     "additional_target_missing": ("additional_target names {bad} which this model does not have; e.g. embed_tokens, "
                                   "lm_head, norm",
                                   "additional_target 中的 {bad} 在该模型中不存在；可用的例如 embed_tokens、lm_head、norm"),

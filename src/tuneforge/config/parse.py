@@ -10,16 +10,14 @@ import difflib
 import json
 import types
 import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tuneforge.config.messages import Msg, or_list
-from tuneforge.config.schema import (
-    GROUPS, IGNORED_KEYS, DataArgs, ExportArgs, FinetuneArgs, GenerateArgs, ModelArgs, TrainArgs, field_map,
-)
+from tuneforge.config.schema import GROUPS, IGNORED_KEYS, field_choices, field_map
 from tuneforge.errors import ConfigError, TuneforgeError
 
 # Other names users type for the same key (ChatGLM's, older LLaMA-Factory's).
@@ -28,16 +26,25 @@ TRUE = {"true", "1", "yes", "y", "on"}
 FALSE = {"false", "0", "no", "n", "off"}
 
 
-@dataclass
 class Config:
-    model: ModelArgs = field(default_factory=ModelArgs)
-    data: DataArgs = field(default_factory=DataArgs)
-    finetune: FinetuneArgs = field(default_factory=FinetuneArgs)
-    train: TrainArgs = field(default_factory=TrainArgs)
-    generate: GenerateArgs = field(default_factory=GenerateArgs)
-    export: ExportArgs = field(default_factory=ExportArgs)
-    explicit: set = field(default_factory=set)  # keys the user set (file, overrides or flags)
-    ignored: dict = field(default_factory=dict)  # accepted-but-ignored compatibility keys → reason
+    """One resolved configuration: an instance of every settings group (``schema.GROUPS``: model, data, finetune,
+    each method's options, train, generate, export) as an attribute of the group's name — ``cfg.train.seed``,
+    ``cfg.lora.lora_rank``. Groups registered by the modules that own them are part of it like the others."""
+
+    def __init__(self, **groups: Any):
+        unknown = sorted(set(groups) - set(GROUPS))
+        if unknown:
+            raise TypeError(f"unknown settings groups {unknown}")
+        for name, cls in GROUPS.items():
+            setattr(self, name, groups.get(name) or cls())
+        self.explicit: set = set()  # keys the user set (file, overrides or flags)
+        self.ignored: dict = {}  # accepted-but-ignored compatibility keys → reason
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Config) and self.to_flat() == other.to_flat()
+
+    def __repr__(self) -> str:
+        return "Config(" + ", ".join(f"{g}={getattr(self, g)!r}" for g in GROUPS) + ")"
 
     def to_flat(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -123,7 +130,7 @@ def coerce(key: str, f, value: Any) -> Any:
             return json.dumps([str(v) for v in value], ensure_ascii=False)
         return ",".join(str(v) for v in value)  # YAML lists for comma-list keys (dataset, lora_target, …)
     value = str(value)
-    choices = f.metadata.get("choices")
+    choices = field_choices(f)
     if choices and value not in choices:
         raise ValueError(Msg("not_one_of", got=value, choices=", ".join(choices)))
     return value

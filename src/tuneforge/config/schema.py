@@ -8,10 +8,13 @@ Defaults live here and nowhere else.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Callable
 
 
-def opt(default: Any, help: str, choices: tuple[str, ...] | None = None, **extra: Any) -> Any:
+def opt(default: Any, help: str, choices: tuple[str, ...] | Callable[[], tuple[str, ...]] | None = None,
+        **extra: Any) -> Any:
+    """A setting: its default, its help, and (for strings) its valid values — a tuple, or a function returning them
+    when the values are records registered by the modules that implement them (methods, losses, stages)."""
     meta = {"help": help, **extra}
     if choices is not None:
         meta["choices"] = choices
@@ -20,7 +23,18 @@ def opt(default: Any, help: str, choices: tuple[str, ...] | None = None, **extra
     return field(default=default, metadata=meta)
 
 
-FINETUNING_TYPES = ("full", "freeze", "lora", "prefix", "ptuning", "ptuning_v2", "prompt")
+def field_choices(f) -> tuple[str, ...] | None:
+    """The valid values of a dataclass field made with :func:`opt` (None: any value of its type)."""
+    choices = f.metadata.get("choices")
+    return tuple(choices()) if callable(choices) else choices
+
+
+def _method_names() -> tuple[str, ...]:
+    from tuneforge.config.registry import METHODS
+
+    return tuple(METHODS)
+
+
 STAGES = ("sft", "pt", "rm", "dpo", "kto", "ppo")
 PREF_LOSSES = ("sigmoid", "ipo", "hinge", "orpo", "simpo")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
@@ -80,43 +94,17 @@ class DataArgs:
 
 @dataclass
 class FinetuneArgs:
-    """What is trained: the stage and the fine-tuning method with its options."""
+    """What is trained: the stage and the fine-tuning method (each method's options are a group of their own)."""
 
     stage: str = opt("sft", "Training stage: sft (supervised fine-tuning), pt (continued pre-training), rm (reward "
                             "model), dpo (direct preference optimisation and its variants, see pref_loss), kto, or "
                             "ppo (reinforcement learning against a reward model).", STAGES)
     finetuning_type: str = opt(
-        "lora", "Method: full, freeze (train the last layers only), lora, or a prompt-based method: prefix (prefix "
-                "tuning), ptuning (P-Tuning), ptuning_v2 (deep prompt tuning) or prompt (prompt tuning).",
-        FINETUNING_TYPES)
-    # freeze
-    freeze_trainable_layers: int = opt(
-        2, "freeze: number of trainable layers; positive = the last N layers, negative = the first N.")
-    freeze_trainable_modules: str = opt(
-        "all", "freeze: names of modules inside the trainable layers to train (comma list, e.g. mlp,self_attn), "
-               "or `all`.")
-    freeze_extra_modules: str | None = opt(
-        None, "freeze: extra top-level modules to train as well (comma list, e.g. embed_tokens,norm).")
-    # lora
-    lora_rank: int = opt(8, "lora: rank r of the update matrices.")
-    lora_alpha: float | None = opt(None, "lora: scaling alpha; default 2 × lora_rank.")
-    lora_dropout: float = opt(0.0, "lora: dropout on the adapter input.")
-    lora_target: str = opt("all", "lora: modules to adapt (comma list, e.g. q_proj,v_proj) or `all` linear layers.")
-    lora_layers: str | None = opt(
-        None, "lora: decoder layers that get adapters — a count N (the last N layers; -N: the first N) or indices and "
-              "ranges (e.g. 20-29). Default: every layer. Adapting only the upper layers also stops the backward "
-              "pass there, which makes each step cheaper.")
+        "lora", "Fine-tuning method: what is trained (`tuneforge train --help` lists the methods). Each method's "
+                "own options form a group of their own; options of another method are refused.", _method_names)
     additional_target: str | None = opt(
-        None, "lora: modules trained fully and saved with the adapter (comma list, e.g. embed_tokens,lm_head).")
-    use_rslora: bool = opt(False, "lora: rank-stabilised scaling alpha/sqrt(r) instead of alpha/r.")
-    use_dora: bool = opt(False, "lora: weight-decomposed LoRA (DoRA).")
-    loraplus_lr_ratio: float | None = opt(None, "lora: LoRA+ — learning rate of B = ratio × learning_rate (e.g. 16).")
-    pissa_init: bool = opt(False, "lora: initialise the adapter from the principal singular vectors (PiSSA).")
-    pissa_iter: int = opt(16, "lora: fast-SVD iterations for PiSSA; -1 for a full SVD.")
-    fused_lora: bool = opt(
-        False, "lora: add the adapter's update inside one addmm (no separate scale/add kernels; layers with dropout "
-               "or DoRA keep peft's forward). Off by default: on an H200 it moved the time into the matmuls and "
-               "gained < 1 % (docs/benchmarks.md).")
+        None, "Adapter methods: modules trained fully and saved with the adapter (comma list, e.g. "
+              "embed_tokens,lm_head).")
     # GPU-memory savers for adapter training
     offload_embedding: bool | None = opt(
         None, "Keep the frozen input-embedding table in CPU memory (CUDA; ~1 GiB for Llama-3-8B). Default: on for "
@@ -124,17 +112,6 @@ class FinetuneArgs:
     upcast_unquantized: bool = opt(
         False, "QLoRA: cast the unquantized weights (norms, embedding, head) to float32 as peft's "
                "prepare_model_for_kbit_training does (+2 GiB on Llama-3-8B). Off: they stay in the compute dtype.")
-    # prompt-based: prefix, ptuning, ptuning_v2, prompt
-    num_virtual_tokens: int = opt(20, "prefix/ptuning/ptuning_v2/prompt: number of trainable virtual tokens "
-                                      "(alias: pre_seq_len).")
-    prefix_projection: bool | None = opt(
-        None, "prefix/ptuning_v2: produce the prefixes through a trainable MLP (reparameterisation). Default: on "
-              "for prefix, off for ptuning_v2.")
-    encoder_hidden_size: int | None = opt(
-        None, "ptuning, and prefix/ptuning_v2 with prefix_projection: hidden size of the prompt encoder MLP "
-              "(default: the model's hidden size).")
-    prompt_tuning_init_text: str | None = opt(
-        None, "prompt: initialise the virtual tokens from the embeddings of this text (default: random).")
     # ---- preference / RLHF stages (rm, dpo, kto, ppo) ---------------------------------------------------------
     pref_loss: str = opt("sigmoid", "dpo: preference loss: sigmoid (DPO), ipo, hinge, orpo or simpo (the last two "
                                     "need no reference model).", PREF_LOSSES)
@@ -282,6 +259,49 @@ GROUPS: dict[str, type] = {
     "generate": GenerateArgs,
     "export": ExportArgs,
 }
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    """What the web form shows for a group registered by the module that owns it (a method's options)."""
+
+    title: tuple[str, str]  # (English, Chinese) section title
+    zh: dict[str, tuple[str, str]]  # field name -> (Chinese label, Chinese help); English is the field's own help
+    section: str  # the web form's section: "method:<name>" for a method's options (shown for that method only)
+
+
+GROUP_INFO: dict[str, GroupInfo] = {}
+
+
+def register_group(name: str, cls: type, title: tuple[str, str], zh: dict[str, tuple[str, str]],
+                   after: str = "finetune", method_options: bool = True) -> type:
+    """Add the settings dataclass ``cls`` as group ``name`` (placed after ``after``, in registration order). Its
+    field names join the one flat namespace of settings (LLaMA-Factory's names), so they must be new. ``title`` and
+    ``zh`` are what the web form shows; ``method_options``: the group holds a fine-tuning method's options."""
+    if name in GROUPS:
+        if GROUPS[name] is cls:
+            return cls
+        raise ValueError(f"settings group {name!r} registered twice")
+    taken = {f.name for g in GROUPS.values() for f in fields(g)}
+    clash = sorted(taken & {f.name for f in fields(cls)})
+    if clash:
+        raise ValueError(f"settings group {name!r} repeats existing setting names {clash}")
+    missing = sorted({f.name for f in fields(cls)} - set(zh))
+    if missing:
+        raise ValueError(f"settings group {name!r}: no Chinese label and help for {missing}")
+    items = list(GROUPS.items())
+    at = [k for k, _ in items].index(after) + 1
+    while at < len(items) and items[at][0] in GROUP_INFO:  # after the groups registered before this one
+        at += 1
+    items.insert(at, (name, cls))
+    GROUPS.clear()
+    GROUPS.update(items)
+    section = f"method:{name}" if method_options else name
+    GROUP_INFO[name] = GroupInfo(title, dict(zh), section)
+    from tuneforge.config.messages import register
+
+    register({"sec_" + section.replace(":", "_"): title})  # the form's section title, in the one catalogue
+    return cls
 
 # Keys that LLaMA-Factory/transformers configs commonly carry and that have no effect here. They are accepted so that
 # those files run unchanged; each is logged with the reason it is ignored.

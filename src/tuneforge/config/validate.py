@@ -8,13 +8,8 @@ import re
 
 from tuneforge.config.messages import Msg
 from tuneforge.config.parse import Config
+from tuneforge.config.registry import METHODS, methods_taking
 
-LORA_ONLY = ("lora_rank", "lora_alpha", "lora_dropout", "lora_target", "lora_layers", "additional_target",
-             "use_rslora", "use_dora", "loraplus_lr_ratio", "pissa_init", "pissa_iter")
-FREEZE_ONLY = ("freeze_trainable_layers", "freeze_trainable_modules", "freeze_extra_modules")
-PROMPT_METHODS = ("prefix", "ptuning", "ptuning_v2", "prompt")
-PROMPT_ONLY = {"num_virtual_tokens": PROMPT_METHODS, "prefix_projection": ("prefix", "ptuning_v2"),
-               "encoder_hidden_size": ("prefix", "ptuning", "ptuning_v2"), "prompt_tuning_init_text": ("prompt",)}
 QUANT_BITS = (4, 8)
 
 
@@ -112,58 +107,34 @@ def validate(cfg: Config, for_training: bool = True) -> list[Msg]:
                 import torch.utils.tensorboard  # noqa: F401
             except Exception:
                 p.append(Msg("tensorboard_missing"))
-    # Method options.
-    if ft.finetuning_type == "lora":
-        need(ft.lora_rank >= 1, Msg("ge1", key="lora_rank", got=ft.lora_rank))
-        need(ft.lora_alpha is None or ft.lora_alpha > 0, Msg("gt0", key="lora_alpha", got=ft.lora_alpha))
-        need(0 <= ft.lora_dropout < 1, Msg("in_range", key="lora_dropout", range="[0, 1)", got=ft.lora_dropout))
-        need(bool(ft.lora_target.strip()), Msg("lora_target_empty"))
-        if ft.lora_layers is not None:
-            try:
-                parse_layer_spec(ft.lora_layers, None)
-            except ValueError as e:
-                p.append(Msg("lora_layers_bad", value=ft.lora_layers, reason=e.args[0], help=LAYER_SPEC_HELP))
-        need(ft.loraplus_lr_ratio is None or ft.loraplus_lr_ratio > 0,
-             Msg("gt0", key="loraplus_lr_ratio", got=ft.loraplus_lr_ratio))
-        if ft.pissa_init and m.adapter_name_or_path:
-            p.append(Msg("pissa_with_adapter"))
-    else:
-        set_lora = [k for k in LORA_ONLY if k in user_set]
-        if set_lora:
-            p.append(Msg("lora_only", keys=", ".join(set_lora), method=ft.finetuning_type))
-        if m.adapter_name_or_path and for_training:
-            p.append(Msg("adapter_needs_lora", method=ft.finetuning_type))
-    problems_prompt_and_quant(cfg, p)
+    problems_method(cfg, p, for_training)
     problems_preference(cfg, p, for_training)
-    if ft.finetuning_type != "freeze":
-        set_freeze = [k for k in FREEZE_ONLY if k in user_set]
-        if set_freeze:
-            p.append(Msg("freeze_only", keys=", ".join(set_freeze), method=ft.finetuning_type))
-    else:
-        need(ft.freeze_trainable_layers != 0, Msg("freeze_layers_zero"))
     return p
 
 
-def problems_prompt_and_quant(cfg: Config, p: list[Msg]) -> None:
-    m, ft = cfg.model, cfg.finetune
-    method = ft.finetuning_type
-    user_set = changed(cfg)
-    for key, methods in PROMPT_ONLY.items():
-        if key in user_set and method not in methods:
-            p.append(Msg("prompt_only", key=key, methods=" / ".join(methods), method=method))
-    if method in PROMPT_METHODS:
-        if ft.num_virtual_tokens <= 0:
-            p.append(Msg("virtual_tokens", got=ft.num_virtual_tokens))
-        if ft.encoder_hidden_size is not None and ft.encoder_hidden_size < 1:
-            p.append(Msg("encoder_hidden_size", got=ft.encoder_hidden_size))
-        projection = ft.prefix_projection if ft.prefix_projection is not None else method == "prefix"
-        if "encoder_hidden_size" in user_set and method in ("prefix", "ptuning_v2") and not projection:
-            p.append(Msg("encoder_needs_projection", method=method))
+def problems_method(cfg: Config, p: list[Msg], for_training: bool) -> None:
+    """The fine-tuning method's settings, from its record: options of other methods are refused (grouped by the
+    methods they belong to), then the method's own checks."""
+    m, name, user_set = cfg.model, cfg.finetune.finetuning_type, changed(cfg)
+    rec = METHODS[name]  # parse checked the name
+    foreign: dict[tuple[str, ...], list[str]] = {}
+    for key in sorted(user_set - set(rec.options), key=list(cfg.to_flat()).index):
+        owners = methods_taking(key)
+        if owners:
+            foreign.setdefault(owners, []).append(key)
+    for owners, keys in foreign.items():
+        fix = f"--finetuning_type {owners[0]}" if len(owners) == 1 else Msg("one_of_those_methods")
+        p.append(Msg("method_options" if len(keys) > 1 else "method_option", keys=", ".join(keys),
+                     methods=" / ".join(owners), method=name, fix=fix))
+    p += rec.validate(cfg, user_set)
+    if m.adapter_name_or_path and for_training and not rec.continues:
+        continuing = " / ".join(r.name for r in METHODS.values() if r.continues)
+        p.append(Msg("adapter_needs_lora", method=name, methods=continuing))
     if m.quantization_bit is not None:
         if m.quantization_bit not in QUANT_BITS:
             p.append(Msg("quantization_bits", got=m.quantization_bit))
-        if method in ("full", "freeze"):
-            p.append(Msg("quantization_full", method=method))
+        if rec.quantized_refusal:
+            p.append(Msg(rec.quantized_refusal, method=name))
 
 
 PREFERENCE_STAGES = ("rm", "dpo", "kto", "ppo")

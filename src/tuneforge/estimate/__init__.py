@@ -1,5 +1,7 @@
 """`tuneforge estimate`: predicted peak GPU memory of a run, from the model's config alone."""
 
-from tuneforge.estimate.memory import GPUS, METHODS, Estimate, Plan, Shape, estimate, fits, load_shape, render
+from tuneforge.estimate.memory import GPUS, Estimate, Plan, Shape, estimate, fits, load_shape, render
+from tuneforge.estimate.plan import EXTRA_KEYS, plan_from_config
 
-__all__ = ["GPUS", "METHODS", "Estimate", "Plan", "Shape", "estimate", "fits", "load_shape", "render"]
+__all__ = ["EXTRA_KEYS", "GPUS", "Estimate", "Plan", "Shape", "estimate", "fits", "load_shape", "plan_from_config",
+           "render"]

@@ -5,8 +5,9 @@ The model is a sum of parts, each from a count of parameters or tokens times byt
 - weights: frozen weights in bf16/fp16 (2 bytes), trainable weights in float32 (4 bytes; tuneforge keeps trainable
   weights in float32), 4-/8-bit quantized linear layers at 0.516/1.03 bytes (bitsandbytes NF4 with double
   quantization / LLM.int8), embeddings and head unquantized;
-- adapter (LoRA r·(in+out) per adapted linear layer, float32), gradients (4 bytes per trainable parameter),
-  optimizer states (AdamW 8 bytes, 8-bit AdamW 2 bytes, SGD 0);
+- adapter (the method's trainable parameters, counted by its record — e.g. LoRA r·(in+out) per adapted linear
+  layer — in float32), gradients (4 bytes per trainable parameter), optimizer states (AdamW 8 bytes, 8-bit AdamW 2
+  bytes, SGD 0);
 - activations per token per layer, in 2-byte elements: 8·d + 2·kv + 3·ffn with Liger's kernels (10·d + 2·kv + 4·ffn
   without: RMSNorm's float32 copies and a separate SiLU output are saved too). With gradient checkpointing only each
   layer's input (d) is kept, plus one layer's full set while it is recomputed; offloading moves the layer inputs to
@@ -24,15 +25,17 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tuneforge.errors import TuneforgeError
+from tuneforge.config.messages import Msg
+from tuneforge.config.registry import Method, method as method_record
+from tuneforge.errors import ConfigError, TuneforgeError
 
 GiB = 2**30
 GPUS = {  # usable memory in GiB as torch reports it (total_memory), rounded down
     "h200": 139.8, "h100": 79.1, "a100-80gb": 79.1, "a100-40gb": 39.4, "l40s": 44.3, "a6000": 47.5,
     "rtx4090": 23.6, "rtx3090": 23.6, "a10": 22.0, "l4": 22.0, "v100-32gb": 31.7, "v100-16gb": 15.8, "t4": 14.7,
 }
-METHODS = ("full", "freeze", "lora", "qlora4", "qlora8", "prompt")
-LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+# `--method qlora4|qlora8`: shorthands kept from before --quantization_bit was read (= lora on a 4/8-bit base)
+SHORTHANDS = {"qlora4": ("lora", 4), "qlora8": ("lora", 8)}
 
 
 @dataclass
@@ -88,7 +91,12 @@ class Shape:
 
 @dataclass
 class Plan:
+    """One training run as the estimate sees it. ``method`` is a finetuning_type (or a shorthand, qlora4/qlora8);
+    ``settings`` are the method's own options by their flat names (missing ones take their defaults) and
+    ``explicit`` the ones the user set (some defaults depend on it)."""
+
     method: str = "lora"
+    quantization_bit: int | None = None
     batch: int = 1
     seq: int = 2048
     packing: bool = False
@@ -96,13 +104,35 @@ class Plan:
     offload: bool = False
     liger: bool = False
     optim: str = "adamw_torch"
-    lora_rank: int = 8
-    lora_target: str = "all"
-    freeze_layers: int = 2
-    virtual_tokens: int = 20
     supervised_fraction: float = 0.5
     weight_bytes: int = 2  # bf16/fp16 (4 for float32 runs)
-    offload_embedding: bool | None = None  # None = as training does it: on for qlora with an untied embedding
+    offload_embedding: bool | None = None  # None = as training does it: on for quantized bases, untied embedding
+    settings: dict = field(default_factory=dict)
+    explicit: frozenset = None  # type: ignore[assignment]  # default: the keys given in settings
+
+    def __post_init__(self):
+        from tuneforge.config.parse import Config
+
+        if self.method in SHORTHANDS:
+            self.method, self.quantization_bit = SHORTHANDS[self.method]
+        rec = self.record
+        if self.quantization_bit is not None:
+            if self.quantization_bit not in (4, 8):
+                raise ConfigError([Msg("quantization_bits", got=self.quantization_bit)])
+            if rec.quantized_refusal:
+                raise ConfigError([Msg(rec.quantized_refusal, method=rec.name)])
+        if self.explicit is None:
+            self.explicit = frozenset(self.settings)
+        defaults = Config().to_flat()
+        self.settings = {k: self.settings.get(k, defaults[k]) for k in rec.options}
+
+    @property
+    def record(self) -> Method:
+        return method_record(self.method)
+
+    @property
+    def label(self) -> str:
+        return self.method + (f" on a {self.quantization_bit}-bit base" if self.quantization_bit else "")
 
 
 @dataclass
@@ -142,51 +172,35 @@ def load_shape(name: str) -> Shape:
 
 
 def trainable_params(s: Shape, plan: Plan) -> int:
-    if plan.method == "full":
-        return s.params
-    if plan.method == "freeze":
-        per_layer = (s.linear_params + 2 * s.d * s.layers) // s.layers
-        return per_layer * min(abs(plan.freeze_layers), s.layers)
-    if plan.method == "prompt":
-        return plan.virtual_tokens * s.d
-    targets = LORA_TARGETS if plan.lora_target.strip() == "all" else \
-        [t.strip() for t in plan.lora_target.split(",") if t.strip() in LORA_TARGETS]
-    shapes = s.linear_shapes()
-    return plan.lora_rank * sum(shapes[t][0] + shapes[t][1] for t in targets) * s.layers
+    """The method's trainable parameters, as its record counts them."""
+    return plan.record.estimate(s, plan)
 
 
 def estimate(s: Shape, plan: Plan) -> Estimate:
     e = Estimate()
+    rec = plan.record
     n_train = trainable_params(s, plan)
     wb = plan.weight_bytes
-    if plan.method in ("qlora4", "qlora8"):
-        per = 0.516 if plan.method == "qlora4" else 1.03
-        frozen = s.linear_params * per + (s.params - s.linear_params) * wb
+    if plan.quantization_bit:  # quantized frozen base (the record allows it: checked in Plan)
+        per = 0.516 if plan.quantization_bit == 4 else 1.03
+        e.parts["weights"] = (s.linear_params * per + (s.params - s.linear_params) * wb) / GiB
         e.notes.append("quantized linear layers: NF4 + double quantization ≈ 4.13 bits/parameter" if
-                       plan.method == "qlora4" else "LLM.int8 linear layers ≈ 8.25 bits/parameter")
-        if plan.method == "qlora8":
-            e.notes.append("qlora8 figures are not yet validated against a measured peak (qlora4 is: "
+                       plan.quantization_bit == 4 else "LLM.int8 linear layers ≈ 8.25 bits/parameter")
+        if plan.quantization_bit == 8:
+            e.notes.append("8-bit figures are not yet validated against a measured peak (4-bit ones are: "
                            "docs/benchmarks.md)")
-    elif plan.method == "full":
-        frozen = 0
-    elif plan.method == "freeze":
-        frozen = (s.params - n_train) * wb
-    else:
-        frozen = s.params * wb
-    if plan.method == "full":
-        e.parts["weights"] = s.params * 4 / GiB
-    else:
-        e.parts["weights"] = frozen / GiB
-        if plan.method == "freeze":
-            e.parts["weights"] += n_train * 4 / GiB
-        offload = plan.offload_embedding
-        if offload is None:
-            offload = plan.method in ("qlora4", "qlora8")
-        if offload and not s.tied and plan.method != "prompt":
-            e.parts["weights"] -= s.vocab * s.d * wb / GiB
-            e.notes.append(f"offload_embedding: the input embedding ({s.vocab * s.d * wb / GiB:.2f} GiB) stays in "
-                           f"CPU memory")
-    e.parts["adapter"] = n_train * 4 / GiB if plan.method in ("lora", "qlora4", "qlora8", "prompt") else 0.0
+    elif rec.adapter:  # a frozen base and separate adapter weights
+        e.parts["weights"] = s.params * wb / GiB
+    else:  # the method trains base weights: those in float32, the rest frozen
+        e.parts["weights"] = ((s.params - n_train) * wb + n_train * 4) / GiB
+    offload = plan.offload_embedding
+    if offload is None:
+        offload = plan.quantization_bit is not None
+    if offload and not s.tied and rec.keeps_embedding is None and n_train < s.params:
+        e.parts["weights"] -= s.vocab * s.d * wb / GiB
+        e.notes.append(f"offload_embedding: the input embedding ({s.vocab * s.d * wb / GiB:.2f} GiB) stays in "
+                       f"CPU memory")
+    e.parts["adapter"] = n_train * 4 / GiB if rec.adapter else 0.0
     e.parts["gradients"] = n_train * 4 / GiB
     state_bytes = {"sgd": 0, "adamw_8bit": 2, "paged_adamw_8bit": 2}.get(plan.optim, 8)
     e.parts["optimizer"] = n_train * state_bytes / GiB
@@ -196,8 +210,8 @@ def estimate(s: Shape, plan: Plan) -> Estimate:
     tokens = plan.batch * plan.seq  # packed rows are full; an unpacked batch is as wide as its longest sample
     kv = s.kv_heads * s.head_dim
     per_tok_layer = 2 * ((8 * s.d + 2 * kv + 3 * s.ffn) if plan.liger else (10 * s.d + 2 * kv + 4 * s.ffn))
-    if plan.method == "prompt":
-        tokens += plan.batch * plan.virtual_tokens
+    if rec.virtual_tokens:
+        tokens += plan.batch * plan.settings["num_virtual_tokens"]
     if plan.gradient_checkpointing:
         inputs = 0 if plan.offload else tokens * s.d * 2 * s.layers
         act = inputs + tokens * per_tok_layer + 2 * tokens * s.d * 2  # + the layer being recomputed, 2 in flight
@@ -235,7 +249,7 @@ def fits(e: Estimate, gpu: str | float) -> tuple[bool, str, float]:
 def render(s: Shape, plan: Plan, e: Estimate, gpu: str | float | None) -> str:
     lines = [f"model: {s.model_type}, {s.params / 1e9:.2f}B parameters ({s.layers} layers, d={s.d}, "
              f"ffn={s.ffn}, vocab={s.vocab})",
-             f"run: {plan.method}, batch {plan.batch} × {plan.seq} tokens"
+             f"run: {plan.label}, batch {plan.batch} × {plan.seq} tokens"
              + (" (packed)" if plan.packing else " (padded to the longest sample)")
              + f", gradient checkpointing {'on' if plan.gradient_checkpointing else 'off'}"
              + (", offloaded" if plan.offload else "") + f", liger {'on' if plan.liger else 'off'}, {plan.optim}",

@@ -11,10 +11,9 @@ from typing import Any
 
 import torch
 
-from tuneforge.adapters import is_prompt_model, load_adapters, split_list
+from tuneforge.adapters import generate, load_adapters, mergeable, method_of, split_list
 from tuneforge.config.schema import GenerateArgs
 from tuneforge.data import templates
-from tuneforge.infer.prompt_decode import generate_prompt_model
 from tuneforge.models import load_model, load_tokenizer, resolve_model_path
 from tuneforge.utils import log
 
@@ -44,15 +43,15 @@ class ChatEngine:
         model = load_model(path, dtype, "auto", trust_remote_code, quantization)
         if adapters:
             model = load_adapters(model, adapters, trainable=False)
-            if is_prompt_model(model):  # virtual tokens cannot be merged into weights: decode through the adapter
-                log.choice("adapter kept unmerged", "prompt-based adapters add virtual tokens at every forward")
+            if not mergeable(model):  # e.g. virtual tokens: nothing to merge, decode through the adapter
+                log.choice("adapter kept unmerged", f"a {method_of(model).name} adapter cannot be merged into the "
+                                                    "weights; it runs at every forward")
             elif quantization is not None:
                 log.choice("adapter kept unmerged", "merging into quantized weights would round the adapter away")
             elif hasattr(model, "merge_and_unload"):
                 model = model.merge_and_unload()  # faster decoding; the files on disk are untouched
         # A quantized model is placed on its device while loading (bitsandbytes quantizes there).
         self.model = (model if quantization is not None else model.to(self.device)).eval()
-        self.prompt_based = is_prompt_model(self.model)
         self.stop_ids, self.stop_strings = self._stops()
 
     @classmethod
@@ -62,7 +61,6 @@ class ChatEngine:
         self.tokenizer, self.fmt, self.model = tokenizer, fmt, model.eval()
         self.tokenizer.padding_side = "left"
         self.device = next(model.parameters()).device
-        self.prompt_based = is_prompt_model(model)
         self.stop_ids, self.stop_strings = self._stops()
         return self
 
@@ -120,9 +118,8 @@ class ChatEngine:
         return out
 
     def _generate(self, enc, kw: dict[str, Any], streamer=None) -> torch.Tensor:
-        if self.prompt_based:  # peft's generate ignores the virtual tokens' positions: decode as in training
-            return generate_prompt_model(self.model, enc["input_ids"], enc["attention_mask"], **kw, streamer=streamer)
-        return self.model.generate(**enc, **kw, streamer=streamer)
+        # the method's own decoding where model.generate is wrong for it (prompt-based adapters: infer/prompt_decode)
+        return generate(self.model, enc["input_ids"], enc["attention_mask"], **kw, streamer=streamer)
 
     def ask(self, question: str, args: GenerateArgs | None = None, system: str | None = None) -> str:
         return self.generate([[{"role": "user", "content": question}]], args, system)[0]

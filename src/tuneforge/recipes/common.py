@@ -7,8 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tuneforge.adapters import apply_method, count_parameters, split_list
-from tuneforge.adapters.lora import save_trained
+from tuneforge.adapters import apply_method, count_parameters, save_trained, split_list
 from tuneforge.config import Config
 from tuneforge.data import templates
 from tuneforge.data.build import DataBundle, build_data
@@ -23,7 +22,9 @@ from tuneforge.utils.system import device_kind, peak_memory_mb
 
 def save_everything(cfg: Config) -> bool:
     """Whether the final save writes the whole model (full/freeze) rather than the trained adapter."""
-    return cfg.finetune.finetuning_type in ("full", "freeze")
+    from tuneforge.config.registry import method
+
+    return not method(cfg.finetune.finetuning_type).adapter
 
 
 def prepare_run(cfg: Config, max_new_tokens: int = 0):
@@ -88,7 +89,7 @@ def load_base(cfg: Config, model_path: Path, dtype):
 
 def load_trainable(cfg: Config, model_path: Path, dtype):
     """The policy: base (quantized for QLoRA) with the chosen method applied."""
-    return apply_method(load_base(cfg, model_path, dtype), cfg.finetune, split_list(cfg.model.adapter_name_or_path))
+    return apply_method(load_base(cfg, model_path, dtype), cfg, split_list(cfg.model.adapter_name_or_path))
 
 
 GATHER = object()  # save_and_summarise's default: gather the weights to save from every rank here

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from tuneforge.adapters import split_list
+from tuneforge.adapters import method, split_list
 from tuneforge.config import Config
 from tuneforge.recipes.common import load_frozen, load_trainable, make_accelerator, prepare_run, save_and_summarise
 from tuneforge.recipes.sft import RunResult
@@ -30,7 +30,7 @@ def run(cfg: Config) -> RunResult:
     ref_model = None
     if not needs_ref:
         log.choice("reference model=none", f"pref_loss={ft.pref_loss} is reference-free")
-    elif ft.finetuning_type in ("full", "freeze"):
+    elif not method(ft.finetuning_type).adapter:
         ref_model = load_frozen(cfg, model_path, dtype, split_list(cfg.model.adapter_name_or_path))
         ref_model.to(accelerator.device)
         log.choice("reference model=frozen copy", f"finetuning_type={ft.finetuning_type} changes the base weights")
@@ -47,7 +47,7 @@ def run(cfg: Config) -> RunResult:
         objective.ref_model = [None]  # no longer needed
         log.choice("reference log-probs precomputed", f"precompute_ref_log_probs=True ({len(data.train)} + "
                    f"{len(data.eval)} samples in {time.time() - t:.1f} s); no reference forward during training")
-    result = train_loop(model, data.train, data.eval, cfg.train, ft, out, tokenizer.pad_token_id, accelerator,
+    result = train_loop(model, data.train, data.eval, cfg.train, cfg, out, tokenizer.pad_token_id, accelerator,
                         resume, objective=objective)
     extra = {"pref_loss": ft.pref_loss if ft.stage == "dpo" else "kto", "pref_beta": ft.pref_beta}
     summary = save_and_summarise(cfg, accelerator, model, tokenizer, out, fmt, data, result, t0, mixed, extra)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from tuneforge.adapters import is_prompt_adapter, merge_adapters, prompt_merge_refusal, split_list
+from tuneforge.adapters import merge_adapters, merge_refusal, method_of_adapter, split_list
 from tuneforge.config import Config
 from tuneforge.config.messages import Msg
 from tuneforge.data import templates
@@ -26,8 +26,9 @@ def check_export(cfg: Config) -> list[Msg]:
     if e.export_size <= 0:
         p.append(Msg("export_size_positive", got=e.export_size))
     for a in adapters:
-        if is_prompt_adapter(a):
-            msg, hint = prompt_merge_refusal(a)
+        rec = method_of_adapter(a)
+        if rec is not None and not rec.merges:
+            msg, hint = merge_refusal(a, rec)
             p.append(Msg("export_prompt_adapter", message=msg, hint=hint))
     return p
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from tuneforge import compat
-from tuneforge.adapters import split_list
+from tuneforge.adapters import method, split_list
 from tuneforge.config import Config
 from tuneforge.infer.reward import RewardScorer
 from tuneforge.recipes.common import load_frozen, load_trainable, make_accelerator, prepare_run, save_and_summarise
@@ -42,7 +42,7 @@ def run(cfg: Config) -> RunResult:
     policy = load_trainable(cfg, model_path, dtype).to(dev)
     policy.v_head = ValueHead(policy.config.hidden_size).to(dev)  # a submodule: trained, checkpointed
     ref = None
-    if ft.finetuning_type in ("full", "freeze"):
+    if not method(ft.finetuning_type).adapter:
         ref = load_frozen(cfg, model_path, dtype, split_list(cfg.model.adapter_name_or_path)).to(dev)
         log.choice("reference model=frozen copy", f"finetuning_type={ft.finetuning_type} changes the base weights")
     else:
@@ -56,7 +56,7 @@ def run(cfg: Config) -> RunResult:
     batches = t.gradient_accumulation_steps * ft.ppo_buffer_size  # mini-batches of B rollouts per step
     per_step = B * batches
     total = t.max_steps if t.max_steps > 0 else max(1, math.ceil(t.num_train_epochs * len(prompts) / per_step))
-    optimizer = build_optimizer(policy, t, ft)
+    optimizer = build_optimizer(policy, t, cfg)
     schedule = Schedule(optimizer, t.lr_scheduler_type, warmup_steps(t, total), total)
     params = [p for p in policy.parameters() if p.requires_grad]
     kl_ctl, moments = AdaptiveKL(ft.ppo_kl_coef, ft.ppo_target, ft.ppo_kl_horizon), RunningMoments()

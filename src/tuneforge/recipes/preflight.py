@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tuneforge.adapters.lora import check_adapter_dir, split_list
+from tuneforge.adapters import check_adapter_dir, method, method_of_adapter, split_list
+from tuneforge.config.messages import Msg
 from tuneforge.config import Config, validate
 from tuneforge.data.catalog import check_datasets
 from tuneforge.data.templates import check_template
@@ -21,10 +22,15 @@ def preflight(cfg: Config, for_training: bool = True) -> None:
     for p in (check_model(cfg.model.model_name_or_path), check_template(cfg.data.template)):
         if p:
             problems.append(p)
-    for path in split_list(cfg.model.adapter_name_or_path):
+    paths = split_list(cfg.model.adapter_name_or_path)
+    for path in paths:
         p = check_adapter_dir(path)
         if p:
             problems.append(p)
+    rec, last = method(cfg.finetune.finetuning_type), paths[-1] if paths else None
+    found = method_of_adapter(last) if last and for_training and rec.continues else None
+    if found is not None and not set(found.peft_types) & set(rec.peft_types):  # training continues the last one
+        problems.append(Msg("adapter_other_method", path=last, found=found.name, method=rec.name))
     if cfg.finetune.stage == "ppo" and cfg.finetune.reward_model:
         from tuneforge.train.preference import check_value_head
 

@@ -26,7 +26,7 @@ def run(cfg: Config) -> RunResult:
     # The head is attached to the model so that the optimiser and the checkpoints see its parameters.
     model.v_head = ValueHead(model.config.hidden_size).to(next(model.parameters()).device)
     objective = RewardObjective(model)
-    result = train_loop(model, data.train, data.eval, cfg.train, cfg.finetune, out, tokenizer.pad_token_id,
+    result = train_loop(model, data.train, data.eval, cfg.train, cfg, out, tokenizer.pad_token_id,
                         accelerator, resume, objective=objective)
 
     extra = {}

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-from tuneforge.adapters import apply_method, count_parameters, split_list
-from tuneforge.adapters.lora import save_trained
+from tuneforge.adapters import apply_method, count_parameters, save_trained, split_list
 from tuneforge.config import Config
 from tuneforge.data.packing import pack_for_training, resolve_packing
 from tuneforge.models.kernels import apply_liger, compile_layers
@@ -41,12 +40,12 @@ def run(cfg: Config) -> RunResult:
     accelerator, mixed, dtype = make_accelerator(cfg)
     model = load_base(cfg, model_path, dtype)
     fused_ce = apply_liger(model, cfg.model.enable_liger_kernel)
-    model = apply_method(model, cfg.finetune, split_list(cfg.model.adapter_name_or_path))
+    model = apply_method(model, cfg, split_list(cfg.model.adapter_name_or_path))
     if cfg.train.torch_compile:
         compile_layers(model)
     trainable, total_params = count_parameters(model)
 
-    result = train_loop(model, train, data.eval, cfg.train, cfg.finetune, out, tokenizer.pad_token_id,
+    result = train_loop(model, train, data.eval, cfg.train, cfg, out, tokenizer.pad_token_id,
                         accelerator, resume, fused_ce)
 
     # Hugging Face-native artifacts: a peft adapter folder, or a safetensors model; with the chat template used.

@@ -237,7 +237,14 @@ def zero_stage(ds: dict | None) -> int:
         return -1
 
 
-PROMPT_METHODS = ("prefix", "ptuning", "ptuning_v2", "prompt")
+def _prompt_based(finetuning_type: str) -> bool:
+    """The method adds virtual tokens in the adapter's forward (prefix, P-Tuning, prompt tuning)."""
+    from tuneforge.config.registry import METHODS
+
+    import tuneforge.adapters  # noqa: F401 — registers the methods
+
+    rec = METHODS.get(finetuning_type)
+    return bool(rec and rec.virtual_tokens)
 
 
 def refusals(cfg, engine: Engine, cuda: bool | None = None) -> list[str]:
@@ -263,7 +270,7 @@ def refusals(cfg, engine: Engine, cuda: bool | None = None) -> list[str]:
             out.append("QLoRA with DeepSpeed ZeRO-3 is not supported: ZeRO-3 partitions the frozen quantized "
                        "weights, which bitsandbytes keeps packed; use fsdp full_shard with quantization_bit 4, or "
                        "ZeRO-2 (examples/deepspeed/ds_z2_config.json)")
-        if stage == 3 and ft.pissa_init:
+        if stage == 3 and getattr(getattr(cfg, "lora", None), "pissa_init", False):
             out.append("pissa_init with DeepSpeed ZeRO-3: the SVD needs whole weights, which ZeRO-3 partitions "
                        "while loading; use ZeRO-2 or fsdp")
         for section in ("optimizer", "scheduler"):
@@ -279,7 +286,7 @@ def refusals(cfg, engine: Engine, cuda: bool | None = None) -> list[str]:
         if engine.fsdp.get("activation_checkpointing") and t.gradient_checkpointing:
             out.append("fsdp_config activation_checkpointing and gradient_checkpointing are both on: they do the "
                        "same thing; keep one (FSDP's own is applied per shard unit)")
-    if name in (FSDP2, DEEPSPEED) and ft.finetuning_type in PROMPT_METHODS:
+    if name in (FSDP2, DEEPSPEED) and _prompt_based(ft.finetuning_type):
         out.append(f"finetuning_type {ft.finetuning_type} with {name}: the prompt-based methods train a few "
                    f"thousand parameters, so there is nothing to shard, and peft adds their virtual tokens outside "
                    f"the sharded forward; run them with DDP (drop {'deepspeed' if name == DEEPSPEED else 'fsdp'})")

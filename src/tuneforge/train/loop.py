@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from tuneforge import compat
-from tuneforge.config.schema import FinetuneArgs, TrainArgs
+from tuneforge.config.schema import TrainArgs
 from tuneforge.data.collate import collate, micro_batches
 from tuneforge.data.encode import IGNORE, Sample
 from tuneforge.train import dist_checkpoint, distributed
@@ -82,18 +82,18 @@ def evaluate(loss_module, samples: list, args: TrainArgs, pad_id: int, accelerat
     return float(total / count), {k: float(accelerator.reduce(v, "sum") / count) for k, v in extra.items()}
 
 
-def train_loop(model, train: list[Sample], evals: list[Sample], args: TrainArgs, ft: FinetuneArgs, out: Path,
+def train_loop(model, train: list[Sample], evals: list[Sample], args: TrainArgs, cfg, out: Path,
                pad_id: int, accelerator, resume: Path | None, fused_ce: bool = False, objective=None) -> LoopResult:
     """``objective``: a module wrapping the model whose forward returns (loss sum, metric sums), with ``collate``
     and ``units`` (what the sums are averaged over: pairs, samples); default: the SFT token loss."""
     with compat.lora_inputs_in_compute_dtype(model):
-        return _train_loop(model, train, evals, args, ft, out, pad_id, accelerator, resume, fused_ce, objective)
+        return _train_loop(model, train, evals, args, cfg, out, pad_id, accelerator, resume, fused_ce, objective)
 
 
-def _train_loop(model, train, evals, args, ft, out, pad_id, accelerator, resume, fused_ce, objective) -> LoopResult:
+def _train_loop(model, train, evals, args, cfg, out, pad_id, accelerator, resume, fused_ce, objective) -> LoopResult:
     world, rank, G = accelerator.num_processes, accelerator.process_index, args.gradient_accumulation_steps
     micro_per_epoch, total = plan_steps(len(train), args, world)
-    optimizer = build_optimizer(model, args, ft)
+    optimizer = build_optimizer(model, args, cfg)
     schedule = Schedule(optimizer, args.lr_scheduler_type, warmup_steps(args, total), total)
     state = {"step": 0, "epoch": 0, "micro": 0, "tokens": 0, "trained_tokens": 0, "seconds": 0.0,
              "global_batch": args.per_device_train_batch_size * world}

@@ -11,8 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from tuneforge import compat
-from tuneforge.adapters.prompt import is_prompt_model, logits_offset
+from tuneforge import adapters, compat
 from tuneforge.data.encode import IGNORE
 from tuneforge.models.attention import NAME as VARLEN, uses_varlen, varlen_kwargs
 
@@ -37,8 +36,9 @@ def supports_gathered_head(model: torch.nn.Module) -> bool:
 
 def full_logits_reason(model: torch.nn.Module) -> str | None:
     """Why the plain forward (logits on every position) must be used, or None when the gathered head is fine."""
-    if is_prompt_model(model):  # virtual tokens are added inside PeftModel.forward; the bare decoder never sees them
-        return "prompt-based methods add their virtual tokens in the adapter's forward"
+    why = adapters.full_forward_reason(model)  # e.g. virtual tokens added inside PeftModel.forward
+    if why is not None:
+        return why
     if not supports_gathered_head(model):
         return "this model post-processes its logits, so the head runs on every position"
     return None
@@ -166,7 +166,7 @@ class CausalLMLoss(torch.nn.Module):
         self.why_no_shared_prefix = (self.why_full_logits if not self.gathered else shared_prefix_reason(model)) \
             if shared_prefix is not False else "shared_prefix=False"
         self.shared_prefix = self.why_no_shared_prefix is None
-        self.offset = logits_offset(model)
+        self.offset = adapters.logits_offset(model)
         self.fused_ce = None
         if fused_ce and self.gathered:
             from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss

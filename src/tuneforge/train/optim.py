@@ -6,31 +6,37 @@ import math
 
 import torch
 
-from tuneforge.config.schema import FinetuneArgs, TrainArgs
+from tuneforge.config.schema import TrainArgs
 from tuneforge.utils import log
 
 
-def param_groups(model: torch.nn.Module, train: TrainArgs, ft: FinetuneArgs) -> list[dict]:
-    """Decay / no-decay groups; with LoRA+ the B matrices get ``loraplus_lr_ratio`` × the learning rate."""
-    ratio = ft.loraplus_lr_ratio if ft.finetuning_type == "lora" else None
-    groups: dict[tuple[bool, bool], list] = {}
+def param_groups(model: torch.nn.Module, train: TrainArgs, cfg=None) -> list[dict]:
+    """Decay / no-decay groups; the method's record may scale a parameter's learning rate (LoRA+: the B matrices)."""
+    from tuneforge.config.registry import method
+
+    rec = method(cfg.finetune.finetuning_type) if cfg is not None else None
+    groups: dict[tuple[bool, float], list] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         no_decay = p.ndim < 2 or "bias" in name or "norm" in name
-        is_b = bool(ratio) and ("lora_B" in name or "lora_embedding_B" in name)
-        groups.setdefault((no_decay, is_b), []).append(p)
+        scale = (rec.lr_scale(name, cfg) if rec is not None else None) or 1.0
+        groups.setdefault((no_decay, scale), []).append(p)
     out = []
-    for (no_decay, is_b), params in sorted(groups.items()):
-        lr = train.learning_rate * (ratio if is_b else 1.0)
-        out.append({"params": params, "lr": lr, "weight_decay": 0.0 if no_decay else train.weight_decay})
-    if ratio:
-        log.choice(f"LoRA+: lr(B)={train.learning_rate * ratio:g}", f"loraplus_lr_ratio={ratio:g}")
+    for (no_decay, scale), params in sorted(groups.items()):
+        out.append({"params": params, "lr": train.learning_rate * scale,
+                    "weight_decay": 0.0 if no_decay else train.weight_decay})
+    for scale in sorted({s for _, s in groups if s != 1.0}):
+        n = sum(len(v) for (_, s), v in groups.items() if s == scale)
+        log.choice(f"lr={train.learning_rate * scale:g} for {n} parameter tensors (× {scale:g})",
+                   f"{rec.name}: {rec.lr_scale.__doc__.strip().splitlines()[0]}")
     return out
 
 
-def build_optimizer(model: torch.nn.Module, train: TrainArgs, ft: FinetuneArgs) -> torch.optim.Optimizer:
-    groups = param_groups(model, train, ft)
+def build_optimizer(model: torch.nn.Module, train: TrainArgs, cfg=None) -> torch.optim.Optimizer:
+    """The optimiser for ``model``'s trainable parameters; ``cfg`` (the run's Config) lets the method's record scale
+    learning rates."""
+    groups = param_groups(model, train, cfg)
     if train.optim == "sgd":
         return torch.optim.SGD(groups, lr=train.learning_rate)
     if train.optim in ("adamw_8bit", "paged_adamw_8bit"):

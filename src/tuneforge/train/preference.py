@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from tuneforge.adapters.prompt import logits_offset
+from tuneforge.adapters import logits_offset
 from tuneforge.config.messages import Msg
 from tuneforge.config.schema import FinetuneArgs
 from tuneforge.data.collate import collate

@@ -23,7 +23,7 @@ from tuneforge.webui.i18n import Msg, t, tr
 from tuneforge.webui.paths import confine, relative
 from tuneforge.webui.runner import RunManager
 from tuneforge.webui.schema_form import (
-    FieldSpec, check_mapping_text, config_from_form, preview_command, specs_by_name, to_widget,
+    FieldSpec, applies, check_mapping_text, config_from_form, preview_command, specs_by_name, to_widget,
 )
 
 SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".cache"}
@@ -73,11 +73,13 @@ def choices(root: Path, dataset_dir: str | None) -> dict[str, list[str]]:
             "templates": ["auto", *template_names()]}
 
 
-def section_visible(section: str, method: str) -> bool:
-    fam = section.split(":", 1)[1]
-    if fam == "prompt":
-        return method in ("prefix", "ptuning", "ptuning_v2", "prompt")
-    return method == fam
+def section_visible(specs: list[FieldSpec], method: str) -> bool:
+    """A section of method options is shown when the chosen method takes any of its fields."""
+    return any(applies(spec, method) for spec in specs)
+
+
+def field_visible(spec: FieldSpec, method: str) -> bool:
+    return applies(spec, method)
 
 
 def suggest_vars(root: Path, dataset_dir: str | None, selected: list[str] | None, current: str | None):
@@ -361,7 +363,7 @@ class ChatSession:
             raise TuneforgeError(problem)
         ads = adapters if isinstance(adapters, list) else [a for a in (adapters or "").split(",")]
         ads = [relative(confine(a, ctx.root, Msg("what_adapter")), ctx.root) for a in ads if a and a.strip()]
-        from tuneforge.adapters.lora import check_adapter_dir
+        from tuneforge.adapters import check_adapter_dir
 
         bad = [p for p in (check_adapter_dir(a) for a in ads) if p]
         if bad:

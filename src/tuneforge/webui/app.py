@@ -11,6 +11,7 @@ from typing import Any
 import gradio as gr
 
 from tuneforge.config.parse import build_config
+from tuneforge.config.schema import FinetuneArgs
 from tuneforge.errors import TuneforgeError
 from tuneforge.webui import actions
 from tuneforge.webui.i18n import LANGS, field_help, field_label, t
@@ -39,6 +40,8 @@ OPEN_SECTIONS = ("model", "data", "finetune", "train")
 def _widget(spec: FieldSpec, lang: str, choices: dict[str, list[str]]):
     label, info = field_label(spec.name, lang), field_help(spec, lang)
     common = dict(label=label, info=info, elem_id=f"field-{spec.name}")
+    if spec.methods is not None:  # a method's option: shown while that method is chosen
+        common["visible"] = actions.field_visible(spec, FinetuneArgs.__dataclass_fields__["finetuning_type"].default)
     value = to_widget(spec, spec.default)
     if spec.name == "model_name_or_path":
         return gr.Dropdown(choices=choices["models"], value=value or None, allow_custom_value=True, **common)
@@ -109,16 +112,17 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
                     sections.setdefault(s.section, []).append(s)
                 accordions = {}
                 method_boxes = {}
-                for section in ("model", "quantization", "data", "finetune", "method:lora", "method:freeze",
-                                "method:prompt", "train", *[k for k in sections if k not in (
-                                    "model", "quantization", "data", "finetune", "method:lora", "method:freeze",
-                                    "method:prompt", "train")]):
+                first = ("model", "quantization", "data", "finetune")
+                methods = [k for k in sections if k.startswith("method:")]
+                order = [*first, *methods, "train", *[k for k in sections if k not in (*first, *methods, "train")]]
+                default_method = by_name["finetuning_type"].default
+                for section in order:
                     if section not in sections:
                         continue
                     key = "sec_" + section.replace(":", "_")
                     visible = True
                     if section.startswith("method:"):
-                        visible = actions.section_visible(section, by_name["finetuning_type"].default)
+                        visible = actions.section_visible(sections[section], default_method)
                     with gr.Accordion(t(key, lang), open=section in OPEN_SECTIONS or section.startswith("method:"),
                                       visible=visible, elem_id=f"sec-{section.replace(':', '-')}") as acc:
                         texts[key] = acc
@@ -233,10 +237,14 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
         def values_of(args) -> dict[str, Any]:
             return dict(zip(names, args))
 
-        def on_method(method):
-            return [gr.update(visible=actions.section_visible(sec, method)) for sec in method_boxes]
+        method_fields = [n for n in names if by_name[n].methods is not None]  # shown for the methods they apply to
 
-        comps["finetuning_type"].change(on_method, comps["finetuning_type"], list(method_boxes.values()))
+        def on_method(method):
+            return ([gr.update(visible=actions.section_visible(sections[sec], method)) for sec in method_boxes]
+                    + [gr.update(visible=actions.field_visible(by_name[n], method)) for n in method_fields])
+
+        comps["finetuning_type"].change(on_method, comps["finetuning_type"],
+                                        [*method_boxes.values(), *[comps[n] for n in method_fields]])
 
         def on_dataset_dir(dataset_dir, selected):
             return gr.update(choices=actions.choices(root, dataset_dir)["datasets"], value=selected)

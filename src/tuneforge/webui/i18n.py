@@ -4,13 +4,16 @@ UI strings live in ``STRINGS`` (key → {en, zh}), registered into the one messa
 ``tuneforge.config.messages``; the UI's own errors are ``Msg`` objects with these ids. Messages produced by the
 configuration checks (parse, validate, preflight) are ``Msg`` objects from that catalogue too, so ``tr(msg, lang)``
 shows every problem in the page's language. Form labels and help come from the config schema: English is the
-schema's own help; ``FIELD_ZH`` holds the Chinese label and help of every field (a test checks none is missing).
+schema's own help; ``FIELD_ZH`` holds the Chinese label and help of every field of the core groups, and a group
+registered by its owner (a method's options, ``config.schema.register_group``) carries its own (a test checks none
+is missing).
 The raw training log is shown as the CLI writes it (English); the status line above it is rendered here.
 """
 
 from __future__ import annotations
 
 from tuneforge.config.messages import CATALOG, Msg, register, tr  # noqa: F401  (tr: re-exported for the UI)
+from tuneforge.config.schema import GROUP_INFO
 
 LANGS = {"en": "English", "zh": "中文"}
 
@@ -25,9 +28,6 @@ STRINGS: dict[str, dict[str, str]] = {
     "sec_quantization": {"en": "Quantization (QLoRA)", "zh": "量化（QLoRA）"},
     "sec_data": {"en": "Data", "zh": "数据"},
     "sec_finetune": {"en": "Method", "zh": "微调方法"},
-    "sec_method_lora": {"en": "LoRA options", "zh": "LoRA 选项"},
-    "sec_method_freeze": {"en": "Freeze options", "zh": "冻结微调选项"},
-    "sec_method_prompt": {"en": "Prompt-based method options", "zh": "提示类方法选项"},
     "sec_train": {"en": "Training arguments", "zh": "训练参数"},
     "sec_generate": {"en": "Sampling", "zh": "采样设置"},
     "sec_export": {"en": "Export", "zh": "导出"},
@@ -191,25 +191,8 @@ FIELD_ZH: dict[str, tuple[str, str]] = {
     "neat_packing": ("整洁打包", "样本间无注意力的打包（隐含开启 packing）。"),
     # finetune
     "stage": ("训练阶段", "sft（有监督微调）或 pt（继续预训练）。"),
-    "finetuning_type": ("微调方法", "full、freeze（只训练最后几层）、lora，或提示类方法 prefix、ptuning、ptuning_v2、prompt。"),
-    "freeze_trainable_layers": ("可训练层数", "freeze：可训练层数；正数为最后 N 层，负数为最前 N 层。"),
-    "freeze_trainable_modules": ("可训练模块", "freeze：可训练层内要训练的模块名（逗号分隔，如 mlp,self_attn）或 all。"),
-    "freeze_extra_modules": ("额外可训练模块", "freeze：额外训练的顶层模块（逗号分隔，如 embed_tokens,norm）。"),
-    "lora_rank": ("LoRA 秩", "lora：更新矩阵的秩 r。"),
-    "lora_alpha": ("LoRA alpha", "lora：缩放系数 alpha；默认 2 × lora_rank。"),
-    "lora_dropout": ("LoRA dropout", "lora：适配器输入上的 dropout。"),
-    "lora_target": ("LoRA 目标模块", "lora：要适配的模块（逗号分隔，如 q_proj,v_proj）或 all（全部线性层）。"),
-    "lora_layers": ("LoRA 层", "lora：添加适配器的解码层——数字 N 表示最后 N 层（-N 表示前 N 层），或层号与范围（如 20-29）。默认：全部层。只适配上层时反向传播也在那里停止，每步更快。"),
-    "additional_target": ("额外全量训练模块", "lora：完整训练并随适配器保存的模块（如 embed_tokens,lm_head）。"),
-    "use_rslora": ("rsLoRA", "lora：使用秩稳定缩放 alpha/sqrt(r)。"),
-    "use_dora": ("DoRA", "lora：权重分解 LoRA（DoRA）。"),
-    "loraplus_lr_ratio": ("LoRA+ 学习率比", "lora：LoRA+，B 矩阵学习率 = 比值 × learning_rate（如 16）。"),
-    "pissa_init": ("PiSSA 初始化", "lora：用主奇异向量初始化适配器（PiSSA）。"),
-    "pissa_iter": ("PiSSA 迭代次数", "lora：PiSSA 快速 SVD 的迭代次数；-1 为完整 SVD。"),
-    "num_virtual_tokens": ("虚拟 token 数", "prefix/ptuning/ptuning_v2/prompt：可训练虚拟 token 的数量（即 pre_seq_len）。"),
-    "prefix_projection": ("前缀投影", "prefix/ptuning_v2：通过可训练 MLP 生成前缀（重参数化）。默认 prefix 开、ptuning_v2 关。"),
-    "encoder_hidden_size": ("编码器隐藏维度", "提示编码器 MLP 的隐藏维度（默认：模型隐藏维度）。"),
-    "prompt_tuning_init_text": ("初始化文本", "prompt：用这段文本的嵌入初始化虚拟 token（默认随机）。"),
+    "finetuning_type": ("微调方法", "训练什么（`tuneforge train --help` 列出全部方法）。每种方法的选项自成一组；其他方法的选项会被拒绝。"),
+    "additional_target": ("额外全量训练模块", "适配器方法（lora、oft）：完整训练并随适配器保存的模块（如 embed_tokens,lm_head）。"),
     # train
     "output_dir": ("输出目录", "运行目录：适配器/模型、检查点、指标、曲线图与摘要都写在这里。"),
     "overwrite_output_dir": ("覆盖输出目录", "即使输出目录已有检查点或已完成的训练，也从头开始。"),
@@ -268,7 +251,6 @@ FIELD_ZH: dict[str, tuple[str, str]] = {
     "ppo_lam": ("PPO lambda", "ppo：广义优势估计的 lambda。"),
     "ppo_vf_coef": ("价值损失权重", "ppo：价值损失的权重。"),
     "ppo_missing_eos_penalty": ("未结束惩罚", "ppo：在 max_new_tokens 内没有结束的 rollout，从其奖励模型得分中减去该值（TRL 的 missing_eos_penalty）。没见过被截断回复的奖励模型可能给截断回复更高分，PPO 便学会写满长度上限；0 表示关闭。"),
-    "fused_lora": ("融合 LoRA", "lora：在一次 addmm 中加上适配器更新（带 dropout 或 DoRA 的层仍用 peft 的前向）。默认关闭。"),
     "offload_embedding": ("卸载嵌入表", "把冻结的输入嵌入表放在 CPU 内存（CUDA）。默认：量化（QLoRA）且嵌入未共享时开启。"),
     "upcast_unquantized": ("未量化权重升精度", "QLoRA：把未量化的权重（norm、嵌入、输出头）转为 float32，同 peft 的 prepare_model_for_kbit_training。"),
     # generate
@@ -292,13 +274,18 @@ def t(key: str, lang: str, **kw) -> str:
     return Msg(key, **kw).render(lang)
 
 
+def field_zh(name: str) -> tuple[str, str] | None:
+    """(Chinese label, Chinese help) of a setting: here for the core groups, with its group for a registered one."""
+    if name in FIELD_ZH:
+        return FIELD_ZH[name]
+    return next((info.zh[name] for info in GROUP_INFO.values() if name in info.zh), None)
+
+
 def field_label(name: str, lang: str) -> str:
-    if lang == "zh" and name in FIELD_ZH:
-        return f"{FIELD_ZH[name][0]} · {name}"
-    return name
+    zh = field_zh(name) if lang == "zh" else None
+    return f"{zh[0]} · {name}" if zh else name
 
 
 def field_help(spec, lang: str) -> str:
-    if lang == "zh" and spec.name in FIELD_ZH:
-        return FIELD_ZH[spec.name][1]
-    return spec.help
+    zh = field_zh(spec.name) if lang == "zh" else None
+    return zh[1] if zh else spec.help

@@ -2,8 +2,8 @@
 
 Every dataclass field of a group becomes one :class:`FieldSpec` with its kind (bool, tri-state bool, choice, int,
 float, text, key=value mapping), default, choices and help, all read from the field's type and metadata. Which
-method a finetune option belongs to comes from the same tables ``config/validate.py`` checks, so a new schema field
-appears in the form without touching this module.
+methods an option applies to comes from the method records (``config.registry``) that validation reads too, so a new
+schema field, group or method appears in the form without touching this module.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 
 from tuneforge.config.messages import Msg
 from tuneforge.config.parse import Config, _type_of, build_config
-from tuneforge.config.schema import GROUPS
-from tuneforge.config.validate import FREEZE_ONLY, LORA_ONLY, PROMPT_METHODS, PROMPT_ONLY
+from tuneforge.config.registry import methods_taking
+from tuneforge.config.schema import GROUP_INFO, GROUPS, field_choices
 
 # Groups that describe a training run (the Train tab); the others feed Chat/Evaluate (generate) and Export (export).
 TRAIN_GROUPS = tuple(g for g in GROUPS if g not in ("generate", "export"))
@@ -33,7 +33,7 @@ class FieldSpec:
     optional: bool
     choices: tuple[str, ...] | None
     help: str
-    section: str  # the group, or a method section inside finetune: "method:lora", "method:freeze", …
+    section: str  # the group, or a method's options group: "method:lora", "method:freeze", …
     methods: tuple[str, ...] | None  # finetuning types this option applies to (None = all)
     is_path: bool
 
@@ -48,7 +48,7 @@ def _default(f) -> Any:
 
 def _kind(f) -> tuple[str, bool]:
     base, optional = _type_of(f)
-    if f.metadata.get("choices"):
+    if field_choices(f):
         return "choice", optional
     if base is bool:
         return ("tribool" if optional else "bool"), optional
@@ -62,18 +62,12 @@ def _kind(f) -> tuple[str, bool]:
 
 
 def _methods(name: str) -> tuple[str, ...] | None:
-    if name in LORA_ONLY:
-        return ("lora",)
-    if name in FREEZE_ONLY:
-        return ("freeze",)
-    if name in PROMPT_ONLY:
-        return tuple(PROMPT_ONLY[name])
-    return None
+    return methods_taking(name) or None
 
 
-def _section(group: str, name: str, methods: tuple[str, ...] | None) -> str:
-    if methods is not None:
-        return "method:" + ("prompt" if set(methods) <= set(PROMPT_METHODS) else methods[0])
+def _section(group: str, name: str) -> str:
+    if group in GROUP_INFO:
+        return GROUP_INFO[group].section
     if group == "model" and name.startswith(QUANT_PREFIX) or name == "double_quantization":
         return "quantization"
     return group
@@ -92,9 +86,8 @@ def field_specs(groups: tuple[str, ...] = TRAIN_GROUPS) -> list[FieldSpec]:
         for f in fields(GROUPS[group]):
             kind, optional = _kind(f)
             methods = _methods(f.name)
-            out.append(FieldSpec(f.name, group, kind, _default(f), optional, f.metadata.get("choices"),
-                                 f.metadata.get("help", ""), _section(group, f.name, methods), methods,
-                                 is_path_field(f)))
+            out.append(FieldSpec(f.name, group, kind, _default(f), optional, field_choices(f),
+                                 f.metadata.get("help", ""), _section(group, f.name), methods, is_path_field(f)))
     return out
 
 

@@ -1,0 +1,85 @@
+"""What tuneforge can train, as plain dicts of records: fine-tuning methods (``METHODS``).
+
+Each record is declared next to its code — ``adapters/<method>.py`` for a method — and added here with
+:func:`register_method` when that module is imported (the package's ``__init__`` imports them all, as peft's
+``register_peft_method`` does). Everything that depends on a method reads its record: validation, the web form,
+``tuneforge estimate``, export, chat and the optimiser's parameter groups. This module sits in the config layer so
+that validation can read the records; it imports nothing above it, and the records' functions are called by the
+layers above only.
+
+Adding a method is one new ``adapters/<method>.py`` (its option dataclass, registered with
+``config.schema.register_group``, and its record) plus its tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from tuneforge.config.messages import Msg
+
+
+def _none(*_args) -> Any:
+    return None
+
+
+@dataclass(frozen=True)
+class Method:
+    """A fine-tuning method (a ``finetuning_type`` value) and everything the rest of tuneforge needs to know of it."""
+
+    name: str
+    summary: str  # one line: what is trained (help, the estimate's header, docs)
+    options: tuple[str, ...]  # the settings (flat names) that apply to this method; elsewhere they are refused
+    apply: Callable  # (model, cfg, adapter_paths) -> model with exactly this method's parameters trainable
+    estimate: Callable  # (estimate.Shape, estimate.Plan) -> trainable parameter count, from config.json alone
+    validate: Callable = lambda cfg, user_set: []  # (Config, keys the user set) -> [Msg]; runs before any weights load
+    adapter: bool = True  # trains separate adapter weights (a peft folder); False: the base weights themselves change
+    merges: bool = True  # the trained adapter can be merged into the weights (export; chat merges it for speed)
+    continues: bool = False  # adapter_name_or_path: the last adapter (of this method) is trained further
+    quantized_refusal: str | None = None  # id of the message (param: method) refusing quantization_bit; None: QLoRA-style training works
+    peft_types: tuple[str, ...] = ()  # the peft_type values its adapter_config.json carries
+    keeps_embedding: str | None = None  # why the input embedding cannot move to CPU memory (offload_embedding)
+    virtual_tokens: bool = False  # estimate: num_virtual_tokens positions are added in front of every row
+    lr_scale: Callable = _none  # (parameter name, cfg) -> learning-rate factor or None (LoRA+)
+    full_forward: str | None = None  # why the loss must run the adapter's own forward (no gathered head)
+    logits_offset: Callable = lambda model: 0  # positions the logits carry in front of the input's (virtual tokens)
+    generate: Callable | None = None  # (model, input_ids, attention_mask, **kw) -> ids, when model.generate is wrong
+    save: Callable | None = None  # (model, folder) -> None, when save_pretrained is not the whole story (PiSSA)
+    merge_refusal: Callable | None = None  # (adapter path) -> (Msg, hint Msg) when merges is False
+    extra: dict = field(default_factory=dict)  # anything else a method wants to carry, by name
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register_method(method: Method) -> Method:
+    """Add ``method`` (a module registers its record once, at import)."""
+    if method.name in METHODS and METHODS[method.name] is not method:
+        raise ValueError(f"fine-tuning method {method.name!r} registered twice")
+    METHODS[method.name] = method
+    return method
+
+
+def method(name: str) -> Method:
+    """The record of ``name``; an unknown name lists the valid ones."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        from tuneforge.errors import ConfigError
+
+        raise ConfigError([Msg("not_one_of", got=name, choices=", ".join(METHODS))]) from None
+
+
+def methods_taking(option: str) -> tuple[str, ...]:
+    """The methods an option applies to (empty: it is not a method option)."""
+    return tuple(m.name for m in METHODS.values() if option in m.options)
+
+
+def method_options() -> set[str]:
+    return {o for m in METHODS.values() for o in m.options}
+
+
+def for_peft_type(peft_type: str | None) -> Method | None:
+    """The record of the method whose adapters carry ``peft_type`` (the first registered, e.g. prefix for
+    PREFIX_TUNING, which ptuning_v2 shares)."""
+    return next((m for m in METHODS.values() if peft_type in m.peft_types), None)
