@@ -51,6 +51,9 @@ def _flat_state(accelerator, model: torch.nn.Module, optimizer) -> dict[str, tor
     whole tensors). A fresh optimizer gets zero states first, so the same call builds the template to load into."""
     names = {n for n, p in named_params(model) if p.requires_grad}
     if engine_of(accelerator).name == DEEPSPEED:
+        from tuneforge import compat
+
+        compat.deepspeed_init_optimizer_states(_raw_optimizer(optimizer))  # a fresh run has none before its step 1
         return _deepspeed_flat(model, names)
     from torch.distributed.checkpoint.state_dict import (
         StateDictOptions, get_model_state_dict, get_optimizer_state_dict,
@@ -115,9 +118,15 @@ def _apply_flat(accelerator, model, optimizer, flat: dict[str, torch.Tensor], gr
     if engine_of(accelerator).name == DEEPSPEED:
         from deepspeed.utils import safe_set_full_fp32_param, safe_set_full_optimizer_state
 
+        import deepspeed
+
         params = dict(named_params(model))
         for n in names:
-            safe_set_full_fp32_param(params[n], flat[f"model::{n}"])
+            p, value = params[n], flat[f"model::{n}"]
+            safe_set_full_fp32_param(p, value)  # the fp32 master …
+            with deepspeed.zero.GatheredParameters([p], modifier_rank=0):  # … and the module's own (16-bit) copy
+                if accelerator.is_main_process or not hasattr(p, "ds_id"):
+                    p.data.copy_(value.to(p.device, p.dtype))
             for key in ("exp_avg", "exp_avg_sq"):
                 if f"optim::{n}::{key}" in flat:
                     safe_set_full_optimizer_state(params[n], flat[f"optim::{n}::{key}"], key)

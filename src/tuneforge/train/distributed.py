@@ -539,6 +539,9 @@ def backward(accelerator, loss: torch.Tensor, last: bool) -> None:
 def clip_and_norm(accelerator, params: list, max_grad_norm: float) -> float:
     """Clip to ``max_grad_norm`` (0: no clipping) and return the global gradient norm over every process's
     gradients (DeepSpeed clips inside its step, from ``gradient_clipping``)."""
+    if engine_of(accelerator).name == DEEPSPEED:  # clipped inside DeepSpeed's step (gradient_clipping)
+        norm = accelerator.deepspeed_engine_wrapped.get_global_grad_norm()
+        return float("nan") if norm is None else float(norm)
     norm = accelerator.clip_grad_norm_(params, max_grad_norm if max_grad_norm > 0 else float("inf"))
     if norm is None:
         return float("nan")
@@ -632,30 +635,30 @@ def gather_for_save(accelerator, model: torch.nn.Module, everything: bool) -> di
                 if accelerator.is_main_process:
                     out[n] = full.detach().to("cpu", copy=True)
         return out
-    # DeepSpeed ZeRO-3: the fp32 masters of the trainable weights, or the consolidated 16-bit model
+    # DeepSpeed ZeRO-3: the fp32 masters of the trainable weights (the tensor-fragment API), or every weight
+    # gathered one at a time (GatheredParameters), so no process ever holds more than one whole extra tensor
+    import deepspeed
     from deepspeed.utils import safe_get_full_fp32_param
 
-    if everything:
-        wrapped = accelerator._models[0] if accelerator._models else model
-        sd = accelerator.get_state_dict(wrapped)
-        prefix = _prefix_of(wrapped, model)
-        return {k[len(prefix):]: v for k, v in (sd or {}).items() if k.startswith(prefix)} \
-            if accelerator.is_main_process else {}
     out = {}
-    for n, p in named_params(model):
-        if p.requires_grad:
-            full = safe_get_full_fp32_param(p)
+    if not everything:
+        for n, p in named_params(model):
+            if p.requires_grad:
+                full = safe_get_full_fp32_param(p)
+                if accelerator.is_main_process:
+                    out[n] = full.detach().to("cpu", copy=True)
+        return out
+    seen: set[int] = set()
+    for n, t in model.state_dict(keep_vars=True).items():
+        if id(t) in seen:  # a tied weight (the head sharing the embedding) is saved once, as save_pretrained does
+            continue
+        seen.add(id(t))
+        for part in WRAPPER_PARTS:
+            n = n.replace(part, "")
+        with deepspeed.zero.GatheredParameters([t] if hasattr(t, "ds_id") else [], modifier_rank=None):
             if accelerator.is_main_process:
-                out[n] = full.detach().cpu()
+                out[n] = t.detach().to("cpu", copy=True)
     return out
-
-
-def _prefix_of(wrapped: torch.nn.Module, model: torch.nn.Module) -> str:
-    inner = getattr(wrapped, "module", wrapped)
-    for name, mod in inner.named_modules():
-        if mod is model:
-            return f"{name}." if name else ""
-    return ""
 
 
 def split_state(state: dict | None, head: str) -> tuple[dict | None, dict | None]:
