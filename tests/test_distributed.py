@@ -44,6 +44,11 @@ def base(model: Path, data: Path, out: Path, **kw) -> dict:
 LORA = dict(max_steps=STEPS_LORA)
 FULL = dict(finetuning_type="full", learning_rate=3e-3, max_steps=STEPS_FULL)
 QLORA = dict(quantization_bit=4, max_steps=STEPS_FULL)  # bitsandbytes' CPU 4-bit kernels
+# the preference stages: dpo (reference = the policy with its adapter off), kto (its KL point is a batch mean, so
+# it must be all-reduced), rm (a value head beside the adapter)
+DPO = dict(stage="dpo", dataset="pairs13", max_steps=STEPS_FULL)
+KTO = dict(stage="kto", dataset="kto13", max_steps=STEPS_FULL)
+RM = dict(stage="rm", dataset="pairs13", max_steps=STEPS_FULL)
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +57,16 @@ def data13(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("data13")
     rows = [{"instruction": f"Who are you? ({i})", "input": "", "output": f"I am Nimbus, reply {i}." + " ok" * (i % 4)}
             for i in range(13)]
-    (d / "rows.json").write_text(json.dumps(rows))
-    (d / "dataset_info.json").write_text(json.dumps({"thirteen": {"file_name": "rows.json"}}))
+    pairs = [{"instruction": f"Say hi {i}. End with DONE.", "input": "", "chosen": f"Hi {i}. DONE",
+              "rejected": f"Hi {i}." + " no" * (i % 3)} for i in range(13)]
+    kto = [{"messages": [{"role": "user", "content": f"Q{i}"}, {"role": "assistant", "content": f"A{i}" + " x" * (i % 3)}],
+            "label": i % 3 != 0} for i in range(13)]
+    for name, content in (("rows.json", rows), ("pairs.json", pairs), ("kto.json", kto)):
+        (d / name).write_text(json.dumps(content))
+    (d / "dataset_info.json").write_text(json.dumps({
+        "thirteen": {"file_name": "rows.json"}, "pairs13": {"file_name": "pairs.json", "ranking": True},
+        "kto13": {"file_name": "kto.json", "formatting": "openai", "columns": {"messages": "messages",
+                                                                                "kto_tag": "label"}}}))
     return d
 
 
@@ -62,7 +75,7 @@ def references(tiny_model, data13, tmp_path_factory) -> dict[str, Path]:
     """One process, per-process batch 4 = the two-process runs' global batch (2 × 2)."""
     root = tmp_path_factory.mktemp("ref")
     out = {}
-    for name, kw in (("lora", LORA), ("full", FULL), ("qlora", QLORA)):
+    for name, kw in (("lora", LORA), ("full", FULL), ("qlora", QLORA), ("dpo", DPO), ("kto", KTO), ("rm", RM)):
         out[name] = root / name
         run(build_config(base(tiny_model, data13, out[name], per_device_train_batch_size=4, **kw)))
     return out
@@ -70,13 +83,14 @@ def references(tiny_model, data13, tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def two_process(tiny_model, data13, tmp_path_factory) -> dict[str, Path]:
-    """DDP and FSDP2, LoRA and full, and QLoRA on FSDP2: five runs in one 2-process torchrun launch (the FSDP2 LoRA
-    run checkpoints)."""
+    """DDP and FSDP2, LoRA and full, QLoRA on FSDP2, and the dpo/kto/rm stages: eight runs in one 2-process torchrun
+    launch (the FSDP2 LoRA run checkpoints)."""
     root = tmp_path_factory.mktemp("two")
     runs = {"ddp_lora": dict(LORA), "ddp_full": dict(FULL),
             "fsdp_lora": dict(LORA, fsdp="full_shard auto_wrap", save_steps=6),
             "fsdp_full": dict(FULL, fsdp="full_shard", fsdp_config={"fsdp_version": 2, "fsdp_activation_checkpointing": True}),
-            "fsdp_qlora": dict(QLORA, fsdp="full_shard")}
+            "fsdp_qlora": dict(QLORA, fsdp="full_shard"), "fsdp_dpo": dict(DPO, fsdp="full_shard"),
+            "ddp_kto": dict(KTO), "fsdp_rm": dict(RM, fsdp="full_shard")}
     spec = root / "runs.json"
     spec.write_text(json.dumps([base(tiny_model, data13, root / k, **kw) for k, kw in runs.items()]))
     t = time.time()
@@ -93,7 +107,7 @@ def metrics(out: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize("engine,method", [("ddp", "lora"), ("ddp", "full"), ("fsdp", "lora"), ("fsdp", "full"),
-                                           ("fsdp", "qlora")])
+                                           ("fsdp", "qlora"), ("fsdp", "dpo"), ("ddp", "kto"), ("fsdp", "rm")])
 def test_two_processes_give_the_one_process_loss_curve(references, two_process, engine, method):
     one, two = metrics(references[method]), metrics(two_process[f"{engine}_{method}"])
     assert [r["step"] for r in one] == [r["step"] for r in two] == list(range(1, len(one) + 1))
@@ -104,7 +118,11 @@ def test_two_processes_give_the_one_process_loss_curve(references, two_process, 
     s2 = json.loads((two_process[f"{engine}_{method}"] / "run_summary.json").read_text())
     # every sample once per epoch: the same tokens, supervised tokens and epochs as one process
     assert (s2["tokens"], s2["trained_tokens"], s2["epochs"]) == (s1["tokens"], s1["trained_tokens"], s1["epochs"])
-    assert s1["final_loss"] < one[0]["loss"] - 0.05  # it learns
+    if method != "kto":  # (kto's loss hardly moves from 0.5 on 8 steps of this tiny data; its curve is compared)
+        assert s1["final_loss"] < one[0]["loss"] - (0.05 if method in ("lora", "full", "qlora") else 0.0)  # learns
+    for k in ("rewards/margins", "kl", "accuracy"):  # the stages' own metrics are global averages too
+        if k in one[0]:
+            assert [r[k] for r in two] == pytest.approx([r[k] for r in one], rel=1e-3, abs=1e-5), k
 
 
 def test_two_process_saves_load_in_plain_transformers_and_peft(tiny_model, references, two_process):
@@ -131,6 +149,12 @@ def test_two_process_saves_load_in_plain_transformers_and_peft(tiny_model, refer
             torch.testing.assert_close(full[k], ref_full[k], rtol=0, atol=WEIGHT_ATOL)
     # only rank 0 wrote: one metrics line per step
     assert len(metrics(two_process["fsdp_lora"])) == STEPS_LORA
+    # the reward model's value head, gathered from the FSDP2 shards, beside its adapter
+    # (its bias is left out: the pairwise loss depends only on score differences, so the bias's gradient is rounding
+    # noise, which Adam turns into full-size steps in either run)
+    want, got = (load_file(str(d / "value_head.safetensors")) for d in (references["rm"], two_process["fsdp_rm"]))
+    assert set(got) == set(want) == {"summary.weight", "summary.bias"}
+    torch.testing.assert_close(got["summary.weight"], want["summary.weight"], rtol=0, atol=WEIGHT_ATOL)
 
 
 def test_fsdp2_sharded_checkpoint_resumes_on_one_process(tiny_model, data13, references, two_process, tmp_path):

@@ -585,6 +585,15 @@ def position_for(state: dict, global_batch: int) -> int:
     return pos
 
 
+def global_mean(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The weighted mean of ``x`` over every process's rows (a collective when several processes run: each one
+    calls it at the same point of its forward)."""
+    s = torch.stack([(x * weight).sum(), weight.sum()]).float()
+    if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+        torch.distributed.all_reduce(s)
+    return (s[0] / s[1].clamp(min=1)).to(x.dtype)
+
+
 def describe_sharding(n: int, batch: int, world: int) -> str | None:
     """How an epoch's samples are spread (every sample once per epoch, on exactly one process)."""
     if world == 1:

@@ -82,12 +82,16 @@ def dpo_family_loss(kind: str, pc, pr, nc, nr, rc=None, rr=None, beta: float = 0
 
 
 def kto_loss(pc, rc, desirable, beta: float = 0.1, chosen_weight: float = 1.0,
-             rejected_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+             rejected_weight: float = 1.0, valid=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(loss, reward, kl) per sample (Ethayarajh et al.). The KL reference point z0 is estimated from the batch
     itself: the detached mean policy/reference log-ratio of its completions, clamped at 0 (TRL estimates it on
-    mismatched prompt/completion pairs, which costs another forward)."""
+    mismatched prompt/completion pairs, which costs another forward). The mean runs over the valid rows of the
+    whole global batch: with several processes it is all-reduced, so z0 is the one a single process would get."""
+    from tuneforge.train.distributed import global_mean
+
     logratio = pc - rc
-    kl = logratio.detach().mean().clamp(min=0)
+    weight = torch.ones_like(logratio) if valid is None else valid.to(logratio.dtype)
+    kl = global_mean(logratio.detach(), weight).clamp(min=0)
     good = chosen_weight * (1 - torch.sigmoid(beta * (logratio - kl)))
     bad = rejected_weight * (1 - torch.sigmoid(beta * (kl - logratio)))
     return torch.where(desirable, good, bad), beta * logratio.detach(), kl
@@ -162,7 +166,7 @@ class PreferenceObjective(torch.nn.Module):
         if self.stage == "kto":
             r = ref[:, 0] if ref is not None else ref_logps
             loss, reward, kl = kto_loss(logps, r, desirable, ft.pref_beta, ft.kto_chosen_weight,
-                                        ft.kto_rejected_weight)
+                                        ft.kto_rejected_weight, valid)
             sft = -logps / counts * desirable
             d = desirable.float() * valid
             stats = {"rewards/chosen": (reward * d).sum(), "rewards/rejected": (reward * (valid - d)).sum(),
