@@ -58,7 +58,7 @@ def main() -> None:
     pair_batch = collate_pairs(pairs, tok.pad_token_id)
     sft_batch = {k: pair_batch[k] for k in ("input_ids", "attention_mask", "labels")}  # the same 2×pairs rows
     sft = CausalLMLoss(model)
-    dpo = PreferenceObjective(model, cfg.finetune)
+    dpo = PreferenceObjective(model, "dpo", cfg.preference)
 
     def step(loss):
         loss.backward()

@@ -36,6 +36,11 @@ SHAPES = {
     # a few-MB stand-in for checking the harness itself on a CPU (--suite cpu_check)
     "tiny": dict(model_type="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                  num_attention_heads=4, num_key_value_heads=2, vocab_size=9000, tie_word_embeddings=False),
+    # https://huggingface.co/meta-llama/Llama-3.2-1B/blob/main/config.json (for the 200-step loss curves)
+    "llama1b": dict(model_type="llama", hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
+                    num_attention_heads=32, num_key_value_heads=8, vocab_size=128256, rope_theta=500000.0,
+                    rms_norm_eps=1e-5, max_position_embeddings=131072, tie_word_embeddings=True,
+                    hidden_act="silu"),
     "qwen7b": dict(model_type="qwen2", hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
                    num_attention_heads=28, num_key_value_heads=4, vocab_size=152064, rope_theta=1000000.0,
                    rms_norm_eps=1e-6, max_position_embeddings=32768, tie_word_embeddings=False, hidden_act="silu"),
@@ -44,7 +49,15 @@ SHAPES = {
 DEFAULTS = dict(impl="tuneforge", model="llama8b", method="lora", batch=4, seq=2048, packing=False, gc=True,
                 liger=False, offload=False, optim="adamw_torch_fused", steps=12, warmup=3, lr=1e-3, rank=16,
                 group_by_length=False, compile=False, profile=False, samples=600, seed=0, quant=None,
-                fused_lora=False, offload_embedding=None, upcast=False, phases=False, pad_multiple=1, attn="sdpa")
+                fused_lora=False, offload_embedding=None, upcast=False, phases=False, pad_multiple=1, attn="sdpa",
+                data="chat", batching="pad", fast=False, fp8=False, fp8_backward="fp8", attn_backend="auto",
+                inplace_lora=True, fuse_residual=True, curve=False)
+# data: "chat" (make_samples: chat-length, prompt masked) or "fixed" (every sample exactly `seq` tokens, all
+#   supervised: nobody pads, every tool trains the same tokens per step).
+# batching (Trainer-based rows): "pad" (our collator, right padding), "flatten" (transformers'
+#   DataCollatorWithFlattening: one row, position ids), "padding_free" / "packing" (trl's SFTTrainer with
+#   padding_free=True / packing=True — Unsloth's own padding-free and packing paths when impl is unsloth).
+# fast / fp8 / fp8_backward / attn_backend / inplace_lora / fuse_residual: tuneforge's fast path (src/tuneforge/fast).
 MODEL_DIRS = Path(os.environ.get("TF_BENCH_MODELS", "/tmp/tf_bench_models"))
 LORA_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -72,6 +85,28 @@ def make_samples(n: int, vocab: int, max_len: int, seed: int):
         cut = int(length * (0.3 + 0.3 * float(torch.rand(1, generator=g))))
         out.append(Sample(ids, [IGNORE] * cut + ids[cut:]))
     return out
+
+
+def make_fixed_samples(n: int, vocab: int, seq: int, seed: int):
+    """Equal-work rows: every sample exactly ``seq`` Zipf-distributed tokens, every position supervised."""
+    import torch
+
+    from tuneforge.data.encode import Sample
+
+    g = torch.Generator().manual_seed(seed)
+    probs = 1.0 / (torch.arange(8000, dtype=torch.float64) + 10.0)
+    ids_map = torch.randperm(vocab - 10, generator=g)[:8000] + 10
+    out = []
+    for _ in range(n):
+        ids = ids_map[torch.multinomial(probs, seq, replacement=True, generator=g)].tolist()
+        out.append(Sample(ids, list(ids)))
+    return out
+
+
+def bench_samples(spec: dict, vocab: int):
+    if spec["data"] == "fixed":
+        return make_fixed_samples(spec["samples"], vocab, spec["seq"], spec["seed"])
+    return make_samples(spec["samples"], vocab, spec["seq"], spec["seed"])
 
 
 def build_model(spec: dict):
@@ -154,7 +189,8 @@ def summarise(steps: list[dict], warmup: int) -> dict:
     losses = [s["loss"] for s in steps]
     first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
     norms = [s["grad_norm"] for s in steps]
-    checks = {"grad_norm_nonzero": all(n > 0 and math.isfinite(n) for n in norms), "loss_falls": last < first}
+    # "falls" = by at least 1 % (call B's rows whose adapters never reached the forward fell by 0.06 %)
+    checks = {"grad_norm_nonzero": all(n > 0 and math.isfinite(n) for n in norms), "loss_falls": last < 0.99 * first}
     return {"tokens_per_s": round(tokens / dt, 1), "trained_tokens_per_s": round(trained / dt, 1),
             "measured_steps": len(meas), "measured_seconds": round(dt, 3), "tokens_per_step": tokens // len(meas),
             "loss_first3": round(first, 4), "loss_last3": round(last, 4), "losses": [round(x, 4) for x in losses],
@@ -169,7 +205,8 @@ def step_dt(steps: list[dict]) -> list[float]:
             enumerate(steps)]
 
 
-def run_tuneforge(spec: dict) -> dict:
+def run_tuneforge(spec: dict, base=None) -> dict:
+    """One tuneforge config. ``base``: a bf16 model already built for this shape (``--run_group``)."""
     import torch
     from accelerate import Accelerator
 
@@ -190,10 +227,14 @@ def run_tuneforge(spec: dict) -> dict:
                            quantization_config(spec["quant"], "nf4", True, dtype))
         model.config.use_cache = False
     else:
-        model = build_model(spec)
+        model = base if base is not None else build_model(spec)
     loaded_gib = round(torch.cuda.memory_allocated() / 2**30, 3) if torch.cuda.is_available() else None
-    samples = make_samples(spec["samples"], model.config.vocab_size, spec["seq"], spec["seed"])
+    samples = bench_samples(spec, model.config.vocab_size)
     fused = apply_liger(model, spec["liger"])
+    from tuneforge.fast.lora import OPTIONS
+
+    for k in ("attn_backend", "inplace_lora", "fuse_residual", "fp8_backward"):
+        setattr(OPTIONS, k, spec[k])
     if spec["gc"]:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     lora = {"lora_rank": spec["rank"], "lora_alpha": 2 * spec["rank"], "lora_target": "all",
@@ -214,7 +255,8 @@ def run_tuneforge(spec: dict) -> dict:
                      per_device_train_batch_size=spec["batch"], logging_steps=1, save_steps=0, optim=spec["optim"],
                      bf16=torch.cuda.is_available(), gradient_checkpointing=spec["gc"],
                      enable_activation_offloading=spec["offload"],
-                     group_by_length=spec["group_by_length"], max_grad_norm=1.0, seed=spec["seed"])
+                     group_by_length=spec["group_by_length"], max_grad_norm=1.0, seed=spec["seed"],
+                     fast_path=spec["fast"], fp8=spec["fp8"])
     if torch.cuda.is_available():
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -224,7 +266,7 @@ def run_tuneforge(spec: dict) -> dict:
             prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA])
             prof.__enter__()
         t_start = time.time()
-        train_loop(model, train, [], args, ft, Path(tmp), 0, acc, None, fused)
+        res_loop = train_loop(model, train, [], args, ft, Path(tmp), 0, acc, None, fused)
         if prof is not None:
             torch.cuda.synchronize()
             prof.__exit__(None, None, None)
@@ -238,10 +280,51 @@ def run_tuneforge(spec: dict) -> dict:
     out = summarise(steps, spec["warmup"])
     out.pop("trained_tokens_per_s")
     out.update(memory(), trainable_params=trainable, total_params=total, packing=pack_info,
+               fast_path=res_loop.fast_path,
                liger=fused, timing_note="per-step tokens from metrics.jsonl (tokens_per_s × Δelapsed)",
                allocated_after_load_gib=loaded_gib, allocated_after_prepare_gib=prepared_gib)
     if prof is not None:
         out["profile"] = profile_table(prof)
+    acc.free_memory()  # accelerate keeps references to what it prepared
+    out["_model"] = model
+    return out
+
+
+def run_group(specs: list[dict]) -> list[dict]:
+    """Several bf16 tuneforge configs of one shape in one process on one model (built once; each config's adapter
+    is removed again afterwards): saves the interpreter start, imports and model build of every row. Rows that
+    set peak-memory targets run in their own process instead (``--run``)."""
+    import gc
+
+    import torch
+
+    base, out = None, []
+    for spec in specs:
+        spec = {**DEFAULTS, **spec}
+        t0 = time.time()
+        before = round(torch.cuda.memory_allocated() / 2**30, 3) if torch.cuda.is_available() else None
+        try:
+            res = run_tuneforge(spec, base)
+        except Exception:  # noqa: BLE001 - report the row, keep the group going only if the model is intact
+            import traceback
+
+            out.append({"spec": spec, "error": traceback.format_exc()[-3000:]})
+            break
+        model = res.pop("_model")
+        base = model.unload() if hasattr(model, "unload") else model  # peft: drop the adapter layers
+        emb = base.get_input_embeddings()
+        if hasattr(emb, "_table"):  # models/memory.CPUEmbedding: put the table back for the next row
+            table = torch.nn.Embedding.from_pretrained(emb._table.to(emb.target), freeze=True,
+                                                       padding_idx=emb.padding_idx)
+            base.set_input_embeddings(table)
+        from tuneforge.fast.lora import _CASTS
+
+        _CASTS.clear()
+        del model, emb
+        gc.collect()
+        torch.cuda.empty_cache() if torch.cuda.is_available() else None
+        out.append({"spec": spec, **res, "wall_s": round(time.time() - t0, 1), "allocated_before_gib": before,
+                    "group": True})
     return out
 
 
@@ -315,26 +398,32 @@ def run_unsloth(spec: dict) -> dict:
     import torch
     from unsloth import FastLanguageModel
 
-    model, _tok = FastLanguageModel.from_pretrained(model_name=str(model_dir(spec["model"])),
-                                                    max_seq_length=spec["seq"], dtype=torch.bfloat16,
-                                                    load_in_4bit=spec["quant"] == 4)
+    model, tok = FastLanguageModel.from_pretrained(model_name=str(model_dir(spec["model"])),
+                                                   max_seq_length=spec["seq"], dtype=torch.bfloat16,
+                                                   load_in_4bit=spec["quant"] == 4)
     mem = {"allocated_after_load_gib": round(torch.cuda.memory_allocated() / 2**30, 3)}
     model = FastLanguageModel.get_peft_model(model, r=spec["rank"], lora_alpha=2 * spec["rank"], lora_dropout=0,
                                              target_modules=LORA_MODULES, bias="none",
-                                             use_gradient_checkpointing="unsloth" if spec["gc"] else False,
+                                             use_gradient_checkpointing=(spec.get("unsloth_gc", "unsloth")
+                                                                         if spec["gc"] else False),
                                              random_state=spec["seed"])
     mem["allocated_after_peft_gib"] = round(torch.cuda.memory_allocated() / 2**30, 3)
     import unsloth
 
-    return {**run_trainer(model, spec, False), **mem, "unsloth": unsloth.__version__}
+    return {**run_trainer(model, spec, False, tok), **mem, "unsloth": unsloth.__version__}
 
 
-def run_trainer(model, spec: dict, trainer_gc: bool) -> dict:
+def run_trainer(model, spec: dict, trainer_gc: bool, tokenizer=None) -> dict:
     import torch
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
-    samples = make_samples(spec["samples"], model.config.vocab_size, spec["seq"], spec["seed"])
+    samples = bench_samples(spec, model.config.vocab_size)
     counts: list[tuple[int, int]] = []
+
+    def count(batch):  # real (non-padding) tokens and supervised targets of a collated batch
+        real = batch["attention_mask"].sum() if "attention_mask" in batch else batch["input_ids"].numel()
+        counts.append((int(real), int((batch["labels"][:, 1:] != -100).sum())))
+        return batch
 
     def collate(batch):
         width = max(len(s.input_ids) for s in batch)
@@ -345,8 +434,7 @@ def run_trainer(model, spec: dict, trainer_gc: bool) -> dict:
         for i, s in enumerate(batch):
             n = len(s.input_ids)
             ids[i, :n], labels[i, :n], mask[i, :n] = torch.tensor(s.input_ids), torch.tensor(s.labels), 1
-        counts.append((int(mask.sum()), int((labels[:, 1:] != -100).sum())))
-        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+        return count({"input_ids": ids, "labels": labels, "attention_mask": mask})
 
     steps: list[dict] = []
     cuda = torch.cuda.is_available()
@@ -403,15 +491,25 @@ def run_trainer(model, spec: dict, trainer_gc: bool) -> dict:
         def __getitem__(self, i):
             return samples[i]
 
+    common = dict(per_device_train_batch_size=spec["batch"], max_steps=spec["steps"],
+                  learning_rate=spec["lr"], logging_steps=1, save_strategy="no", report_to=[],
+                  bf16=cuda, gradient_checkpointing=trainer_gc, optim=spec["optim"],
+                  lr_scheduler_type="linear", max_grad_norm=1.0, seed=spec["seed"],
+                  dataloader_num_workers=0, remove_unused_columns=False, disable_tqdm=True)
     with tempfile.TemporaryDirectory() as tmp:
-        targs = TrainingArguments(output_dir=tmp, per_device_train_batch_size=spec["batch"], max_steps=spec["steps"],
-                                  learning_rate=spec["lr"], logging_steps=1, save_strategy="no", report_to=[],
-                                  bf16=cuda, gradient_checkpointing=trainer_gc,
-                                  optim=spec["optim"],
-                                  lr_scheduler_type="linear", max_grad_norm=1.0, seed=spec["seed"],
-                                  dataloader_num_workers=0, remove_unused_columns=False, disable_tqdm=True)
-        trainer = PhaseTrainer(model=model, args=targs, train_dataset=Rows(), data_collator=collate,
-                               callbacks=[Clock()])
+        if spec["batching"] in ("padding_free", "packing"):
+            trainer = sft_trainer(model, tokenizer, samples, spec, {**common, "output_dir": tmp}, [Clock()], count)
+        else:
+            if spec["batching"] == "flatten":
+                from transformers import DataCollatorWithFlattening
+
+                flat = DataCollatorWithFlattening(return_position_ids=True, separator_id=-100)
+
+                def collate(batch):  # noqa: F811 - transformers' padding-free collator
+                    return count(flat([{"input_ids": x.input_ids, "labels": x.labels} for x in batch]))
+            targs = TrainingArguments(output_dir=tmp, **common)
+            trainer = PhaseTrainer(model=model, args=targs, train_dataset=Rows(), data_collator=collate,
+                                   callbacks=[Clock()])
         if cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -430,6 +528,71 @@ def run_trainer(model, spec: dict, trainer_gc: bool) -> dict:
     return out
 
 
+def sft_trainer(model, tokenizer, samples, spec: dict, targs: dict, callbacks: list, count):
+    """trl's SFTTrainer over the pre-tokenized samples (input_ids + labels, prompt masked) with its padding-free
+    (``padding_free=True``: each batch one row with position ids) or packing (``packing=True``, best-fit-decreasing
+    rows of ``seq`` tokens) batching. Imported after unsloth, this is Unsloth's patched trainer (its padding-free and
+    packing paths, with its packed-sequence attention)."""
+    import torch
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    if tokenizer is None:
+        tokenizer = make_tokenizer()
+    ds = Dataset.from_dict({"input_ids": [x.input_ids for x in samples], "labels": [x.labels for x in samples]})
+    packing = spec["batching"] == "packing"
+    cfg = SFTConfig(**targs, max_length=spec["seq"] if packing else None, packing=packing, padding_free=True,
+                    dataset_num_proc=None)
+    trainer = SFTTrainer(model=model, args=cfg, train_dataset=ds, processing_class=tokenizer, callbacks=callbacks)
+    if not torch.cuda.is_available():  # the CPU dry run: trl's fused LM-head loss is a Triton kernel (GPU only)
+        import types
+
+        from transformers import Trainer
+
+        trainer.compute_loss = types.MethodType(Trainer.compute_loss, trainer)
+    inner = trainer.data_collator
+    trainer.data_collator = lambda feats: count(inner(feats))
+    return trainer
+
+
+def run_trl(spec: dict) -> dict:
+    """transformers + peft trained by trl's SFTTrainer with its padding-free or packing batching (no Unsloth):
+    the same trainer code as the Unsloth chat rows, runnable on a CPU (the --suite cpu_check dry run)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    model = build_model(spec)
+    if spec["gc"]:
+        model.enable_input_require_grads()
+    model = get_peft_model(model, LoraConfig(r=spec["rank"], lora_alpha=2 * spec["rank"], lora_dropout=0.0,
+                                             target_modules="all-linear", task_type="CAUSAL_LM"))
+    del torch
+    return run_trainer(model, spec, spec["gc"], make_tokenizer())
+
+
+def run_cli(spec: dict) -> dict:
+    """`tuneforge train spec["yaml"]` in a subprocess (the CLI path users run), then the harness's figures from its
+    metrics.jsonl. The YAML names the model folder (--make_model) and the pt dataset_dir (--write_text_data)."""
+    import yaml
+
+    cfg = yaml.safe_load(Path(spec["yaml"]).read_text())
+    data = Path(cfg["dataset_dir"])
+    if not (data / "dataset_info.json").is_file():
+        write_text_data(data)
+    t = time.time()
+    p = subprocess.run([sys.executable, "-m", "tuneforge", "train", spec["yaml"], *spec.get("args", [])],
+                       capture_output=True, text=True)
+    if p.returncode:
+        raise RuntimeError(f"tuneforge train exited {p.returncode}:\n{(p.stderr or p.stdout)[-3000:]}")
+    out = cli_summary(Path(cfg["output_dir"]), spec["warmup"])
+    out["cli_seconds"] = round(time.time() - t, 1)
+    out["log_tail"] = [x for x in (p.stderr + p.stdout).splitlines() if "INFO" in x and "step " not in x][-40:]
+    mb = (out.get("run_summary") or {}).get("peak_memory_mb")
+    if mb is not None:
+        out["peak_memory_mib"] = mb
+    return out
+
+
 def run_one(spec: dict) -> dict:
     if spec.get("impl") == "unsloth":  # Unsloth patches transformers and peft: import it first
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -439,14 +602,88 @@ def run_one(spec: dict) -> dict:
 
     spec = {**DEFAULTS, **spec}
     t0 = time.time()
-    runner = {"tuneforge": run_tuneforge, "hf": run_hf, "unsloth": run_unsloth}[spec["impl"]]
+    runner = {"tuneforge": run_tuneforge, "hf": run_hf, "unsloth": run_unsloth, "trl": run_trl,
+              "cli": run_cli}[spec["impl"]]
     res = runner(spec)
+    res.pop("_model", None)
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     return {"spec": spec, **res, "wall_s": round(time.time() - t0, 1), "gpu": gpu,
             "torch": torch.__version__, "transformers": transformers.__version__}
 
 
+_CPU = dict(model="tiny", steps=6, warmup=2, samples=80, seq=256, optim="adamw_torch")
+_EQ = dict(data="fixed", steps=12, warmup=4, samples=64)  # equal work: 2048-token rows, fully supervised
+_EQ1 = dict(data="fixed", batch=1, steps=16, warmup=5, samples=64)
+_FAST = dict(impl="tuneforge", fast=True, liger=True)
+_MIN = dict(gc=True, offload=True, offload_embedding=True, optim="adamw_8bit")  # the lowest-memory settings
 SUITES = {
+    # issue 18: the equal-work suite. Workload (a) "fixed": every sample 2048 tokens, all supervised, so no tool
+    # pads and every tool trains the same tokens per step. Workload (b) "chat": the chat-length samples with each
+    # tool's own best batching (tuneforge packing; Unsloth's packing through its SFTTrainer; Trainer + peft with
+    # transformers' DataCollatorWithFlattening at a batch size that carries as many real tokens per step).
+    "eq_cpu_check": [  # the same code paths on a CPU with a tiny model (Unsloth itself needs a GPU)
+        dict(name="tf_fixed_b4_plain", impl="tuneforge", data="fixed", **_CPU),
+        dict(name="tf_fixed_b4_fast", impl="tuneforge", data="fixed", fast=True, **_CPU),
+        dict(name="tf_fixed_b4_fast_gc", impl="tuneforge", data="fixed", fast=True, gc=True, **_CPU),
+        dict(name="tf_fixed_b4_fast_fp8", impl="tuneforge", data="fixed", fast=True, fp8=True, **_CPU),
+        dict(name="tf_chat_pack4_fast", impl="tuneforge", packing=True, fast=True, **_CPU),
+        dict(name="tf_qlora_fixed_b1_fast", impl="tuneforge", data="fixed", quant=4, batch=1, fast=True, gc=True,
+             **_CPU),
+        dict(name="hf_fixed_b4", impl="hf", data="fixed", **_CPU),
+        dict(name="hf_chat_flatten_b12", impl="hf", batching="flatten", batch=12, **_CPU),
+        dict(name="trl_chat_packing_b4", impl="trl", batching="packing", **_CPU),
+        dict(name="trl_chat_padding_free_b4", impl="trl", batching="padding_free", **_CPU),
+    ],
+    "eq_cpu_group": [  # the group runner and the CLI rows on a CPU
+        dict(name="tf_group", group=[dict(name="g_fixed_b4_fast_gc", impl="tuneforge", data="fixed", fast=True,
+                                          gc=True, **_CPU),
+                                     dict(name="g_chat_pack4_fast", impl="tuneforge", packing=True, fast=True,
+                                          **_CPU),
+                                     dict(name="g_fixed_b4_fast_fp8", impl="tuneforge", data="fixed", fast=True,
+                                          fp8=True, **_CPU)]),
+        dict(name="cli_tiny", impl="cli", model="tiny", yaml="examples/bench_8b_lora_b4.yaml", warmup=1,
+             args=["--model_name_or_path", "/tmp/tf_bench_models_cpu/tiny", "--dataset_dir",
+                   "/tmp/tf_bench_data_cpu", "--bf16", "False", "--optim", "adamw_torch", "--max_steps", "3",
+                   "--output_dir", "/tmp/tf_cli_lora_b4", "--fast_path", "True"]),
+    ],
+    # second H200 call: the rows call A had no time for, the chat workload, Qwen, the CLI and FP8, and our rows
+    # again after the changes call A pointed to (cuDNN attention for unpacked rows; adapters cast once per step;
+    # bitsandbytes' dequantization ops called directly)
+    "eqB": [
+        dict(name="tf_group_b4", group=[
+            dict(name="tf_b4_gc_fast2", **_FAST, **_EQ),
+            dict(name="tf_b4_nogc_fast2", gc=False, **_FAST, **_EQ),
+            dict(name="tf_chat_pack4_fast", gc=False, packing=True, attn="varlen", **_FAST, samples=600),
+            dict(name="tf_b1_fast_min2", **_FAST, **_MIN, **_EQ1),
+            dict(name="tf_b4_nogc_fast_fp8", gc=False, fp8=True, **_FAST, **_EQ)]),
+        dict(name="tf_qlora_b1_fast_min2", quant=4, **_FAST, **_MIN, **_EQ1),
+        dict(name="unsloth_b4_gc", impl="unsloth", **_EQ),
+        dict(name="cli_lora_b4", impl="cli", yaml="examples/bench_8b_lora_b4.yaml", warmup=4),
+        dict(name="cli_qlora_b1", impl="cli", yaml="examples/bench_8b_qlora_b1.yaml", warmup=5, quant=4),
+        dict(name="curve_group_1b", group=[
+            dict(name="curve_bf16_1b", model="llama1b", gc=False, packing=True, attn="varlen", batch=2, steps=200,
+                 warmup=5, lr=1e-4, samples=1200, **_FAST),
+            dict(name="curve_fp8_1b", model="llama1b", gc=False, packing=True, attn="varlen", batch=2, steps=200,
+                 warmup=5, lr=1e-4, samples=1200, fp8=True, **_FAST)]),
+        dict(name="unsloth_chat_packing_b4", impl="unsloth", gc=False, batching="packing", samples=600),
+        dict(name="tf_qwen_b4_nogc_fast", model="qwen7b", gc=False, **_FAST, **_EQ),
+        dict(name="unsloth_qwen_b4_nogc", impl="unsloth", model="qwen7b", gc=False, **_EQ),
+        dict(name="hf_chat_flatten_b12", impl="hf", batching="flatten", batch=12, gc=False, samples=600),
+    ],
+    # first H200 call: Unsloth's configurations and ours on workload (a), Llama-3.1-8B shape
+    "eqA": [
+        dict(name="tf_b4_nogc_fast", gc=False, **_FAST, **_EQ),
+        dict(name="unsloth_b4_nogc", impl="unsloth", gc=False, **_EQ),
+        dict(name="tf_b1_fast_min", **_FAST, **_MIN, **_EQ1),
+        dict(name="unsloth_b1_gc", impl="unsloth", **_EQ1),
+        dict(name="tf_qlora_b1_fast_min", quant=4, **_FAST, **_MIN, **_EQ1),
+        dict(name="unsloth_qlora_b1_gc", impl="unsloth", quant=4, **_EQ1),
+        dict(name="tf_b4_gc_fast", **_FAST, **_EQ),
+        dict(name="unsloth_b4_gc", impl="unsloth", **_EQ),
+        dict(name="tf_b4_nogc_plain", impl="tuneforge", liger=True, gc=False, **_EQ),
+        dict(name="tf_b4_nogc_fast_fp8", gc=False, fp8=True, **_FAST, **_EQ),
+        dict(name="hf_b4_gc", impl="hf", **_EQ),
+    ],
     "smoke": [dict(impl="tuneforge", packing=True, liger=True, steps=4, warmup=1, samples=60),
               dict(impl="hf", steps=4, warmup=1, samples=60)],
     "cpu_check": [dict(impl="tuneforge", model="tiny", packing=True, steps=6, warmup=2, samples=80, seq=256,
@@ -626,15 +863,71 @@ SUITES = {
 }
 
 
+def write_text_data(dest: Path, docs: int = 48, blocks: int = 2, seq: int = 2048, seed: int = 0) -> Path:
+    """A `dataset_dir` for `tuneforge train --stage pt` (examples/bench_*.yaml): ``docs`` text documents that the
+    benchmark tokenizer turns into exactly ``blocks`` × ``seq`` tokens each (words that are single tokens, plus the
+    end-of-text token), so every training sample is a full ``seq``-token row: workload (a) through the CLI."""
+    import random
+
+    tok = make_tokenizer()
+    words = [w for w in sorted({w for line in ["the quick brown fox jumps over the lazy dog",
+                                               "hello world this is a benchmark tokenizer"] for w in line.split()})
+             if len(tok(" " + w, add_special_tokens=False)["input_ids"]) == 1]
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(docs):
+        n = blocks * seq - 1  # + the end-of-text token the pt encoder appends
+        text = "".join(" " + rng.choice(words) for _ in range(n))
+        assert len(tok(text, add_special_tokens=True)["input_ids"]) == n, "a word split into several tokens"
+        rows.append({"text": text})
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "bench_text.json").write_text(json.dumps(rows))
+    (dest / "dataset_info.json").write_text(json.dumps({"bench_text": {"file_name": "bench_text.json",
+                                                                       "columns": {"prompt": "text"}}}))
+    return dest
+
+
+def cli_summary(run_dir: Path, warmup: int) -> dict:
+    """The harness's throughput figures from a `tuneforge train` run's metrics.jsonl (logging_steps 1)."""
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    steps, prev = [], 0.0
+    for r in rows:
+        if "loss" not in r:
+            continue
+        dt = r["elapsed"] - prev
+        steps.append({"step": r["step"], "loss": r["loss"], "grad_norm": r["grad_norm"],
+                      "tokens": round(r["tokens_per_s"] * dt), "trained": 0, "t_end": r["elapsed"]})
+        prev = r["elapsed"]
+    out = summarise(steps, warmup)
+    out.pop("trained_tokens_per_s")
+    summary = run_dir / "run_summary.json"
+    if summary.is_file():
+        out["run_summary"] = json.loads(summary.read_text())
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--suite", help=f"one of {', '.join(SUITES)} (comma list allowed)")
     ap.add_argument("--only", help="comma list of config names within the suite")
     ap.add_argument("--run", help="one config as JSON (internal)")
+    ap.add_argument("--run_group", help="a list of tuneforge configs of one shape, run on one model (internal)")
     ap.add_argument("--make_model", help="save a random model folder for this shape (internal)")
     ap.add_argument("--json", help="write results here")
     ap.add_argument("--budget_s", type=float, default=1e9, help="skip configs once this much time has passed")
+    ap.add_argument("--write_text_data", help="write the CLI rows' pt dataset_dir here and exit")
+    ap.add_argument("--cli_summary", help="print the harness figures of a tuneforge train run folder and exit")
+    ap.add_argument("--warmup", type=int, default=4, help="with --cli_summary: steps left out of the throughput")
     a = ap.parse_args()
+    if a.write_text_data:
+        print("DATA", write_text_data(Path(a.write_text_data)), flush=True)
+        return 0
+    if a.cli_summary:
+        res = cli_summary(Path(a.cli_summary), a.warmup)
+        print("RESULT " + json.dumps(res), flush=True)
+        if a.json:
+            Path(a.json).write_text(json.dumps(res, indent=1))
+        return 0
     if a.make_model:
         print("MODEL", make_model_dir(a.make_model), flush=True)
         return 0
@@ -642,32 +935,56 @@ def main() -> int:
         res = run_one(json.loads(a.run))
         print("RESULT " + json.dumps(res), flush=True)
         return 0
+    if a.run_group:
+        import torch
+        import transformers
+
+        rows = run_group(json.loads(a.run_group))
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+        for r in rows:
+            r.update(gpu=gpu, torch=torch.__version__, transformers=transformers.__version__)
+        print("RESULT " + json.dumps(rows), flush=True)
+        return 0
     specs = [s for name in a.suite.split(",") for s in SUITES[name]]
     if a.only:
         keep = set(a.only.split(","))
         specs = [s for s in specs if s.get("name") in keep]
-    results, t0 = [], time.time()
-    for name in sorted({s.get("model", DEFAULTS["model"]) for s in specs if s.get("quant") or s.get("impl") == "unsloth"}):
+    results, t0, folders = [], time.time(), set()
+
+    def folder_for(spec):  # model folders (random weights + tokenizer) for rows that load through from_pretrained
+        name = spec.get("model", DEFAULTS["model"])
+        if name in folders or not (spec.get("quant") or spec.get("impl") in ("unsloth", "cli")):
+            return
         t = time.time()
         p = subprocess.run([sys.executable, __file__, "--make_model", name], capture_output=True, text=True)
         print(f"model folder {name}: rc {p.returncode}, {time.time() - t:.0f} s", p.stderr[-2000:] if p.returncode
               else "", flush=True)
+        folders.add(name)
+
     for spec in specs:
         if time.time() - t0 > a.budget_s:
             results.append({"spec": spec, "skipped": "time budget"})
             continue
-        p = subprocess.run([sys.executable, __file__, "--run", json.dumps(spec)], capture_output=True, text=True,
+        members = spec.get("group")
+        for m in members or [spec]:
+            folder_for(m)
+        arg = ["--run_group", json.dumps(members)] if members else ["--run", json.dumps(spec)]
+        p = subprocess.run([sys.executable, __file__, *arg], capture_output=True, text=True,
                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        line = next((x for x in p.stdout.splitlines() if x.startswith("RESULT ")), None)
-        if line:
-            res = json.loads(line[7:])
+        lines = [json.loads(x[7:]) for x in p.stdout.splitlines() if x.startswith("RESULT ")]
+        if members:
+            got = lines[0] if lines else []
+            rows = got + [{"spec": m, "error": (p.stderr or p.stdout)[-3000:]} for m in members[len(got):]]
         else:
-            res = {"spec": spec, "error": (p.stderr or p.stdout)[-3000:]}
-        results.append(res)
-        brief = {k: res.get(k) for k in ("tokens_per_s", "peak_allocated_gib", "peak_reserved_gib", "ok", "wall_s")}
-        print(spec.get("name", spec), json.dumps(brief), "ERROR" if "error" in res else "", flush=True)
-        if "error" in res:
-            print(res["error"][-1500:], flush=True)
+            rows = lines[:1] or [{"spec": spec, "error": (p.stderr or p.stdout)[-3000:]}]
+        for res in rows:
+            results.append(res)
+            brief = {k: res.get(k) for k in ("tokens_per_s", "peak_allocated_gib", "peak_reserved_gib", "ok",
+                                             "wall_s")}
+            name = res.get("spec", {}).get("name", res.get("spec"))
+            print(name, json.dumps(brief), "ERROR" if "error" in res else "", flush=True)
+            if "error" in res:
+                print(res["error"][-1500:], flush=True)
         if a.json:
             Path(a.json).write_text(json.dumps(results, indent=1))
     return 0

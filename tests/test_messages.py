@@ -22,8 +22,8 @@ import pytest
 from tuneforge.config import build_config, parse_args, validate
 from tuneforge.config.messages import CATALOG, Msg, placeholders, tr
 from tuneforge.config.parse import _type_of, load_yaml, split_argv
-from tuneforge.config.registry import METHODS
-from tuneforge.config.schema import GROUPS, STAGES, field_choices
+from tuneforge.config.registry import METHODS, STAGES
+from tuneforge.config.schema import GROUPS, field_choices
 from tuneforge.config.validate import parse_layer_spec
 from tuneforge.errors import ConfigError, TuneforgeError
 
@@ -151,15 +151,24 @@ def validation_modules() -> list:
     """validate.py and the module of every method record's ``validate`` (the checks that run before weights)."""
     mods = {sys.modules["tuneforge.config.validate"]}
     mods |= {sys.modules[m.validate.__module__] for m in METHODS.values() if m.validate.__name__ == "validate"}
+    mods |= {sys.modules[s.validate.__module__] for s in STAGES.values() if s.validate.__name__.startswith("validate")}
     return sorted(mods, key=lambda m: m.__name__)
+
+
+def validate_functions(mod) -> list:
+    """The functions of ``mod`` whose messages are validation problems (None: all of validate.py)."""
+    if mod.__name__ == "tuneforge.config.validate":
+        return [None]
+    return sorted({r.validate.__name__ for r in (*METHODS.values(), *STAGES.values())
+                   if r.validate.__module__ == mod.__name__ and r.validate.__name__.startswith("validate")})
 
 
 def validation_sites() -> dict[tuple[str, int], str]:
     out = {}
     for mod in validation_modules():
-        only = None if mod.__name__ == "tuneforge.config.validate" else "validate"
-        out.update({(Path(mod.__file__).name, line): src
-                    for line, src in message_sites(Path(mod.__file__), only).items()})
+        for only in validate_functions(mod):
+            out.update({(Path(mod.__file__).name, line): src
+                        for line, src in message_sites(Path(mod.__file__), only).items()})
     return out
 
 
@@ -186,7 +195,8 @@ def test_every_validation_message_is_reached_from_the_schema_and_has_chinese(mon
         problems.append(e.value.args[0])
     reached = set().union(*(sites_of(p) for p in problems))  # lines whose message was reported, not just built
     sites = validation_sites()
-    assert len(sites) >= 50 and {f for f, _ in sites} >= {"validate.py", "lora.py", "oft.py", "prompt.py"}
+    assert len(sites) >= 50 and {f for f, _ in sites} >= {"validate.py", "lora.py", "oft.py", "prompt.py",
+                                                          "stages.py"}
     missed = {site: src for site, src in sites.items() if site not in reached}
     assert not missed, f"validation error paths that no config reached: {missed}"
     for p in {(p.id, str(p)): p for p in problems}.values():
@@ -199,9 +209,9 @@ def test_validate_reports_only_catalogued_messages():
     trees = []
     for mod in validation_modules():
         tree = ast.parse(Path(mod.__file__).read_text(encoding="utf-8"))
-        if mod.__name__ != "tuneforge.config.validate":
-            tree = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "validate")
-        trees.append(tree)
+        names = validate_functions(mod)
+        trees += [tree] if names == [None] else [n for n in ast.walk(tree)
+                                                  if isinstance(n, ast.FunctionDef) and n.name in names]
     reported = []
     for node in (n for tree in trees for n in ast.walk(tree)):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "append" \

@@ -287,8 +287,7 @@ def test_sequence_logps_and_reference_is_the_base_with_the_adapter_off(tiny_mode
 
     policy = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny_model)),
                             LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)).eval()
-    ft = build_config({"stage": "dpo"}).finetune
-    objective = PreferenceObjective(policy, ft)
+    objective = PreferenceObjective(policy, "dpo", build_config({"stage": "dpo"}).preference)
     ref = objective.reference_logps(batch["input_ids"], batch["attention_mask"], batch["labels"])
     assert torch.allclose(ref, gathered, atol=1e-4)  # adapter disabled = the base model, no second copy
     own = sequence_logps(policy, batch["input_ids"], batch["attention_mask"], batch["labels"])[0]

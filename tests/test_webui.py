@@ -87,6 +87,15 @@ def test_options_of_other_methods_are_left_out():
     cfg = sf.config_from_form(form)
     assert cfg.lora.lora_rank == 8 and cfg.freeze.freeze_trainable_layers == 3
     assert "lora_rank" not in cfg.explicit
+    # the same for the stages' own options (read from the stage records)
+    cfg = sf.config_from_form({"stage": "sft", "pref_beta": 0.5, "ppo_epochs": 2, "reward_model": "rm"})
+    assert not {"pref_beta", "ppo_epochs", "reward_model"} & cfg.explicit
+    cfg = sf.config_from_form({"stage": "kto", "pref_beta": 0.5, "pref_loss": "ipo", "kto_chosen_weight": 2.0})
+    assert cfg.preference.pref_beta == 0.5 and cfg.preference.kto_chosen_weight == 2.0
+    assert "pref_loss" not in cfg.explicit  # dpo's own
+    specs = sf.specs_by_name()
+    assert specs["pref_loss"].section == "preference" and specs["pref_loss"].stages == ("dpo",)
+    assert specs["ppo_epochs"].section == "ppo" and not sf.applies(specs["ppo_epochs"], "lora", "dpo")
 
 
 def test_bad_widget_values_are_reported_together():

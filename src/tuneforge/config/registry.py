@@ -1,11 +1,13 @@
-"""What tuneforge can train, as plain dicts of records: fine-tuning methods (``METHODS``).
+"""What tuneforge can train, as plain dicts of records: fine-tuning methods (``METHODS``), preference losses
+(``LOSSES``) and training stages (``STAGES``).
 
-Each record is declared next to its code — ``adapters/<method>.py`` for a method — and added here with
-:func:`register_method` when that module is imported (the package's ``__init__`` imports them all, as peft's
-``register_peft_method`` does). Everything that depends on a method reads its record: validation, the web form,
-``tuneforge estimate``, export, chat and the optimiser's parameter groups. This module sits in the config layer so
-that validation can read the records; it imports nothing above it, and the records' functions are called by the
-layers above only.
+Each record is declared next to its code — ``adapters/<method>.py`` for a method, ``train/pref_losses.py`` for the
+losses, ``recipes/stages.py`` for the stages — and added here with ``register_*`` when that module is imported (the
+``tuneforge`` package imports them, as peft's ``__init__`` imports its tuners; none of them imports torch at import
+time). Everything that depends on a method, a loss or a stage reads its record: validation, the web form,
+``tuneforge estimate``, export, chat, the optimiser's parameter groups, the recipes. This module sits in the config
+layer so that validation can read the records; it imports nothing above it, and the records' functions are called by
+the layers above only.
 
 Adding a method is one new ``adapters/<method>.py`` (its option dataclass, registered with
 ``config.schema.register_group``, and its record) plus its tests.
@@ -83,3 +85,69 @@ def for_peft_type(peft_type: str | None) -> Method | None:
     """The record of the method whose adapters carry ``peft_type`` (the first registered, e.g. prefix for
     PREFIX_TUNING, which ptuning_v2 shares)."""
     return next((m for m in METHODS.values() if peft_type in m.peft_types), None)
+
+
+@dataclass(frozen=True)
+class PrefLoss:
+    """A preference loss of --stage dpo (a ``pref_loss`` value)."""
+
+    name: str
+    summary: str
+    fn: Callable  # (pc, pr, nc, nr, rc, rr, beta, gamma, label_smoothing) -> (loss, reward chosen, reward rejected)
+    reference: bool = True  # needs the reference model's log-probs (rc, rr)
+    params: tuple[str, ...] = ("pref_beta",)  # the settings it reads; the other losses' own ones are refused
+
+
+LOSSES: dict[str, PrefLoss] = {}
+
+
+def register_loss(loss: PrefLoss) -> PrefLoss:
+    if loss.name in LOSSES and LOSSES[loss.name] is not loss:
+        raise ValueError(f"preference loss {loss.name!r} registered twice")
+    LOSSES[loss.name] = loss
+    return loss
+
+
+# Model-preparation and speed settings a stage either honours or refuses (Stage.refuses), each with how to tell that
+# the user asked for it. A stage that honours one logs what it did; one that refuses it says why before any weights
+# load.
+PREPARATION: dict[str, Callable] = {
+    "packing": lambda cfg: bool(cfg.data.packing or cfg.data.neat_packing),
+    "enable_liger_kernel": lambda cfg: cfg.model.enable_liger_kernel is True,
+    "torch_compile": lambda cfg: bool(cfg.train.torch_compile),
+    "shared_prefix": lambda cfg: cfg.train.shared_prefix is True,
+    "group_by_length": lambda cfg: bool(cfg.train.group_by_length),
+    "gradient_checkpointing": lambda cfg: bool(cfg.train.gradient_checkpointing),
+    "enable_activation_offloading": lambda cfg: bool(cfg.train.enable_activation_offloading),
+    "sample_prompts": lambda cfg: bool((cfg.train.sample_prompts or "").strip()),
+}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A training stage (a ``stage`` value): its recipe, its own settings, and what it cannot honour."""
+
+    name: str
+    summary: str
+    run: Callable  # (Config) -> RunResult
+    options: tuple[str, ...] = ()  # settings only the stages listing them take; elsewhere they are refused
+    validate: Callable = lambda cfg, user_set, for_training: []  # its own checks, before any weights load
+    refuses: dict = field(default_factory=dict)  # PREPARATION setting -> id of the message saying why not
+
+
+STAGES: dict[str, Stage] = {}
+
+
+def register_stage(stage: Stage) -> Stage:
+    if stage.name in STAGES and STAGES[stage.name] is not stage:
+        raise ValueError(f"stage {stage.name!r} registered twice")
+    unknown = sorted(set(stage.refuses) - set(PREPARATION))
+    if unknown:
+        raise ValueError(f"stage {stage.name!r} refuses unknown settings {unknown}")
+    STAGES[stage.name] = stage
+    return stage
+
+
+def stages_taking(option: str) -> tuple[str, ...]:
+    """The stages an option applies to (empty: it is not a stage option)."""
+    return tuple(s.name for s in STAGES.values() if option in s.options)

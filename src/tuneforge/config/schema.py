@@ -35,8 +35,18 @@ def _method_names() -> tuple[str, ...]:
     return tuple(METHODS)
 
 
-STAGES = ("sft", "pt", "rm", "dpo", "kto", "ppo")
-PREF_LOSSES = ("sigmoid", "ipo", "hinge", "orpo", "simpo")
+def _stage_names() -> tuple[str, ...]:
+    from tuneforge.config.registry import STAGES
+
+    return tuple(STAGES)
+
+
+def _loss_names() -> tuple[str, ...]:
+    from tuneforge.config.registry import LOSSES
+
+    return tuple(LOSSES)
+
+
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adamw_8bit", "paged_adamw_8bit", "sgd")
 REPORTERS = ("none", "tensorboard")
@@ -96,9 +106,10 @@ class DataArgs:
 class FinetuneArgs:
     """What is trained: the stage and the fine-tuning method (each method's options are a group of their own)."""
 
-    stage: str = opt("sft", "Training stage: sft (supervised fine-tuning), pt (continued pre-training), rm (reward "
-                            "model), dpo (direct preference optimisation and its variants, see pref_loss), kto, or "
-                            "ppo (reinforcement learning against a reward model).", STAGES)
+    stage: str = opt("sft", "Training stage (`tuneforge train --help` lists the stages): sft (supervised "
+                            "fine-tuning), pt (continued pre-training), rm (reward model), dpo (direct preference "
+                            "optimisation and its variants, see pref_loss), kto, or ppo (reinforcement learning "
+                            "against a reward model).", _stage_names)
     finetuning_type: str = opt(
         "lora", "Fine-tuning method: what is trained (`tuneforge train --help` lists the methods). Each method's "
                 "own options form a group of their own; options of another method are refused.", _method_names)
@@ -112,9 +123,14 @@ class FinetuneArgs:
     upcast_unquantized: bool = opt(
         False, "QLoRA: cast the unquantized weights (norms, embedding, head) to float32 as peft's "
                "prepare_model_for_kbit_training does (+2 GiB on Llama-3-8B). Off: they stay in the compute dtype.")
-    # ---- preference / RLHF stages (rm, dpo, kto, ppo) ---------------------------------------------------------
-    pref_loss: str = opt("sigmoid", "dpo: preference loss: sigmoid (DPO), ipo, hinge, orpo or simpo (the last two "
-                                    "need no reference model).", PREF_LOSSES)
+
+
+@dataclass
+class PreferenceArgs:
+    """dpo / kto: the preference loss and the reference model."""
+
+    pref_loss: str = opt("sigmoid", "dpo: preference loss (`tuneforge train --help` lists them): sigmoid (DPO), "
+                                    "ipo, hinge, orpo or simpo (the last two need no reference model).", _loss_names)
     pref_beta: float = opt(0.1, "dpo/kto: beta, the strength of the pull towards the reference model (orpo: "
                                 "weight of the odds-ratio term; simpo: reward scale).")
     simpo_gamma: float = opt(0.5, "dpo with pref_loss simpo: target reward margin gamma.")
@@ -126,6 +142,12 @@ class FinetuneArgs:
                "reference forward runs per step.")
     kto_chosen_weight: float = opt(1.0, "kto: weight of the loss on desirable samples (kto_tag true).")
     kto_rejected_weight: float = opt(1.0, "kto: weight of the loss on undesirable samples (kto_tag false).")
+
+
+@dataclass
+class PpoArgs:
+    """ppo: the reward model, rollouts, the KL penalty and the clipped objective."""
+
     reward_model: str | None = opt(
         None, "ppo: the reward model, a run folder written by --stage rm (a LoRA adapter or a full model, with "
               "value_head.safetensors).")
@@ -194,6 +216,12 @@ class TrainArgs:
               "once per batch instead of once per row; exact, same loss and gradients. Default: on where supported "
               "(full attention in every layer, no gradient checkpointing).")
     torch_compile: bool = opt(False, "Compile each decoder layer with torch.compile (CUDA).")
+    fast_path: bool | None = opt(
+        None, "tuneforge's own forward and backward for LoRA/QLoRA on Llama, Mistral and Qwen2 decoders (fewer "
+              "kernels, in-place gradients, exact; fast/). Default: on for single-process CUDA runs where it "
+              "applies (no torch_compile, plain LoRA without dropout or DoRA); True runs it on a CPU too.")
+    fp8: bool = opt(False, "LoRA: hold the frozen base weights in FP8 (e4m3, per-row scales) and run their matmuls "
+                           "on FP8 tensor cores; the adapter stays bf16. CUDA compute capability 8.9+ (Hopper, Ada).")
     report_to: str = opt("none", "Also log to: none or tensorboard.", REPORTERS)
     resume_from_checkpoint: str | None = opt(
         None, "Checkpoint folder to resume from. Without it, the latest checkpoint in output_dir is used.")
@@ -255,6 +283,8 @@ GROUPS: dict[str, type] = {
     "model": ModelArgs,
     "data": DataArgs,
     "finetune": FinetuneArgs,
+    "preference": PreferenceArgs,
+    "ppo": PpoArgs,
     "train": TrainArgs,
     "generate": GenerateArgs,
     "export": ExportArgs,

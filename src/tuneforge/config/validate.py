@@ -8,7 +8,7 @@ import re
 
 from tuneforge.config.messages import Msg
 from tuneforge.config.parse import Config
-from tuneforge.config.registry import METHODS, methods_taking
+from tuneforge.config.registry import METHODS, PREPARATION, STAGES, methods_taking, stages_taking
 
 QUANT_BITS = (4, 8)
 
@@ -108,7 +108,7 @@ def validate(cfg: Config, for_training: bool = True) -> list[Msg]:
             except Exception:
                 p.append(Msg("tensorboard_missing"))
     problems_method(cfg, p, for_training)
-    problems_preference(cfg, p, for_training)
+    problems_stage(cfg, p, for_training)
     return p
 
 
@@ -137,48 +137,20 @@ def problems_method(cfg: Config, p: list[Msg], for_training: bool) -> None:
             p.append(Msg(rec.quantized_refusal, method=name))
 
 
-PREFERENCE_STAGES = ("rm", "dpo", "kto", "ppo")
-PPO_ONLY = ("reward_model", "ppo_epochs", "ppo_buffer_size", "ppo_target", "ppo_kl_horizon", "ppo_kl_coef",
-            "ppo_score_norm", "ppo_whiten_rewards", "ppo_cliprange", "ppo_gamma", "ppo_lam", "ppo_vf_coef",
-            "ppo_missing_eos_penalty")
-DPO_ONLY = ("pref_loss", "simpo_gamma", "dpo_label_smoothing")
-KTO_ONLY = ("kto_chosen_weight", "kto_rejected_weight")
-
-
-def problems_preference(cfg: Config, p: list[Msg], for_training: bool) -> None:
-    """The rm/dpo/kto/ppo settings (the reward model's value head is checked on disk by preflight)."""
-    ft, d, user_set = cfg.finetune, cfg.data, changed(cfg)
-    stage = ft.stage
-    for keys, stages in ((PPO_ONLY, ("ppo",)), (DPO_ONLY, ("dpo",)), (KTO_ONLY, ("kto",)),
-                         (("pref_beta", "pref_ftx", "precompute_ref_log_probs"), ("dpo", "kto"))):
-        wrong = [k for k in keys if k in user_set and stage not in stages]
-        if wrong:
-            p.append(Msg("stage_only", keys=", ".join(wrong), stages=" / ".join(stages), stage=stage))
-    if stage not in PREFERENCE_STAGES:
-        return
-    if stage == "ppo" and for_training and not ft.reward_model:
-        p.append(Msg("ppo_needs_reward"))
-    if ft.pref_beta <= 0:
-        p.append(Msg("gt0", key="pref_beta", got=ft.pref_beta))
-    if not 0 <= ft.dpo_label_smoothing < 0.5:
-        p.append(Msg("in_range", key="dpo_label_smoothing", range="[0, 0.5)", got=ft.dpo_label_smoothing))
-    if "dpo_label_smoothing" in user_set and ft.pref_loss != "sigmoid":
-        p.append(Msg("smoothing_needs_sigmoid", loss=ft.pref_loss))
-    if "simpo_gamma" in user_set and ft.pref_loss != "simpo":
-        p.append(Msg("simpo_gamma_needs_simpo", loss=ft.pref_loss))
-    if ft.pref_ftx < 0:
-        p.append(Msg("pref_ftx", got=ft.pref_ftx))
-    if ft.kto_chosen_weight <= 0 or ft.kto_rejected_weight <= 0:
-        p.append(Msg("kto_weights", chosen=ft.kto_chosen_weight, rejected=ft.kto_rejected_weight))
-    for key in ("ppo_epochs", "ppo_buffer_size"):
-        if getattr(ft, key) < 1:
-            p.append(Msg("ge1", key=key, got=getattr(ft, key)))
-    if ft.ppo_kl_horizon < 1:
-        p.append(Msg("ge1", key="ppo_kl_horizon", got=ft.ppo_kl_horizon))
-    for key in ("ppo_target", "ppo_kl_coef", "ppo_missing_eos_penalty"):  # ppo_target 0: a fixed coefficient
-        if getattr(ft, key) < 0:
-            p.append(Msg("ge0", key=key, got=getattr(ft, key)))
-    if not 0 < ft.ppo_cliprange < 1:
-        p.append(Msg("in_range", key="ppo_cliprange", range="(0, 1)", got=ft.ppo_cliprange))
-    if d.packing or d.neat_packing:
-        p.append(Msg("packing_preference", stage=stage))
+def problems_stage(cfg: Config, p: list[Msg], for_training: bool) -> None:
+    """The stage's settings, from its record: options of other stages are refused, then the stage's own checks, then
+    the model-preparation settings it cannot honour (each with the reason)."""
+    name, user_set = cfg.finetune.stage, changed(cfg)
+    st = STAGES[name]  # parse checked the name
+    foreign: dict[tuple[str, ...], list[str]] = {}
+    for key in sorted(user_set - set(st.options), key=list(cfg.to_flat()).index):
+        owners = stages_taking(key)
+        if owners:
+            foreign.setdefault(owners, []).append(key)
+    for owners, keys in foreign.items():
+        p.append(Msg("stage_only", keys=", ".join(keys), stages=" / ".join(owners), stage=name))
+    p += st.validate(cfg, user_set, for_training)
+    for setting, why in st.refuses.items():
+        if PREPARATION[setting](cfg):
+            label = "packing/neat_packing" if setting == "packing" else setting
+            p.append(Msg("stage_refuses", setting=label, stage=name, reason=Msg(why)))

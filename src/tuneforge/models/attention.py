@@ -115,6 +115,14 @@ def _kernel(q, k, v, cu, longest, scale):
     return _KERNEL["fn"](q, k, v, cu, cu, longest, longest, scale=scale, **extra).to(dtype)
 
 
+def varlen_attention(q, k, v, cu, longest, scale):
+    """Causal attention within each segment of packed (T, H, D) tensors (the kernel on CUDA, else the reference):
+    what ``fast/decoder.py`` calls for packed rows."""
+    if q.is_cuda and not _KERNEL and varlen_kernel_available() is None:
+        _KERNEL.update(_kernel_options())
+    return _kernel(q, k, v, cu, longest, scale)
+
+
 def varlen_attention_forward(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None,
                              is_causal=None, **kwargs):
     """transformers attention interface. Query (B, Hq, S, D), key/value (B, Hkv, S, D) → ((B, S, Hq, D), None)."""

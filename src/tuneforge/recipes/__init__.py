@@ -1,25 +1,13 @@
-"""Recipes: one plain function per training stage, `run(cfg) -> RunResult`."""
+"""Recipes: one plain function per training stage, `run(cfg) -> RunResult`, found through the stage records
+(``recipes/stages.py``). Importing this package registers the stages and the preference losses (torch-free)."""
 
 from __future__ import annotations
 
 from tuneforge.config import Config
+from tuneforge.config.registry import STAGES
+from tuneforge.recipes import stages  # noqa: F401  (registers the stage records)
+from tuneforge.train import pref_losses  # noqa: F401  (registers the pref_loss records)
 
 
 def run(cfg: Config):
-    stage = cfg.finetune.stage
-    if stage == "rm":
-        from tuneforge.recipes import rm
-
-        return rm.run(cfg)
-    if stage in ("dpo", "kto"):
-        from tuneforge.recipes import dpo
-
-        return dpo.run(cfg)
-    if stage == "ppo":
-        from tuneforge.recipes import ppo
-
-        return ppo.run(cfg)
-    from tuneforge.recipes import sft
-
-    # sft and pt share one recipe: they differ only in how rows become tokens (data.build handles the stage).
-    return sft.run(cfg)
+    return STAGES[cfg.finetune.stage].run(cfg)

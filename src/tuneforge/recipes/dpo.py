@@ -13,23 +13,23 @@ from tuneforge.config import Config
 from tuneforge.recipes.common import load_frozen, load_trainable, make_accelerator, prepare_run, save_and_summarise
 from tuneforge.recipes.sft import RunResult
 from tuneforge.train.loop import train_loop
-from tuneforge.train.preference import REFERENCE_FREE, PreferenceObjective, precompute_reference
+from tuneforge.train.preference import PreferenceObjective, needs_reference, precompute_reference
 from tuneforge.utils import log
 
 
 def run(cfg: Config) -> RunResult:
     t0 = time.time()
-    ft = cfg.finetune
+    ft, pref = cfg.finetune, cfg.preference
     out, resume, model_path, tokenizer, fmt, data = prepare_run(cfg)
     if not cfg.train.do_train:
         return RunResult(out, {"completed": False, "data": data.report})
 
     accelerator, mixed, dtype = make_accelerator(cfg)
     model = load_trainable(cfg, model_path, dtype)
-    needs_ref = not (ft.stage == "dpo" and ft.pref_loss in REFERENCE_FREE)
+    needs_ref = needs_reference(ft.stage, pref)
     ref_model = None
     if not needs_ref:
-        log.choice("reference model=none", f"pref_loss={ft.pref_loss} is reference-free")
+        log.choice("reference model=none", f"pref_loss={pref.pref_loss} is reference-free")
     elif not method(ft.finetuning_type).adapter:
         ref_model = load_frozen(cfg, model_path, dtype, split_list(cfg.model.adapter_name_or_path))
         ref_model.to(accelerator.device)
@@ -37,8 +37,8 @@ def run(cfg: Config) -> RunResult:
     else:
         log.choice("reference model=policy with the adapter disabled", "an adapter method leaves the base intact, "
                    "so no second copy is loaded")
-    objective = PreferenceObjective(model, ft, ref_model)
-    if needs_ref and ft.precompute_ref_log_probs:
+    objective = PreferenceObjective(model, ft.stage, pref, ref_model)
+    if needs_ref and pref.precompute_ref_log_probs:
         t = time.time()
         model.to(accelerator.device)
         for samples in (data.train, data.eval):
@@ -49,6 +49,6 @@ def run(cfg: Config) -> RunResult:
                    f"{len(data.eval)} samples in {time.time() - t:.1f} s); no reference forward during training")
     result = train_loop(model, data.train, data.eval, cfg.train, cfg, out, tokenizer.pad_token_id, accelerator,
                         resume, objective=objective)
-    extra = {"pref_loss": ft.pref_loss if ft.stage == "dpo" else "kto", "pref_beta": ft.pref_beta}
+    extra = {"pref_loss": pref.pref_loss if ft.stage == "dpo" else "kto", "pref_beta": pref.pref_beta}
     summary = save_and_summarise(cfg, accelerator, model, tokenizer, out, fmt, data, result, t0, mixed, extra)
     return RunResult(out, summary)

@@ -32,7 +32,7 @@ from tuneforge.utils.system import peak_memory_mb
 
 def run(cfg: Config) -> RunResult:
     t0 = time.time()
-    ft, t = cfg.finetune, cfg.train
+    ft, t = cfg.ppo, cfg.train
     out, resume, model_path, tokenizer, fmt, data = prepare_run(cfg, cfg.generate.max_new_tokens)
     if not t.do_train:
         return RunResult(out, {"completed": False, "data": data.report})
@@ -42,9 +42,10 @@ def run(cfg: Config) -> RunResult:
     policy = load_trainable(cfg, model_path, dtype).to(dev)
     policy.v_head = ValueHead(policy.config.hidden_size).to(dev)  # a submodule: trained, checkpointed
     ref = None
-    if not method(ft.finetuning_type).adapter:
+    if not method(cfg.finetune.finetuning_type).adapter:
         ref = load_frozen(cfg, model_path, dtype, split_list(cfg.model.adapter_name_or_path)).to(dev)
-        log.choice("reference model=frozen copy", f"finetuning_type={ft.finetuning_type} changes the base weights")
+        log.choice("reference model=frozen copy", f"finetuning_type={cfg.finetune.finetuning_type} changes the "
+                   "base weights")
     else:
         log.choice("reference model=policy with the adapter disabled", "no second copy is loaded")
     rm_is_adapter = (Path(ft.reward_model) / "adapter_config.json").is_file()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tuneforge.adapters import check_adapter_dir, method, method_of_adapter, split_list
 from tuneforge.config.messages import Msg
+from tuneforge.config.registry import STAGES
 from tuneforge.config import Config, validate
 from tuneforge.data.catalog import check_datasets
 from tuneforge.data.templates import check_template
@@ -31,16 +32,20 @@ def preflight(cfg: Config, for_training: bool = True) -> None:
     found = method_of_adapter(last) if last and for_training and rec.continues else None
     if found is not None and not set(found.peft_types) & set(rec.peft_types):  # training continues the last one
         problems.append(Msg("adapter_other_method", path=last, found=found.name, method=rec.name))
-    if cfg.finetune.stage == "ppo" and cfg.finetune.reward_model:
+    if "reward_model" in STAGES[cfg.finetune.stage].options and cfg.ppo.reward_model:
         from tuneforge.train.preference import check_value_head
 
-        p = check_value_head(cfg.finetune.reward_model)
+        p = check_value_head(cfg.ppo.reward_model)
         if p:
             problems.append(p)
     if for_training and cfg.model.quantization_bit in (4, 8):
         p = check_bitsandbytes()
         if p:
             problems.append(p)
+    if for_training and cfg.train.fp8:
+        from tuneforge.fast.fp8 import fp8_problems
+
+        problems += fp8_problems(cfg)
     if for_training and cfg.train.do_train:
         problems += check_datasets(cfg.data.dataset, cfg.data.dataset_dir)
         if cfg.data.eval_dataset:

@@ -293,6 +293,9 @@ def refusals(cfg, engine: Engine, cuda: bool | None = None) -> list[str]:
     if name != SINGLE and ft.offload_embedding:
         out.append("offload_embedding keeps the embedding table in CPU memory outside the engine's replication and "
                    "sharding; drop it in multi-process runs (fsdp offload moves the whole model instead)")
+    if name != SINGLE and (getattr(t, "fast_path", None) or getattr(t, "fp8", None)):
+        out.append(f"fast_path/fp8 with {name}: {FAST_PATH_ENGINE}; drop fast_path and fp8 (the engine's own "
+                   f"forward runs)")
     if engine.sharded and t.shared_prefix:
         out.append(f"shared_prefix with {name}: {SHARED_PREFIX_SHARDED}; drop shared_prefix (it is off by default "
                    f"with sharding)")
@@ -570,6 +573,18 @@ def shared_prefix_setting(accelerator, asked: bool | None) -> bool | None:
         log.choice("shared_prefix=off", SHARED_PREFIX_SHARDED)
         return False
     return asked
+
+
+FAST_PATH_ENGINE = "it runs the decoder layers itself, outside the engine's wrapping and sharding"
+
+
+def fast_path_ok(accelerator, args) -> bool:
+    """tuneforge's fast decoder path (fast/) runs only in a plain one-process run."""
+    engine = engine_of(accelerator)
+    if engine.name == SINGLE:
+        return True
+    log.choice("fast_path=off", f"engine {engine.name}: {FAST_PATH_ENGINE}")
+    return False
 
 
 def position_for(state: dict, global_batch: int) -> int:

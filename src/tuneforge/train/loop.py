@@ -33,6 +33,7 @@ class LoopResult:
     final_loss: float | None
     eval_loss: float | None
     resumed_from: str | None
+    fast_path: bool = False  # the decoder ran through tuneforge's fast path (fast/)
 
 
 def plan_steps(n: int, args: TrainArgs, world: int) -> tuple[int, int]:
@@ -101,7 +102,12 @@ def _train_loop(model, train, evals, args, cfg, out, pad_id, accelerator, resume
         log.choice("data sharding", distributed.describe_sharding(len(train), args.per_device_train_batch_size, world))
     fused_ce = fused_ce and distributed.fused_ce_ok(accelerator)
     shared = distributed.shared_prefix_setting(accelerator, args.shared_prefix)
-    loss_module = CausalLMLoss(model, fused_ce, shared) if objective is None else objective
+    fast = None
+    if objective is None and distributed.fast_path_ok(accelerator, args):
+        from tuneforge.fast.decoder import build_for_training
+
+        fast = build_for_training(model, args, world)
+    loss_module = CausalLMLoss(model, fused_ce, shared, fast) if objective is None else objective
     collate_fn, units = getattr(loss_module, "collate", collate), getattr(loss_module, "units", _trained)
     if not loss_module.gathered:
         log.choice("loss=full logits", loss_module.why_full_logits)
@@ -125,7 +131,7 @@ def _train_loop(model, train, evals, args, cfg, out, pad_id, accelerator, resume
     t_start, last_loss, eval_loss = time.time() - state["seconds"], None, None
     lengths = [len(s.input_ids) for s in train] if args.group_by_length else None
     pad_multiple = 64 if accelerator.device.type == "cuda" else 1  # few distinct shapes: see collate
-    offload = activation_offload(args)
+    offload = activation_offload(args) if fast is None or fast.offloader is None else contextlib.nullcontext
     loss_module.train()
     while step < total:
         batches = micro_batches(len(train), args.per_device_train_batch_size, args.seed, epoch, world, rank,
@@ -192,6 +198,8 @@ def _train_loop(model, train, evals, args, cfg, out, pad_id, accelerator, resume
                 break
     progress.close()
     metrics.close()
+    if fast is not None:
+        fast.release()
     return LoopResult(steps=step, epochs=epoch + pos / max(micro_per_epoch, 1), tokens=state["tokens"],
                       trained_tokens=state["trained_tokens"], seconds=time.time() - t_start, final_loss=last_loss,
-                      eval_loss=eval_loss, resumed_from=str(resume) if resume else None)
+                      eval_loss=eval_loss, resumed_from=str(resume) if resume else None, fast_path=fast is not None)

@@ -114,14 +114,15 @@ def _decode_with_shared_prefix(base: torch.nn.Module, batch: dict[str, torch.Ten
 
 def token_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor], gathered: bool,
                    fused_ce: torch.nn.Module | None = None, offset: int = 0,
-                   shared_prefix: bool = False) -> tuple[torch.Tensor, int]:
+                   shared_prefix: bool = False, fast=None) -> tuple[torch.Tensor, int]:
     """(sum of next-token cross-entropy over supervised positions, number of those positions).
 
     A batch with ``position_ids`` is packed (data/packing.py): the attention mask is left out so that transformers
     derives the per-sample causal mask from the position restarts. ``fused_ce`` (Liger's linear+cross-entropy, sum
     reduction) replaces the head projection and the loss with a chunked kernel that never materialises logits.
     ``offset``: virtual-token positions in front of the input in the plain forward's logits (prompt/P-Tuning).
-    ``shared_prefix``: compute the rows' common prefix once (``shared_prefix_len``; unpacked batches only)."""
+    ``shared_prefix``: compute the rows' common prefix once (``shared_prefix_len``; unpacked batches only).
+    ``fast``: a ``fast.FastDecoder`` that computes the decoder's hidden states instead of its own forward."""
     varlen = batch.get("position_ids") is not None and uses_varlen(model)
     if batch.get("position_ids") is not None and batch["input_ids"].shape[0] > 1 and _flash_attn_package(model):
         batch = flatten_packed(batch)
@@ -142,6 +143,9 @@ def token_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor], gathe
         if p:
             hidden = _decode_with_shared_prefix(base, batch, p)
             labels, keep = labels[:, p:], keep[:, p:]  # no supervised label sits at positions ≤ p
+        elif fast is not None and fast.valid():
+            seg = varlen_kwargs(position_ids) if position_ids is not None else {}
+            hidden = fast(batch["input_ids"], position_ids, seg.get("cu_seq_lens_q"), seg.get("max_length_q"))
         else:
             hidden = base.get_decoder()(**inputs).last_hidden_state
         head = base.get_output_embeddings()
@@ -157,9 +161,11 @@ def token_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor], gathe
 class CausalLMLoss(torch.nn.Module):
     """Wraps the model so that DDP/FSDP see one forward that returns the loss sum (engines wrap this module)."""
 
-    def __init__(self, model: torch.nn.Module, fused_ce: bool = False, shared_prefix: bool | None = False):
+    def __init__(self, model: torch.nn.Module, fused_ce: bool = False, shared_prefix: bool | None = False,
+                 fast=None):
         super().__init__()
         self.model = model
+        self.fast = fast  # fast.FastDecoder or None (not a module: the model's parameters stay registered once)
         self.why_full_logits = full_logits_reason(model)
         self.gathered = self.why_full_logits is None
         # None = auto: on wherever it is exact and supported.
@@ -177,5 +183,6 @@ class CausalLMLoss(torch.nn.Module):
         batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
         if position_ids is not None:
             batch["position_ids"] = position_ids
-        loss, n = token_loss_sum(self.model, batch, self.gathered, self.fused_ce, self.offset, self.shared_prefix)
+        loss, n = token_loss_sum(self.model, batch, self.gathered, self.fused_ce, self.offset, self.shared_prefix,
+                                 self.fast if self.gathered else None)
         return loss

@@ -11,18 +11,18 @@ import contextlib
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from tuneforge.adapters import logits_offset
 from tuneforge.config.messages import Msg
-from tuneforge.config.schema import FinetuneArgs
+from tuneforge.config.registry import LOSSES
 from tuneforge.data.collate import collate
 from tuneforge.data.encode import IGNORE, PairSample, Sample
 from tuneforge.errors import ModelError
 from tuneforge.train.loss import _base, full_logits_reason
 
+from tuneforge.train.pref_losses import dpo_family_loss, kto_loss, pairwise_reward_loss
+
 VALUE_HEAD = "value_head.safetensors"
-REFERENCE_FREE = ("orpo", "simpo")
 
 
 # ---- per-sequence log-probs -------------------------------------------------------------------------------------
@@ -45,61 +45,9 @@ def sequence_logps(model, input_ids, attention_mask, labels, gathered: bool = Tr
     return sums, keep.sum(1)
 
 
-def log1mexp(x: torch.Tensor) -> torch.Tensor:
-    """log(1 - exp(x)) for x < 0, stable near 0."""
-    return torch.log(-torch.expm1(x.clamp(max=-1e-6)))
-
-
-# ---- losses (per pair / per sample; the caller sums) ------------------------------------------------------------
-
-def dpo_family_loss(kind: str, pc, pr, nc, nr, rc=None, rr=None, beta: float = 0.1, gamma: float = 0.5,
-                    label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(loss, chosen reward, rejected reward) per pair.
-
-    pc/pr: policy log-prob sums of the chosen/rejected replies; nc/nr: their token counts; rc/rr: the reference's
-    sums (not used by orpo/simpo). sigmoid = DPO (Rafailov et al.) with conservative label smoothing; ipo = Azar et
-    al. on length-averaged log-probs; hinge = SLiC; orpo = Hong et al. (NLL of chosen + beta × odds-ratio term, on
-    averages); simpo = Meng et al. (averages, margin gamma)."""
-    if kind in REFERENCE_FREE:
-        ac, ar = pc / nc, pr / nr
-        if kind == "orpo":
-            log_odds = (ac - ar) - (log1mexp(ac) - log1mexp(ar))
-            loss = -ac - beta * F.logsigmoid(log_odds)
-        else:
-            loss = -F.logsigmoid(beta * (ac - ar) - gamma)
-        return loss, beta * ac.detach(), beta * ar.detach()
-    h = (pc - pr) - (rc - rr)
-    if kind == "sigmoid":
-        loss = -(1 - label_smoothing) * F.logsigmoid(beta * h) - label_smoothing * F.logsigmoid(-beta * h)
-    elif kind == "ipo":
-        h_avg = (pc / nc - pr / nr) - (rc / nc - rr / nr)
-        loss = (h_avg - 1 / (2 * beta)) ** 2
-    elif kind == "hinge":
-        loss = torch.relu(1 - beta * h)
-    else:
-        raise ValueError(f"unknown pref_loss {kind!r}")
-    return loss, beta * (pc - rc).detach(), beta * (pr - rr).detach()
-
-
-def kto_loss(pc, rc, desirable, beta: float = 0.1, chosen_weight: float = 1.0,
-             rejected_weight: float = 1.0, valid=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(loss, reward, kl) per sample (Ethayarajh et al.). The KL reference point z0 is estimated from the batch
-    itself: the detached mean policy/reference log-ratio of its completions, clamped at 0 (TRL estimates it on
-    mismatched prompt/completion pairs, which costs another forward). The mean runs over the valid rows of the
-    whole global batch: with several processes it is all-reduced, so z0 is the one a single process would get."""
-    from tuneforge.train.distributed import global_mean
-
-    logratio = pc - rc
-    weight = torch.ones_like(logratio) if valid is None else valid.to(logratio.dtype)
-    kl = global_mean(logratio.detach(), weight).clamp(min=0)
-    good = chosen_weight * (1 - torch.sigmoid(beta * (logratio - kl)))
-    bad = rejected_weight * (1 - torch.sigmoid(beta * (kl - logratio)))
-    return torch.where(desirable, good, bad), beta * logratio.detach(), kl
-
-
-def pairwise_reward_loss(r_chosen, r_rejected) -> torch.Tensor:
-    """Bradley-Terry loss of a reward model: -log sigmoid(r_chosen - r_rejected)."""
-    return -F.logsigmoid(r_chosen - r_rejected)
+def needs_reference(stage: str, args) -> bool:
+    """kto always compares with a reference; dpo unless its loss needs none (orpo, simpo)."""
+    return stage != "dpo" or LOSSES[args.pref_loss].reference
 
 
 # ---- batches of pairs ---------------------------------------------------------------------------------------------
@@ -135,9 +83,10 @@ class PreferenceObjective(torch.nn.Module):
     collate = staticmethod(collate_pairs)
     units = staticmethod(_units)
 
-    def __init__(self, model, ft: FinetuneArgs, ref_model=None):
+    def __init__(self, model, stage: str, args, ref_model=None):
+        """``args``: the run's preference settings (``cfg.preference``)."""
         super().__init__()
-        self.model, self.ft, self.stage = model, ft, ft.stage
+        self.model, self.ft, self.stage = model, args, stage
         self.ref_model = [ref_model]  # a list: not a registered submodule (frozen, never trained or wrapped)
         self.why_full_logits = full_logits_reason(model)
         self.gathered = self.why_full_logits is None
@@ -159,7 +108,7 @@ class PreferenceObjective(torch.nn.Module):
         ft = self.ft
         logps, counts = sequence_logps(self.model, input_ids, attention_mask, labels, self.gathered, self.offset)
         counts = counts.clamp(min=1).to(logps.dtype)
-        needs_ref = not (self.stage == "dpo" and ft.pref_loss in REFERENCE_FREE)
+        needs_ref = needs_reference(self.stage, ft)
         if needs_ref and ref is None:
             ref_logps = self.reference_logps(input_ids, attention_mask, labels)
         B = valid.shape[0]

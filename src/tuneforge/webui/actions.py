@@ -73,13 +73,13 @@ def choices(root: Path, dataset_dir: str | None) -> dict[str, list[str]]:
             "templates": ["auto", *template_names()]}
 
 
-def section_visible(specs: list[FieldSpec], method: str) -> bool:
-    """A section of method options is shown when the chosen method takes any of its fields."""
-    return any(applies(spec, method) for spec in specs)
+def section_visible(specs: list[FieldSpec], method: str, stage: str) -> bool:
+    """A section of method or stage options is shown when the chosen method and stage take any of its fields."""
+    return any(applies(spec, method, stage) for spec in specs)
 
 
-def field_visible(spec: FieldSpec, method: str) -> bool:
-    return applies(spec, method)
+def field_visible(spec: FieldSpec, method: str, stage: str) -> bool:
+    return applies(spec, method, stage)
 
 
 def suggest_vars(root: Path, dataset_dir: str | None, selected: list[str] | None, current: str | None):

@@ -17,7 +17,7 @@ from tuneforge.webui import actions
 from tuneforge.webui.i18n import LANGS, field_help, field_label, t
 from tuneforge.webui.render import loss_svg, progress_html
 from tuneforge.webui.runner import RunManager
-from tuneforge.webui.schema_form import FieldSpec, field_specs, specs_by_name, to_widget
+from tuneforge.webui.schema_form import FieldSpec, conditional, field_specs, specs_by_name, to_widget
 
 CSS = """
 #tf-progress .tf-bar {height: 14px; background: #e5e7eb; border-radius: 7px; overflow: hidden}
@@ -35,13 +35,16 @@ CSS = """
 # Fields that get a richer widget than their kind's default (choices come from the machine, not the schema).
 SPECIAL = ("model_name_or_path", "adapter_name_or_path", "dataset", "template")
 OPEN_SECTIONS = ("model", "data", "finetune", "train")
+# The method and stage a fresh form starts with (the schema's defaults): they decide which options are shown.
+DEFAULT_CHOICE = (FinetuneArgs.__dataclass_fields__["finetuning_type"].default,
+                  FinetuneArgs.__dataclass_fields__["stage"].default)
 
 
 def _widget(spec: FieldSpec, lang: str, choices: dict[str, list[str]]):
     label, info = field_label(spec.name, lang), field_help(spec, lang)
     common = dict(label=label, info=info, elem_id=f"field-{spec.name}")
-    if spec.methods is not None:  # a method's option: shown while that method is chosen
-        common["visible"] = actions.field_visible(spec, FinetuneArgs.__dataclass_fields__["finetuning_type"].default)
+    if conditional(spec):  # an option of some methods or stages: shown while one of them is chosen
+        common["visible"] = actions.field_visible(spec, *DEFAULT_CHOICE)
     value = to_widget(spec, spec.default)
     if spec.name == "model_name_or_path":
         return gr.Dropdown(choices=choices["models"], value=value or None, allow_custom_value=True, **common)
@@ -111,23 +114,21 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
                 for s in specs:
                     sections.setdefault(s.section, []).append(s)
                 accordions = {}
-                method_boxes = {}
+                method_boxes = {}  # sections holding only options of some methods or stages
                 first = ("model", "quantization", "data", "finetune")
                 methods = [k for k in sections if k.startswith("method:")]
-                order = [*first, *methods, "train", *[k for k in sections if k not in (*first, *methods, "train")]]
-                default_method = by_name["finetuning_type"].default
+                order = [*first, *methods, *[k for k in sections if k not in (*first, *methods)]]
                 for section in order:
                     if section not in sections:
                         continue
                     key = "sec_" + section.replace(":", "_")
-                    visible = True
-                    if section.startswith("method:"):
-                        visible = actions.section_visible(sections[section], default_method)
-                    with gr.Accordion(t(key, lang), open=section in OPEN_SECTIONS or section.startswith("method:"),
-                                      visible=visible, elem_id=f"sec-{section.replace(':', '-')}") as acc:
+                    chosen_only = all(conditional(s) for s in sections[section])
+                    visible = not chosen_only or actions.section_visible(sections[section], *DEFAULT_CHOICE)
+                    with gr.Accordion(t(key, lang), open=section in OPEN_SECTIONS or chosen_only, visible=visible,
+                                      elem_id=f"sec-{section.replace(':', '-')}") as acc:
                         texts[key] = acc
                         accordions[section] = acc
-                        if section.startswith("method:"):
+                        if chosen_only:
                             method_boxes[section] = acc
                         _grid(sections[section], lang, choices, comps)
                         if section == "data":
@@ -237,14 +238,15 @@ def build_app(root: Path, lang: str = "en", manager: RunManager | None = None) -
         def values_of(args) -> dict[str, Any]:
             return dict(zip(names, args))
 
-        method_fields = [n for n in names if by_name[n].methods is not None]  # shown for the methods they apply to
+        method_fields = [n for n in names if conditional(by_name[n])]  # shown for the methods/stages they apply to
 
-        def on_method(method):
-            return ([gr.update(visible=actions.section_visible(sections[sec], method)) for sec in method_boxes]
-                    + [gr.update(visible=actions.field_visible(by_name[n], method)) for n in method_fields])
+        def on_method(method, stage):
+            return ([gr.update(visible=actions.section_visible(sections[sec], method, stage)) for sec in method_boxes]
+                    + [gr.update(visible=actions.field_visible(by_name[n], method, stage)) for n in method_fields])
 
-        comps["finetuning_type"].change(on_method, comps["finetuning_type"],
-                                        [*method_boxes.values(), *[comps[n] for n in method_fields]])
+        for chooser in ("finetuning_type", "stage"):
+            comps[chooser].change(on_method, [comps["finetuning_type"], comps["stage"]],
+                                  [*method_boxes.values(), *[comps[n] for n in method_fields]])
 
         def on_dataset_dir(dataset_dir, selected):
             return gr.update(choices=actions.choices(root, dataset_dir)["datasets"], value=selected)

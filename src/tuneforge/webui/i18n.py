@@ -28,6 +28,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "sec_quantization": {"en": "Quantization (QLoRA)", "zh": "量化（QLoRA）"},
     "sec_data": {"en": "Data", "zh": "数据"},
     "sec_finetune": {"en": "Method", "zh": "微调方法"},
+    "sec_preference": {"en": "Preference options (dpo, kto)", "zh": "偏好训练选项（dpo、kto）"},
+    "sec_ppo": {"en": "PPO options", "zh": "PPO 选项"},
     "sec_train": {"en": "Training arguments", "zh": "训练参数"},
     "sec_generate": {"en": "Sampling", "zh": "采样设置"},
     "sec_export": {"en": "Export", "zh": "导出"},
@@ -190,7 +192,7 @@ FIELD_ZH: dict[str, tuple[str, str]] = {
     "packing": ("序列打包", "把多个样本打包进 cutoff_len 长的一行，无填充且样本间互不注意。默认：pt 开启，sft 关闭。"),
     "neat_packing": ("整洁打包", "样本间无注意力的打包（隐含开启 packing）。"),
     # finetune
-    "stage": ("训练阶段", "sft（有监督微调）或 pt（继续预训练）。"),
+    "stage": ("训练阶段", "sft（有监督微调）、pt（继续预训练）、rm（奖励模型）、dpo（直接偏好优化及其变体，见 pref_loss）、kto，或 ppo（基于奖励模型的强化学习）。"),
     "finetuning_type": ("微调方法", "训练什么（`tuneforge train --help` 列出全部方法）。每种方法的选项自成一组；其他方法的选项会被拒绝。"),
     "additional_target": ("额外全量训练模块", "适配器方法（lora、oft）：完整训练并随适配器保存的模块（如 embed_tokens,lm_head）。"),
     # train
@@ -224,6 +226,10 @@ FIELD_ZH: dict[str, tuple[str, str]] = {
     "group_by_length": ("按长度分组", "把长度相近的样本放进同一批以减少填充；批次顺序仍随机。"),
     "shared_prefix": ("共享前缀", "未打包的批次中所有行共有的前缀（如系统提示）每批只计算一次；结果与逐行计算完全一致。默认：支持时开启（每层全注意力、未开启梯度检查点）。"),
     "torch_compile": ("torch.compile", "用 torch.compile 编译每个解码层（CUDA）。"),
+    "fast_path": ("快速路径", "tuneforge 自己的 LoRA/QLoRA 前向与反向（Llama、Mistral、Qwen2）：更少的内核、原地梯度，结果一致。"
+                  "默认：在适用处开启（单进程、未用 torch_compile、无 dropout/DoRA 的普通 LoRA）。"),
+    "fp8": ("FP8 基座", "LoRA：冻结的基座权重以 FP8（e4m3，按行缩放）保存并在 FP8 张量核上计算，适配器保持 bf16。"
+            "需要计算能力 8.9 以上的 CUDA GPU（Hopper、Ada）。"),
     "report_to": ("记录到", "额外记录到：none 或 tensorboard。"),
     "resume_from_checkpoint": ("从检查点恢复", "要恢复的检查点目录。不填则使用输出目录中最新的检查点。"),
     "plot_loss": ("绘制损失曲线", "结束时写出 training_loss.png（原始与平滑）。"),

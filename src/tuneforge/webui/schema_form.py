@@ -2,8 +2,9 @@
 
 Every dataclass field of a group becomes one :class:`FieldSpec` with its kind (bool, tri-state bool, choice, int,
 float, text, key=value mapping), default, choices and help, all read from the field's type and metadata. Which
-methods an option applies to comes from the method records (``config.registry``) that validation reads too, so a new
-schema field, group or method appears in the form without touching this module.
+methods and stages an option applies to comes from the method and stage records (``config.registry``) that
+validation reads too, so a new schema field, group, method or stage appears in the form without touching this
+module.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from tuneforge.config.messages import Msg
 from tuneforge.config.parse import Config, _type_of, build_config
-from tuneforge.config.registry import methods_taking
+from tuneforge.config.registry import methods_taking, stages_taking
 from tuneforge.config.schema import GROUP_INFO, GROUPS, field_choices
 
 # Groups that describe a training run (the Train tab); the others feed Chat/Evaluate (generate) and Export (export).
@@ -36,6 +37,7 @@ class FieldSpec:
     section: str  # the group, or a method's options group: "method:lora", "method:freeze", …
     methods: tuple[str, ...] | None  # finetuning types this option applies to (None = all)
     is_path: bool
+    stages: tuple[str, ...] | None = None  # stages this option applies to (None = all)
 
 
 def _default(f) -> Any:
@@ -87,7 +89,8 @@ def field_specs(groups: tuple[str, ...] = TRAIN_GROUPS) -> list[FieldSpec]:
             kind, optional = _kind(f)
             methods = _methods(f.name)
             out.append(FieldSpec(f.name, group, kind, _default(f), optional, field_choices(f),
-                                 f.metadata.get("help", ""), _section(group, f.name), methods, is_path_field(f)))
+                                 f.metadata.get("help", ""), _section(group, f.name), methods, is_path_field(f),
+                                 stages_taking(f.name) or None))
     return out
 
 
@@ -130,18 +133,27 @@ def from_widget(spec: FieldSpec, raw: Any) -> Any:
     return raw
 
 
-def applies(spec: FieldSpec, method: str) -> bool:
-    return spec.methods is None or method in spec.methods
+def applies(spec: FieldSpec, method: str, stage: str | None = None) -> bool:
+    """Whether the option belongs to the chosen method (and stage); the form shows it only then."""
+    return ((spec.methods is None or method in spec.methods)
+            and (stage is None or spec.stages is None or stage in spec.stages))
+
+
+def conditional(spec: FieldSpec) -> bool:
+    """An option of some methods or stages only (shown and read for those)."""
+    return spec.methods is not None or spec.stages is not None
 
 
 def config_from_form(values: dict[str, Any], groups: tuple[str, ...] = TRAIN_GROUPS) -> Config:
-    """Build the run's Config from form values. Options of other methods are hidden in the form and left out."""
+    """Build the run's Config from form values. Options of other methods and stages are hidden in the form and
+    left out."""
     specs = specs_by_name(groups)
     method = values.get("finetuning_type") or specs["finetuning_type"].default
+    stage = values.get("stage") or specs["stage"].default
     raw = {}
     for name, value in values.items():
         spec = specs.get(name)
-        if spec is None or not applies(spec, str(method)):
+        if spec is None or not applies(spec, str(method), str(stage)):
             continue
         raw[name] = from_widget(spec, value)
     return build_config(raw)
