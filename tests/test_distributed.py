@@ -43,6 +43,7 @@ def base(model: Path, data: Path, out: Path, **kw) -> dict:
 
 LORA = dict(max_steps=STEPS_LORA)
 FULL = dict(finetuning_type="full", learning_rate=3e-3, max_steps=STEPS_FULL)
+FREEZE = dict(finetuning_type="freeze", freeze_trainable_layers=1, learning_rate=3e-3, max_steps=STEPS_FULL)
 QLORA = dict(quantization_bit=4, max_steps=STEPS_FULL)  # bitsandbytes' CPU 4-bit kernels
 # the preference stages: dpo (reference = the policy with its adapter off), kto (its KL point is a batch mean, so
 # it must be all-reduced), rm (a value head beside the adapter)
@@ -75,22 +76,27 @@ def references(tiny_model, data13, tmp_path_factory) -> dict[str, Path]:
     """One process, per-process batch 4 = the two-process runs' global batch (2 × 2)."""
     root = tmp_path_factory.mktemp("ref")
     out = {}
-    for name, kw in (("lora", LORA), ("full", FULL), ("qlora", QLORA), ("dpo", DPO), ("kto", KTO), ("rm", RM)):
+    for name, kw in (("lora", dict(LORA, save_steps=6)), ("full", FULL), ("freeze", FREEZE), ("qlora", QLORA),
+                     ("dpo", DPO), ("kto", KTO), ("rm", RM)):
         out[name] = root / name
         run(build_config(base(tiny_model, data13, out[name], per_device_train_batch_size=4, **kw)))
     return out
 
 
 @pytest.fixture(scope="module")
-def two_process(tiny_model, data13, tmp_path_factory) -> dict[str, Path]:
-    """DDP and FSDP2, LoRA and full, QLoRA on FSDP2, and the dpo/kto/rm stages: eight runs in one 2-process torchrun
-    launch (the FSDP2 LoRA run checkpoints)."""
+def two_process(tiny_model, data13, references, tmp_path_factory) -> dict[str, Path]:
+    """DDP and FSDP2, LoRA, full and freeze, QLoRA on FSDP2, the dpo/kto/rm stages, and a one-process checkpoint
+    resumed on FSDP2: ten runs in one 2-process torchrun launch (the FSDP2 LoRA run checkpoints)."""
     root = tmp_path_factory.mktemp("two")
     runs = {"ddp_lora": dict(LORA), "ddp_full": dict(FULL),
             "fsdp_lora": dict(LORA, fsdp="full_shard auto_wrap", save_steps=6),
             "fsdp_full": dict(FULL, fsdp="full_shard", fsdp_config={"fsdp_version": 2, "fsdp_activation_checkpointing": True}),
             "fsdp_qlora": dict(QLORA, fsdp="full_shard"), "fsdp_dpo": dict(DPO, fsdp="full_shard"),
-            "ddp_kto": dict(KTO), "fsdp_rm": dict(RM, fsdp="full_shard")}
+            "ddp_kto": dict(KTO), "fsdp_rm": dict(RM, fsdp="full_shard"), "fsdp_freeze": dict(FREEZE, fsdp="full_shard"),
+            # a one-process checkpoint resumed by 2 FSDP2 processes (its whole tensors scattered into the shards)
+            "fsdp_lora_from1": dict(LORA, fsdp="full_shard")}
+    (root / "fsdp_lora_from1").mkdir()
+    shutil.copytree(references["lora"] / "checkpoint-6", root / "fsdp_lora_from1" / "checkpoint-6")
     spec = root / "runs.json"
     spec.write_text(json.dumps([base(tiny_model, data13, root / k, **kw) for k, kw in runs.items()]))
     t = time.time()
@@ -107,7 +113,8 @@ def metrics(out: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize("engine,method", [("ddp", "lora"), ("ddp", "full"), ("fsdp", "lora"), ("fsdp", "full"),
-                                           ("fsdp", "qlora"), ("fsdp", "dpo"), ("ddp", "kto"), ("fsdp", "rm")])
+                                           ("fsdp", "qlora"), ("fsdp", "dpo"), ("ddp", "kto"), ("fsdp", "rm"),
+                                           ("fsdp", "freeze")])
 def test_two_processes_give_the_one_process_loss_curve(references, two_process, engine, method):
     one, two = metrics(references[method]), metrics(two_process[f"{engine}_{method}"])
     assert [r["step"] for r in one] == [r["step"] for r in two] == list(range(1, len(one) + 1))
@@ -142,11 +149,12 @@ def test_two_process_saves_load_in_plain_transformers_and_peft(tiny_model, refer
             with torch.no_grad():
                 logits.append(m(input_ids=ids).logits)
         torch.testing.assert_close(logits[0], logits[1], rtol=0, atol=1e-4)
-        ref_full = AutoModelForCausalLM.from_pretrained(str(references["full"])).state_dict()
-        full = AutoModelForCausalLM.from_pretrained(str(two_process[f"{engine}_full"])).state_dict()
-        assert set(full) == set(ref_full)
-        for k in ref_full:
-            torch.testing.assert_close(full[k], ref_full[k], rtol=0, atol=WEIGHT_ATOL)
+        for method in ("full", "freeze") if engine == "fsdp" else ("full",):
+            ref_full = AutoModelForCausalLM.from_pretrained(str(references[method])).state_dict()
+            full = AutoModelForCausalLM.from_pretrained(str(two_process[f"{engine}_{method}"])).state_dict()
+            assert set(full) == set(ref_full)
+            for k in ref_full:
+                torch.testing.assert_close(full[k], ref_full[k], rtol=0, atol=WEIGHT_ATOL)
     # only rank 0 wrote: one metrics line per step
     assert len(metrics(two_process["fsdp_lora"])) == STEPS_LORA
     # the reward model's value head, gathered from the FSDP2 shards, beside its adapter
@@ -172,6 +180,15 @@ def test_fsdp2_sharded_checkpoint_resumes_on_one_process(tiny_model, data13, ref
     for k in want:
         torch.testing.assert_close(got[k], want[k], rtol=0, atol=WEIGHT_ATOL)
     assert [r["step"] for r in metrics(resumed)] == list(range(7, STEPS_LORA + 1))
+
+
+def test_one_process_checkpoint_resumes_on_two_fsdp2_processes(references, two_process):
+    s = json.loads((two_process["fsdp_lora_from1"] / "run_summary.json").read_text())
+    assert s["resumed_from"].endswith("checkpoint-6") and s["steps"] == STEPS_LORA
+    want = load_file(str(references["lora"] / "adapter_model.safetensors"))
+    got = load_file(str(two_process["fsdp_lora_from1"] / "adapter_model.safetensors"))
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=0, atol=WEIGHT_ATOL)
 
 
 def test_killed_process_fails_the_run_clearly_and_it_resumes_on_one_process(tiny_model, data13, references,
