@@ -65,7 +65,7 @@ def main() -> None:
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    t_sft = timed(lambda: step(sft(**sft_batch) / int((sft_batch["labels"] != -100).sum())), a.steps)
+    t_sft = timed(lambda: step(sft(**sft_batch)[0] / int((sft_batch["labels"] != -100).sum())), a.steps)
     t_dpo = timed(lambda: step(dpo(**pair_batch)[0] / a.pairs), a.steps)
     precompute_reference(dpo, pairs, tok.pad_token_id, a.pairs, "cpu")
     pre_batch = collate_pairs(pairs, tok.pad_token_id)

@@ -76,7 +76,7 @@ def exactness(kind="llama", quant=False) -> dict:
     def run(b, fast):
         model.zero_grad(set_to_none=True)
         with torch.autocast(DEV, dtype=torch.bfloat16):
-            loss = CausalLMLoss(model, False, False, fast)(**b)
+            loss = CausalLMLoss(model, False, False, fast)(**b)[0]
         loss.backward()
         return float(loss), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
 

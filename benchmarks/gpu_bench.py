@@ -215,7 +215,11 @@ def run_tuneforge(spec: dict, base=None) -> dict:
     from tuneforge.data.packing import pack_samples
     from tuneforge.adapters import apply_method, count_parameters
     from tuneforge.models.kernels import apply_liger, compile_layers
-    from tuneforge.train.loop import train_loop
+    from tuneforge import compat
+    from tuneforge.fast.decoder import build_for_training
+    from tuneforge.train.loop import LoopData, plan_steps, train_loop
+    from tuneforge.train.loss import CausalLMLoss
+    from tuneforge.train.steps import optimizer_and_schedule
 
     acc = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no", cpu=not torch.cuda.is_available())
     if spec["quant"]:
@@ -266,7 +270,12 @@ def run_tuneforge(spec: dict, base=None) -> dict:
             prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA])
             prof.__enter__()
         t_start = time.time()
-        res_loop = train_loop(model, train, [], args, ft, Path(tmp), 0, acc, None, fused)
+        ft.train = args  # the run's training settings (the optimiser reads them from the config)
+        fast = build_for_training(model, args, acc.num_processes)
+        objective = CausalLMLoss(model, fused, args.shared_prefix, fast)
+        optimizer, schedule = optimizer_and_schedule(model, ft, plan_steps(len(train), args, acc.num_processes)[1])
+        with compat.lora_inputs_in_compute_dtype(model):  # as recipes.common.train runs it
+            train_loop(objective, optimizer, schedule, LoopData(train, [], 0), args, Path(tmp), acc, None)
         if prof is not None:
             torch.cuda.synchronize()
             prof.__exit__(None, None, None)
@@ -280,7 +289,7 @@ def run_tuneforge(spec: dict, base=None) -> dict:
     out = summarise(steps, spec["warmup"])
     out.pop("trained_tokens_per_s")
     out.update(memory(), trainable_params=trainable, total_params=total, packing=pack_info,
-               fast_path=res_loop.fast_path,
+               fast_path=fast is not None,
                liger=fused, timing_note="per-step tokens from metrics.jsonl (tokens_per_s × Δelapsed)",
                allocated_after_load_gib=loaded_gib, allocated_after_prepare_gib=prepared_gib)
     if prof is not None:

@@ -69,7 +69,7 @@ def batch(packed: bool, rows: int = 3, width: int = 40, vocab: int = 211, seed: 
 
 def loss_and_grads(model, b, fast=None):
     model.zero_grad(set_to_none=True)
-    loss = CausalLMLoss(model, False, False, fast)(**b)
+    loss = CausalLMLoss(model, False, False, fast)(**b)[0]
     loss.backward()
     grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     return float(loss), grads
@@ -116,12 +116,12 @@ def test_gradient_accumulation_of_two_micro_batches():
     b1, b2 = batch(False, seed=3), batch(True, seed=4)
     plain = CausalLMLoss(model, False, False)
     model.zero_grad(set_to_none=True)
-    (plain(**b1) + plain(**b2)).backward()
+    (plain(**b1)[0] + plain(**b2)[0]).backward()
     want = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
     fast = CausalLMLoss(model, False, False, FastDecoder(model, checkpoint=True, offload=True))
     model.zero_grad(set_to_none=True)
-    fast(**b1).backward()
-    fast(**b2).backward()
+    fast(**b1)[0].backward()
+    fast(**b2)[0].backward()
     for n, p in model.named_parameters():
         if p.requires_grad:
             assert torch.allclose(p.grad, want[n], rtol=1e-4, atol=1e-6), n
@@ -215,7 +215,9 @@ def test_train_loop_uses_the_fast_path_and_trains_the_same(tmp_path, monkeypatch
     monkeypatch.setattr(FastDecoder, "__call__", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
 
     from tuneforge.data.encode import Sample
-    from tuneforge.train.loop import train_loop
+    from tuneforge.fast.decoder import build_for_training
+    from tuneforge.train.loop import LoopData, plan_steps, train_loop
+    from tuneforge.train.steps import optimizer_and_schedule
 
     g = torch.Generator().manual_seed(0)
     samples = []
@@ -230,7 +232,11 @@ def test_train_loop_uses_the_fast_path_and_trains_the_same(tmp_path, monkeypatch
                          save_steps=0, learning_rate=1e-2, gradient_checkpointing=True, fast_path=fast)
         out = tmp_path / f"run{int(fast)}"
         out.mkdir()
-        res = train_loop(model, samples, [], args, ft, out, 0, Accelerator(cpu=True), None)
+        acc = Accelerator(cpu=True)
+        ft.train = args
+        objective = CausalLMLoss(model, False, False, build_for_training(model, args))  # as recipes/sft.py does
+        optimizer, schedule = optimizer_and_schedule(model, ft, plan_steps(len(samples), args, 1)[1])
+        res = train_loop(objective, optimizer, schedule, LoopData(samples, [], 0), args, out, acc, None)
         rows = [json.loads(r) for r in (out / "metrics.jsonl").read_text().splitlines()]
         losses[fast] = [r["loss"] for r in rows]
         assert res.steps == 3
@@ -258,7 +264,7 @@ def test_bf16_base_with_float32_adapters_under_autocast_follows_optimizer_steps(
         for f in (None, fast):
             model.zero_grad(set_to_none=True)
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                loss = CausalLMLoss(model, False, False, f)(**b)
+                loss = CausalLMLoss(model, False, False, f)(**b)[0]
             loss.backward()
             got.append((float(loss), [p.grad.clone() for p in params]))
         (l0, g0), (l1, g1) = got

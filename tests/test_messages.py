@@ -275,7 +275,7 @@ def test_preflight_problems_have_chinese(tmp_path, monkeypatch):
     from tuneforge.data.templates import check_template
     from tuneforge.models import quantization
     from tuneforge.models.load import check_model
-    from tuneforge.train.preference import check_value_head
+    from tuneforge.train.value_head import check_value_head
 
     (tmp_path / "empty").mkdir()
     problems = [check_model("no/such/model"), check_model(str(tmp_path / "empty")), check_template("zigzag"),

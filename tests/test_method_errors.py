@@ -10,7 +10,7 @@ from tuneforge.recipes import run
 @pytest.fixture()
 def no_weights(monkeypatch):
     """Fail the test if a recipe gets as far as loading weights."""
-    import tuneforge.recipes.common as common  # every recipe loads its weights through common.load_base
+    import tuneforge.recipes.common as common  # every recipe loads its weights through common.load_model
 
     def boom(*a, **k):
         raise AssertionError("weights were loaded before the config error was raised")

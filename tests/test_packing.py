@@ -70,7 +70,7 @@ def per_sample_losses(model, samples, packed: bool, reset_positions: bool = True
     """Summed next-token loss of each sample, run alone (padded batch) or packed into one row."""
     loss = CausalLMLoss(model)
     if not packed:
-        return [float(loss(**collate([s], pad_id=0))) for s in samples]
+        return [float(loss(**collate([s], pad_id=0))[0]) for s in samples]
     rows, _ = pack_samples(samples, sum(len(s.input_ids) for s in samples))
     assert len(rows) == 1
     row = rows[0]
@@ -96,7 +96,7 @@ def _check_no_cross_contamination(model, samples):
         leaky = per_sample_losses(model, samples, packed=True, reset_positions=False)
         # the CausalLMLoss path (what training runs) over the packed row equals the sum of the samples alone
         rows, _ = pack_samples(samples, 10_000)
-        total = float(CausalLMLoss(model)(**collate(rows, pad_id=0)))
+        total = float(CausalLMLoss(model)(**collate(rows, pad_id=0))[0])
     for a, p in zip(alone, packed):
         assert p == pytest.approx(a, rel=2e-4, abs=2e-4)
     assert total == pytest.approx(sum(alone), rel=2e-4)

@@ -213,16 +213,15 @@ def test_ppo_update_takes_one_optimiser_step_per_mini_batch_group(tiny_model):
     from transformers import AutoModelForCausalLM
 
     from tuneforge.train.ppo import Rollout, minibatch, ppo_update
-    from tuneforge.train.preference import ValueHead
+    from tuneforge.train.value_head import PolicyWithValueHead
 
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model)
-    model.v_head = ValueHead(model.config.hidden_size)
+    model = PolicyWithValueHead(AutoModelForCausalLM.from_pretrained(tiny_model))
     ids, P = torch.randint(3, 50, (8, 7)), 3
     rmask = torch.ones(8, 4)
     rmask[:2, 2:] = 0  # the first two replies stopped after 2 tokens
     with torch.no_grad():
-        lp, values = policy_forward(model, ids, torch.ones_like(ids), P, model.v_head)
+        lp, values = policy_forward(model.lm, ids, torch.ones_like(ids), P, model.v_head)
     r = Rollout(ids, torch.ones_like(ids), P, rmask, lp, lp - 0.1, values, torch.randn(8), torch.randn(8),
                 [str(i) for i in range(8)])
     mb = minibatch(r, slice(0, 2))
@@ -249,14 +248,13 @@ def test_missing_eos_penalty_lowers_only_cut_off_rollouts(tiny_model, tiny_token
 
     from tuneforge.config.schema import GenerateArgs
     from tuneforge.data.encode import PairSample
-    from tuneforge.train.preference import ValueHead
     from tuneforge.train.rollout import Actor
+    from tuneforge.train.value_head import PolicyWithValueHead
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
-    model.v_head = ValueHead(model.config.hidden_size)
     fmt = templates.install(tiny_tokenizer, "auto")
     scorer = SimpleNamespace(score=lambda convs: [1.0] * len(convs))
-    actor = Actor(model, model, scorer, tiny_tokenizer, fmt, GenerateArgs(max_new_tokens=2), "cpu",
+    actor = Actor(PolicyWithValueHead(model), model, scorer, tiny_tokenizer, fmt, GenerateArgs(max_new_tokens=2), "cpu",
                   missing_eos_penalty=2.0)
     # Half the vocabulary stops a reply, so that some rollouts finish within 2 tokens and some are cut off.
     actor.stop_ids = list(range(0, model.config.vocab_size, 2))

@@ -37,7 +37,7 @@ def _lora_model(tiny_model):
 def _loss_and_grads(model, batch, shared):
     module = CausalLMLoss(model, shared_prefix=shared)
     params = [p for p in model.parameters() if p.requires_grad]
-    loss = module(**batch)
+    loss, _ = module(**batch)
     return loss.detach(), [g.detach() for g in torch.autograd.grad(loss, params)], module
 
 

@@ -120,6 +120,8 @@ PREPARATION: dict[str, Callable] = {
     "gradient_checkpointing": lambda cfg: bool(cfg.train.gradient_checkpointing),
     "enable_activation_offloading": lambda cfg: bool(cfg.train.enable_activation_offloading),
     "sample_prompts": lambda cfg: bool((cfg.train.sample_prompts or "").strip()),
+    "fast_path": lambda cfg: cfg.train.fast_path is True,
+    "fp8": lambda cfg: bool(cfg.train.fp8),
 }
 
 

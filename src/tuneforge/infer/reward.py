@@ -10,7 +10,7 @@ from tuneforge.adapters import merge_adapters, split_list
 from tuneforge.data import templates
 from tuneforge.errors import ModelError
 from tuneforge.models import load_model, load_tokenizer, resolve_model_path
-from tuneforge.train.preference import check_value_head, last_token_scores, load_value_head
+from tuneforge.train.value_head import check_value_head, last_token_scores, load_value_head
 
 
 def reward_model_folder(model_name_or_path: str, adapter_name_or_path: str | None) -> str:
@@ -37,6 +37,14 @@ class RewardScorer:
             model = merge_adapters(model, split_list(adapter_name_or_path))
         self.model = model.to(self.device).eval()
         self.head = load_value_head(folder, self.model.config.hidden_size).to(self.device).eval()
+
+    @classmethod
+    def for_reward_model(cls, base_model: str, reward_model: str, **kw) -> "RewardScorer":
+        """The scorer of a --stage rm run folder: a LoRA run's adapter on ``base_model``, or a full/freeze run's
+        model folder itself."""
+        if (Path(reward_model) / "adapter_config.json").is_file():
+            return cls(base_model, reward_model, **kw)
+        return cls(reward_model, None, **kw)
 
     def render(self, messages: list[dict]) -> str:
         return self.fmt.render(self.tokenizer, messages)

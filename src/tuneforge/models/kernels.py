@@ -13,9 +13,10 @@ from tuneforge.errors import ModelError
 from tuneforge.utils import log
 
 
-def apply_liger(model, asked: bool | None) -> bool:
+def apply_liger(model, asked: bool | None, fused_loss: bool = True) -> bool:
     """Apply Liger's RMSNorm/RoPE/SwiGLU kernels to ``model`` in place. Returns True when the fused linear
-    cross-entropy should be used by the loss. ``asked`` None = auto (on where available)."""
+    cross-entropy should be used by the loss (``fused_loss``: the run's loss is the token loss that can use it).
+    ``asked`` None = auto (on where available)."""
     if asked is False:
         return False
     model_type = getattr(getattr(model, "config", None), "model_type", None)
@@ -29,9 +30,11 @@ def apply_liger(model, asked: bool | None) -> bool:
         log.choice("enable_liger_kernel=off", why_not)
         return False
     compat.liger_patch_instance(model)
+    loss = ("and a linear+cross-entropy fused loss" if fused_loss else
+            "(this stage's loss is not the token loss, so Liger's fused linear cross-entropy is not used)")
     log.choice("enable_liger_kernel=on", f"{'asked' if asked else 'auto: CUDA and liger-kernel present'}; fused "
-               f"RMSNorm, RoPE, SwiGLU for {model_type} and a linear+cross-entropy fused loss")
-    return True
+               f"RMSNorm, RoPE, SwiGLU for {model_type} {loss}")
+    return fused_loss
 
 
 def compile_layers(model) -> None:

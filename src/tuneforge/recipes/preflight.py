@@ -33,7 +33,7 @@ def preflight(cfg: Config, for_training: bool = True) -> None:
     if found is not None and not set(found.peft_types) & set(rec.peft_types):  # training continues the last one
         problems.append(Msg("adapter_other_method", path=last, found=found.name, method=rec.name))
     if "reward_model" in STAGES[cfg.finetune.stage].options and cfg.ppo.reward_model:
-        from tuneforge.train.preference import check_value_head
+        from tuneforge.train.value_head import check_value_head
 
         p = check_value_head(cfg.ppo.reward_model)
         if p:

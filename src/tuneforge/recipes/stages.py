@@ -37,6 +37,8 @@ register({
                           "rollout 的提示按随机顺序抽取，而不是按相近长度分批"),
     "why_rm_scores": ("a reward model scores replies instead of writing them; score some with `tuneforge score`",
                       "奖励模型给回复打分而不是生成回复；可用 `tuneforge score` 给回复打分"),
+    "why_fast_token_loss": ("tuneforge's fast decoder runs inside the token loss of sft and pt",
+                            "tuneforge 的快速解码器只在 sft 和 pt 的 token 损失中运行"),
 })
 
 
@@ -85,7 +87,9 @@ def validate_ppo(cfg, user_set: set[str], for_training: bool) -> list[Msg]:
     return p
 
 
-ON_PAIRS = {"packing": "why_pairs_whole", "shared_prefix": "why_shared_prefix_token_loss"}
+TOKEN_LOSS_ONLY = {"shared_prefix": "why_shared_prefix_token_loss", "fast_path": "why_fast_token_loss",
+                   "fp8": "why_fast_token_loss"}
+ON_PAIRS = {"packing": "why_pairs_whole", **TOKEN_LOSS_ONLY}
 DPO_KTO = ("pref_beta", "pref_ftx", "precompute_ref_log_probs")
 
 register_stage(Stage("sft", "supervised fine-tuning on conversations (the replies are trained)", _recipe("sft")))
@@ -101,5 +105,5 @@ register_stage(Stage("kto", "KTO on replies tagged desirable or undesirable", _r
                      refuses=ON_PAIRS))
 register_stage(Stage("ppo", "PPO against a reward model from --stage rm", _recipe("ppo"),
                      options=tuple(PpoArgs.__dataclass_fields__), validate=validate_ppo,
-                     refuses={"packing": "why_rollouts_per_prompt", "shared_prefix": "why_shared_prefix_token_loss",
+                     refuses={"packing": "why_rollouts_per_prompt", **TOKEN_LOSS_ONLY,
                               "torch_compile": "why_compile_rollouts", "group_by_length": "why_rollout_order"}))

@@ -685,10 +685,9 @@ def gather_for_save(accelerator, model: torch.nn.Module, everything: bool) -> di
     return out
 
 
-def split_state(state: dict | None, head: str) -> tuple[dict | None, dict | None]:
-    """(state without ``head.*`` keys, the ``head`` submodule's own state) — a value head saved beside the model."""
+def sub_state(state: dict | None, prefix: str) -> dict | None:
+    """The ``prefix`` submodule's own part of a gathered state (None stays None: the module's tensors are whole)."""
     if state is None:
-        return None, None
-    p = f"{head}."
-    return ({k: v for k, v in state.items() if not k.startswith(p)},
-            {k[len(p):]: v for k, v in state.items() if k.startswith(p)})
+        return None
+    p = f"{prefix}."
+    return {k[len(p):]: v for k, v in state.items() if k.startswith(p)}

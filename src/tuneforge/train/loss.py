@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from tuneforge import adapters, compat
+from tuneforge.data.collate import collate
+from tuneforge.utils import log
 from tuneforge.data.encode import IGNORE
 from tuneforge.models.attention import NAME as VARLEN, uses_varlen, varlen_kwargs
 
@@ -159,7 +161,10 @@ def token_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor], gathe
 
 
 class CausalLMLoss(torch.nn.Module):
-    """Wraps the model so that DDP/FSDP see one forward that returns the loss sum (engines wrap this module)."""
+    """The SFT/PT token loss as an objective (train/objective.py): wraps the model so that DDP/FSDP see one forward
+    that returns the loss sum over supervised tokens (engines wrap this module). Its automatic choices are logged."""
+
+    collate = staticmethod(collate)
 
     def __init__(self, model: torch.nn.Module, fused_ce: bool = False, shared_prefix: bool | None = False,
                  fast=None):
@@ -178,6 +183,29 @@ class CausalLMLoss(torch.nn.Module):
             from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
 
             self.fused_ce = LigerFusedLinearCrossEntropyLoss(reduction="sum")
+        if not self.gathered:
+            log.choice("loss=full logits", self.why_full_logits)
+        if self.shared_prefix:
+            log.choice("shared_prefix=on", "the prefix all rows of a batch share (system prompt) runs once per batch")
+        elif shared_prefix is not False:
+            log.choice("shared_prefix=off", self.why_no_shared_prefix)
+
+    @property
+    def saves_activations_itself(self) -> bool:
+        """The fast path keeps its layer inputs in pinned CPU memory itself (activation offloading)."""
+        return self.fast is not None and self.fast.offloader is not None
+
+    def release(self) -> None:
+        if self.fast is not None:
+            self.fast.release()
+
+    @staticmethod
+    def units(batch: dict) -> int:
+        return int((batch["labels"][:, 1:] != IGNORE).sum())
+
+    @staticmethod
+    def length(sample) -> int:
+        return len(sample.input_ids)
 
     def forward(self, input_ids, attention_mask, labels, position_ids=None):
         batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
@@ -185,4 +213,4 @@ class CausalLMLoss(torch.nn.Module):
             batch["position_ids"] = position_ids
         loss, n = token_loss_sum(self.model, batch, self.gathered, self.fused_ce, self.offset, self.shared_prefix,
                                  self.fast if self.gathered else None)
-        return loss
+        return loss, {}

@@ -7,6 +7,7 @@ token)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 import torch
 
 from tuneforge.train.loss import _base
+from tuneforge.train.steps import optimizer_step
 
 
 @dataclass
@@ -147,10 +149,12 @@ def minibatch(r: Rollout, rows: slice) -> Rollout:
 
 
 def ppo_update(policy, rollout: Rollout, kl_coef: float, ft, accelerator, optimizer, params, max_grad_norm: float,
-               mini_batch_size: int, accumulation: int = 1) -> tuple[dict[str, float], float, float, int]:
+               mini_batch_size: int, accumulation: int = 1,
+               offload=contextlib.nullcontext) -> tuple[dict[str, float], float, float, int]:
     """Rewards with the KL penalty and GAE advantages for the whole step's rollouts (advantages whitened over all of
     them), then ppo_epochs passes over them in mini-batches of ``mini_batch_size`` rows, one optimiser step every
-    ``accumulation`` mini-batches (as TRL's and LLaMA-Factory's mini_batch_size / gradient accumulation). Returns
+    ``accumulation`` mini-batches (as TRL's and LLaMA-Factory's mini_batch_size / gradient accumulation). ``policy``:
+    a PolicyWithValueHead; ``ft``: the ppo settings; ``offload``: train/memory.py's activation offloading. Returns
     (loss statistics averaged over the passes, mean KL per reply, last gradient norm, optimiser steps)."""
     r = rollout
     rewards, kl = token_rewards(r.scores, r.logprobs, r.ref_logprobs, r.mask, kl_coef)
@@ -166,18 +170,17 @@ def ppo_update(policy, rollout: Rollout, kl_coef: float, ft, accelerator, optimi
         for j, rows in enumerate(chunks):
             mb = minibatch(r, rows)
             width = mb.mask.shape[1]
-            logprobs, values = policy_forward(policy, mb.input_ids, mb.attention_mask, mb.prompt_len, policy.v_head,
-                                              temperature=mb.temperature)
-            loss, s = ppo_losses(logprobs, mb.logprobs, values, mb.values, adv[rows, :width], returns[rows, :width],
-                                 mb.mask, ft.ppo_cliprange, ft.ppo_vf_coef)
             group = min(accumulation, len(chunks) - (j // accumulation) * accumulation)
-            accelerator.backward(loss / group)
+            with offload():
+                logprobs, values = policy_forward(policy.lm, mb.input_ids, mb.attention_mask, mb.prompt_len,
+                                                  policy.v_head, temperature=mb.temperature)
+                loss, s = ppo_losses(logprobs, mb.logprobs, values, mb.values, adv[rows, :width],
+                                     returns[rows, :width], mb.mask, ft.ppo_cliprange, ft.ppo_vf_coef)
+                accelerator.backward(loss / group)
             for k, v in s.items():
                 stats[k] = stats.get(k, 0.0) + v / passes
             if (j + 1) % accumulation == 0 or j + 1 == len(chunks):
-                grad_norm = float(accelerator.clip_grad_norm_(params, max_grad_norm or float("inf")))
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
+                grad_norm = float(optimizer_step(accelerator, params, optimizer, max_grad_norm))
                 steps += 1
     return stats, float(kl.sum(1).mean()), grad_norm, steps
 

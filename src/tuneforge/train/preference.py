@@ -1,28 +1,26 @@
-"""Preference objectives: sequence log-probs, the DPO family and KTO losses, the reward-model value head.
+"""Preference objectives (train/objective.py's protocol): dpo (any pref_loss) and kto on sequence log-probs, and the
+reward model's pairwise loss on a value head.
 
-The losses are plain functions on per-sequence tensors (tested against hand-computed values); the objective modules
-wrap a model so that the training loop (train/loop.py) runs them like the SFT loss: their forward returns
-(loss sum, metric sums) over ``units`` (pairs or samples) and the loop averages both.
+The losses are plain functions on per-sequence tensors (train/pref_losses.py, tested against hand-computed values);
+the objective modules wrap a model so that the training loop (train/loop.py) runs them like the SFT loss: their
+forward returns (loss sum, metric sums) over ``units`` (pairs or samples) and the loop averages both.
 """
 
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 
 import torch
 
 from tuneforge.adapters import logits_offset
-from tuneforge.config.messages import Msg
 from tuneforge.config.registry import LOSSES
 from tuneforge.data.collate import collate
 from tuneforge.data.encode import IGNORE, PairSample, Sample
-from tuneforge.errors import ModelError
 from tuneforge.train.loss import _base, full_logits_reason
 
 from tuneforge.train.pref_losses import dpo_family_loss, kto_loss, pairwise_reward_loss
+from tuneforge.train.value_head import PolicyWithValueHead
 
-VALUE_HEAD = "value_head.safetensors"
 
 
 # ---- per-sequence log-probs -------------------------------------------------------------------------------------
@@ -75,6 +73,11 @@ def _units(batch: dict) -> int:
     return int(batch["valid"].sum())
 
 
+def pair_length(sample: PairSample) -> int:
+    """A preference sample's length: its longer row (group_by_length)."""
+    return max(len(s.input_ids) for s in (sample.chosen, sample.rejected) if s is not None)
+
+
 class PreferenceObjective(torch.nn.Module):
     """dpo (any pref_loss) and kto on top of a policy model. The reference is ``ref_model`` if given (full/freeze:
     a frozen copy), otherwise the policy with its adapter switched off (LoRA: no second copy in memory), or the
@@ -82,6 +85,8 @@ class PreferenceObjective(torch.nn.Module):
 
     collate = staticmethod(collate_pairs)
     units = staticmethod(_units)
+    length = staticmethod(pair_length)
+    saves_activations_itself = False
 
     def __init__(self, model, stage: str, args, ref_model=None):
         """``args``: the run's preference settings (``cfg.preference``)."""
@@ -91,6 +96,9 @@ class PreferenceObjective(torch.nn.Module):
         self.why_full_logits = full_logits_reason(model)
         self.gathered = self.why_full_logits is None
         self.offset = logits_offset(model)
+
+    def release(self) -> None:
+        pass
 
     def reference_context(self):
         if self.ref_model[0] is None and hasattr(self.model, "disable_adapter"):
@@ -152,74 +160,24 @@ def precompute_reference(objective: PreferenceObjective, samples: list[PairSampl
 
 # ---- reward model -------------------------------------------------------------------------------------------------
 
-class ValueHead(torch.nn.Module):
-    """A scalar head on the last hidden state: the reward model's score, PPO's value."""
-
-    def __init__(self, hidden_size: int):
-        super().__init__()
-        self.summary = torch.nn.Linear(hidden_size, 1)
-        torch.nn.init.normal_(self.summary.weight, std=1 / (hidden_size + 1))
-        torch.nn.init.zeros_(self.summary.bias)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.summary(hidden.to(self.summary.weight.dtype)).squeeze(-1)
-
-
-def hidden_states(model, input_ids, attention_mask) -> torch.Tensor:
-    return _base(model).get_decoder()(input_ids=input_ids, attention_mask=attention_mask,
-                                      use_cache=False).last_hidden_state
-
-
-def last_token_scores(model, head: ValueHead, input_ids, attention_mask) -> torch.Tensor:
-    """The head's score at each row's last real token (right padding)."""
-    values = head(hidden_states(model, input_ids, attention_mask))
-    last = attention_mask.sum(1) - 1
-    return values[torch.arange(values.shape[0], device=values.device), last]
-
-
-def save_value_head(head: ValueHead, folder: Path, state: dict | None = None) -> Path:
-    """``state``: the head's weights gathered from every rank of a sharded run (else the head's own)."""
-    from safetensors.torch import save_file
-
-    path = Path(folder) / VALUE_HEAD
-    state = head.state_dict() if state is None else state
-    save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(path))
-    return path
-
-
-def check_value_head(folder: str | Path) -> str | None:
-    p = Path(folder)
-    if not p.is_dir():
-        return Msg("reward_model_missing", path=str(folder))
-    if not (p / VALUE_HEAD).is_file():
-        return Msg("reward_model_no_head", path=str(folder), file=VALUE_HEAD)
-    return None
-
-
-def load_value_head(folder: str | Path, hidden_size: int) -> ValueHead:
-    from safetensors.torch import load_file
-
-    problem = check_value_head(folder)
-    if problem:
-        raise ModelError(problem, "pass the output_dir of a --stage rm run")
-    head = ValueHead(hidden_size)
-    head.load_state_dict(load_file(str(Path(folder) / VALUE_HEAD)))
-    return head
-
-
 class RewardObjective(torch.nn.Module):
-    """Pairwise (Bradley-Terry) loss of a value head on the LM; logs pairwise accuracy and margin."""
+    """Pairwise (Bradley-Terry) loss of the value head of a :class:`PolicyWithValueHead`; logs pairwise accuracy and
+    margin."""
 
     collate = staticmethod(collate_pairs)
     units = staticmethod(_units)
-    gathered, why_full_logits = True, None
+    length = staticmethod(pair_length)
+    saves_activations_itself = False
 
-    def __init__(self, model):
+    def __init__(self, model: PolicyWithValueHead):
         super().__init__()
         self.model = model
 
+    def release(self) -> None:
+        pass
+
     def forward(self, input_ids, attention_mask, labels, valid, **_):
-        scores = last_token_scores(self.model, self.model.v_head, input_ids, attention_mask)
+        scores = self.model.scores(input_ids, attention_mask)
         B = valid.shape[0]
         rc, rr = scores[:B], scores[B:]
         loss = pairwise_reward_loss(rc, rr)

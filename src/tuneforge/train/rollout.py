@@ -10,7 +10,8 @@ from tuneforge.train.ppo import Rollout, clean_reply, left_pad, policy_forward, 
 
 
 class Actor:
-    """``ref``: a frozen reference model, or None to use the policy with its adapter switched off."""
+    """``policy``: a PolicyWithValueHead; ``ref``: a frozen reference model, or None to use the policy with its
+    adapter switched off."""
 
     def __init__(self, policy, ref, scorer, tokenizer, fmt, gen_args, device, missing_eos_penalty: float = 0.0):
         self.policy, self.ref, self.scorer, self.tokenizer, self.fmt, self.device = (policy, ref, scorer, tokenizer,
@@ -26,13 +27,13 @@ class Actor:
     def _ref_forward(self, ids, mask, P, full=False, temperature=1.0):
         if self.ref is not None:
             return policy_forward(self.ref, ids, mask, P, full=full, temperature=temperature)[0]
-        with self.policy.disable_adapter():
-            return policy_forward(self.policy, ids, mask, P, full=full, temperature=temperature)[0]
+        with self.policy.lm.disable_adapter():
+            return policy_forward(self.policy.lm, ids, mask, P, full=full, temperature=temperature)[0]
 
     def _generate(self, batch, kw):
         ids, mask = left_pad([s.prompt_ids for s in batch], self.tokenizer.pad_token_id)
         ids, mask, P = ids.to(self.device), mask.to(self.device), ids.shape[1]
-        gen = self.policy.generate(input_ids=ids, attention_mask=mask, **kw)
+        gen = self.policy.lm.generate(input_ids=ids, attention_mask=mask, **kw)
         rmask = response_mask(gen[:, P:], self.stop_ids)
         texts = [clean_reply(self.tokenizer.decode(r[m.bool()], skip_special_tokens=True), self.fmt.stop)
                  for r, m in zip(gen[:, P:], rmask)]
@@ -50,7 +51,7 @@ class Actor:
         self.policy.eval()
         gen, full_mask, P, rmask, texts = self._generate(batch, self.sample_kw)
         temp = self.sample_kw.get("temperature", 1.0)
-        logprobs, values = policy_forward(self.policy, gen, full_mask, P, self.policy.v_head, temperature=temp)
+        logprobs, values = policy_forward(self.policy.lm, gen, full_mask, P, self.policy.v_head, temperature=temp)
         ref_logprobs = self._ref_forward(gen, full_mask, P, temperature=temp)
         raw = self._score(batch, texts)
         self.policy.train()
@@ -72,7 +73,7 @@ class Actor:
         for i in range(0, len(samples), batch_size):
             batch = samples[i: i + batch_size]
             gen, full_mask, P, rmask, texts = self._generate(batch, self.greedy_kw)
-            logp = policy_forward(self.policy, gen, full_mask, P, full=True)[0]
+            logp = policy_forward(self.policy.lm, gen, full_mask, P, full=True)[0]
             ref_logp = self._ref_forward(gen, full_mask, P, full=True)
             kls.append(((logp.exp() * (logp - ref_logp)).sum(-1) * rmask).sum(1))
             rewards.append(self._score(batch, texts))
