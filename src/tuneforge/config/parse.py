@@ -17,7 +17,8 @@ from typing import Any
 import yaml
 
 from tuneforge.config.messages import Msg, or_list
-from tuneforge.config.schema import GROUPS, IGNORED_KEYS, field_choices, field_map
+from tuneforge.config import lf_keys
+from tuneforge.config.schema import GROUPS, field_choices, field_map
 from tuneforge.errors import ConfigError, TuneforgeError
 
 # Other names users type for the same key (ChatGLM's, older LLaMA-Factory's).
@@ -131,6 +132,11 @@ def coerce(key: str, f, value: Any) -> Any:
         return ",".join(str(v) for v in value)  # YAML lists for comma-list keys (dataset, lora_target, …)
     value = str(value)
     choices = field_choices(f)
+    if choices and f.metadata.get("choice_list"):  # a comma list of choices (report_to)
+        bad = [v for v in value.split(",") if v.strip() not in choices]
+        if bad:
+            raise ValueError(Msg("not_one_of", got=",".join(bad), choices=", ".join(choices)))
+        return ",".join(v.strip() for v in value.split(","))
     if choices and value not in choices:
         raise ValueError(Msg("not_one_of", got=value, choices=", ".join(choices)))
     return value
@@ -141,17 +147,23 @@ def did_you_mean(key: str, known: list[str]) -> Msg | str:
     return Msg("did_you_mean", names=or_list(close)) if close else ""
 
 
-def build_config(values: dict[str, Any], base: Config | None = None) -> Config:
-    """Apply flat ``values`` onto ``base`` (or the defaults), collecting every problem."""
+def build_config(values: dict[str, Any], base: Config | None = None, command: str = "train") -> Config:
+    """Apply flat ``values`` onto ``base`` (or the defaults), collecting every problem. Names that are not settings
+    of ``command`` go through the LLaMA-Factory key policy (config/lf_keys.py): ignored with a reason, or refused
+    with the reason and the fix."""
     cfg = base or Config()
     fmap = field_map()
     problems: list[str] = []
     for raw_key, value in values.items():
         key = KEY_ALIASES.get(raw_key, raw_key)
-        if key in IGNORED_KEYS:
-            cfg.ignored[key] = IGNORED_KEYS[key]
+        action, reason, fix = lf_keys.route(key, value, fmap[key][0] if key in fmap else None, command)
+        if action == "ignore":
+            cfg.ignored[key] = reason
             continue
-        if key not in fmap:
+        if action == "refuse":
+            problems.append(Msg("lf_refused", key=raw_key, value=value, reason=reason, fix=fix))
+            continue
+        if action == "unknown":
             problems.append(Msg("unknown_key", key=raw_key, suggestion=did_you_mean(raw_key, list(fmap))))
             continue
         group, f = fmap[key]
@@ -162,6 +174,7 @@ def build_config(values: dict[str, Any], base: Config | None = None) -> Config:
             problems.append(Msg("key_problem", key=key, problem=e.args[0] if e.args else str(e)))
     if problems:
         raise ConfigError(problems)
+    lf_keys.normalize(cfg)
     return cfg
 
 
@@ -212,11 +225,11 @@ def split_argv(argv: list[str]) -> tuple[str | None, dict[str, Any]]:
     return path, values
 
 
-def parse_args(argv: list[str]) -> Config:
-    """Parse a full `tuneforge train` argument list: file first, then overrides that win over it."""
+def parse_args(argv: list[str], command: str = "train") -> Config:
+    """Parse a full `tuneforge train` (or chat/export) argument list: file first, then overrides that win over it."""
     path, overrides = split_argv(argv)
     values: dict[str, Any] = {}
     if path is not None:
         values.update(load_yaml(path))
     values.update(overrides)
-    return build_config(values)
+    return build_config(values, command=command)

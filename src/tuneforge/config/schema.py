@@ -47,10 +47,12 @@ def _loss_names() -> tuple[str, ...]:
     return tuple(LOSSES)
 
 
-SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
-OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adamw_8bit", "paged_adamw_8bit", "sgd")
-REPORTERS = ("none", "tensorboard")
-ATTENTION = ("auto", "sdpa", "varlen", "fa2", "eager")
+SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial",
+              "inverse_sqrt", "cosine_with_min_lr", "cosine_warmup_with_min_lr", "warmup_stable_decay")
+OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adamw_8bit", "adamw_bnb_8bit", "paged_adamw_8bit", "sgd", "adagrad",
+              "rmsprop", "adafactor")
+REPORTERS = ("none", "tensorboard", "wandb", "all")
+ATTENTION = ("auto", "sdpa", "varlen", "fa2", "eager", "disabled")
 
 
 @dataclass
@@ -58,8 +60,9 @@ class ModelArgs:
     """Which model to start from and how to load it."""
 
     model_name_or_path: str | None = opt(
-        None, "A local Hugging Face model folder, or an alias such as `smollm2-135m-instruct` "
-              "(see `tuneforge env` for the list).")
+        None, "A local Hugging Face model folder, an alias such as `smollm2-135m-instruct` (see `tuneforge env`), or "
+              "a Hugging Face hub id such as `Qwen/Qwen2.5-7B-Instruct` (downloaded and cached by huggingface_hub; "
+              "HF_HUB_OFFLINE=1 uses the cache only).")
     adapter_name_or_path: str | None = opt(
         None, "Adapter folder(s) to start from, comma separated. For training, the last one is trained further.")
     trust_remote_code: bool = opt(False, "Allow model code shipped inside the model folder to run. Off by default.")
@@ -74,6 +77,20 @@ class ModelArgs:
     quantization_method: str = opt("bnb", "Quantization backend: bnb (bitsandbytes).", ("bnb",))
     quantization_type: str = opt("nf4", "4-bit data type: nf4 (normal float) or fp4.", ("nf4", "fp4"))
     double_quantization: bool = opt(True, "4-bit: also quantize the quantization constants (saves ~0.4 bit/param).")
+    # Hub ids (models/hub.py): LLaMA-Factory's names.
+    model_revision: str = opt("main", "Hub branch, tag or commit of model_name_or_path.")
+    cache_dir: str | None = opt(None, "Where hub models and datasets are cached (default: the Hugging Face cache, "
+                                      "HF_HOME).")
+    hf_hub_token: str | None = opt(None, "Hugging Face token for gated or private models and datasets (default: the "
+                                         "logged-in token, HF_TOKEN).")
+    use_modelscope_hub: bool = opt(False, "Resolve hub ids on ModelScope (needs `pip install modelscope`); "
+                                          "LLaMA-Factory's USE_MODELSCOPE_HUB=1 does the same.")
+    ms_hub_token: str | None = opt(None, "ModelScope token (with use_modelscope_hub).")
+    infer_backend: str = opt("huggingface", "chat/eval generation engine: huggingface (transformers' generate).",
+                             ("huggingface", "hf"))
+    infer_dtype: str = opt("auto", "chat: dtype of the weights; auto = bfloat16 on a CUDA GPU that supports it, "
+                                   "else float32.", ("auto", "float16", "bfloat16", "float32"))
+
 
 
 @dataclass
@@ -84,8 +101,9 @@ class DataArgs:
     dataset_dir: str = opt("data", "Folder holding dataset_info.json and the data files. Built-in datasets "
                                     "(identity, general, …) are found even if this folder does not exist.")
     eval_dataset: str | None = opt(None, "Dataset name(s) used only for evaluation, comma separated.")
-    template: str = opt("auto", "Chat template: `auto` uses the tokenizer's own; or a named template "
-                                "(qwen, chatml, llama3, llama2, mistral, gemma, glm4, default, alpaca).")
+    template: str = opt("auto", "Chat template: `auto` uses the tokenizer's own; or a named template — every "
+                                "LLaMA-Factory name (qwen, qwen3, qwen3_nothink, llama3, gemma, deepseek3, default, "
+                                "alpaca, …; `tuneforge env` lists them, docs/lf-compat.md says how each renders).")
     cutoff_len: int = opt(2048, "Maximum tokens per sample; longer samples are truncated (and counted).")
     max_samples: int | None = opt(None, "Read at most this many rows from each dataset.")
     val_size: float = opt(0.0, "Hold out this fraction (0–1) or this many rows (≥ 1) for evaluation.")
@@ -93,13 +111,26 @@ class DataArgs:
     mask_history: bool = opt(False, "Train only on the last assistant turn of each conversation.")
     dataset_vars: dict = opt({}, "Values for {{placeholders}} in the data, e.g. `name=Nimbus,author=Orchard Labs`.")
     default_system: str | None = opt(None, "System prompt used for rows that have none (overrides the template's).")
-    mix_strategy: str = opt("concat", "How several datasets are combined.", ("concat", "interleave"))
+    mix_strategy: str = opt("concat", "How several datasets are combined: concat; interleave (round-robin until "
+                                      "every dataset is used up); interleave_under (round-robin, stop when the "
+                                      "shortest is used up); interleave_over (round-robin, the shorter ones repeat "
+                                      "until the longest is used up).",
+                            ("concat", "interleave", "interleave_under", "interleave_over"))
     packing: bool | None = opt(
         None, "Pack several samples into each row of cutoff_len tokens, padding-free: each sample keeps its own "
               "position ids and never attends to another. Batch size then counts rows. Default: on for pt, off "
               "for sft.")
     neat_packing: bool = opt(False, "Packing without attention across samples (implies packing; tuneforge's "
                                     "packing never lets samples attend to each other).")
+    truncation: str = opt(
+        "auto", "Rows longer than cutoff_len: `turns` keeps whole turns (cuts at the last reply that fits, cuts the "
+                "reply itself otherwise, and drops rows whose prompt alone is too long); `lf` cuts prompt and reply "
+                "in proportion as LLaMA-Factory does (its infer_seqlen), so no row is dropped. Default auto: `lf` "
+                "when the config sets do_train (an LLaMA-Factory-style config), else `turns`. Counted either way.",
+        ("auto", "turns", "lf"))
+    enable_thinking: bool = opt(True, "Reasoning templates (qwen3, deepseekr1, …): false renders replies with "
+                                      "thinking switched off, as the *_nothink templates do.")
+
 
 
 @dataclass
@@ -123,6 +154,13 @@ class FinetuneArgs:
     upcast_unquantized: bool = opt(
         False, "QLoRA: cast the unquantized weights (norms, embedding, head) to float32 as peft's "
                "prepare_model_for_kbit_training does (+2 GiB on Llama-3-8B). Off: they stay in the compute dtype.")
+    pure_bf16: bool = opt(
+        False, "Train purely in bfloat16: weights, trainable weights and optimizer states in bfloat16, no float32 "
+               "master copy and no autocast (LLaMA-Factory's pure_bf16; half the memory of trainable weights, less "
+               "precise updates). Also on a CPU when asked.")
+    use_llama_pro: bool = opt(
+        False, "freeze/lora: LLaMA Pro — train only the last layer of each of freeze_trainable_layers equal blocks "
+               "(the layers a block expansion inserted), as LLaMA-Factory does.")
 
 
 @dataclass
@@ -222,7 +260,9 @@ class TrainArgs:
               "applies (no torch_compile, plain LoRA without dropout or DoRA); True runs it on a CPU too.")
     fp8: bool = opt(False, "LoRA: hold the frozen base weights in FP8 (e4m3, per-row scales) and run their matmuls "
                            "on FP8 tensor cores; the adapter stays bf16. CUDA compute capability 8.9+ (Hopper, Ada).")
-    report_to: str = opt("none", "Also log to: none or tensorboard.", REPORTERS)
+    report_to: str = opt("none", "Also log to: none, tensorboard, wandb (needs `pip install wandb`; W&B's own "
+                                 "settings such as WANDB_PROJECT and WANDB_MODE apply), a comma list, or all.",
+                         REPORTERS, choice_list=True)
     resume_from_checkpoint: str | None = opt(
         None, "Checkpoint folder to resume from. Without it, the latest checkpoint in output_dir is used.")
     plot_loss: bool = opt(False, "Write training_loss.png (raw and smoothed) at the end.")
@@ -255,6 +295,35 @@ class TrainArgs:
                                  "the run with a timeout instead of hanging).")
     ddp_backend: str | None = opt(None, "Process-group backend: nccl (CUDA default) or gloo (CPU default).",
                                   ("nccl", "gloo"))
+    save_only_model: bool = opt(False, "Checkpoints hold the trainable weights only, without optimizer state and "
+                                       "schedule: smaller, but a run cannot resume from them.")
+    disable_gradient_checkpointing: bool = opt(
+        False, "Force gradient checkpointing off (LLaMA-Factory's name; LLaMA-Factory checkpoints by default, "
+               "tuneforge only when gradient_checkpointing is true).")
+    # Memory-saving optimizers (train/optimizers.py), LLaMA-Factory's names.
+    use_muon: bool = opt(False, "Optimise the hidden layers' weight matrices with Muon (torch.optim.Muon, update "
+                                "scaled to AdamW's RMS) and everything else with AdamW, as LLaMA-Factory's use_muon.")
+    use_adam_mini: bool = opt(False, "Adam-mini: one second-moment value per parameter block instead of per "
+                                     "parameter (pytorch-optimizer's AdamMini; pip install 'tuneforge[galore]').")
+    use_galore: bool = opt(False, "full/freeze: GaLore — low-rank projections of the gradients of the target weight "
+                                  "matrices (pytorch-optimizer's GaLore; pip install 'tuneforge[galore]').")
+    galore_target: str = opt("all", "GaLore: modules whose weight matrices are projected (comma list) or `all`.")
+    galore_rank: int = opt(16, "GaLore: rank of the gradient projection.")
+    galore_update_interval: int = opt(200, "GaLore: steps between recomputing the projection.")
+    galore_scale: float = opt(2.0, "GaLore: scale of the projected update.")
+    galore_proj_type: str = opt("std", "GaLore: projection type.", ("std", "reverse_std", "right", "left", "full"))
+    use_apollo: bool = opt(False, "full/freeze: APOLLO — SGD-like memory with AdamW-level updates through random "
+                                  "low-rank projections (pytorch-optimizer's APOLLO; pip install 'tuneforge[galore]').")
+    apollo_target: str = opt("all", "APOLLO: modules whose weight matrices are projected (comma list) or `all`.")
+    apollo_rank: int = opt(16, "APOLLO: rank of the projection.")
+    apollo_update_interval: int = opt(200, "APOLLO: steps between new random projections.")
+    apollo_scale: float = opt(32.0, "APOLLO: scale of the update.")
+    apollo_proj_type: str = opt("std", "APOLLO: projection type.", ("std", "reverse_std", "right", "left", "full"))
+    apollo_scale_type: str = opt("channel", "APOLLO: scaling per channel or per tensor.", ("channel", "tensor"))
+    lr_scheduler_kwargs: dict = opt({}, "Options of lr_scheduler_type, e.g. `num_cycles=2` (cosine_with_restarts), "
+                                        "`power=2,lr_end=1e-7` (polynomial), `min_lr=1e-6` or `min_lr_rate=0.1` "
+                                        "(cosine_with_min_lr), `num_decay_steps=100` (warmup_stable_decay).")
+
 
 
 @dataclass
@@ -268,6 +337,11 @@ class GenerateArgs:
     top_p: float | None = opt(None, "Nucleus sampling probability mass.")
     top_k: int | None = opt(None, "Sample from the k most likely tokens.")
     repetition_penalty: float | None = opt(None, "Penalty > 1 discourages repeating tokens.")
+    num_beams: int = opt(1, "Beam search width (1 = no beam search).")
+    length_penalty: float = opt(1.0, "Beam search: exponent of the length normalisation of scores.")
+    max_length: int | None = opt(None, "Maximum prompt + reply tokens (max_new_tokens still applies).")
+    skip_special_tokens: bool = opt(True, "Drop special tokens from the decoded reply.")
+
 
 
 @dataclass
@@ -277,6 +351,10 @@ class ExportArgs:
     export_dir: str | None = opt(None, "export: folder to write the merged model to.")
     export_size: float = opt(5.0, "export: maximum size of one safetensors shard, in GB.")
     export_dtype: str = opt("bfloat16", "export: dtype of the written weights.", ("bfloat16", "float16", "float32"))
+    export_device: str = opt("cpu", "export: where the merge runs: cpu, or auto (a CUDA GPU when there is one).",
+                             ("cpu", "auto"))
+    export_legacy_format: bool = opt(False, "export: must stay false; weights are written as safetensors.")
+
 
 
 GROUPS: dict[str, type] = {
@@ -332,25 +410,6 @@ def register_group(name: str, cls: type, title: tuple[str, str], zh: dict[str, t
 
     register({"sec_" + section.replace(":", "_"): title})  # the form's section title, in the one catalogue
     return cls
-
-# Keys that LLaMA-Factory/transformers configs commonly carry and that have no effect here. They are accepted so that
-# those files run unchanged; each is logged with the reason it is ignored.
-IGNORED_KEYS: dict[str, str] = {
-    "overwrite_cache": "tuneforge re-encodes data every run (it takes seconds); there is no cache to overwrite",
-    "preprocessing_num_workers": "data is encoded in-process",
-    "dataloader_num_workers": "batches are built in-process from pre-tokenized data",
-    "include_num_input_tokens_seen": "trained tokens are always counted and reported",
-    "eval_strategy": "evaluation runs every eval_steps whenever val_size > 0",
-    "evaluation_strategy": "evaluation runs every eval_steps whenever val_size > 0",
-    "save_strategy": "checkpoints are written every save_steps",
-    "logging_strategy": "metrics are logged every logging_steps",
-    "run_name": "the run is named by output_dir",
-    "disable_tqdm": "progress is always shown",
-    "remove_unused_columns": "columns are mapped through dataset_info.json",
-    "ddp_find_unused_parameters": "DDP is told which parameters are trained; unused ones are not searched for",
-    "logging_dir": "metrics go to output_dir",
-}
-
 
 def field_map() -> dict[str, tuple[str, Any]]:
     """Map each flat key to (group name, dataclasses.Field)."""

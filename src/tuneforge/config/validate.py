@@ -102,7 +102,7 @@ def validate(cfg: Config, for_training: bool = True) -> list[Msg]:
         need(d.max_samples is None or d.max_samples >= 1, Msg("ge1", key="max_samples", got=d.max_samples))
         need(d.val_size >= 0 and (d.val_size < 1 or float(d.val_size).is_integer()), Msg("val_size", got=d.val_size))
         need(not (d.train_on_prompt and d.mask_history), Msg("prompt_vs_history"))
-        if t.report_to == "tensorboard":
+        if "tensorboard" in t.report_to.split(",") or "all" in t.report_to.split(","):
             try:
                 import torch.utils.tensorboard  # noqa: F401
             except Exception:
@@ -118,7 +118,9 @@ def problems_method(cfg: Config, p: list[Msg], for_training: bool) -> None:
     m, name, user_set = cfg.model, cfg.finetune.finetuning_type, changed(cfg)
     rec = METHODS[name]  # parse checked the name
     foreign: dict[tuple[str, ...], list[str]] = {}
-    for key in sorted(user_set - set(rec.options), key=list(cfg.to_flat()).index):
+    # use_llama_pro counts its blocks with freeze_trainable_layers, with lora too (as LLaMA-Factory does)
+    borrowed = {"freeze_trainable_layers"} if cfg.finetune.use_llama_pro else set()
+    for key in sorted(user_set - set(rec.options) - borrowed, key=list(cfg.to_flat()).index):
         owners = methods_taking(key)
         if owners:
             foreign.setdefault(owners, []).append(key)

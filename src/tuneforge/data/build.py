@@ -18,6 +18,7 @@ from tuneforge.data.schema import Conversation
 from tuneforge.data.templates import ChatFormat
 from tuneforge.errors import DataError
 from tuneforge.utils import log
+from tuneforge.utils.hub import HubOptions
 
 PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 MAX_LISTED = 20
@@ -51,8 +52,36 @@ def _variables(entry: DatasetEntry, given: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def read_dataset(entry: DatasetEntry, args: DataArgs, stage: str) -> tuple[list[Any], dict[str, int]]:
-    """Rows of one dataset as conversations (sft) or texts (pt), plus counts."""
+MEDIA_TAGS = ("<image>", "<video>", "<audio>")
+
+
+def multimodal(row: dict[str, Any]) -> str | None:
+    """What makes a row multimodal (LLaMA-Factory's images/videos/audios columns or <image> tags), if anything."""
+    for col in ("images", "videos", "audios"):
+        if row.get(col):
+            return f"a non-empty {col!r} column"
+    text = str(row)
+    for tag in MEDIA_TAGS:
+        if tag in text:
+            return f"a {tag} tag"
+    return None
+
+
+def entry_rows(entry: DatasetEntry, hub: HubOptions | None = None):
+    """(where, row) pairs of a local file/folder/glob, or of a hub dataset."""
+    if entry.source == "hub":
+        from tuneforge.data.hub import hub_rows
+
+        return hub_rows(entry, hub or HubOptions())
+    return read_rows(entry.path)
+
+
+def read_dataset(entry: DatasetEntry, args: DataArgs, stage: str,
+                 hub: HubOptions | None = None) -> tuple[list[Any], dict[str, int]]:
+    """Rows of one dataset as conversations (sft) or texts (pt), plus counts. Multimodal rows stop the run: they are
+    never trained as plain text."""
+    if entry.problem is not None:
+        raise DataError(entry.problem, entry.hint)
     if entry.ranking and stage in ("sft", "pt", "kto"):
         raise DataError(Msg("data_is_preference", name=entry.name), Msg("data_is_preference_fix"))
     if not entry.ranking and stage in ("rm", "dpo"):
@@ -61,10 +90,15 @@ def read_dataset(entry: DatasetEntry, args: DataArgs, stage: str) -> tuple[list[
     items: list[Any] = []
     problems: list[Msg] = []
     n_read = 0
-    for where, row in read_rows(entry.path):
+    media: list[tuple[str, str]] = []
+    for where, row in entry_rows(entry, hub):
         if args.max_samples is not None and n_read >= args.max_samples:
             break
         n_read += 1
+        what = multimodal(row)
+        if what:
+            media.append((where, what))
+            continue
         row = fill(row, variables)
         if entry.vars:
             left = sorted({m for m in PLACEHOLDER.findall(str(row))})
@@ -88,6 +122,9 @@ def read_dataset(entry: DatasetEntry, args: DataArgs, stage: str) -> tuple[list[
                 items.append(conv)
         except RowError as e:
             problems.append(Msg("row_problem", where=where, problem=e.args[0] if e.args else str(e)))
+    if media:
+        raise DataError(Msg("data_multimodal_rows", name=entry.name, n=len(media), where=media[0][0],
+                            what=media[0][1]), Msg("multimodal_fix"))
     if problems:
         more = Msg("data_more_rows", n=len(problems) - MAX_LISTED) if len(problems) > MAX_LISTED else ""
         raise DataError(Msg("data_bad_rows", name=entry.name, n=len(problems), rows=Lines(problems[:MAX_LISTED]),
@@ -104,8 +141,22 @@ def read_dataset(entry: DatasetEntry, args: DataArgs, stage: str) -> tuple[list[
 
 
 def _mix(parts: list[list[Any]], strategy: str) -> list[Any]:
+    """concat; interleave: round-robin until every part is used up; interleave_under: round-robin, stop when the
+    shortest part is used up (LLaMA-Factory's; the rest is left out and logged); interleave_over: round-robin, the
+    shorter parts repeat until the longest is used up."""
     if strategy == "concat" or len(parts) == 1:
         return [x for p in parts for x in p]
+    parts = [p for p in parts if p]
+    if strategy == "interleave_under":
+        n = min(len(p) for p in parts)
+        left = sum(len(p) for p in parts) - n * len(parts)
+        if left:
+            log.choice(f"mix_strategy=interleave_under: {n * len(parts)} rows", f"{left} rows of the longer datasets "
+                       "are left out (each dataset gives as many rows as the shortest)")
+        return [p[i] for i in range(n) for p in parts]
+    if strategy == "interleave_over":
+        n = max(len(p) for p in parts)
+        return [p[i % len(p)] for i in range(n) for p in parts]
     out = []
     for i in range(max(len(p) for p in parts)):
         out += [p[i] for p in parts if i < len(p)]
@@ -119,7 +170,8 @@ def encode_items(items: list[Any], stage: str, tokenizer, fmt: ChatFormat, args:
         if stage in PREFERENCE_STAGES:
             if item.prompt.system is None and args.default_system is not None:
                 item.prompt.system = args.default_system
-            p = encode_preference(fmt, tokenizer, item, stage, args.cutoff_len, stats, max_new_tokens)
+            p = encode_preference(fmt, tokenizer, item, stage, args.cutoff_len, stats, max_new_tokens,
+                                  args.truncation)
             if p is not None:
                 out.append(p)
         elif stage == "pt":
@@ -129,32 +181,32 @@ def encode_items(items: list[Any], stage: str, tokenizer, fmt: ChatFormat, args:
             if conv.system is None and args.default_system is not None:
                 conv.system = args.default_system
             s = encode_conversation(fmt, tokenizer, conv, args.cutoff_len, stats, args.train_on_prompt,
-                                    args.mask_history)
+                                    args.mask_history, args.truncation)
             if s is not None:
                 out.append(s)
     return out
 
 
 def build_data(args: DataArgs, stage: str, tokenizer, fmt: ChatFormat, seed: int,
-               max_new_tokens: int = 0) -> DataBundle:
+               max_new_tokens: int = 0, hub: HubOptions | None = None) -> DataBundle:
     catalog = load_catalog(args.dataset_dir)
     parts, counts = [], {}
     for name in split_names(args.dataset):
-        entry = lookup(catalog, name)
+        entry = lookup(catalog, name, args.dataset_dir)
         if entry is None:  # preflight reports unknown names with the list of known ones
             raise DataError(Msg("data_unknown", name=name), Msg("data_known_fix", known=", ".join(sorted(catalog))))
-        items, c = read_dataset(entry, args, stage)
+        items, c = read_dataset(entry, args, stage, hub)
         parts.append(items)
         counts[name] = c
     items = _mix(parts, args.mix_strategy)
     eval_items: list[Any] = []
     if args.eval_dataset:
         for name in split_names(args.eval_dataset):
-            entry = lookup(catalog, name)
+            entry = lookup(catalog, name, args.dataset_dir)
             if entry is None:
                 raise DataError(Msg("data_unknown_eval", name=name),
                                 Msg("data_known_fix", known=", ".join(sorted(catalog))))
-            eval_items += read_dataset(entry, args, stage)[0]
+            eval_items += read_dataset(entry, args, stage, hub)[0]
     elif args.val_size > 0:
         n_val = int(args.val_size) if args.val_size >= 1 else max(1, round(len(items) * args.val_size))
         if n_val >= len(items):

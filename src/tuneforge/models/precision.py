@@ -7,9 +7,13 @@ import torch
 from tuneforge.utils import log
 
 
-def resolve_precision(bf16: bool, fp16: bool) -> tuple[str, torch.dtype]:
+def resolve_precision(bf16: bool, fp16: bool, pure_bf16: bool = False) -> tuple[str, torch.dtype]:
     """(accelerate mixed_precision setting, dtype for frozen weights)."""
     cuda = torch.cuda.is_available()
+    if pure_bf16:
+        log.choice("dtype=bfloat16 (pure)", "pure_bf16 asked: every weight, the trainable ones and the optimizer "
+                   "states in bfloat16, no autocast")
+        return "no", torch.bfloat16
     if fp16:
         if cuda:
             log.choice("dtype=float16", "fp16 asked; frozen weights in float16, trainable weights in float32")

@@ -26,6 +26,7 @@ from tuneforge.train.loop import LoopData, plan_steps, train_loop
 from tuneforge.train.metrics import plot_loss
 from tuneforge.train.steps import LoopResult, optimizer_and_schedule
 from tuneforge.utils import log
+from tuneforge.utils.hub import HubOptions
 from tuneforge.utils.system import device_kind, peak_memory_mb
 
 
@@ -62,10 +63,11 @@ def prepare_run(cfg: Config, max_new_tokens: int = 0) -> Run:
         out, resume = run_dir.prepare(cfg)
         if distributed.rank() == 0:
             run_dir.save_config(cfg, out)
-    model_path = resolve_model_path(cfg.model.model_name_or_path)
+    model_path = resolve_model_path(cfg.model.model_name_or_path, HubOptions.from_model_args(cfg.model))
     tokenizer = load_tokenizer(model_path, cfg.model.trust_remote_code)
-    fmt = templates.install(tokenizer, cfg.data.template)
-    data = build_data(cfg.data, cfg.finetune.stage, tokenizer, fmt, cfg.train.seed, max_new_tokens)
+    fmt = templates.install(tokenizer, cfg.data.template, cfg.data.enable_thinking)
+    data = build_data(cfg.data, cfg.finetune.stage, tokenizer, fmt, cfg.train.seed, max_new_tokens,
+                      HubOptions.from_model_args(cfg.model))
     supervised = data.report.get("train", {}).get("trained_tokens")
     log.info(f"data: {len(data.train)} training {cfg.finetune.stage} samples"
              + (f", {supervised} supervised tokens" if supervised is not None else "")
@@ -77,7 +79,7 @@ def make_accelerator(cfg: Config):
     """The Accelerator of this run's engine (one process, DDP, FSDP2 or DeepSpeed: train/distributed.py)."""
     from accelerate.utils import set_seed
 
-    mixed, dtype = resolve_precision(cfg.train.bf16, cfg.train.fp16)
+    mixed, dtype = resolve_precision(cfg.train.bf16, cfg.train.fp16, cfg.finetune.pure_bf16)
     accelerator = distributed.make_accelerator(cfg, mixed)
     set_seed(cfg.train.seed)  # the same seed in every process: identical adapter initialisation everywhere
     return accelerator, mixed, dtype

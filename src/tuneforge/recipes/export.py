@@ -16,6 +16,7 @@ from tuneforge.models import load_model, load_tokenizer, resolve_model_path
 from tuneforge.models.export import write_export
 from tuneforge.recipes.preflight import preflight
 from tuneforge.utils import log
+from tuneforge.utils.hub import HubOptions
 
 
 def check_export(cfg: Config) -> list[Msg]:
@@ -39,7 +40,7 @@ def run(cfg: Config) -> Path:
     if problems:
         raise ConfigError(problems)
     adapters = split_list(cfg.model.adapter_name_or_path)
-    path = resolve_model_path(cfg.model.model_name_or_path)
+    path = resolve_model_path(cfg.model.model_name_or_path, HubOptions.from_model_args(cfg.model))
     # The last adapter folder's tokenizer holds the chat template used in training.
     tok_src = next((a for a in reversed(adapters) if (Path(a) / "tokenizer_config.json").is_file()), None) or path
     tokenizer = load_tokenizer(tok_src, cfg.model.trust_remote_code)
@@ -54,6 +55,9 @@ def run(cfg: Config) -> Path:
         log.choice("base loaded in float32 for the merge", f"merged in full precision, then cast to "
                    f"{cfg.export.export_dtype}")
     model = load_model(path, torch.float32, "auto", cfg.model.trust_remote_code)
+    if cfg.export.export_device == "auto" and torch.cuda.is_available():
+        log.choice("merge on cuda", "export_device=auto and a CUDA device is present")
+        model = model.to("cuda")
     model = merge_adapters(model, adapters)
     return write_export(model, tokenizer, fmt.stop, cfg.export.export_dir, cfg.export.export_size,
                         cfg.export.export_dtype)

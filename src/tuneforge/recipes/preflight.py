@@ -12,6 +12,7 @@ from tuneforge.errors import ConfigError
 from tuneforge.models import check_model
 from tuneforge.models.quantization import check_bitsandbytes
 from tuneforge.utils import log
+from tuneforge.utils.hub import HubOptions
 
 
 def preflight(cfg: Config, for_training: bool = True) -> None:
@@ -20,7 +21,11 @@ def preflight(cfg: Config, for_training: bool = True) -> None:
         from tuneforge.train import distributed
 
         problems += distributed.problems(cfg)
-    for p in (check_model(cfg.model.model_name_or_path), check_template(cfg.data.template)):
+    from tuneforge.recipes.lf_checks import lf_problems
+
+    problems += lf_problems(cfg, for_training)
+    for p in (check_model(cfg.model.model_name_or_path, HubOptions.from_model_args(cfg.model)),
+              check_template(cfg.data.template)):
         if p:
             problems.append(p)
     paths = split_list(cfg.model.adapter_name_or_path)

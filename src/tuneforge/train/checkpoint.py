@@ -81,13 +81,16 @@ def save_checkpoint(output_dir: Path, step: int, model: torch.nn.Module, optimiz
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_file(trainable_state(model), tmp / "trainable.safetensors")
-    opt_t, opt_meta = _flatten_optimizer(optimizer.state_dict())
-    save_file(opt_t, tmp / "optimizer.safetensors")
-    rng_t, rng_meta = rng_state()
-    save_file(rng_t, tmp / "rng.safetensors")
-    (tmp / "optimizer.json").write_text(json.dumps(opt_meta))
-    (tmp / "scheduler.json").write_text(json.dumps(schedule.state_dict()))
-    (tmp / "rng.json").write_text(json.dumps(rng_meta))
+    if optimizer is None:  # save_only_model: weights only, so the checkpoint cannot be resumed from
+        trainer_state = {**trainer_state, "model_only": True}
+    else:
+        opt_t, opt_meta = _flatten_optimizer(optimizer.state_dict())
+        save_file(opt_t, tmp / "optimizer.safetensors")
+        rng_t, rng_meta = rng_state()
+        save_file(rng_t, tmp / "rng.safetensors")
+        (tmp / "optimizer.json").write_text(json.dumps(opt_meta))
+        (tmp / "scheduler.json").write_text(json.dumps(schedule.state_dict()))
+        (tmp / "rng.json").write_text(json.dumps(rng_meta))
     (tmp / STATE).write_text(json.dumps(trainer_state, indent=2))
     for f in tmp.iterdir():  # make sure the bytes are on disk before the folder gets its final name
         with open(f, "rb") as fh:
@@ -107,6 +110,11 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer, schedule) -> 
         raise TuneforgeError(f"{path} is not a complete checkpoint (no {STATE})",
                              "pass a checkpoint-<step> folder written by tuneforge, or leave resume_from_checkpoint "
                              "unset to use the latest one in output_dir")
+    if json.loads((path / STATE).read_text()).get("model_only"):
+        raise TuneforgeError(f"{path} was written with save_only_model (weights only, no optimizer state), so the "
+                             f"run cannot resume from it",
+                             "start over with --overwrite_output_dir True (and drop save_only_model to get "
+                             "resumable checkpoints)")
     weights = load_file(path / "trainable.safetensors")
     params = dict(model.named_parameters())
     missing = [n for n, p in params.items() if p.requires_grad and n not in weights]

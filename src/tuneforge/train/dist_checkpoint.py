@@ -53,14 +53,17 @@ def _flat_state(accelerator, model: torch.nn.Module, optimizer) -> dict[str, tor
     if engine_of(accelerator).name == DEEPSPEED:
         from tuneforge import compat
 
-        compat.deepspeed_init_optimizer_states(_raw_optimizer(optimizer))  # a fresh run has none before its step 1
-        return _deepspeed_flat(model, names)
+        if optimizer is not None:  # a fresh run has no optimizer states before its step 1
+            compat.deepspeed_init_optimizer_states(_raw_optimizer(optimizer))
+        return _deepspeed_flat(model, names, with_optimizer=optimizer is not None)
     from torch.distributed.checkpoint.state_dict import (
         StateDictOptions, get_model_state_dict, get_optimizer_state_dict,
     )
 
     opts = StateDictOptions(ignore_frozen_params=True, strict=False)
     out = {f"model::{k}": v for k, v in get_model_state_dict(model, options=opts).items() if k in names}
+    if optimizer is None:
+        return out
     osd = get_optimizer_state_dict(model, _raw_optimizer(optimizer), options=opts)
     for fqn, entry in osd["state"].items():
         for k, v in entry.items():
@@ -88,7 +91,7 @@ def _jsonable(v: Any) -> bool:
         return False
 
 
-def _deepspeed_flat(model, names: set[str]) -> dict[str, torch.Tensor]:
+def _deepspeed_flat(model, names: set[str], with_optimizer: bool = True) -> dict[str, torch.Tensor]:
     """DeepSpeed: the full fp32 master weights and Adam moments of each trainable parameter, through DeepSpeed's
     own tensor-fragment API (collective in ZeRO-3); every rank holds the same whole tensors."""
     from deepspeed.utils import safe_get_full_fp32_param, safe_get_full_optimizer_state
@@ -98,7 +101,7 @@ def _deepspeed_flat(model, names: set[str]) -> dict[str, torch.Tensor]:
         if n not in names:
             continue
         out[f"model::{n}"] = safe_get_full_fp32_param(p).detach().cpu()
-        for key in ("exp_avg", "exp_avg_sq"):
+        for key in ("exp_avg", "exp_avg_sq") if with_optimizer else ():
             t = safe_get_full_optimizer_state(p, key)
             if t is not None:
                 out[f"optim::{n}::{key}"] = t.detach().cpu()
@@ -178,9 +181,14 @@ def save(accelerator, output_dir: Path, step: int, model, optimizer, schedule, t
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     _barrier(accelerator)
-    flat = _flat_state(accelerator, model, optimizer)
-    groups = _param_groups(accelerator, model, optimizer)
-    if engine.name == DEEPSPEED:
+    if optimizer is None:  # save_only_model: the trainable weights alone (not resumable)
+        names = {n for n, p in named_params(model) if p.requires_grad}
+        flat = {k: v for k, v in _flat_state(accelerator, model, None).items() if k[len("model::"):] in names}
+        groups = []
+    else:
+        flat = _flat_state(accelerator, model, optimizer)
+        groups = _param_groups(accelerator, model, optimizer)
+    if engine.name == DEEPSPEED and optimizer is not None:
         flat = {**flat, **{f"optim::{k[len('model::'):]}::step": torch.tensor(float(_deepspeed_step(optimizer)))
                            for k in flat if k.startswith("model::")}}
     dcp.save(flat, storage_writer=HuggingFaceStorageWriter(str(tmp / DCP_DIR), save_distributed=True))
@@ -191,7 +199,8 @@ def save(accelerator, output_dir: Path, step: int, model, optimizer, schedule, t
     _fsync_tree(tmp, mine=r)
     _barrier(accelerator)
     if accelerator.is_main_process:
-        (tmp / "optimizer.json").write_text(json.dumps({"param_groups": groups}))
+        if optimizer is not None:
+            (tmp / "optimizer.json").write_text(json.dumps({"param_groups": groups}))
         (tmp / "scheduler.json").write_text(json.dumps(schedule.state_dict()))
         state = {**trainer_state, "world_size": accelerator.num_processes, "engine": engine.name}
         (tmp / single.STATE).write_text(json.dumps(state, indent=2))

@@ -18,16 +18,20 @@ class MetricsWriter:
         self.path = output_dir / METRICS
         self.enabled = enabled
         self.tb = None
+        self.trackers: list = []
         if not enabled:
             return
         if self.path.exists():  # keep only what happened before the step we resume from
             kept = [ln for ln in self.path.read_text().splitlines()
                     if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
             self.path.write_text("".join(ln + "\n" for ln in kept))
-        if report_to == "tensorboard":
+        from tuneforge.train.trackers import open_trackers, wanted
+
+        if "tensorboard" in wanted(report_to):
             from torch.utils.tensorboard import SummaryWriter
 
             self.tb = SummaryWriter(log_dir=str(output_dir / "runs"))
+        self.trackers = open_trackers(output_dir, report_to)  # wandb
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
@@ -39,10 +43,14 @@ class MetricsWriter:
                 if k != "step" and isinstance(v, (int, float)):
                     self.tb.add_scalar(f"train/{k}" if not k.startswith("eval") else k, v, record["step"])
             self.tb.flush()
+        for tracker in self.trackers:
+            tracker.log(record)
 
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
+        for tracker in self.trackers:
+            tracker.close()
 
 
 def fmt_duration(seconds: float) -> str:

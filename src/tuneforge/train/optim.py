@@ -36,10 +36,26 @@ def param_groups(model: torch.nn.Module, train: TrainArgs, cfg=None) -> list[dic
 def build_optimizer(model: torch.nn.Module, train: TrainArgs, cfg=None) -> torch.optim.Optimizer:
     """The optimiser for ``model``'s trainable parameters; ``cfg`` (the run's Config) lets the method's record scale
     learning rates."""
+    if train.use_muon:  # LLaMA-Factory's optimizer switches (train/optimizers.py)
+        from tuneforge.train.optimizers import muon_optimizer
+
+        return muon_optimizer(model, train)
+    if train.use_adam_mini:
+        from tuneforge.train.optimizers import adam_mini_optimizer
+
+        return adam_mini_optimizer(model, train)
+    if train.use_galore or train.use_apollo:
+        from tuneforge.train.optimizers import low_rank_optimizer
+
+        return low_rank_optimizer(model, train, train)
     groups = param_groups(model, train, cfg)
     if train.optim == "sgd":
         return torch.optim.SGD(groups, lr=train.learning_rate)
-    if train.optim in ("adamw_8bit", "paged_adamw_8bit"):
+    if train.optim in ("adagrad", "rmsprop", "adafactor"):
+        from tuneforge.train.optimizers import torch_optimizer
+
+        return torch_optimizer(groups, train)
+    if train.optim in ("adamw_8bit", "adamw_bnb_8bit", "paged_adamw_8bit"):
         return _bnb_adamw(groups, train)
     fused = train.optim == "adamw_torch_fused"
     if fused and not torch.cuda.is_available():
@@ -70,8 +86,13 @@ def warmup_steps(train: TrainArgs, total_steps: int) -> int:
     return train.warmup_steps if train.warmup_steps > 0 else math.ceil(train.warmup_ratio * total_steps)
 
 
-def lr_factor(kind: str, step: int, warmup: int, total: int) -> float:
+def lr_factor(kind: str, step: int, warmup: int, total: int, kwargs: dict | None = None,
+              lr_init: float = 1.0) -> float:
     """Multiplier of the peak learning rate at optimiser step ``step`` (0-based), as transformers' schedules."""
+    if kind not in ("linear", "cosine", "constant", "constant_with_warmup"):
+        from tuneforge.train.schedules import factor
+
+        return factor(kind, step, warmup, total, kwargs or {}, lr_init)
     if kind != "constant" and step < warmup:
         return float(step) / float(max(1, warmup))
     if kind in ("constant", "constant_with_warmup"):
@@ -85,14 +106,17 @@ def lr_factor(kind: str, step: int, warmup: int, total: int) -> float:
 class Schedule:
     """A LambdaLR-equivalent schedule whose whole state is two numbers (so checkpoints stay pickle-free)."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, kind: str, warmup: int, total: int):
+    def __init__(self, optimizer: torch.optim.Optimizer, kind: str, warmup: int, total: int,
+                 kwargs: dict | None = None):
         self.optimizer, self.kind, self.warmup, self.total = optimizer, kind, warmup, total
+        self.kwargs = dict(kwargs or {})  # lr_scheduler_kwargs (train/schedules.py)
         self.base_lrs = [g["lr"] for g in optimizer.param_groups]
+        self.lr_init = optimizer.defaults.get("lr", self.base_lrs[0] if self.base_lrs else 1.0)
         self.step_count = 0
         self._apply()
 
     def _apply(self) -> None:
-        f = lr_factor(self.kind, self.step_count, self.warmup, self.total)
+        f = lr_factor(self.kind, self.step_count, self.warmup, self.total, self.kwargs, self.lr_init)
         for g, base in zip(self.optimizer.param_groups, self.base_lrs):
             g["lr"] = base * f
 

@@ -33,7 +33,8 @@ def optimizer_and_schedule(model: torch.nn.Module, cfg, total: int) -> tuple[tor
     """The optimiser over ``model``'s trainable parameters (the method's record may scale learning rates) and its
     learning-rate schedule over ``total`` optimiser steps."""
     optimizer = build_optimizer(model, cfg.train, cfg)
-    return optimizer, Schedule(optimizer, cfg.train.lr_scheduler_type, warmup_steps(cfg.train, total), total)
+    return optimizer, Schedule(optimizer, cfg.train.lr_scheduler_type, warmup_steps(cfg.train, total), total,
+                               cfg.train.lr_scheduler_kwargs)
 
 
 def trainable(model: torch.nn.Module) -> list[torch.nn.Parameter]:
@@ -84,9 +85,10 @@ class Bookkeeping:
         """A resumable checkpoint every save_steps (not at the last step: the final save follows); every rank takes
         part (train/dist_checkpoint.py)."""
         if self.args.save_steps and step % self.args.save_steps == 0 and step < self.total:
-            dist_checkpoint.save(self.accelerator, self.out, step, model, optimizer, schedule,
-                            {**state, "step": step, "total_steps": self.total, "peak_memory_mb": peak_memory_mb()},
-                            self.args.save_total_limit)
+            dist_checkpoint.save(self.accelerator, self.out, step, model,
+                                 None if self.args.save_only_model else optimizer, schedule,
+                                 {**state, "step": step, "total_steps": self.total,
+                                  "peak_memory_mb": peak_memory_mb()}, self.args.save_total_limit)
 
     def close(self) -> None:
         self.progress.close()
