@@ -300,8 +300,8 @@ def refusals(cfg, engine: Engine, cuda: bool | None = None) -> list[str]:
         out.append(f"shared_prefix with {name}: {SHARED_PREFIX_SHARDED}; drop shared_prefix (it is off by default "
                    f"with sharding)")
     if ft.stage == "ppo" and (name != SINGLE or engine.world > 1) and not engine.sharded:
-        out.append("ppo in several processes is not wired in yet: its rollout/update loop does not pass the policy "
-                   "through the engine (it moves into train/ with the loop rework); run ppo in one process")
+        out.append("ppo in several processes is not wired in yet: its loop (train/ppo_loop.py) updates the policy "
+                   "outside the engine's wrapper, so gradients would not be averaged; run ppo in one process")
     if ft.stage == "ppo" and engine.sharded:
         out.append(f"ppo with {'fsdp' if name == FSDP2 else 'DeepSpeed ZeRO-3'}: the rollouts are generated token "
                    f"by token with the policy outside the sharded forward; use DDP (--nproc_per_node N) or "
