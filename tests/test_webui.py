@@ -115,6 +115,9 @@ def test_bad_widget_values_are_reported_together():
      "warmup_ratio": 0.1, "adam_epsilon": 1e-9, "quantization_bit": 4},
     {"finetuning_type": "prefix", "num_virtual_tokens": 8, "prefix_projection": True, "template": "chatml",
      "num_train_epochs": 0.5, "save_total_limit": 2, "dataset_vars": {"name": "小云", "author": "果园"}},
+    # the GPU count (nproc_per_node) and the engine: the spawned `tuneforge train` starts the processes itself
+    {"nproc_per_node": 2, "fsdp": "full_shard auto_wrap", "fsdp_config": {"activation_checkpointing": True},
+     "ddp_timeout": 600},
 ])
 def test_preview_command_parses_back_to_the_same_config(tmp_path, values):
     cfg = build_config(values)

@@ -81,7 +81,6 @@ def train_help() -> str:
 def run_train(argv: list[str], lang: str) -> int:
     from tuneforge.recipes import run
     from tuneforge.recipes.dry_run import dry_run, take_dry_run_flag
-
     from tuneforge.recipes.preflight import preflight
 
     argv, dry = take_dry_run_flag(argv)
@@ -95,6 +94,12 @@ def run_train(argv: list[str], lang: str) -> int:
         from tuneforge.data.build import check_rows
 
         check_rows(cfg.data, cfg.finetune.stage)
+    from tuneforge.train import launch
+
+    launch.apply_lf_env(cfg)
+    launch.default_processes(cfg)
+    if launch.wanted(cfg.train):  # --nproc_per_node N / nnodes: start the processes, each runs this command
+        return launch.launch(cfg, argv)
     run(cfg)
     return 0
 
@@ -142,7 +147,18 @@ def run_estimate(argv: list[str], lang: str) -> int:
         raise ConfigError(["model_name_or_path is required: a config.json, a model folder or a cached alias"])
     plan, gpu = plan_from_config(cfg, extra)
     shape = load_shape(cfg.model.model_name_or_path)
-    print(render_estimate(shape, plan, estimate(shape, plan), gpu))
+    e = estimate(shape, plan)
+    t = cfg.train
+    world = (t.nproc_per_node or 1) * t.nnodes
+    if world > 1 or t.fsdp or t.fsdp_config or t.deepspeed:  # per GPU, with what the engine divides
+        from tuneforge.estimate.sharding import shard
+        from tuneforge.train.distributed import resolve
+
+        engine, problems = resolve(t, {"WORLD_SIZE": str(world)})
+        if problems:
+            raise ConfigError(problems)
+        e = shard(e, shape, plan, engine, world)
+    print(render_estimate(shape, plan, e, gpu))
     return 0
 
 

@@ -29,6 +29,18 @@ library's own behaviour, never a guess. ``tests/test_compat.py`` checks each one
 - **Renamed APIs** (:func:`cache_kwarg`, :func:`is_checkpointing`): transformers 5 renamed ``past_key_values`` to
   ``cache`` and ``is_gradient_checkpointing`` to ``is_activation_checkpointing``. Tested: transformers 5.17 and
   5.24. Both names are tried, so there is no range.
+- **FSDP2 on CPU processes** (:func:`fsdp_on_cpu`): Accelerate turns its FSDP plugin on only for GPU-like
+  devices; on CPU processes (gloo) its state stays ``MULTI_CPU`` and ``prepare`` would wrap the model in DDP, although
+  torch's ``fully_shard`` runs there. We set the state to FSDP so that Accelerate's own FSDP2 preparation, clipping,
+  ``no_sync`` and state-dict gathering run on CPU processes too (the multi-process tests run on them). Tested:
+  accelerate 1.15 with torch 2.13 (CPU, gloo). Outside the window: refused with the reason (use DDP on CPUs).
+- **DeepSpeed optimizer states before the first step** (:func:`deepspeed_init_optimizer_states`): DeepSpeed's
+  tensor-fragment API (``safe_set_full_optimizer_state``), which a resumed run uses to restore Adam's moments, needs
+  states that its ZeRO optimizer only creates at the first step, and ZeRO-1/2 link them to the parameters lazily
+  (private ``_lazy_init_hp_params_optimizer_state``). We take one step with zero gradients at learning rate 0 (no
+  weight changes, as torch's distributed-checkpoint helpers do) and call the link. Tested: DeepSpeed 0.19.8 (CPU
+  processes through a test harness, and a 1-GPU H200 run). Outside the window: refused with the reason when a
+  DeepSpeed run resumes.
 
 Every decision is logged with its reason (``log.choice``). The upstream packages are imported inside the functions,
 so importing this module costs nothing.
@@ -50,6 +62,8 @@ from tuneforge.utils import log
 PEFT_LORA = ("peft", "0.18.0", "0.22")
 LIGER = ("liger-kernel", "0.8.0", "0.9")
 LIGER_TRANSFORMERS = ("transformers", "5.0", "6.0")
+ACCELERATE_FSDP_CPU = ("accelerate", "1.15", "1.16")
+DEEPSPEED_STATES = ("deepspeed", "0.19", "0.20")
 
 
 def installed(package: str) -> str | None:
@@ -319,3 +333,65 @@ def quiet_peft():
             yield
     finally:
         bnb_logger.removeFilter(drop)
+
+
+# ---- FSDP2 on CPU processes ---------------------------------------------------------------------------------------
+
+def fsdp_on_cpu(accelerator, plugin) -> None:
+    """Make Accelerate run its FSDP2 path on CPU (gloo) processes (see the module docstring)."""
+    from accelerate.utils import DistributedType
+
+    from tuneforge.errors import TuneforgeError
+
+    why = outside(ACCELERATE_FSDP_CPU)
+    if why:
+        raise TuneforgeError(f"fsdp on CPU processes is only enabled for accelerate {ACCELERATE_FSDP_CPU[1]} up to "
+                             f"{ACCELERATE_FSDP_CPU[2]} ({why}): Accelerate itself enables FSDP only on GPUs",
+                             "on CPUs run plain DDP (drop fsdp), or use GPUs")
+    state = accelerator.state
+    state.distributed_type = DistributedType.FSDP
+    state.fsdp_plugin = plugin
+    log.choice("fsdp2 on CPU processes", "Accelerate enables FSDP only on GPUs; torch's fully_shard runs on CPU "
+               "with gloo, so its state is set to FSDP (compat.fsdp_on_cpu)")
+
+
+# ---- DeepSpeed optimizer states before the first step -------------------------------------------------------------
+
+def deepspeed_init_optimizer_states(zero_optimizer) -> None:
+    """Create (zero) optimizer states in DeepSpeed's ZeRO optimizer so that its fragment API can set them."""
+    import torch
+
+    from tuneforge.errors import TuneforgeError
+
+    why = outside(DEEPSPEED_STATES)
+    if why:
+        raise TuneforgeError(f"resuming a DeepSpeed run is only enabled for deepspeed {DEEPSPEED_STATES[1]} up to "
+                             f"{DEEPSPEED_STATES[2]} ({why})", "resume with fsdp or DDP, which read the same checkpoint")
+    base = getattr(zero_optimizer, "optimizer", zero_optimizer)
+    flats = getattr(zero_optimizer, "fp32_partitioned_groups_flat", None)
+    if flats is not None:  # ZeRO-3: a param group holds a sub-group's flat fp32 partition only during its step
+        for i, p in enumerate(flats):
+            if base.state.get(p):
+                continue
+            g = base.param_groups[zero_optimizer.sub_group_to_group_id[i]]
+            saved, lr = g["params"], g["lr"]
+            g["params"], g["lr"] = [p], 0.0
+            p.grad = torch.zeros_like(p)
+            base.step()
+            p.grad = None
+            g["params"], g["lr"] = saved, lr
+        return
+    if not base.state or any(not st for st in base.state.values()):
+        lrs = [g.get("lr") for g in base.param_groups]
+        for g in base.param_groups:
+            g["lr"] = 0.0
+            for p in g["params"]:
+                p.grad = torch.zeros_like(p)
+        base.step()
+        for g, lr in zip(base.param_groups, lrs):
+            g["lr"] = lr
+            for p in g["params"]:
+                p.grad = None
+    link = getattr(zero_optimizer, "_lazy_init_hp_params_optimizer_state", None)
+    if link is not None:
+        link()

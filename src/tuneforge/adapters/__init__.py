@@ -88,13 +88,16 @@ def generate(model, input_ids, attention_mask, **kw):
     return model.generate(input_ids=input_ids, attention_mask=attention_mask, **kw)
 
 
-def save_trained(model, out) -> None:
-    """The trained model in its Hugging Face form (an adapter folder or a model folder), as its method saves it."""
+def save_trained(model, out, state_dict: dict | None = None) -> None:
+    """The trained model in its Hugging Face form (an adapter folder or a model folder), as its method saves it.
+    ``state_dict``: the weights gathered from every rank of a sharded run (train/distributed.py) instead of the
+    model's own (sharded) tensors."""
+    extra = {"state_dict": state_dict} if state_dict is not None else {}
     rec = method_of(model)
     if rec is not None and rec.save is not None:
-        rec.save(model, out)
+        rec.save(model, out, **extra)
     else:
-        model.save_pretrained(str(out), safe_serialization=True)
+        model.save_pretrained(str(out), safe_serialization=True, **extra)
     ordinary_modes(out)  # safetensors writes 0600 files (compat.py)
 
 

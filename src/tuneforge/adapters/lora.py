@@ -189,15 +189,18 @@ def remember_pissa_init(model) -> None:
     setattr(model, PISSA_INIT_ATTR, str(init))
 
 
-def save_lora(model, out: Path) -> None:
-    """``model.save_pretrained(out)``; a PiSSA adapter is saved converted to plain LoRA for the original base."""
+def save_lora(model, out: Path, state_dict: dict | None = None) -> None:
+    """``model.save_pretrained(out)``; a PiSSA adapter is saved converted to plain LoRA for the original base.
+    ``state_dict``: the weights gathered from every rank of a sharded run (train/distributed.py), saved instead of
+    the model's own (sharded) tensors."""
     import shutil
 
+    extra = {"state_dict": state_dict} if state_dict is not None else {}
     init = model.__dict__.get(PISSA_INIT_ATTR)
     if not init:
-        model.save_pretrained(str(out), safe_serialization=True)
+        model.save_pretrained(str(out), safe_serialization=True, **extra)
         return
-    model.save_pretrained(str(out), safe_serialization=True, path_initial_model_for_weight_conversion=init)
+    model.save_pretrained(str(out), safe_serialization=True, path_initial_model_for_weight_conversion=init, **extra)
     shutil.rmtree(Path(init).parent, ignore_errors=True)
     del model.__dict__[PISSA_INIT_ATTR]
     log.choice("PiSSA adapter saved as plain LoRA (rank 2r)",

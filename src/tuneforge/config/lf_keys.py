@@ -45,7 +45,8 @@ def ref(reason: str, fix: str, default: Any = None) -> Decision:
 
 
 # ---- shared reasons -------------------------------------------------------------------------------------------------
-MULTI_GPU = ("multi-GPU launch is not available yet (the multi-GPU issue #17 adds it)", "run on one device: drop it")
+NOT_WIRED = ("this Accelerate/transformers multi-GPU setting is not wired in (tuneforge drives DDP, FSDP2 and DeepSpeed "
+             "through its own keys)", "use --nproc_per_node N with fsdp / fsdp_config or deepspeed (README \"Multi-GPU\")")
 MULTIMODAL = ("multimodal training is not supported yet: tuneforge trains text-only models",
               "drop the image/video/audio settings and columns, or use LLaMA-Factory for vision/audio models")
 PREDICT = ("prediction and generation evaluation arrive with the evaluation issue (#15)",
@@ -214,7 +215,8 @@ DECISIONS: dict[str, Decision] = {
     "asft_alpha": ign("only used with use_asft_loss, which tuneforge refuses"),
     "use_eaft_loss": ref("the EAFT loss is not supported", "drop it to train with cross-entropy"),
     "eaft_alpha": ign("only used with use_eaft_loss, which tuneforge refuses"),
-    "use_hyper_parallel": ref(*MULTI_GPU),
+    "use_hyper_parallel": ref("LLaMA-Factory's hyper-parallel (context/sequence parallel) training is not supported",
+                              "use fsdp full_shard (or deepspeed ZeRO-3) to fit long sequences over several GPUs"),
     "hyper_parallel_args": ign("only used with use_hyper_parallel (multi-GPU)"),
     "hyper_parallel_cp_size": ign("only used with use_hyper_parallel (multi-GPU)"),
     "compute_accuracy": ref("token accuracy during evaluation is not reported", "drop it; evaluation reports the "
@@ -319,7 +321,7 @@ DECISIONS: dict[str, Decision] = {
     "fp8_backend": ign("fp8 runs tuneforge's own FP8 matmuls; there is no backend to choose"),
     "fp8_enable_fsdp_float8_all_gather": ign("multi-GPU (FSDP) only; single-device runs gather nothing"),
     "ray_num_workers": ref(*RAY, default=1), "ray_init_kwargs": ref(*RAY),
-    "master_addr": ref(*MULTI_GPU), "master_port": ref(*MULTI_GPU),
+    "master_addr": impl(), "master_port": impl(),
     "enable_torch_profiler": ref(*PROFILER),
     **{k: ign("only used with enable_torch_profiler, which tuneforge refuses") for k in
        ("profile_modules", "profiler_active_steps", "profiler_output_dir", "profiler_profile_memory",
@@ -374,7 +376,7 @@ DECISIONS: dict[str, Decision] = {
     "tf32": ign("PyTorch's default matmul precision is used on CUDA"),
     "gradient_checkpointing": impl(),
     "gradient_checkpointing_kwargs": ign("checkpointing is always non-reentrant"),
-    "activation_checkpointing": ref(*MULTI_GPU), "activation_checkpointing_kwargs": ref(*MULTI_GPU),
+    "activation_checkpointing": ref(*NOT_WIRED), "activation_checkpointing_kwargs": ref(*NOT_WIRED),
     "enable_jit_checkpoint": ign("tuneforge's checkpoints are written every save_steps"),
     "torch_compile": impl(), "torch_compile_backend": ign("torch_compile uses the inductor backend"),
     "torch_compile_mode": ign("torch_compile uses the default mode"),
@@ -416,11 +418,16 @@ DECISIONS: dict[str, Decision] = {
     "hub_strategy": ign("nothing is pushed to the hub"), "hub_private_repo": ign("nothing is pushed to the hub"),
     "hub_always_push": ign("nothing is pushed to the hub"), "hub_revision": ign("nothing is pushed to the hub"),
     "ddp_timeout": impl(),
-    "local_rank": ref(*MULTI_GPU, default=-1),
-    **{k: ref(*MULTI_GPU) for k in ("deepspeed", "fsdp", "fsdp_config", "accelerator_config", "parallelism_config",
-                                    "ddp_backend")},
-    **{k: ign("only used in multi-GPU runs (issue #17)") for k in ("ddp_broadcast_buffers", "ddp_bucket_cap_mb",
-                                                                   "ddp_find_unused_parameters", "ddp_static_graph")},
+    "local_rank": ign("each process takes its rank from the launcher (LOCAL_RANK); tuneforge train --nproc_per_node "
+                      "N starts the processes"),
+    "deepspeed": impl(), "fsdp": impl(), "fsdp_config": impl(), "ddp_backend": impl(),
+    **{k: ref(*NOT_WIRED) for k in ("accelerator_config", "parallelism_config")},
+    "ddp_broadcast_buffers": ign("DDP runs with broadcast_buffers off: every process loads the same buffers (rotary "
+                                 "tables), and a broadcast would make each forward a collective"),
+    "ddp_find_unused_parameters": ign("DDP reduces the trained parameters' gradients; every one of them takes part in "
+                                      "each step, so unused ones are not searched for"),
+    **{k: ign("DDP's own defaults are used (gradient buckets and graph are not tuned)") for k in
+       ("ddp_bucket_cap_mb", "ddp_static_graph")},
 }
 
 # Values of implemented keys that are refused with a specific reason (the key itself is fine).

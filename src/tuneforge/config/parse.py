@@ -144,6 +144,8 @@ def coerce(key: str, f, value: Any) -> Any:
         if isinstance(value, dict):
             return {str(k): str(v) for k, v in value.items()}
         return parse_dict_value(str(value))
+    if f.metadata.get("json_value") and isinstance(value, (dict, list)):  # a nested mapping kept whole (fsdp_config)
+        return json.dumps(value)
     if isinstance(value, (list, tuple)):
         if f.metadata.get("json_list"):  # free-text items (questions) may hold commas: keep them as a JSON list
             return json.dumps([str(v) for v in value], ensure_ascii=False)

@@ -271,7 +271,32 @@ class TrainArgs:
     sample_prompts: str | None = opt(None, "Questions the tuned model answers (greedy, in the training process) when "
                                      "training ends: one question, or a JSON list of them. Replies are printed and "
                                      "saved in run_summary.json.", json_list=True)
-    ddp_timeout: int = opt(1800, "Seconds to wait for other processes in multi-GPU runs.")
+    # ---- several processes (train/distributed.py; README "Multi-GPU") ------------------------------------------
+    nproc_per_node: int | None = opt(
+        None, "Processes to start on this machine (one per GPU) through torch's elastic launcher. Default: one "
+              "process; not needed under torchrun or accelerate launch, which start the processes themselves.")
+    nnodes: int = opt(1, "Machines taking part in the run (each runs the same command with its own node_rank).")
+    node_rank: int = opt(0, "This machine's index among the nnodes machines (0 = the one at master_addr).")
+    master_addr: str | None = opt(None, "Address of the node_rank 0 machine (several machines; default 127.0.0.1).")
+    master_port: int | None = opt(None, "Free TCP port on the master_addr machine (default: 29500 with several "
+                                        "machines, a free port on one machine).")
+    fsdp: str | None = opt(
+        None, "Shard the model with FSDP2 (torch fully_shard, through Accelerate): full_shard (parameters, "
+              "gradients and optimizer states), shard_grad_op (keep parameters gathered between forward and "
+              "backward), offload (parameters and optimizer states in CPU memory); `auto_wrap` is accepted "
+              "(decoder layers are always their own shard unit). E.g. `full_shard auto_wrap`.")
+    fsdp_config: str | None = opt(
+        None, "FSDP2 options, as a mapping in the YAML file, JSON text or a .json/.yaml file: "
+              "activation_checkpointing, reshard_after_forward, offload_params, cpu_ram_efficient_loading, "
+              "transformer_layer_cls_to_wrap, fsdp_version (2).", json_value=True)
+    deepspeed: str | None = opt(
+        None, "DeepSpeed config (a .json file such as examples/deepspeed/ds_z3_config.json, or a mapping): ZeRO "
+              "stage 0-3 with optional CPU offload. `auto` values are filled from this config (batch size, "
+              "accumulation, clipping, precision). Needs CUDA GPUs and `pip install deepspeed`.", json_value=True)
+    ddp_timeout: int = opt(1800, "Seconds a process waits for the others (a collective that takes longer fails "
+                                 "the run with a timeout instead of hanging).")
+    ddp_backend: str | None = opt(None, "Process-group backend: nccl (CUDA default) or gloo (CPU default).",
+                                  ("nccl", "gloo"))
     save_only_model: bool = opt(False, "Checkpoints hold the trainable weights only, without optimizer state and "
                                        "schedule: smaller, but a run cannot resume from them.")
     disable_gradient_checkpointing: bool = opt(

@@ -32,8 +32,11 @@ def check_bitsandbytes() -> str | None:
     return None
 
 
-def quantization_config(bits: int | None, quant_type: str, double: bool, compute_dtype: torch.dtype):
-    """A transformers BitsAndBytesConfig for ``bits`` (None → no quantization), with the choice logged."""
+def quantization_config(bits: int | None, quant_type: str, double: bool, compute_dtype: torch.dtype,
+                        storage: torch.dtype | None = None):
+    """A transformers BitsAndBytesConfig for ``bits`` (None → no quantization), with the choice logged.
+    ``storage``: the dtype 4-bit weights are packed in (``bnb_4bit_quant_storage``); FSDP2 can shard them only when
+    it is a floating dtype (train/distributed.py asks for the compute dtype)."""
     if not bits:
         return None
     problem = check_bitsandbytes()
@@ -45,8 +48,12 @@ def quantization_config(bits: int | None, quant_type: str, double: bool, compute
     if bits == 4:
         log.choice(f"quantization=4-bit {quant_type}" + (" + double quantization" if double else ""),
                    f"quantization_bit=4 (QLoRA); frozen base weights quantized, compute in {name}")
+        extra = {"bnb_4bit_quant_storage": storage} if storage is not None else {}
+        if storage is not None:
+            log.choice(f"4-bit weights stored as {str(storage).removeprefix('torch.')}",
+                       "fsdp shards them only when they are packed in a floating dtype")
         return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=quant_type,
-                                  bnb_4bit_use_double_quant=double, bnb_4bit_compute_dtype=compute_dtype)
+                                  bnb_4bit_use_double_quant=double, bnb_4bit_compute_dtype=compute_dtype, **extra)
     log.choice("quantization=8-bit LLM.int8", "quantization_bit=8; frozen base weights quantized")
     return BitsAndBytesConfig(load_in_8bit=True)
 

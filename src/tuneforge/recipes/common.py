@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 
 from tuneforge import compat
 from tuneforge.adapters import apply_method, count_parameters, method, save_trained, split_list
@@ -22,7 +21,7 @@ from tuneforge.models import load_model, load_tokenizer, resolve_model_path, res
 from tuneforge.models.kernels import apply_liger, compile_layers
 from tuneforge.models.quantization import quantization_config
 from tuneforge.recipes.preflight import preflight
-from tuneforge.train import run_dir
+from tuneforge.train import distributed, run_dir
 from tuneforge.train.loop import LoopData, plan_steps, train_loop
 from tuneforge.train.metrics import plot_loss
 from tuneforge.train.steps import LoopResult, optimizer_and_schedule
@@ -58,9 +57,12 @@ class Run:
 def prepare_run(cfg: Config, max_new_tokens: int = 0) -> Run:
     """Validate, create the run folder, and encode the data (bad data fails before any weights load)."""
     t0 = time.time()
+    distributed.quiet_other_ranks()  # several processes: only rank 0 logs
     preflight(cfg)
-    out, resume = run_dir.prepare(cfg)
-    run_dir.save_config(cfg, out)
+    with distributed.main_process_first(cfg.train):  # rank 0 creates the folder and decides resume first
+        out, resume = run_dir.prepare(cfg)
+        if distributed.rank() == 0:
+            run_dir.save_config(cfg, out)
     model_path = resolve_model_path(cfg.model.model_name_or_path, HubOptions.from_model_args(cfg.model))
     tokenizer = load_tokenizer(model_path, cfg.model.trust_remote_code)
     fmt = templates.install(tokenizer, cfg.data.template, cfg.data.enable_thinking)
@@ -74,18 +76,19 @@ def prepare_run(cfg: Config, max_new_tokens: int = 0) -> Run:
 
 
 def make_accelerator(cfg: Config):
-    from accelerate import Accelerator
+    """The Accelerator of this run's engine (one process, DDP, FSDP2 or DeepSpeed: train/distributed.py)."""
     from accelerate.utils import set_seed
 
     mixed, dtype = resolve_precision(cfg.train.bf16, cfg.train.fp16, cfg.finetune.pure_bf16)
-    accelerator = Accelerator(mixed_precision=mixed, cpu=not torch.cuda.is_available())
-    set_seed(cfg.train.seed)
+    accelerator = distributed.make_accelerator(cfg, mixed)
+    set_seed(cfg.train.seed)  # the same seed in every process: identical adapter initialisation everywhere
     return accelerator, mixed, dtype
 
 
 def _quantization(cfg: Config, dtype):
     m = cfg.model
-    return quantization_config(m.quantization_bit, m.quantization_type, m.double_quantization, dtype)
+    return quantization_config(m.quantization_bit, m.quantization_type, m.double_quantization, dtype,
+                               distributed.quant_storage(cfg, dtype))
 
 
 def load_policy(cfg: Config, run: Run, dtype, token_loss: bool = False):
@@ -150,17 +153,28 @@ def train(cfg: Config, run: Run, objective, accelerator, samples: list | None = 
                           cfg.train, run.out, accelerator, run.resume)
 
 
+GATHER = object()  # finish's default: gather the weights to save from every rank there
+
+
+def save_everything(cfg: Config) -> bool:
+    """Whether the final save writes the whole model (full/freeze) rather than the trained adapter."""
+    return not method(cfg.finetune.finetuning_type).adapter
+
+
 def finish(cfg: Config, run: Run, accelerator, model, result: LoopResult, mixed: str, extra: dict | None = None,
-           extra_trainable: int = 0) -> RunResult:
+           extra_trainable: int = 0, state=GATHER) -> RunResult:
     """Hugging Face-native artifacts (a peft adapter folder or a safetensors model, with the chat template), the run
-    summary (``extra``: the stage's own figures) and, if asked, the tuned model's answers to sample_prompts."""
+    summary (``extra``: the stage's own figures) and, if asked, the tuned model's answers to sample_prompts. Every
+    rank calls it: sharded engines gather the weights to rank 0 (``state``: gathered by the caller), which writes."""
     extra = {**result.extra, **(extra or {})}
+    if state is GATHER:
+        state = distributed.gather_for_save(accelerator, model, save_everything(cfg))
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
         return RunResult(run.out, {})
     out, unwrapped = run.out, accelerator.unwrap_model(model)
     unwrapped.config.use_cache = True
-    save_trained(unwrapped, out)
+    save_trained(unwrapped, out, state)
     run.tokenizer.save_pretrained(out)
     plots = plot_loss(out) if cfg.train.plot_loss else []
     trainable, total = count_parameters(unwrapped)
@@ -181,7 +195,10 @@ def finish(cfg: Config, run: Run, accelerator, model, result: LoopResult, mixed:
     extra_line = ", ".join(f"{k} {v}" for k, v in extra.items() if not isinstance(v, (dict, list)) and v is not None)
     if extra_line:
         log.info(f"  {cfg.finetune.stage}: {extra_line}")
-    if cfg.train.sample_prompts:
+    if cfg.train.sample_prompts and distributed.engine_of(accelerator).sharded:
+        log.choice("sample_prompts skipped", "the model is split over the processes; ask the saved one with "
+                   "tuneforge chat (--adapter_name_or_path for an adapter run)")
+    elif cfg.train.sample_prompts:
         summary["sample_replies"] = answer_samples(unwrapped, run.tokenizer, run.fmt, cfg)
         run_dir.write_summary(out, summary)
     return RunResult(out, summary)

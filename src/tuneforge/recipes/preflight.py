@@ -19,6 +19,10 @@ from tuneforge.utils.hub import HubOptions
 
 def preflight(cfg: Config, for_training: bool = True) -> None:
     problems = validate(cfg, for_training=for_training)
+    if for_training:
+        from tuneforge.train import distributed
+
+        problems += distributed.problems(cfg)
     from tuneforge.recipes.lf_checks import lf_problems
 
     problems += lf_problems(cfg, for_training)

@@ -5,7 +5,9 @@ pairs (val_size or eval_dataset). Reads top to bottom."""
 from __future__ import annotations
 
 from tuneforge.config import Config
-from tuneforge.recipes.common import RunResult, finish, load_policy, make_accelerator, prepare_run, train
+from tuneforge.recipes.common import (RunResult, finish, load_policy, make_accelerator, prepare_run,
+                                      save_everything, train)
+from tuneforge.train import distributed
 from tuneforge.train.objective import evaluate
 from tuneforge.train.preference import RewardObjective
 from tuneforge.train.value_head import PolicyWithValueHead
@@ -30,8 +32,11 @@ def run(cfg: Config) -> RunResult:
         log.info(f"pairwise accuracy on {len(run.data.eval)} held-out pairs: {stats['accuracy']:.1%}")
     else:
         log.warn("no held-out pairs (val_size=0, no eval_dataset): pairwise accuracy not measured")
+    # every rank takes part in gathering a sharded model's weights; rank 0 writes them
+    full = distributed.gather_for_save(accelerator, model, save_everything(cfg))
     model = accelerator.unwrap_model(model)
-    if accelerator.is_main_process:
-        model.save_head(run.out)  # next to the LM, which finish() saves in its Hugging Face form
+    if accelerator.is_main_process:  # next to the LM, which finish() saves in its Hugging Face form
+        model.save_head(run.out, state=distributed.sub_state(full, "v_head"))
     head = sum(p.numel() for p in model.v_head.parameters())
-    return finish(cfg, run, accelerator, model.lm, result, mixed, extra, extra_trainable=head)
+    return finish(cfg, run, accelerator, model.lm, result, mixed, extra, extra_trainable=head,
+                  state=distributed.sub_state(full, "lm"))

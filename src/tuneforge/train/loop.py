@@ -16,6 +16,7 @@ import torch
 
 from tuneforge.config.schema import TrainArgs
 from tuneforge.data.collate import micro_batches
+from tuneforge.train import distributed
 from tuneforge.train.memory import activation_offload
 from tuneforge.train.objective import Objective, evaluate
 from tuneforge.train.steps import Bookkeeping, LoopResult, optimizer_step, resume_from, trainable
@@ -44,9 +45,14 @@ def train_loop(objective: Objective, optimizer, schedule, data: LoopData, args: 
     world, rank, G = accelerator.num_processes, accelerator.process_index, args.gradient_accumulation_steps
     micro_per_epoch, total = plan_steps(len(data.train), args, world)[0], schedule.total
     model, train = objective.model, data.train
-    state = resume_from(resume, model, optimizer, schedule,
-                        {"step": 0, "epoch": 0, "micro": 0, "tokens": 0, "trained_tokens": 0, "seconds": 0.0})
-    module, optimizer = accelerator.prepare(objective, optimizer)
+    gb = args.per_device_train_batch_size * world  # the global batch
+    if distributed.describe_sharding(len(train), args.per_device_train_batch_size, world):
+        log.choice("data sharding", distributed.describe_sharding(len(train), args.per_device_train_batch_size, world))
+    module, optimizer = distributed.prepare(accelerator, objective, optimizer, model)
+    # after prepare: sharded engines load into their shards; a checkpoint of another world size is fine
+    state = resume_from(resume, model, optimizer, schedule, {"step": 0, "epoch": 0, "micro": 0, "tokens": 0,
+                                                              "trained_tokens": 0, "seconds": 0.0}, accelerator)
+    state["micro"], state["global_batch"] = distributed.position_for(state, gb), gb
     params, book = trainable(model), Bookkeeping(out, args, total, state["step"], accelerator)
     step, epoch, pos = state["step"], state["epoch"], state["micro"]
     window = {"loss": 0.0, "steps": 0, "tokens": 0, "t": time.time()}
@@ -62,11 +68,13 @@ def train_loop(objective: Objective, optimizer, schedule, data: LoopData, args: 
     while step < total:
         batches = micro_batches(len(train), args.per_device_train_batch_size, args.seed, epoch, world, rank, lengths)
         while pos < len(batches) and step < total:
-            group = [objective.collate([train[i] for i in b], data.pad_id, train[0], pad_multiple)
-                     for b in batches[pos: pos + G]]
+            idx = batches[pos: pos + G]
+            group = [objective.collate([train[i] for i in b], data.pad_id, train[0], pad_multiple) for b in idx]
             pos += len(group)
-            units = accelerator.reduce(torch.tensor(sum(objective.units(b) for b in group), device=accelerator.device),
-                                       "sum").clamp(min=1)
+            # one all-reduce: units and real tokens (a process's dummy row for a short last batch has none)
+            counts = accelerator.reduce(torch.tensor([sum(objective.units(b) for b in group), sum(
+                int(b["attention_mask"].sum()) for b, i in zip(group, idx) if i)], device=accelerator.device), "sum")
+            units, n_tokens = counts[0].clamp(min=1), int(counts[1])
             step_loss = torch.zeros((), device=accelerator.device)
             step_stats: dict[str, torch.Tensor] = {}
             for j, batch in enumerate(group):
@@ -76,14 +84,13 @@ def train_loop(objective: Objective, optimizer, schedule, data: LoopData, args: 
                     loss_sum, stats = module(**batch)
                     # Average over every unit of the accumulated micro-batches (and processes): DDP averages
                     # gradients over processes, hence × world.
-                    accelerator.backward(loss_sum * world / units)
+                    distributed.backward(accelerator, loss_sum * world / units, last=j == len(group) - 1)
                 step_loss += loss_sum.detach().float()
                 for k, v in stats.items():
                     step_stats[k] = step_stats.get(k, 0) + v.detach().float()
-                n_tokens = int(batch["attention_mask"].sum()) * world
-                state["tokens"] += n_tokens
-                window["tokens"] += n_tokens
             state["trained_tokens"] += int(units)
+            state["tokens"] += n_tokens
+            window["tokens"] += n_tokens
             lr = schedule.get_last_lr()[0]
             grad_norm = optimizer_step(accelerator, params, optimizer, args.max_grad_norm)
             schedule.step()

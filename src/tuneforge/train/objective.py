@@ -47,8 +47,12 @@ def evaluate(objective: Objective, samples: list, batch_size: int, pad_id: int, 
     total, count = torch.zeros((), device=accelerator.device), torch.zeros((), device=accelerator.device)
     extra: dict[str, torch.Tensor] = {}
     mine = samples[accelerator.process_index::accelerator.num_processes]
-    for i in range(0, len(mine), batch_size):
-        batch = {k: v.to(accelerator.device) for k, v in objective.collate(mine[i: i + batch_size], pad_id).items()}
+    # every process runs the same number of forwards (sharded engines gather weights in each): a process whose share
+    # is shorter runs fully masked dummy rows, which add nothing
+    per_process = -(-len(samples) // accelerator.num_processes)
+    for i in range(0, per_process, batch_size):
+        rows = objective.collate(mine[i: i + batch_size], pad_id, samples[0])
+        batch = {k: v.to(accelerator.device) for k, v in rows.items()}
         with accelerator.autocast():
             loss, stats = module(**batch)
         total += loss.float()

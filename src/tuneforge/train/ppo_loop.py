@@ -50,7 +50,7 @@ def ppo_loop(policy: PolicyWithValueHead, actor: Actor, data: PpoData, optimizer
                f"ppo_epochs={args.ppo_epochs}")
     rng = random.Random(train.seed)
     state = resume_from(resume, policy, optimizer, schedule, {"step": 0, "cursor": len(prompts),
-                        "order": list(range(len(prompts))), "tokens": 0, "seconds": 0.0})
+                        "order": list(range(len(prompts))), "tokens": 0, "seconds": 0.0}, accelerator)
     if resume is not None:
         kl_ctl.load_state_dict(state["kl_ctl"])
         moments.load_state_dict(state["moments"])

@@ -75,14 +75,19 @@ def dpo_family_loss(kind: str, pc, pr, nc, nr, rc=None, rr=None, beta: float = 0
     return LOSSES[kind].fn(pc, pr, nc, nr, rc, rr, beta, gamma, label_smoothing)
 
 
-def kto_loss(pc, rc, desirable, beta: float = 0.1, chosen_weight: float = 1.0, rejected_weight: float = 1.0):
+def kto_loss(pc, rc, desirable, beta: float = 0.1, chosen_weight: float = 1.0, rejected_weight: float = 1.0,
+             valid=None):
     """(loss, reward, kl) per sample (Ethayarajh et al.). The KL reference point z0 is estimated from the batch
     itself: the detached mean policy/reference log-ratio of its completions, clamped at 0 (TRL estimates it on
-    mismatched prompt/completion pairs, which costs another forward)."""
+    mismatched prompt/completion pairs, which costs another forward). The mean runs over the valid rows of the
+    whole global batch: with several processes it is all-reduced, so z0 is the one a single process would get."""
     import torch
 
+    from tuneforge.train.distributed import global_mean
+
     logratio = pc - rc
-    kl = logratio.detach().mean().clamp(min=0)
+    weight = torch.ones_like(logratio) if valid is None else valid.to(logratio.dtype)
+    kl = global_mean(logratio.detach(), weight).clamp(min=0)
     good = chosen_weight * (1 - torch.sigmoid(beta * (logratio - kl)))
     bad = rejected_weight * (1 - torch.sigmoid(beta * (kl - logratio)))
     return torch.where(desirable, good, bad), beta * logratio.detach(), kl

@@ -123,7 +123,7 @@ class PreferenceObjective(torch.nn.Module):
         if self.stage == "kto":
             r = ref[:, 0] if ref is not None else ref_logps
             loss, reward, kl = kto_loss(logps, r, desirable, ft.pref_beta, ft.kto_chosen_weight,
-                                        ft.kto_rejected_weight)
+                                        ft.kto_rejected_weight, valid)
             sft = -logps / counts * desirable
             d = desirable.float() * valid
             stats = {"rewards/chosen": (reward * d).sum(), "rewards/rejected": (reward * (valid - d)).sum(),

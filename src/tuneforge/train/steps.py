@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from tuneforge.config.schema import TrainArgs
-from tuneforge.train.checkpoint import load_checkpoint, save_checkpoint
+from tuneforge.train import dist_checkpoint, distributed
 from tuneforge.train.metrics import MetricsWriter, Progress
 from tuneforge.train.optim import Schedule, build_optimizer, warmup_steps
 from tuneforge.utils import log
@@ -41,18 +41,20 @@ def trainable(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def optimizer_step(accelerator, params: list, optimizer, max_grad_norm: float) -> torch.Tensor:
-    """Clip the gradients to ``max_grad_norm`` (0: measure only), step, clear them; returns the gradient norm."""
-    grad_norm = accelerator.clip_grad_norm_(params, max_grad_norm if max_grad_norm > 0 else float("inf"))
+def optimizer_step(accelerator, params: list, optimizer, max_grad_norm: float) -> float:
+    """Clip the gradients to ``max_grad_norm`` (0: measure only) on their global norm over every process, step,
+    clear them; returns the gradient norm (train/distributed.py: DeepSpeed clips inside its own step)."""
+    grad_norm = distributed.clip_and_norm(accelerator, params, max_grad_norm)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return grad_norm
 
 
-def resume_from(resume: Path | None, model, optimizer, schedule, state: dict) -> dict:
-    """``state`` updated from the checkpoint at ``resume`` (weights, optimiser, schedule and RNG restored)."""
+def resume_from(resume: Path | None, model, optimizer, schedule, state: dict, accelerator) -> dict:
+    """``state`` updated from the checkpoint at ``resume`` (weights, optimiser, schedule and RNG restored), in any
+    engine and world size (train/dist_checkpoint.py); sharded engines need it after ``accelerator.prepare``."""
     if resume is not None:
-        state.update(load_checkpoint(resume, model, optimizer, schedule))
+        state.update(dist_checkpoint.load(accelerator, resume, model, optimizer, schedule))
         log.info(f"resumed from {resume} at step {state['step']}")
     return state
 
@@ -62,6 +64,7 @@ class Bookkeeping:
 
     def __init__(self, out: Path, args: TrainArgs, total: int, start_step: int, accelerator):
         self.out, self.args, self.total, self.main = out, args, total, accelerator.is_main_process
+        self.accelerator = accelerator
         self.metrics = MetricsWriter(out, args.report_to, start_step, enabled=self.main)
         self.progress = Progress(total, start_step, enabled=self.main)
         self.eval_every = args.eval_steps or args.logging_steps
@@ -79,11 +82,13 @@ class Bookkeeping:
         self.progress.update(step, record if record and "loss" in record else None)
 
     def checkpoint(self, step: int, model, optimizer, schedule, state: dict) -> None:
-        """A resumable checkpoint every save_steps (not at the last step: the final save follows)."""
-        if self.args.save_steps and step % self.args.save_steps == 0 and step < self.total and self.main:
-            save_checkpoint(self.out, step, model, None if self.args.save_only_model else optimizer, schedule,
-                            {**state, "step": step, "total_steps": self.total, "peak_memory_mb": peak_memory_mb()},
-                            self.args.save_total_limit)
+        """A resumable checkpoint every save_steps (not at the last step: the final save follows); every rank takes
+        part (train/dist_checkpoint.py)."""
+        if self.args.save_steps and step % self.args.save_steps == 0 and step < self.total:
+            dist_checkpoint.save(self.accelerator, self.out, step, model,
+                                 None if self.args.save_only_model else optimizer, schedule,
+                                 {**state, "step": step, "total_steps": self.total,
+                                  "peak_memory_mb": peak_memory_mb()}, self.args.save_total_limit)
 
     def close(self) -> None:
         self.progress.close()

@@ -60,11 +60,13 @@ class PolicyWithValueHead(torch.nn.Module):
         """The score of each (right-padded) row: the head at its last real token."""
         return last_token_scores(self.lm, self.v_head, input_ids, attention_mask)
 
-    def save_head(self, folder: Path, name: str = VALUE_HEAD) -> Path:
+    def save_head(self, folder: Path, name: str = VALUE_HEAD, state: dict | None = None) -> Path:
+        """``state``: the head's weights gathered from every rank of a sharded run (else the head's own)."""
         from safetensors.torch import save_file
 
         path = Path(folder) / name
-        save_file({k: v.detach().contiguous().cpu() for k, v in self.v_head.state_dict().items()}, str(path))
+        state = self.v_head.state_dict() if state is None else state
+        save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(path))
         from tuneforge.compat import ordinary_modes
 
         ordinary_modes(folder)  # safetensors writes 0600 files (compat.py)
