@@ -279,3 +279,20 @@ def test_training_and_chat_print_neither_message(tiny_model, tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "is_gradient_checkpointing" not in r.stderr and "gemm_4bit_forward" not in r.stderr, r.stderr
+
+
+def test_fsdp_on_cpu_and_deepspeed_states_refuse_outside_their_tested_ranges(monkeypatch):
+    """Outside the tested Accelerate / DeepSpeed versions neither workaround touches anything: each returns the
+    reason, which the caller turns into a refusal (train/distributed.py, train/dist_checkpoint.py)."""
+    from tuneforge import compat
+
+    class Untouched:
+        state = None
+        optimizer = None
+
+    monkeypatch.setattr(compat, "installed", lambda package: "0.0.1")
+    acc = Untouched()
+    why = compat.fsdp_on_cpu(acc, plugin=object())
+    assert why and "accelerate" in why and "0.0.1" in why and acc.state is None
+    why = compat.deepspeed_init_optimizer_states(Untouched())
+    assert why and "deepspeed" in why and "0.0.1" in why

@@ -337,36 +337,34 @@ def quiet_peft():
 
 # ---- FSDP2 on CPU processes ---------------------------------------------------------------------------------------
 
-def fsdp_on_cpu(accelerator, plugin) -> None:
-    """Make Accelerate run its FSDP2 path on CPU (gloo) processes (see the module docstring)."""
+def fsdp_on_cpu(accelerator, plugin) -> str | None:
+    """Make Accelerate run its FSDP2 path on CPU (gloo) processes (see the module docstring). Returns None when
+    done, else why not (outside the tested Accelerate range: the caller refuses the run with it)."""
     from accelerate.utils import DistributedType
-
-    from tuneforge.errors import TuneforgeError
 
     why = outside(ACCELERATE_FSDP_CPU)
     if why:
-        raise TuneforgeError(f"fsdp on CPU processes is only enabled for accelerate {ACCELERATE_FSDP_CPU[1]} up to "
-                             f"{ACCELERATE_FSDP_CPU[2]} ({why}): Accelerate itself enables FSDP only on GPUs",
-                             "on CPUs run plain DDP (drop fsdp), or use GPUs")
+        return (f"fsdp on CPU processes is only enabled for accelerate {ACCELERATE_FSDP_CPU[1]} up to "
+                f"{ACCELERATE_FSDP_CPU[2]} ({why}): Accelerate itself enables FSDP only on GPUs")
     state = accelerator.state
     state.distributed_type = DistributedType.FSDP
     state.fsdp_plugin = plugin
     log.choice("fsdp2 on CPU processes", "Accelerate enables FSDP only on GPUs; torch's fully_shard runs on CPU "
                "with gloo, so its state is set to FSDP (compat.fsdp_on_cpu)")
+    return None
 
 
 # ---- DeepSpeed optimizer states before the first step -------------------------------------------------------------
 
-def deepspeed_init_optimizer_states(zero_optimizer) -> None:
-    """Create (zero) optimizer states in DeepSpeed's ZeRO optimizer so that its fragment API can set them."""
+def deepspeed_init_optimizer_states(zero_optimizer) -> str | None:
+    """Create (zero) optimizer states in DeepSpeed's ZeRO optimizer so that its fragment API can set them. Returns
+    None when done, else why not (outside the tested DeepSpeed range: the caller refuses the resume with it)."""
     import torch
-
-    from tuneforge.errors import TuneforgeError
 
     why = outside(DEEPSPEED_STATES)
     if why:
-        raise TuneforgeError(f"resuming a DeepSpeed run is only enabled for deepspeed {DEEPSPEED_STATES[1]} up to "
-                             f"{DEEPSPEED_STATES[2]} ({why})", "resume with fsdp or DDP, which read the same checkpoint")
+        return (f"resuming a DeepSpeed run is only enabled for deepspeed {DEEPSPEED_STATES[1]} up to "
+                f"{DEEPSPEED_STATES[2]} ({why})")
     base = getattr(zero_optimizer, "optimizer", zero_optimizer)
     flats = getattr(zero_optimizer, "fp32_partitioned_groups_flat", None)
     if flats is not None:  # ZeRO-3: a param group holds a sub-group's flat fp32 partition only during its step
@@ -380,7 +378,7 @@ def deepspeed_init_optimizer_states(zero_optimizer) -> None:
             base.step()
             p.grad = None
             g["params"], g["lr"] = saved, lr
-        return
+        return None
     if not base.state or any(not st for st in base.state.values()):
         lrs = [g.get("lr") for g in base.param_groups]
         for g in base.param_groups:
@@ -395,3 +393,4 @@ def deepspeed_init_optimizer_states(zero_optimizer) -> None:
     link = getattr(zero_optimizer, "_lazy_init_hp_params_optimizer_state", None)
     if link is not None:
         link()
+    return None

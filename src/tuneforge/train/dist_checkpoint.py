@@ -54,7 +54,9 @@ def _flat_state(accelerator, model: torch.nn.Module, optimizer) -> dict[str, tor
         from tuneforge import compat
 
         if optimizer is not None:  # a fresh run has no optimizer states before its step 1
-            compat.deepspeed_init_optimizer_states(_raw_optimizer(optimizer))
+            why = compat.deepspeed_init_optimizer_states(_raw_optimizer(optimizer))
+            if why:
+                raise TuneforgeError(why, "resume with fsdp or DDP, which read the same checkpoint")
         return _deepspeed_flat(model, names, with_optimizer=optimizer is not None)
     from torch.distributed.checkpoint.state_dict import (
         StateDictOptions, get_model_state_dict, get_optimizer_state_dict,

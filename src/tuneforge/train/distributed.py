@@ -441,7 +441,11 @@ def make_accelerator(cfg, mixed: str):
     if engine.name == FSDP2 and cpu:
         from tuneforge import compat
 
-        compat.fsdp_on_cpu(accelerator, kwargs["fsdp_plugin"])
+        why = compat.fsdp_on_cpu(accelerator, kwargs["fsdp_plugin"])
+        if why:
+            from tuneforge.errors import TuneforgeError
+
+            raise TuneforgeError(why, "on CPUs run plain DDP (drop fsdp), or use GPUs")
     accelerator.engine = engine  # our own attribute: the loop and the saves read it
     if engine.name != SINGLE:
         log.choice(f"engine={engine.name} on {accelerator.num_processes} process(es)"

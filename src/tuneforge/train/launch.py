@@ -77,13 +77,11 @@ def launcher_args(train, argv: list[str]) -> list[str]:
 
 
 def launch(cfg, argv: list[str]) -> int:
-    """Validate once here (config and data files, before N processes load anything), then start the processes."""
+    """Start the processes (the caller has validated the config and data files once, before N processes load
+    anything)."""
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
-    from tuneforge.recipes.preflight import preflight
-
-    preflight(cfg)
     t = cfg.train
     args = launcher_args(t, argv)
     log.choice(f"launching {t.nproc_per_node or 1} process(es) on this machine"
