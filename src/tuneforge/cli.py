@@ -16,6 +16,7 @@ from typing import Callable
 from tuneforge import __version__
 from tuneforge.errors import ConfigError, TuneforgeError, check_lang, render
 from tuneforge.estimate.plan import EXTRA_KEYS as ESTIMATE_EXTRA
+from tuneforge.serve.options import API_EXTRA
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,19 @@ def run_score(argv: list[str], lang: str) -> int:
     return 0
 
 
+def run_api(argv: list[str], lang: str) -> int:
+    from tuneforge.serve.launch import serve
+
+    return serve(*settings_for("api", argv))
+
+
+def api_help() -> str:
+    from tuneforge.cli_help import CHAT_GROUPS, _extra, settings
+    from tuneforge.serve.options import API_USAGE
+
+    return "\n".join([API_USAGE, *_extra(COMMANDS["api"].extra), *settings(CHAT_GROUPS)])
+
+
 def run_webui(argv: list[str], lang: str) -> int:
     from tuneforge.webui.launch import check_launch, parse_auth, parse_webui_args
 
@@ -253,6 +267,10 @@ COMMANDS: dict[str, Command] = {
     "export": Command(run_export, "--model_name_or_path M --adapter_name_or_path A[,B] --export_dir D "
                                   "[--export_size GB] [--export_dtype bfloat16|float16|float32]",
                       "merge adapters, write a standalone model", policy="export"),
+    "api": Command(run_api, "--model_name_or_path M [--adapter_name_or_path A] [--lora_modules name=path,...] "
+                            "[--host 127.0.0.1] [--port 8000] [--api_key KEY] [--stage sft|rm]",
+                   "an OpenAI-compatible API server (binds to loopback unless given a key)", policy="chat",
+                   extra=API_EXTRA, own_help=api_help),
     "webui": Command(run_webui, "[--host 127.0.0.1] [--port 7860] [--root DIR] [--auth user:password | --auth-file "
                                 "FILE] [--share]", "the web UI (binds to loopback unless given auth)",
                      own_help=webui_help),
