@@ -78,7 +78,8 @@ def install(app: FastAPI) -> None:
             msg = f"{request.method} is not allowed on {request.url.path}"
         else:
             msg = str(exc.detail)
-        return response(exc.status_code, msg, headers=getattr(exc, "headers", None))
+        code = "request_too_large" if exc.status_code == 413 else None
+        return response(exc.status_code, msg, code=code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception):  # a bug of ours: logged here, never sent to the client

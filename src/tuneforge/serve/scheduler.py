@@ -145,6 +145,9 @@ class Scheduler:
         self.backend, self.max_batch, self.wait = backend, max_batch_size, batch_wait_ms / 1000
         self.q: queue.Queue = queue.Queue(maxsize=max_queue)
         self.batches: list[int] = []  # sequences per batch run (for tests and the load report)
+        # held while a batch runs: whoever else uses the model (a test's reference decode) waits for the batch,
+        # whose last events are sent before generate returns and the adapter context closes
+        self.lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="tuneforge-api-scheduler", daemon=True)
         self._thread.start()
 
@@ -187,7 +190,8 @@ class Scheduler:
             for group in groups.values():
                 rows = [(j, i) for j in group for i in range(j.n)]
                 for start in range(0, len(rows), self.max_batch):
-                    self._run(rows[start: start + self.max_batch])
+                    with self.lock:
+                        self._run(rows[start: start + self.max_batch])
 
     def _run(self, members: list[tuple[Job, int]]) -> None:
         b = self.backend
