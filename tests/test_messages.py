@@ -370,6 +370,20 @@ def _data_problems(tmp_path: Path, tok, monkeypatch) -> list:
         {"messages": [bot("a")]}, {"messages": [user("q"), bot("a"), bot("b")]}, {"messages": [user("q"), bot(" ")]},
     ] + [{"instruction": "q"}] * 3  # more than the 20 listed: "… and N more"
     catch(lambda: build("sft_bad", "sft", sft_rows, {"vars": {"name": "Aster"}}))
+    catch(lambda: build("tool_bad", "sft", [  # tool rows (schema.check_tools)
+        {"conversations": [human("q"), {"from": "gpt", "value": "a"}], "tools": '[{"description": "x"}]'},
+        {"conversations": [human("q"), call('{"name": "g", "arguments": {}}'), {"from": "observation", "value": "r"},
+                           {"from": "gpt", "value": "a"}],
+         "tools": '[{"name": "f"}]'},
+        {"conversations": [human("q"), call('{"name": "f", "arguments": [1]}'), {"from": "observation", "value": "r"},
+                           {"from": "gpt", "value": "a"}],
+         "tools": '[{"name": "f"}]'},
+        {"conversations": [human("q"), call('{"name": "f", "arguments": {}}'), {"from": "observation", "value": "r"},
+                           {"from": "observation", "value": "r"}, {"from": "gpt", "value": "a"}]},
+        {"messages": [user("q"), {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "c1", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c9", "content": "r"}, bot("a")]},
+    ]))
     catch(lambda: build("pref_bad", "dpo", [
         {"instruction": "q", "chosen": "a"}, {"instruction": "q", "rejected": "a"},
         {"instruction": "q", "chosen": "a", "rejected": "a"}, {"instruction": "q", "chosen": " ", "rejected": "b"},
