@@ -256,11 +256,15 @@ def test_tool_result_turn_renders_and_bad_tool_messages_are_refused(live):
                        {"role": "tool", "tool_call_id": "call_1", "content": "sunny, 21 C"}]
     r = ask(c, convo, tools=TOOLS, max_tokens=5)
     assert r.usage.prompt_tokens > len(live.app.state.server.backend.chat_prompt(WEATHER, None))
-    with pytest.raises(openai.BadRequestError, match="tool_call_id 'call_9' matches no earlier tool call"):
+    with pytest.raises(openai.BadRequestError, match="tool_call_id 'call_9' matches no call"):
         ask(c, convo[:-1] + [{"role": "tool", "tool_call_id": "call_9", "content": "x"}], tools=TOOLS)
     bad = {**call, "function": {"name": "get_weather", "arguments": "{city: Berlin"}}
     with pytest.raises(openai.BadRequestError, match="arguments is not valid JSON"):
         ask(c, WEATHER + [{"role": "assistant", "tool_calls": [bad]}], tools=TOOLS)
+    with pytest.raises(openai.BadRequestError, match="calls tool 'get_time', which is not in"):
+        ask(c, WEATHER + [{"role": "assistant", "tool_calls": [{**call, "function": {"name": "get_time",
+                                                                                       "arguments": "{}"}}]}],
+            tools=TOOLS)
     with pytest.raises(openai.BadRequestError, match="only \"auto\" and \"none\""):
         ask(c, WEATHER, tools=TOOLS, tool_choice="required")
 

@@ -178,9 +178,10 @@ def create_app(backend, opts: ServeOptions) -> FastAPI:
         from tuneforge.serve import tools as T
 
         mode = T.mode(req, srv.tool_format)
-        messages = hf_messages(req.messages)
+        tools = hf_tools(req.tools)
+        messages = hf_messages(req.messages, tools)
         try:
-            prompt = backend.chat_prompt(messages, hf_tools(req.tools) if mode.render else None)
+            prompt = backend.chat_prompt(messages, tools if mode.render else None)
         except Exception as e:  # the chat template refused the conversation (jinja2 raise_exception, bad roles)
             raise APIError(400, f"the model's chat template cannot render these messages: {e}", "messages") from None
         srv.fits(prompt, max_tokens, "messages")

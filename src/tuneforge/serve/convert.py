@@ -17,47 +17,40 @@ def _text(content, where: str) -> str:
     return "".join(p.text for p in content)
 
 
-def hf_messages(messages: list[ChatMessage]) -> list[dict]:
-    """Template messages: ``developer`` is a system message; a call's JSON-string arguments become an object (as
-    training rows carry them); a tool result names the tool its ``tool_call_id`` answers."""
-    out: list[dict] = []
-    call_names: dict[str, str] = {}
+def hf_messages(messages: list[ChatMessage], tools: list[dict] | None = None) -> list[dict]:
+    """Template messages, through the message schema training uses (``data/schema.py``): ``developer`` is a system
+    message; a call's JSON-string arguments become an object; a tool result gets the id and name of the call it
+    answers (``link_tool_results``, as training rows); tool use is checked as training rows are (``check_tools``:
+    calls to tools not offered, a result with no call, a ``tool_call_id`` that matches nothing)."""
+    from tuneforge.config.messages import tr
+    from tuneforge.data.schema import Conversation, Message, ToolCall, check_tools, link_tool_results
+
+    out: list[Message] = []
     for i, m in enumerate(messages):
         where = f"messages[{i}]"
-        msg: dict = {"role": "system" if m.role == "developer" else m.role, "content": _text(m.content, where)}
-        if m.tool_calls:
-            if m.role != "assistant":
-                raise APIError(400, f"{where}: only assistant messages carry tool_calls", f"{where}.tool_calls")
-            calls = []
-            for j, c in enumerate(m.tool_calls):
-                args = c.function.arguments
-                if isinstance(args, str):
-                    try:
-                        args = json.loads(args or "{}")
-                    except json.JSONDecodeError as e:
-                        raise APIError(400, f"{where}.tool_calls[{j}].function.arguments is not valid JSON ({e.msg})"
-                                            "; send the arguments as a JSON object in a string, e.g. "
-                                            "'{\"city\": \"Paris\"}'", f"{where}.tool_calls") from None
-                if not isinstance(args, dict):
-                    raise APIError(400, f"{where}.tool_calls[{j}].function.arguments must be a JSON object",
-                                   f"{where}.tool_calls")
-                if c.id:
-                    call_names[c.id] = c.function.name
-                calls.append({"type": "function", "function": {"name": c.function.name, "arguments": args}})
-            msg["tool_calls"] = calls
-        if m.role == "tool":
-            if m.tool_call_id and call_names and m.tool_call_id not in call_names:
-                raise APIError(400, f"{where}: tool_call_id {m.tool_call_id!r} matches no earlier tool call "
-                                    f"(ids: {', '.join(call_names)})", f"{where}.tool_call_id")
-            name = m.name or call_names.get(m.tool_call_id or "")
-            if name:
-                msg["name"] = name
-            if m.tool_call_id:
-                msg["tool_call_id"] = m.tool_call_id
-        elif m.name and m.role != "tool":
-            msg["name"] = m.name
-        out.append(msg)
-    return out
+        calls = []
+        if m.tool_calls and m.role != "assistant":
+            raise APIError(400, f"{where}: only assistant messages carry tool_calls", f"{where}.tool_calls")
+        for j, c in enumerate(m.tool_calls or []):
+            args = c.function.arguments
+            if isinstance(args, str):
+                try:
+                    args = json.loads(args or "{}")
+                except json.JSONDecodeError as e:
+                    raise APIError(400, f"{where}.tool_calls[{j}].function.arguments is not valid JSON ({e.msg}); "
+                                        "send the arguments as a JSON object in a string, e.g. "
+                                        "'{\"city\": \"Paris\"}'", f"{where}.tool_calls") from None
+            if not isinstance(args, dict):
+                raise APIError(400, f"{where}.tool_calls[{j}].function.arguments must be a JSON object",
+                               f"{where}.tool_calls")
+            calls.append(ToolCall(c.function.name, args, c.id))
+        out.append(Message("system" if m.role == "developer" else m.role, _text(m.content, where), calls,
+                           m.name if m.role == "tool" else None, m.tool_call_id if m.role == "tool" else None))
+    conv = Conversation(out, tools=tools)
+    problem = check_tools(conv)
+    if problem:
+        raise APIError(400, tr(problem, "en") + " (messages are counted from 1)", "messages")
+    return link_tool_results(conv).to_hf()
 
 
 def hf_tools(tools: list[Tool] | None) -> list[dict] | None:
