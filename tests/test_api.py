@@ -467,3 +467,52 @@ def test_bad_options_are_reported_together():
     for part in ("--max_n must be a whole number ≥ 1", "a=/nowhere: no adapter_config.json", "expected name=path",
                  "--stage 'dpo'", "--api_key is empty"):
         assert part in text
+
+
+# ---- tuneforge chat --tools ----------------------------------------------------------------------------------------
+
+def test_chat_tools_shows_the_call_and_takes_the_result(models, monkeypatch, capsys):
+    from tuneforge.config.schema import GenerateArgs
+    from tuneforge.infer.conversations import interactive_tools
+    from tuneforge.infer.engine import ChatEngine
+
+    asked, answers = [], iter(["Weather in Berlin?", "sunny, 21 C", "exit"])
+
+    def fake_input(prompt=""):
+        asked.append(prompt)
+        return next(answers)
+
+    monkeypatch.setattr("builtins.input", fake_input)
+    engine = ChatEngine(str(models["mem"]), template="qwen")
+    seen = []
+    real = engine.generate
+
+    def spy(convs, *a, **kw):
+        seen.append([dict(m) for m in convs[0]])  # as it was at this call
+        return real(convs, *a, **kw)
+
+    monkeypatch.setattr(engine, "generate", spy)
+    assert interactive_tools(engine, GenerateArgs(max_new_tokens=60), None, TOOLS) == 0
+    out = capsys.readouterr().out
+    assert 'Tool call: get_weather({"city": "Berlin"})' in out
+    assert "Result of get_weather: " in asked
+    # the model was asked again with its call and the typed result in the conversation
+    assert len(seen) == 2 and seen[1][-1] == {"role": "tool", "content": "sunny, 21 C", "name": "get_weather",
+                                              "tool_call_id": seen[1][-2]["tool_calls"][0]["id"]}
+    assert seen[1][-2]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": {"city": "Berlin"}}
+
+
+def test_chat_tools_prompt_prints_the_parsed_call(models, tmp_path, capsys):
+    from tuneforge.cli import main
+
+    tools = tmp_path / "tools.json"
+    tools.write_text(json.dumps([TOOLS[0]["function"]]))  # LLaMA-Factory's bare form works too
+    assert main(["chat", "--model_name_or_path", str(models["mem"]), "--template", "qwen", "--tools", str(tools),
+                 "--prompt", "Weather in Berlin?", "--max_new_tokens", "60"]) == 0
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert row["response"] == "" and len(row["tool_calls"]) == 1
+    assert row["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert json.loads(row["tool_calls"][0]["function"]["arguments"]) == {"city": "Berlin"}
+    tools.write_text('[{"name": "x",}]')
+    assert main(["chat", "--model_name_or_path", str(models["mem"]), "--tools", str(tools), "--prompt", "hi"]) == 2
+    assert "invalid JSON at line 1" in capsys.readouterr().err
