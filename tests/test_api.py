@@ -516,3 +516,34 @@ def test_chat_tools_prompt_prints_the_parsed_call(models, tmp_path, capsys):
     tools.write_text('[{"name": "x",}]')
     assert main(["chat", "--model_name_or_path", str(models["mem"]), "--tools", str(tools), "--prompt", "hi"]) == 2
     assert "invalid JSON at line 1" in capsys.readouterr().err
+
+
+def test_webui_chat_tab_shows_calls_and_takes_results(models):
+    """The Chat tab's handlers with a tools JSON: the call is shown as a titled message, survives the page's round
+    trip (gr.Chatbot), the typed result answers it and the model continues."""
+    gr = pytest.importorskip("gradio")
+    from tuneforge.errors import TuneforgeError
+    from tuneforge.infer.engine import ChatEngine
+    from tuneforge.webui.actions import ChatSession
+
+    s = ChatSession()
+    s.tuned, s.key = ChatEngine(str(models["mem"]), template="qwen"), ("mem", (), "qwen", False)
+    tools_json = json.dumps(TOOLS)
+    (hist, base, status, box), = list(s.reply("Weather in Berlin?", [], [], None, True, {"max_new_tokens": 60},
+                                              "en", tools_json))
+    assert status.id == "msg_tool_called" and "get_weather" in status and base == [] and box == ""
+    assert hist[-1]["metadata"]["title"] == "🛠 get_weather" and json.loads(hist[-1]["content"]) == {"city": "Berlin"}
+    bot = gr.Chatbot()
+    page = bot.preprocess(bot.postprocess(hist))  # what the page hands back on the next event
+    hist2, status2 = s.tool_result("sunny, 21 C", page, None, {"max_new_tokens": 8}, tools_json, "en")
+    n = len(page)
+    assert hist2[n]["metadata"]["title"] == "📎 get_weather" and hist2[n]["content"] == "sunny, 21 C"
+    assert len(hist2) > n + 1 and status2.id in ("msg_replied_tools", "msg_tool_called")  # the model went on
+    from tuneforge.webui.chat_tools import conversation
+
+    convo = conversation(page)
+    assert convo[-1]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": {"city": "Berlin"}}
+    with pytest.raises(TuneforgeError, match="No tool call is waiting"):
+        s.tool_result("again", hist2[: n + 1], None, {}, tools_json, "en")
+    with pytest.raises(TuneforgeError, match="invalid JSON"):
+        list(s.reply("hi", [], [], None, False, {}, "en", "[{"))
