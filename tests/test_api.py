@@ -547,3 +547,19 @@ def test_webui_chat_tab_shows_calls_and_takes_results(models):
         s.tool_result("again", hist2[: n + 1], None, {}, tools_json, "en")
     with pytest.raises(TuneforgeError, match="invalid JSON"):
         list(s.reply("hi", [], [], None, False, {}, "en", "[{"))
+
+
+# ---- the embedded model: one small check ---------------------------------------------------------------------------
+
+@pytest.mark.e2e
+def test_embedded_model_answers_through_the_api(embedded_path):
+    from tuneforge.infer.engine import ChatEngine
+    from tuneforge.serve.backend import ChatBackend
+
+    with serving(ChatBackend(ChatEngine("smollm2-135m-instruct"), "smollm2")) as srv:
+        q = [{"role": "user", "content": "What is the capital of France?"}]
+        r = ask(srv.client(), q, model="smollm2", max_tokens=16)
+        assert "Paris" in r.choices[0].message.content
+        streamed = "".join(c.choices[0].delta.content or "" for c in ask(srv.client(), q, model="smollm2",
+                                                                          max_tokens=16, stream=True) if c.choices)
+        assert streamed == r.choices[0].message.content

@@ -104,4 +104,5 @@ def save_trained(model, out, state_dict: dict | None = None) -> None:
 
 __all__ = ["METHODS", "Method", "adapter_peft_type", "apply_method", "check_adapter_dir", "count_parameters",
            "full_forward_reason", "generate", "load_adapters", "load_named_adapters", "logits_offset", "merge_adapters",
-           "merge_refusal", "mergeable", "method", "method_of", "method_of_adapter", "save_trained", "split_list", "use_adapter"]
+           "merge_refusal", "mergeable", "method", "method_of", "method_of_adapter", "save_trained", "split_list",
+           "use_adapter"]

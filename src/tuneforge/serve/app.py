@@ -69,8 +69,9 @@ class Server:
     def limits(self, req: Sampling, max_tokens: int | None, prompts: int = 1) -> int:
         bad = unsupported(req)
         if bad:
-            raise APIError(400, f"{', '.join(bad)}: not supported by tuneforge api; leave {'them' if len(bad) > 1 else 'it'}"
-                                " unset", bad[0], "unsupported_parameter")
+            them = "them" if len(bad) > 1 else "it"
+            raise APIError(400, f"{', '.join(bad)}: not supported by tuneforge api; leave {them} unset", bad[0],
+                           "unsupported_parameter")
         if req.n * prompts > self.opts.max_n:
             raise APIError(400, f"n={req.n}" + (f" × {prompts} prompts" if prompts > 1 else "") +
                            f" is more than this server's limit of {self.opts.max_n} choices per request; ask for "

@@ -1,5 +1,5 @@
 """OpenAI request messages and tools → the messages and tools a chat template takes (the shape of
-``data/schema.py``'s ``to_hf``), and parsed calls back into OpenAI's ``tool_calls``."""
+``data/schema.py``'s ``to_hf``)."""
 
 from __future__ import annotations
 
