@@ -563,3 +563,19 @@ def test_embedded_model_answers_through_the_api(embedded_path):
         streamed = "".join(c.choices[0].delta.content or "" for c in ask(srv.client(), q, model="smollm2",
                                                                           max_tokens=16, stream=True) if c.choices)
         assert streamed == r.choices[0].message.content
+
+
+def test_api_key_file(tmp_path):
+    from tuneforge.errors import ConfigError
+    from tuneforge.serve.options import check_bind, options_from
+
+    f = tmp_path / "key"
+    f.write_text("k-from-file\n")
+    opts = options_from({"api_key_file": str(f), "host": "0.0.0.0"})
+    assert opts.api_key == "k-from-file"
+    check_bind(opts)  # a key: another address is allowed
+    with pytest.raises(ConfigError, match="not both"):
+        options_from({"api_key_file": str(f), "api_key": "x"})
+    f.write_text("")
+    with pytest.raises(ConfigError, match="--api_key is empty"):
+        options_from({"api_key_file": str(f)})

@@ -12,6 +12,7 @@ API_EXTRA = {
     "host": "address to bind (default 127.0.0.1); any non-loopback address needs --api_key",
     "port": "port (default 8000)",
     "api_key": "require `Authorization: Bearer KEY` on every route (compared in constant time)",
+    "api_key_file": "read the key from the first line of this file (keeps it out of the process list)",
     "lora_modules": "more adapters served at once, picked by the request's `model`: name=path[,name2=path2]",
     "served_model_name": "the name the base model (with --adapter_name_or_path merged) is served under "
                          "(default: --model_name_or_path as given)",
@@ -30,6 +31,7 @@ class ServeOptions:
     host: str = "127.0.0.1"
     port: int = 8000
     api_key: str | None = None
+    api_key_file: str | None = None
     lora_modules: dict[str, str] = field(default_factory=dict)
     served_model_name: str | None = None
     stage: str = "sft"
@@ -95,6 +97,15 @@ def options_from(extra: dict) -> ServeOptions:
         else:
             v = str(v)
         setattr(opts, f.name, v)
+    if opts.api_key_file:
+        p = Path(opts.api_key_file)
+        if opts.api_key:
+            problems.append("give --api_key or --api_key_file, not both")
+        elif not p.is_file():
+            problems.append(f"--api_key_file {opts.api_key_file!r}: no such file; write the key on its first line")
+        else:
+            lines = p.read_text(encoding="utf-8").splitlines()
+            opts.api_key = lines[0].strip() if lines else ""
     if opts.api_key is not None and not opts.api_key.strip():
         problems.append("--api_key is empty: give a long random key (e.g. `python -c \"import secrets; "
                         "print(secrets.token_urlsafe(32))\"`)")
@@ -121,7 +132,7 @@ def check_bind(opts: ServeOptions) -> None:
 
 
 API_USAGE = """usage: tuneforge api [config.yaml] --model_name_or_path M [--adapter_name_or_path A[,B]] [--template T]
-                     [--lora_modules name=path[,name2=path2]] [--host 127.0.0.1] [--port 8000] [--api_key KEY]
+                     [--lora_modules name=path[,name2=path2]] [--host 127.0.0.1] [--port 8000] [--api_key KEY | --api_key_file F]
                      [--stage sft|rm] [--max_tokens_limit 2048] [--max_n 8] [--max_request_bytes 1000000]
                      [--max_batch_size 8] [--batch_wait_ms 10] [--cors_origins URL[,URL]] [generation settings]
 
