@@ -579,3 +579,11 @@ def test_api_key_file(tmp_path):
     f.write_text("")
     with pytest.raises(ConfigError, match="--api_key is empty"):
         options_from({"api_key_file": str(f)})
+
+
+def test_a_client_leaving_mid_stream_stops_its_sequence_and_the_server_goes_on(live):
+    c = live.client()
+    stream = ask(c, model="a", max_tokens=200, stream=True)
+    next(iter(stream))
+    stream.close()  # the client hangs up after the first chunk
+    assert ask(c, max_tokens=40).choices[0].message.content == WHO_REPLY
