@@ -3,8 +3,12 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+
+BUILTIN_INFO = Path(__file__).resolve().parent.parent / "src/tuneforge/data/builtin/dataset_info.json"
 
 
 def tf(*args, cwd=None):
@@ -27,8 +31,7 @@ def test_missing_model_unknown_dataset_and_template_before_loading(tmp_path):
            "--output_dir", str(tmp_path / "o"))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     for needle in ("3 configuration problems", "no such folder", "smollm2-135m-instruct", "unknown dataset 'identty'",
-                   "known datasets: format_kto, format_pref, format_pref_heldout, format_sft, general, "
-                   "general_replay_smollm2, identity",
+                   "known datasets: " + ", ".join(sorted(json.loads(BUILTIN_INFO.read_text()))),
                    "unknown template 'qwen9'", "chatml"):
         assert needle in r.stderr, needle
 
