@@ -132,6 +132,9 @@ def sweep() -> list[Msg]:
         except ConfigError:
             continue  # not a value the schema accepts: parse.py's messages, tested below
         problems += validate(cfg)
+    cfg = build_config({})  # a non-finite float set in code (parse refuses the text "inf" itself)
+    cfg.train.learning_rate = float("inf")
+    problems += validate(cfg)
     return problems
 
 
@@ -257,6 +260,9 @@ def test_every_parse_message_has_chinese(tmp_path):
         with pytest.raises(ConfigError) as e:
             build_config(extra)
         problems += e.value.problems
+    with pytest.raises(ConfigError) as e:  # NaN/Inf are not settings
+        build_config({"learning_rate": "inf"})
+    problems += e.value.problems
     with pytest.raises(ConfigError) as e:  # a bare --flag on a setting that is not True/False
         build_config(split_argv(["--learning_rate", "--lora_rank"])[1])
     problems += e.value.problems

@@ -122,6 +122,8 @@ register({
     "expect_bool": ("expected True or False, got {got!r}", "应为 True 或 False，实际为 {got!r}"),
     "expect_int": ("expected a whole number, got {got!r}", "应为整数，实际为 {got!r}"),
     "expect_number": ("expected a number, got {got!r}", "应为数字，实际为 {got!r}"),
+    "expect_finite": ("expected a finite number, got {got!r} (NaN and infinity are not settings)",
+                      "应为有限的数字，实际为 {got!r}（NaN 与无穷大不能作为设置值）"),
     "not_one_of": ("{got!r} is not one of: {choices}", "{got!r} 不是可选值之一：{choices}"),
     "not_one_of_suggest": ("{got!r} is not one of: {choices}{suggestion}", "{got!r} 不是可选值之一：{choices}{suggestion}"),
     "not_one_of_hint": ("{got!r} is not one of: {choices} — {hint}", "{got!r} 不是可选值之一：{choices}——{hint}"),

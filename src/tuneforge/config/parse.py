@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
+import re
 import types
 import typing
 from dataclasses import fields
@@ -137,9 +139,12 @@ def coerce(key: str, f, value: Any) -> Any:
             raise ValueError(Msg("expect_int", got=value)) from None
     if base is float:
         try:
-            return float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
-        except ValueError:
+            number = float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
+        except (ValueError, OverflowError):
             raise ValueError(Msg("expect_number", got=value)) from None
+        if not math.isfinite(number):  # learning_rate inf trains to NaN; no float setting means anything at inf
+            raise ValueError(Msg("expect_finite", got=value))
+        return number
     if base is dict:
         if isinstance(value, dict):
             return {str(k): str(v) for k, v in value.items()}
@@ -203,9 +208,25 @@ def build_config(values: dict[str, Any], base: Config | None = None, command: st
         except ValueError as e:
             problems.append(Msg("key_problem", key=key, problem=e.args[0] if e.args else str(e)))
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(problems + _range_problems(cfg, command, base))
     lf_keys.normalize(cfg)
     return cfg
+
+
+def _range_problems(cfg: Config, command: str, base: Config | None) -> list:
+    """The range and cross-field problems of the values that did parse, so that one error lists every problem (a
+    value that failed to parse keeps its default, which is valid). Only for a config built from scratch: a ``base`` may be
+    partial on purpose (the web form builds one in steps)."""
+    if base is not None:
+        return []
+    from tuneforge.config.validate import validate
+
+    try:
+        found = validate(cfg, for_training=command == "train")
+    except Exception:  # noqa: BLE001 — the parse problems are reported whatever the checks make of the rest
+        return []
+    # only those about values given (a key not given yet is not a mistake of this list)
+    return [p for p in found if any(re.search(rf"\b{k}\b", str(p)) for k in cfg.explicit)]
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from tuneforge.compat import ordinary_modes
 from tuneforge.errors import TuneforgeError
+from tuneforge.train.guard import check_finite
 
 CKPT = re.compile(r"^checkpoint-(\d+)$")
 STATE = "trainer_state.json"
@@ -79,9 +80,11 @@ def save_checkpoint(output_dir: Path, step: int, model: torch.nn.Module, optimiz
                     trainer_state: dict[str, Any], save_total_limit: int | None) -> Path:
     final = output_dir / f"checkpoint-{step}"
     tmp = output_dir / f".tmp-checkpoint-{step}"
+    weights = trainable_state(model)
+    check_finite(weights, f"checkpoint-{step}")  # before anything is written: the older checkpoints stay
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    save_file(trainable_state(model), tmp / "trainable.safetensors")
+    save_file(weights, tmp / "trainable.safetensors")
     if optimizer is None:  # save_only_model: weights only, so the checkpoint cannot be resumed from
         trainer_state = {**trainer_state, "model_only": True}
     else:

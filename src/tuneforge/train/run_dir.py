@@ -67,6 +67,18 @@ def save_config(cfg: Config, out: Path) -> Path:
     return path
 
 
+def write_stopped(out: Path, error: Exception, step: int, skipped: int | None = None) -> Path:
+    """The run summary of a run that stopped on an error it cannot step around (train/guard.py): ``completed``
+    false, where and why; the resumable checkpoints are left as they are."""
+    summary = {"completed": False, "stopped_at_step": step, "reason": getattr(error, "message", str(error))}
+    if skipped is not None:
+        summary["skipped_steps"] = skipped
+    path = out / SUMMARY
+    path.write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    log.warn(f"run stopped at step {step}; {path} says completed: false")
+    return path
+
+
 def write_summary(out: Path, summary: dict[str, Any]) -> Path:
     path = out / SUMMARY
     path.write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
