@@ -7,6 +7,10 @@ reading its record, so nothing outside ``adapters/<method>.py`` names a method.
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 from tuneforge.adapters import full, freeze, lora, prompt, oft  # noqa: F401  (each registers its record)
 from tuneforge.adapters.folders import (
     adapter_peft_type, check_adapter_dir, load_adapters, merge_adapters, merge_refusal, method_of_adapter, split_list,
@@ -94,11 +98,33 @@ def save_trained(model, out, state_dict: dict | None = None) -> None:
     model's own (sharded) tensors."""
     extra = {"state_dict": state_dict} if state_dict is not None else {}
     rec = method_of(model)
+    out = Path(out)
+    stage = out / STAGING  # written whole here, then moved in: a crash never leaves half a file under its name
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
     if rec is not None and rec.save is not None:
-        rec.save(model, out, **extra)
+        rec.save(model, stage, **extra)
     else:
-        model.save_pretrained(str(out), safe_serialization=True, **extra)
-    ordinary_modes(out)  # safetensors writes 0600 files (compat.py)
+        model.save_pretrained(str(stage), safe_serialization=True, **extra)
+    ordinary_modes(stage)  # safetensors writes 0600 files (compat.py)
+    move_in(stage, out)
+
+
+STAGING = ".tmp-final"
+
+
+def move_in(stage: Path, out: Path) -> None:
+    """Move every file of ``stage`` into ``out`` by rename, each flushed to disk first; ``stage`` is removed."""
+    for f in sorted(stage.rglob("*")):
+        if f.is_file():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+    for f in sorted(stage.iterdir()):
+        target = out / f.name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        os.replace(f, target)
+    stage.rmdir()
 
 
 __all__ = ["METHODS", "Method", "adapter_peft_type", "apply_method", "check_adapter_dir", "count_parameters",

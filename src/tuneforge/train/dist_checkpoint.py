@@ -220,12 +220,11 @@ def save(accelerator, output_dir: Path, step: int, model, optimizer, schedule, t
         state = {**trainer_state, "world_size": accelerator.num_processes, "engine": engine.name}
         (tmp / single.STATE).write_text(json.dumps(state, indent=2))
         _fsync_tree(tmp, mine=None)
+        single.write_manifest(tmp)  # last: every rank's files are on disk
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-        if save_total_limit:
-            for old in single.list_checkpoints(output_dir)[:-save_total_limit]:
-                shutil.rmtree(old, ignore_errors=True)
+        single.remove_old(output_dir, save_total_limit)
     _barrier(accelerator)
     return final
 
@@ -244,8 +243,9 @@ def load(accelerator, path: Path, model, optimizer, schedule) -> dict[str, Any]:
     trainer state. A different world size is fine: DCP reshards the tensors; each rank takes its own RNG state when
     the checkpoint has one for it (else rank 0's)."""
     path = Path(path)
-    if not (path / single.STATE).is_file():
-        raise TuneforgeError(f"{path} is not a complete checkpoint (no {single.STATE})",
+    problem = single.verify(path, hashes=False)
+    if problem:
+        raise TuneforgeError(f"{path} is not a complete checkpoint ({problem})",
                              "pass a checkpoint-<step> folder written by tuneforge, or leave resume_from_checkpoint "
                              "unset to use the latest one in output_dir")
     engine = engine_of(accelerator)
