@@ -183,3 +183,17 @@ def test_resuming_with_another_rank_or_method_says_which_keys_differ(tiny_model,
     with pytest.raises(TuneforgeError, match="finetuning_type 'lora' there, 'freeze' now"):
         run(build_config(dict(model_name_or_path=str(tiny_model), dataset="alpaca_demo", dataset_dir=str(data),
                               output_dir=str(out), finetuning_type="freeze", max_steps=6)))
+
+
+def test_logged_loss_after_a_resume_matches_when_logging_steps_does_not_divide_save_steps(tiny_model, data_dir,
+                                                                                           tmp_path):
+    kw = dict(logging_steps=3, save_steps=2, max_steps=6)
+    run(cfg(tiny_model, data_dir, tmp_path / "full", **kw))
+    out = tmp_path / "r"
+    out.mkdir()
+    shutil.copytree(tmp_path / "full" / "checkpoint-4", out / "checkpoint-4")  # between the log lines of 3 and 6
+    run(cfg(tiny_model, data_dir, out, **kw))
+    full = [json.loads(x) for x in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    resumed = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in full] == [3, 6] and [r["step"] for r in resumed] == [6]
+    assert resumed[0]["loss"] == pytest.approx(full[1]["loss"], rel=1e-6)

@@ -56,7 +56,9 @@ def train_loop(objective: Objective, optimizer, schedule, data: LoopData, args: 
     params, book = trainable(model), Bookkeeping(out, args, total, state["step"], accelerator,
                                                   state.get("skipped_steps", 0))
     step, epoch, pos = state["step"], state["epoch"], state["micro"]
-    window = {"loss": 0.0, "steps": 0, "tokens": 0, "t": time.time()}
+    # the sums of the steps since the last log line: a checkpoint between two log lines keeps them, so the first
+    # line after a resume averages the same steps as the uninterrupted run's
+    window = {"loss": 0.0, "steps": 0, "tokens": 0, **state.get("window", {}), "t": time.time()}
     t_start, last_loss, eval_loss = time.time() - state["seconds"], None, None
     lengths = None
     if args.group_by_length:
@@ -123,7 +125,8 @@ def train_loop(objective: Objective, optimizer, schedule, data: LoopData, args: 
             book.record(step, record)
             if pos >= len(batches):  # epoch done; the next one gets a new order
                 epoch, pos = epoch + 1, 0
-            state.update(epoch=epoch, micro=pos, seconds=time.time() - t_start)
+            state.update(epoch=epoch, micro=pos, seconds=time.time() - t_start,
+                         window={k: v for k, v in window.items() if k != "t"})
             book.checkpoint(step, model, optimizer, schedule, state)
             if pos == 0:
                 break
