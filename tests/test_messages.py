@@ -260,6 +260,12 @@ def test_every_parse_message_has_chinese(tmp_path):
         with pytest.raises(ConfigError) as e:
             build_config(extra)
         problems += e.value.problems
+    (tmp_path / "dup.yaml").write_text("a: 1\na: 2\n")
+    (tmp_path / "latin1.yaml").write_bytes(b"a: caf\xe9\n")
+    for path in (tmp_path / "dup.yaml", tmp_path / "latin1.yaml"):
+        with pytest.raises(TuneforgeError) as e:
+            load_yaml(path)
+        problems += [e.value.message, e.value.hint]
     with pytest.raises(ConfigError) as e:  # NaN/Inf are not settings
         build_config({"learning_rate": "inf"})
     problems += e.value.problems
@@ -376,6 +382,8 @@ def _data_problems(tmp_path: Path, tok, monkeypatch) -> list:
         {"messages": [bot("a")]}, {"messages": [user("q"), bot("a"), bot("b")]}, {"messages": [user("q"), bot(" ")]},
     ] + [{"instruction": "q"}] * 3  # more than the 20 listed: "… and N more"
     catch(lambda: build("sft_bad", "sft", sft_rows, {"vars": {"name": "Aster"}}))
+    catch(lambda: build("sft_bad2", "sft", [{"messages": [user("q"), bot("a")], "tools": [1]},
+                                             {"conversations": [human("q"), {"from": "gpt"}]}]))
     catch(lambda: build("pref_bad", "dpo", [
         {"instruction": "q", "chosen": "a"}, {"instruction": "q", "rejected": "a"},
         {"instruction": "q", "chosen": "a", "rejected": "a"}, {"instruction": "q", "chosen": " ", "rejected": "b"},
@@ -392,9 +400,14 @@ def _data_problems(tmp_path: Path, tok, monkeypatch) -> list:
     catch(lambda: build("long", "sft", [{"instruction": "word " * 50, "output": "a"}], cutoff_len=8))
     # files
     for name, text in [("a.json", "[\n{\"a\": 1},\n{\"a\": }\n]"), ("b.json", '{"a": 1}'), ("c.json", '[{"a": 1}'),
-                       ("d.json", "[1]"), ("e.jsonl", '{"a": 1}\n{bad\n'), ("f.jsonl", "[1]\n"), ("g.xml", "x")]:
+                       ("d.json", "[1]"), ("e.jsonl", '{"a": 1}\n{bad\n'), ("f.jsonl", "[1]\n"), ("g.xml", "x"),
+                       ("h.json", '[{"a": 1}]\n[{"a": 2}]'), ("i.json", "[" * 100000 + "]" * 100000),
+                       ("j.csv", "a,b\n1,2,3\n"), ("k.csv", 'a,b\n1,"' + "x" * 200000 + '"\n'),
+                       ("l.parquet", "not parquet"), ("m.arrow", "not arrow")]:
         (tmp_path / name).write_text(text)
         catch(lambda: list(read_rows(tmp_path / name)))
+    (tmp_path / "n.json").write_bytes(b'[{"a": "\xff"}]')
+    catch(lambda: list(read_rows(tmp_path / "n.json")))
     (tmp_path / "empty").mkdir()
     catch(lambda: list(read_rows(tmp_path / "empty")))
     (tmp_path / "mixed").mkdir()
