@@ -115,3 +115,20 @@ def test_portable_base():
     assert portable_base("SmolLM2") == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert portable_base("models/base") == "models/base"  # a path as the user gave it
     assert portable_base("Qwen/Qwen2.5-0.5B-Instruct") == "Qwen/Qwen2.5-0.5B-Instruct"
+
+
+def test_card_describes_every_method_from_its_record():
+    """The card's method line comes from each method's record (config.registry ``describe``), for every method."""
+    from tuneforge.config.registry import METHODS
+    from tuneforge.models.card import _method
+
+    assert all(rec.describe is not None for rec in METHODS.values()), \
+        [n for n, r in METHODS.items() if r.describe is None]
+    assert _method({"finetuning_type": "lora", "lora_rank": 8, "use_dora": True, "quantization_bit": 4,
+                    "quantization_type": "nf4", "lora_target": "all"}) == \
+        ("QLoRA (DoRA)", ["rank 8", "alpha 16", "dropout None", "target `all`", "4-bit nf4 base"])
+    assert _method({"finetuning_type": "ptuning_v2", "num_virtual_tokens": 16}) == ("P-Tuning v2",
+                                                                                  ["16 virtual tokens"])
+    assert _method({"finetuning_type": "oft", "oft_rank": 4, "oft_block_size": 0, "oft_target": "all"})[0] == "OFT"
+    assert _method({"finetuning_type": "freeze", "freeze_trainable_layers": 2,
+                    "freeze_trainable_modules": "all"})[0] == "freeze (partial fine-tuning)"

@@ -205,10 +205,11 @@ def test_dry_run_reports_config_template_and_data_problems_at_once(tiny_model, t
     r = subprocess.run([sys.executable, "-m", "tuneforge", "train", str(cfg), "--dry_run"], capture_output=True,
                        text=True, timeout=600)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-    for needle in ("learning_rate: expected a number", "did you mean 'lora_rank'", "deepspeed='ds_z3.json'",
+    for needle in ("learning_rate: expected a number", "did you mean 'lora_rank'", "deepspeed 'ds_z3.json': no such file",
                    "multimodal training is not supported yet", "script_url", "dataset 'bad': 1 bad row(s)",
                    "bad.jsonl:1"):
         assert needle in r.stderr, needle
+    assert r.stderr.count("script_url, which tuneforge does not support") == 1  # each problem listed once
     assert "dry run: dataset identity: 6 rows read" in r.stderr  # good datasets are still checked and counted
     assert not out.exists()
     cfg.write_text(f"model_name_or_path: {tiny_model}\ndo_train: true\ndataset: identity\n"

@@ -34,7 +34,8 @@ class ConfigError(TuneforgeError):
     """One or more problems in the resolved configuration (all reported together)."""
 
     def __init__(self, problems: list[str]):
-        self.problems = list(problems)
+        # a problem found by two checks (preflight and the dry run's data pass both read the catalog) is listed once
+        self.problems = list(dict.fromkeys(problems))
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{problems_heading(len(self.problems))}\n{lines}")
 

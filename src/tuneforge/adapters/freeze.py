@@ -104,4 +104,6 @@ def estimate_freeze(shape, plan) -> int:
 FREEZE = register_method(Method(
     name="freeze", summary="some layers / modules of the base", options=tuple(FreezeArgs.__dataclass_fields__),
     apply=apply_freeze, estimate=estimate_freeze, validate=validate, adapter=False,
-    quantized_refusal="quantization_full"))
+    quantized_refusal="quantization_full",
+    describe=lambda c: ("freeze (partial fine-tuning)", [f"trainable layers {c.get('freeze_trainable_layers')}",
+                                                         f"modules `{c.get('freeze_trainable_modules')}`"])))

@@ -17,4 +17,4 @@ def estimate_full(shape, plan) -> int:
 
 FULL = register_method(Method(
     name="full", summary="every weight", options=(), apply=apply_full, estimate=estimate_full, adapter=False,
-    quantized_refusal="quantization_full"))
+    quantized_refusal="quantization_full", describe=lambda c: ("full fine-tuning", [])))

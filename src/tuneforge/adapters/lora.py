@@ -230,8 +230,33 @@ def estimate_lora(shape, plan) -> int:
     return r * sum(shapes[t][0] + shapes[t][1] for t in targets_of(shape, plan.settings["lora_target"])) * shape.layers
 
 
+def preflight(cfg) -> str | None:
+    """A fresh LoRA's targets must exist in the model: read from the weights' headers, no loading."""
+    if cfg.model.adapter_name_or_path:  # continuing an adapter: its targets are in its adapter_config.json
+        return None
+    from tuneforge.models.inspect import check_lora_target
+
+    return check_lora_target(cfg.model.model_name_or_path, cfg.lora.lora_target)
+
+
+def describe(cfg: dict) -> tuple[str, list[str]]:
+    variant = [n for k, n in (("use_dora", "DoRA"), ("use_rslora", "rsLoRA"), ("pissa_init", "PiSSA")) if cfg.get(k)]
+    name = ("QLoRA" if cfg.get("quantization_bit") else "LoRA") + (f" ({', '.join(variant)})" if variant else "")
+    rank = cfg.get("lora_rank")
+    settings = [f"rank {rank}", f"alpha {cfg.get('lora_alpha') or 2 * (rank or 0)}",
+                f"dropout {cfg.get('lora_dropout')}", f"target `{cfg.get('lora_target')}`"]
+    if cfg.get("lora_layers"):
+        settings.append(f"layers `{cfg['lora_layers']}`")
+    if cfg.get("loraplus_lr_ratio"):
+        settings.append(f"LoRA+ ratio {cfg['loraplus_lr_ratio']}")
+    if cfg.get("quantization_bit"):
+        settings.append(f"{cfg['quantization_bit']}-bit {cfg.get('quantization_type')} base")
+    return name, settings
+
+
 LORA = register_method(Method(
     name="lora", summary="low-rank updates of linear layers (rsLoRA, DoRA, LoRA+, PiSSA; QLoRA with "
                          "quantization_bit)",
     options=(*LoraArgs.__dataclass_fields__, "additional_target"), apply=apply_lora, estimate=estimate_lora,
-    validate=validate, continues=True, peft_types=("LORA",), lr_scale=lr_scale, save=save_lora))
+    validate=validate, continues=True, peft_types=("LORA",), lr_scale=lr_scale, save=save_lora, preflight=preflight,
+    describe=describe))

@@ -172,5 +172,7 @@ def estimate_oft(shape, plan) -> int:
 OFT = register_method(Method(
     name="oft", summary="orthogonal fine-tuning: a learned block-diagonal rotation of each adapted layer's input",
     options=(*OftArgs.__dataclass_fields__, "additional_target"), apply=apply_oft, estimate=estimate_oft,
-    validate=validate, continues=True, peft_types=("OFT",), quantized_refusal="quantization_oft"))
+    validate=validate, continues=True, peft_types=("OFT",), quantized_refusal="quantization_oft",
+    describe=lambda c: ("OFT", [f"rank {c.get('oft_rank')}", f"block size {c.get('oft_block_size')}",
+                                f"target `{c.get('oft_target')}`"])))
 

@@ -162,19 +162,25 @@ COMMON = dict(validate=validate, merges=False, full_forward="prompt-based method
               "adapter's forward", generate=generate, merge_refusal=merge_refusal,
               keeps_embedding="prompt-based methods look tokens up in the adapter's own forward", apply=apply_prompt)
 _VT = "num_virtual_tokens"
+
+
+def _describe(label: str):
+    return lambda cfg: (label, [f"{cfg.get(_VT)} virtual tokens"])
+
+
 PREFIX = register_method(Method(
-    name="prefix", summary="prefix tuning: key/value prefixes in every layer, through an MLP while training",
+    name="prefix", describe=_describe("prefix tuning"), summary="prefix tuning: key/value prefixes in every layer, through an MLP while training",
     options=(_VT, "prefix_projection", "encoder_hidden_size"), estimate=estimate_prefix,
     peft_types=("PREFIX_TUNING",), **COMMON))
 PTUNING = register_method(Method(
-    name="ptuning", summary="P-Tuning: virtual input tokens produced by a prompt-encoder MLP",
+    name="ptuning", describe=_describe("P-Tuning"), summary="P-Tuning: virtual input tokens produced by a prompt-encoder MLP",
     options=(_VT, "encoder_hidden_size"), estimate=estimate_ptuning, peft_types=("P_TUNING",),
     virtual_tokens=True, logits_offset=prepended_tokens, **COMMON))
 PTUNING_V2 = register_method(Method(
-    name="ptuning_v2", summary="P-Tuning v2 (deep prompt tuning): prefixes in every layer, learned directly",
+    name="ptuning_v2", describe=_describe("P-Tuning v2"), summary="P-Tuning v2 (deep prompt tuning): prefixes in every layer, learned directly",
     options=(_VT, "prefix_projection", "encoder_hidden_size"), estimate=estimate_prefix,
     peft_types=("PREFIX_TUNING",), **COMMON))
 PROMPT = register_method(Method(
-    name="prompt", summary="prompt tuning: virtual input embeddings learned directly",
+    name="prompt", describe=_describe("prompt tuning"), summary="prompt tuning: virtual input embeddings learned directly",
     options=(_VT, "prompt_tuning_init_text"), estimate=estimate_prompt, peft_types=("PROMPT_TUNING",),
     virtual_tokens=True, logits_offset=prepended_tokens, **COMMON))

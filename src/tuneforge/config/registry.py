@@ -48,6 +48,10 @@ class Method:
     generate: Callable | None = None  # (model, input_ids, attention_mask, **kw) -> ids, when model.generate is wrong
     save: Callable | None = None  # (model, folder) -> None, when save_pretrained is not the whole story (PiSSA)
     merge_refusal: Callable | None = None  # (adapter path) -> (Msg, hint Msg) when merges is False
+    preflight: Callable | None = None  # (Config) -> problem text or None: checked against the model's files before
+    # training loads weights (e.g. LoRA's targets exist in the checkpoint's headers)
+    describe: Callable | None = None  # (flat config dict) -> (display name, [key settings]) for the model card;
+    # None: the name and no settings (the method's options are in config.yaml)
     extra: dict = field(default_factory=dict)  # anything else a method wants to carry, by name
 
 

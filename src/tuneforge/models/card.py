@@ -44,34 +44,14 @@ def fix_adapter_base(out: Path, model_name: str | None) -> None:
 
 
 def _method(cfg: dict) -> tuple[str, list[str]]:
-    """A one-line method name and its key settings, from the flat config."""
+    """A one-line method name and its key settings, from the flat config (the method record's ``describe``)."""
+    from tuneforge.config.registry import METHODS
+
     ft = cfg.get("finetuning_type", "lora")
-    settings: list[str] = []
-    if ft == "lora":
-        variant = [n for k, n in (("use_dora", "DoRA"), ("use_rslora", "rsLoRA"), ("pissa_init", "PiSSA")) if cfg.get(k)]
-        name = ("QLoRA" if cfg.get("quantization_bit") else "LoRA") + (f" ({', '.join(variant)})" if variant else "")
-        rank = cfg.get("lora_rank")
-        settings += [f"rank {rank}", f"alpha {cfg.get('lora_alpha') or 2 * (rank or 0)}",
-                     f"dropout {cfg.get('lora_dropout')}", f"target `{cfg.get('lora_target')}`"]
-        if cfg.get("lora_layers"):
-            settings.append(f"layers `{cfg['lora_layers']}`")
-        if cfg.get("loraplus_lr_ratio"):
-            settings.append(f"LoRA+ ratio {cfg['loraplus_lr_ratio']}")
-        if cfg.get("quantization_bit"):
-            settings.append(f"{cfg['quantization_bit']}-bit {cfg.get('quantization_type')} base")
-    elif ft == "freeze":
-        name = "freeze (partial fine-tuning)"
-        settings += [f"trainable layers {cfg.get('freeze_trainable_layers')}",
-                     f"modules `{cfg.get('freeze_trainable_modules')}`"]
-    elif ft == "full":
-        name = "full fine-tuning"
-    elif ft in ("prefix", "ptuning", "ptuning_v2", "prompt"):
-        name = {"prefix": "prefix tuning", "ptuning": "P-Tuning", "ptuning_v2": "P-Tuning v2",
-                "prompt": "prompt tuning"}[ft]
-        settings.append(f"{cfg.get('num_virtual_tokens')} virtual tokens")
-    else:  # a method whose settings the card does not know: its options are in config.yaml
-        name = ft.upper() if len(ft) <= 4 else ft
-    return name, settings
+    rec = METHODS.get(ft)
+    if rec is not None and rec.describe is not None:
+        return rec.describe(cfg)
+    return (ft.upper() if len(ft) <= 4 else ft), []  # its options are in config.yaml
 
 
 def _pct(x: Any) -> str:

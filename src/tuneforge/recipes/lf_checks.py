@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 
+from tuneforge.adapters import method
 from tuneforge.config import Config
 from tuneforge.train import schedules
 
@@ -28,7 +29,7 @@ def lf_problems(cfg: Config, for_training: bool = True) -> list[str]:
     if len(low_rank) > 1:
         p.append(f"{' and '.join(low_rank)} are alternative optimizers: choose one")
     for k in ("use_galore", "use_apollo", "use_adam_mini"):
-        if getattr(t, k) and k != "use_adam_mini" and cfg.finetune.finetuning_type not in ("full", "freeze"):
+        if getattr(t, k) and k != "use_adam_mini" and method(cfg.finetune.finetuning_type).adapter:
             p.append(f"{k} projects the gradients of full weight matrices: use --finetuning_type full (or freeze), "
                      f"not {cfg.finetune.finetuning_type}")
         if getattr(t, k) and importlib.util.find_spec("pytorch_optimizer") is None:

@@ -51,12 +51,9 @@ def preflight(cfg: Config, for_training: bool = True) -> None:
             problems.append(p)
     if for_training:
         problems += [p for p in (check_folder_path("output_dir", cfg.train.output_dir),) if p]
-        if cfg.finetune.finetuning_type == "lora" and not cfg.model.adapter_name_or_path:
-            from tuneforge.models.inspect import check_lora_target  # read from the weights' headers, no loading
-
-            p = check_lora_target(cfg.model.model_name_or_path, cfg.lora.lora_target)
-            if p:
-                problems.append(p)
+        p = rec.preflight(cfg) if rec.preflight else None
+        if p:
+            problems.append(p)
     elif cfg.export.export_dir:
         problems += [p for p in (check_folder_path("export_dir", cfg.export.export_dir),) if p]
     if for_training and cfg.train.fp8:
