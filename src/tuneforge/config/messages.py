@@ -291,6 +291,13 @@ register({
     "template_unknown": ("unknown template {name!r}; valid: auto (the tokenizer's own), {names}",
                          "未知的模板 {name!r}；可选：auto（分词器自带模板）、{names}"),
     "adapter_missing": ("adapter {path!r}: no such folder", "适配器 {path!r}：目录不存在"),
+    "pickle_weights": ("{path!r} holds its weights only as {files}: a pickle file, which can run code when loaded, so "
+                       "tuneforge does not load it (safetensors only). Fix: if you trust its source, convert it once — "
+                       "python -c \"import torch, safetensors.torch as s; s.save_file(torch.load('{first}'), "
+                       "'{target}')\" — or download the safetensors version of the model",
+                       "{path!r} 的权重只有 {files}：这是 pickle 文件，加载时可能执行代码，所以 tuneforge 不加载它（只加载 safetensors）。"
+                       "解决办法：若确信其来源可信，先转换一次——python -c \"import torch, safetensors.torch as s; "
+                       "s.save_file(torch.load('{first}'), '{target}')\"——或下载该模型的 safetensors 版本"),
     "adapter_no_config": ("adapter {path!r} has no adapter_config.json (is it a peft adapter folder?)",
                           "适配器 {path!r} 中没有 adapter_config.json（它是 peft 适配器目录吗？）"),
     "reward_model_missing": ("reward model {path!r}: no such folder", "奖励模型 {path!r}：目录不存在"),

@@ -51,7 +51,9 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; run-folder files are ordinary ones
+        from tuneforge.compat import umask
+
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600; a run-folder file gets what open() would give
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
