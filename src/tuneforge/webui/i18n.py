@@ -126,6 +126,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "eta_unknown": {"en": "?", "zh": "未知"},
     # errors the UI itself raises (webui/paths.py, runner.py, actions.py)
     "what_path": {"en": "path", "zh": "路径"},
+    "what_dataset_file": {"en": "the file_name of dataset {name!r} in dataset_info.json",
+                          "zh": "dataset_info.json 中数据集 {name!r} 的 file_name"},
     "what_args_file": {"en": "arguments file", "zh": "参数文件"},
     "what_questions_file": {"en": "questions file", "zh": "问题文件"},
     "what_model": {"en": "model", "zh": "模型"},
