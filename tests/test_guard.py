@@ -188,3 +188,23 @@ def test_non_finite_settings_are_refused_with_the_other_problems():
     for needle in ("learning_rate: expected a finite number", "num_train_epochs: expected a finite number",
                    "warmup_ratio: expected a finite number", "seed must be in", "nonfinite_patience must be ≥ 0"):
         assert needle in text, needle
+
+
+@pytest.mark.e2e
+def test_the_embedded_model_skips_non_finite_steps_and_stops(embedded_path, tmp_path, nan_grads_at):
+    """On the real model: NaN gradients from step 2 on (injected into the real gradients) are skipped, the run stops
+    at the patience with a non-zero exit, the checkpoints before it hold finite weights, nothing final is saved."""
+    out = tmp_path / "r"
+    nan_grads_at(lambda n: n >= 2)
+    with pytest.raises(NonFiniteError, match="training stopped at step 3") as e:
+        run(build_config(dict(model_name_or_path="smollm2-135m-instruct", dataset="identity", output_dir=str(out),
+                              max_steps=4, save_steps=1, per_device_train_batch_size=1, cutoff_len=48,
+                              max_samples=4, logging_steps=1, nonfinite_patience=2, seed=1)))
+    assert "--learning_rate" in e.value.hint
+    summary = json.loads((out / "run_summary.json").read_text())
+    assert summary["completed"] is False and summary["skipped_steps"] == 2
+    assert not (out / "adapter_model.safetensors").exists()
+    assert [c.name for c in list_checkpoints(out)] == ["checkpoint-1", "checkpoint-2"]
+    assert all(all_finite(c / "trainable.safetensors") for c in list_checkpoints(out))
+    rows = strict_rows(out / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1, 2] and rows[1]["grad_norm"] is None and "loss" not in rows[1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -162,7 +163,9 @@ def plot_loss(output_dir: Path) -> list[Path]:
         ax.legend()
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        fig.savefig(output_dir / fname)
+        tmp = output_dir / f".{fname}.tmp.png"  # written whole, then renamed (a crash keeps the old plot)
+        fig.savefig(tmp)
+        os.replace(tmp, output_dir / fname)
         plt.close(fig)
         written.append(output_dir / fname)
     return written
