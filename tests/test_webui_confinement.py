@@ -113,3 +113,35 @@ def test_every_shown_command_survives_a_real_shell(tmp_path):
     cmd = actions.export_command(args, "zh")
     assert round_trip(cmd, tmp_path) == ["--lang", "zh", "export", *args]
     assert not list(tmp_path.glob("PWNED*"))  # nothing injected ran
+
+
+def test_preview_over_http_does_not_show_a_file_outside_the_root(tmp_path, monkeypatch):
+    """The same refusal through the running app's HTTP API (what a browser — or anyone who can reach the port —
+    calls), not only through the Python function behind it."""
+    import socket
+
+    from gradio_client import Client
+
+    from tuneforge.webui.app import build_app
+
+    root, outside = tmp_path / "work", tmp_path / "outside"
+    (root / "data").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret.json").write_text(json.dumps([{"instruction": SECRET, "output": SECRET}]))
+    (root / "data" / "dataset_info.json").write_text(json.dumps({"evil": {"file_name": str(outside / "secret.json")}}))
+    monkeypatch.chdir(root)
+    demo = build_app(root)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.launch(prevent_thread_lock=True, server_port=port, server_name="127.0.0.1", quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        params = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/on_preview_data"]
+        name_of = {p["label"].rsplit("· ", 1)[-1]: p["parameter_name"] for p in params["parameters"]}
+        shown = client.predict(**{name_of["dataset_dir"]: "data", name_of["dataset"]: ["evil"]},
+                               api_name="/on_preview_data")
+    finally:
+        demo.close()
+    text = json.dumps(shown, ensure_ascii=False)
+    assert SECRET not in text and "outside the working folder" in text and "evil" in text
