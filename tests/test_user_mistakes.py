@@ -121,6 +121,9 @@ def test_mistake_is_a_message_not_a_traceback(name, tiny_model, world, capsys, m
     found = {c[0]: c for c in cases(str(tiny_model), world)}
     assert sorted(found) == sorted(NAMES)
     monkeypatch.chdir(world)
+    from tuneforge.utils import log
+
+    monkeypatch.setattr(log.logger, "handlers", [])  # log to this test's stderr, not an earlier test's closed one
     _, argv, needles = found[name]
     rc = main(argv)
     err = capsys.readouterr().err
