@@ -524,3 +524,18 @@ def test_chat_and_eval_status_boxes_re_render_on_a_language_switch(tmp_path, mon
     assert "no such folder" in out[1] and "No model loaded" in out[2], out[:3]
     out = lang_switch.fn("zh", None, None, send_note, eval_note)
     assert "尚未加载模型" in out[1] and "尚未加载模型" in out[2]
+
+
+def test_only_tabs_sit_directly_under_the_tab_bar(tmp_path):
+    """Gradio 6 numbers a Tabs' children in order: anything else there (a State, a Timer) takes a tab's place, and
+    selecting the next tab then shows it twice (the browser saw 'Train, Chat, Chat, Export' after a click on Chat)."""
+    import gradio as gr
+
+    from tuneforge.webui.app import build_app
+
+    demo = build_app(tmp_path, "en")
+    bars = [b for b in demo.blocks.values() if isinstance(b, gr.Tabs)]
+    assert bars
+    for bar in bars:
+        assert bar.children and all(isinstance(c, gr.Tab) for c in bar.children), \
+            [type(c).__name__ for c in bar.children]

@@ -115,6 +115,7 @@ def choose(pg, elem: str, value: str) -> None:
 
 def english(pg) -> None:
     """Start from the English page whatever an earlier test left (the page is shared by the module's tests)."""
+    pg.locator("#tab-train-button").click()  # and on the Train tab, wherever an earlier test stopped
     if pg.locator("#btn-start", has_text="Start").count() == 0:
         pg.locator("#tf-lang").get_by_text("English").click()
         pg.locator("#btn-start", has_text="Start").wait_for()

@@ -58,7 +58,9 @@ def build(page: Page, demo) -> None:
             texts["btn_save_args"] = btn_save = gr.Button(t("btn_save_args", lang), elem_id="btn-save-args")
             texts["btn_load_args"] = btn_load = gr.Button(t("btn_load_args", lang), elem_id="btn-load-args")
         timer = gr.Timer(1.0)
-    job_dir = gr.State(None)
+        # inside the Tab: a component directly under gr.Tabs takes a tab's place in Gradio 6's tab order, and
+        # the next tab selected then shows as a copy of another (the Chat tab's label on the Evaluate tab)
+        job_dir = gr.State(None)
     page.notes.append((message, shown))
     page.shared.update(job_dir=job_dir, dataset_vars=comps["dataset_vars"])
 
