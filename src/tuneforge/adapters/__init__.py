@@ -98,19 +98,25 @@ def save_trained(model, out, state_dict: dict | None = None) -> None:
     model's own (sharded) tensors."""
     extra = {"state_dict": state_dict} if state_dict is not None else {}
     rec = method_of(model)
-    out = Path(out)
-    stage = out / STAGING  # written whole here, then moved in: a crash never leaves half a file under its name
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir(parents=True)
     if rec is not None and rec.save is not None:
-        rec.save(model, stage, **extra)
+        save_staged(out, lambda stage: rec.save(model, stage, **extra))
     else:
-        model.save_pretrained(str(stage), safe_serialization=True, **extra)
-    ordinary_modes(stage)  # safetensors writes 0600 files (compat.py)
-    move_in(stage, out)
+        save_staged(out, lambda stage: model.save_pretrained(str(stage), safe_serialization=True, **extra))
 
 
 STAGING = ".tmp-final"
+
+
+def save_staged(out, write) -> None:
+    """``write(folder)`` into a staging folder inside ``out``, then every file moved in by rename: a crash never
+    leaves half a file under its final name (the final model, adapter and tokenizer files of a run)."""
+    out = Path(out)
+    stage = out / STAGING
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    write(stage)
+    ordinary_modes(stage)  # safetensors writes 0600 files (compat.py)
+    move_in(stage, out)
 
 
 def move_in(stage: Path, out: Path) -> None:
@@ -129,4 +135,4 @@ def move_in(stage: Path, out: Path) -> None:
 
 __all__ = ["METHODS", "Method", "adapter_peft_type", "apply_method", "check_adapter_dir", "count_parameters",
            "full_forward_reason", "generate", "load_adapters", "logits_offset", "merge_adapters", "merge_refusal",
-           "mergeable", "method", "method_of", "method_of_adapter", "save_trained", "split_list"]
+           "mergeable", "method", "method_of", "method_of_adapter", "save_staged", "save_trained", "split_list"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 from tuneforge import compat
-from tuneforge.adapters import apply_method, count_parameters, method, save_trained, split_list
+from tuneforge.adapters import apply_method, count_parameters, method, save_staged, save_trained, split_list
 from tuneforge.config import Config
 from tuneforge.config.registry import STAGES
 from tuneforge.data import templates
@@ -177,7 +177,7 @@ def finish(cfg: Config, run: Run, accelerator, model, result: LoopResult, mixed:
     unwrapped.config.use_cache = True
     check_final(out, state if state is not None else trainable_tensors(unwrapped), result.steps)  # no NaN saved
     save_trained(unwrapped, out, state)
-    run.tokenizer.save_pretrained(out)
+    save_staged(out, run.tokenizer.save_pretrained)  # written whole, then moved in (adapters.save_staged)
     plots = plot_loss(out) if cfg.train.plot_loss else []
     trainable, total = count_parameters(unwrapped)
     summary = {
