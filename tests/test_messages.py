@@ -384,6 +384,20 @@ def _data_problems(tmp_path: Path, tok, monkeypatch) -> list:
     catch(lambda: build("sft_bad", "sft", sft_rows, {"vars": {"name": "Aster"}}))
     catch(lambda: build("sft_bad2", "sft", [{"messages": [user("q"), bot("a")], "tools": [1]},
                                              {"conversations": [human("q"), {"from": "gpt"}]}]))
+    catch(lambda: build("tool_bad", "sft", [  # tool rows (schema.check_tools)
+        {"conversations": [human("q"), {"from": "gpt", "value": "a"}], "tools": '[{"description": "x"}]'},
+        {"conversations": [human("q"), call('{"name": "g", "arguments": {}}'), {"from": "observation", "value": "r"},
+                           {"from": "gpt", "value": "a"}],
+         "tools": '[{"name": "f"}]'},
+        {"conversations": [human("q"), call('{"name": "f", "arguments": [1]}'), {"from": "observation", "value": "r"},
+                           {"from": "gpt", "value": "a"}],
+         "tools": '[{"name": "f"}]'},
+        {"conversations": [human("q"), call('{"name": "f", "arguments": {}}'), {"from": "observation", "value": "r"},
+                           {"from": "observation", "value": "r"}, {"from": "gpt", "value": "a"}]},
+        {"messages": [user("q"), {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "c1", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c9", "content": "r"}, bot("a")]},
+    ]))
     catch(lambda: build("pref_bad", "dpo", [
         {"instruction": "q", "chosen": "a"}, {"instruction": "q", "rejected": "a"},
         {"instruction": "q", "chosen": "a", "rejected": "a"}, {"instruction": "q", "chosen": " ", "rejected": "b"},

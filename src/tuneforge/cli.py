@@ -16,6 +16,7 @@ from typing import Callable
 from tuneforge import __version__
 from tuneforge.errors import ConfigError, TuneforgeError, check_lang, render
 from tuneforge.estimate.plan import EXTRA_KEYS as ESTIMATE_EXTRA
+from tuneforge.serve.options import API_EXTRA
 
 
 @dataclass(frozen=True)
@@ -118,8 +119,15 @@ def run_chat(argv: list[str], lang: str) -> int:
     preflight(cfg, for_training=False)  # config mistakes are answered before torch is imported
     from tuneforge.infer.engine import ChatEngine
 
+    tools = None
+    if extra.get("tools"):
+        from tuneforge.infer.conversations import read_tools
+
+        tools = read_tools(str(extra["tools"]))  # a bad file is answered before the model loads
     engine = ChatEngine.from_config(cfg)
     system = extra.get("system")
+    if tools:
+        return chat_with_tools(engine, cfg.generate, system, tools, extra)
     if "prompt" in extra:
         print(engine.generate([[{"role": "user", "content": extra["prompt"]}]], cfg.generate, system)[0])
         return 0
@@ -130,6 +138,25 @@ def run_chat(argv: list[str], lang: str) -> int:
             print(json.dumps({"prompt": prompt, "response": reply}, ensure_ascii=False), flush=True)
         return 0
     return interactive(engine, cfg.generate, system)
+
+
+def chat_with_tools(engine, gen, system, tools, extra) -> int:
+    """`tuneforge chat --tools FILE`: replies with their parsed calls (--prompt / --prompts print JSON), or the
+    interactive loop in which the user types each call's result."""
+    from tuneforge.infer.conversations import interactive_tools, read_prompts, reply_with_tools, tool_format
+
+    if "prompt" not in extra and "prompts" not in extra:
+        return interactive_tools(engine, gen, system, tools)
+    fmt = tool_format(engine)
+    convs = [[{"role": "user", "content": extra["prompt"]}]] if "prompt" in extra else read_prompts(extra["prompts"])
+    for conv in convs:
+        _, parsed = reply_with_tools(engine, conv, gen, system, tools, fmt)
+        prompt = conv[-1]["content"] if len(conv) == 1 else conv
+        row = {"prompt": prompt, "response": parsed.content, "tool_calls": [c.to_openai() for c in parsed.calls]}
+        if parsed.errors:
+            row["tool_call_errors"] = parsed.errors
+        print(json.dumps(row, ensure_ascii=False), flush=True)
+    return 0
 
 
 def run_export(argv: list[str], lang: str) -> int:
@@ -177,6 +204,19 @@ def run_score(argv: list[str], lang: str) -> int:
     for (_, row), s in zip(rows, scorer.score([m for m, _ in rows])):
         print(json.dumps({**row, "score": round(s, 6)}, ensure_ascii=False), flush=True)
     return 0
+
+
+def run_api(argv: list[str], lang: str) -> int:
+    from tuneforge.serve.launch import serve
+
+    return serve(*settings_for("api", argv))
+
+
+def api_help() -> str:
+    from tuneforge.cli_help import CHAT_GROUPS, _extra, settings
+    from tuneforge.serve.options import API_USAGE
+
+    return "\n".join([API_USAGE, *_extra(COMMANDS["api"].extra), *settings(CHAT_GROUPS)])
 
 
 def run_webui(argv: list[str], lang: str) -> int:
@@ -249,10 +289,16 @@ COMMANDS: dict[str, Command] = {
                     "chat with a model (and its adapters)", policy="chat",
                     extra={"prompt": "one message; print the reply and exit",
                            "prompts": "file with one prompt per line, or JSONL rows with `messages`; prints JSON lines",
-                           "system": "system prompt for every conversation"}),
+                           "system": "system prompt for every conversation",
+                           "tools": "JSON file with a list of tool schemas: the model may call them; calls are shown "
+                                    "and you type each result (with --prompt/--prompts: JSON lines with tool_calls)"}),
     "export": Command(run_export, "--model_name_or_path M --adapter_name_or_path A[,B] --export_dir D "
                                   "[--export_size GB] [--export_dtype bfloat16|float16|float32]",
                       "merge adapters, write a standalone model", policy="export"),
+    "api": Command(run_api, "--model_name_or_path M [--adapter_name_or_path A] [--lora_modules name=path,...] "
+                            "[--host 127.0.0.1] [--port 8000] [--api_key KEY] [--stage sft|rm]",
+                   "an OpenAI-compatible API server (binds to loopback unless given a key)", policy="chat",
+                   extra=API_EXTRA, own_help=api_help),
     "webui": Command(run_webui, "[--host 127.0.0.1] [--port 7860] [--root DIR] [--auth user:password | --auth-file "
                                 "FILE] [--share]", "the web UI (binds to loopback unless given auth)",
                      own_help=webui_help),

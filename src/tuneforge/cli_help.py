@@ -64,7 +64,7 @@ def command_help(name: str) -> str | None:
     if name == "chat":
         return "\n".join([
             "usage: tuneforge chat [config.yaml] --model_name_or_path M [--adapter_name_or_path A[,B]]",
-            "                      [--prompt TEXT | --prompts FILE] [--system TEXT] [generation settings]",
+            "                      [--prompt TEXT | --prompts FILE] [--system TEXT] [--tools FILE] [generation settings]",
             "",
             "Talk to a model (and its adapters): interactive by default (type `clear` to start over, `exit` to",
             "leave); --prompt prints one reply; --prompts answers a file (one prompt per line, or JSONL rows with",

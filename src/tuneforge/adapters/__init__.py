@@ -13,7 +13,8 @@ from pathlib import Path
 
 from tuneforge.adapters import full, freeze, lora, prompt, oft  # noqa: F401  (each registers its record)
 from tuneforge.adapters.folders import (
-    adapter_peft_type, check_adapter_dir, load_adapters, merge_adapters, merge_refusal, method_of_adapter, split_list,
+    adapter_peft_type, check_adapter_dir, load_adapters, load_named_adapters, merge_adapters, merge_refusal,
+    method_of_adapter, split_list, use_adapter,
 )
 from tuneforge.compat import ordinary_modes, quiet_peft
 from tuneforge.config.registry import METHODS, Method, for_peft_type, method
@@ -134,5 +135,7 @@ def move_in(stage: Path, out: Path) -> None:
 
 
 __all__ = ["METHODS", "Method", "adapter_peft_type", "apply_method", "check_adapter_dir", "count_parameters",
-           "full_forward_reason", "generate", "load_adapters", "logits_offset", "merge_adapters", "merge_refusal",
-           "mergeable", "method", "method_of", "method_of_adapter", "save_staged", "save_trained", "split_list"]
+           "full_forward_reason", "generate", "load_adapters", "load_named_adapters", "logits_offset", "merge_adapters",
+           "merge_refusal", "mergeable", "method", "method_of", "method_of_adapter", "save_staged", "save_trained",
+           "split_list",
+           "use_adapter"]

@@ -82,3 +82,40 @@ def merge_adapters(model, paths: list[str]):
     model = load_adapters(model, paths, trainable=False).merge_and_unload()
     log.info(f"merged adapter {paths[-1]} into the base")
     return model
+
+
+@quiet_peft()
+def load_named_adapters(model, named: dict[str, str]):
+    """Serve several adapters on one base at once (``tuneforge api --lora_modules``): each folder loaded under its
+    name, unmerged; pick one per forward with :func:`use_adapter`. Methods that cannot be merged (prompt-based) are
+    refused: their decoding cannot be switched per batch."""
+    from peft import PeftModel
+
+    for name, path in named.items():
+        problem = check_adapter_dir(path)
+        if problem:
+            raise ModelError(problem, Msg("adapter_dir_fix"))
+        method = method_of_adapter(path)
+        if method is not None and not method.merges:
+            raise ModelError(f"--lora_modules {name}={path}: a {method.name} adapter cannot be served next to others",
+                             "serve it alone with --adapter_name_or_path")
+        if isinstance(model, PeftModel):
+            model.load_adapter(path, adapter_name=name, is_trainable=False)
+        else:
+            model = PeftModel.from_pretrained(model, path, adapter_name=name, is_trainable=False)
+        log.info(f"serving adapter {name} from {path}")
+    return model.eval()
+
+
+def use_adapter(model, name: str | None):
+    """A context in which ``model`` (from :func:`load_named_adapters`) runs adapter ``name``, or the base alone."""
+    import contextlib
+
+    from peft import PeftModel
+
+    if not isinstance(model, PeftModel):
+        return contextlib.nullcontext()
+    if name is None:
+        return model.disable_adapter()
+    model.set_adapter(name)
+    return contextlib.nullcontext()

@@ -453,10 +453,16 @@ register({
                             "第 {i} 个工具必须是对象（带 name 的函数定义），实际为 {kind}"),
     "row_turn_no_content": ("message {i} ({role}) has no {tag!r}: it would train on an empty message",
                             "第 {i} 条消息（{role}）没有 {tag!r}：会以空消息训练"),
-    "row_call_json": ("function_call content is not valid JSON: {error}", "function_call 的内容不是合法的 JSON：{error}"),
+    "row_call_json": ('function_call content is not valid JSON: {error}; write it as {{"name": "f", "arguments": '
+                      '{{...}}}} (double quotes, no trailing commas)',
+                      'function_call 的内容不是合法的 JSON：{error}；请写成 {{"name": "f", "arguments": {{...}}}}'
+                      "（使用双引号，不要有多余的逗号）"),
     "row_call_shape": ('a tool call needs a name and arguments, e.g. {{"name": "f", "arguments": {{}}}}',
                        '工具调用需要 name 和 arguments，例如 {{"name": "f", "arguments": {{}}}}'),
-    "row_call_args_json": ("tool call arguments are not valid JSON: {error}", "工具调用的 arguments 不是合法的 JSON：{error}"),
+    "row_call_args_json": ("the arguments of tool call {name!r} are not valid JSON: {error}; give a JSON object "
+                           '(e.g. {{"city": "Paris"}}) or a string holding one',
+                           "工具调用 {name!r} 的 arguments 不是合法的 JSON：{error}；请给出一个 JSON 对象"
+                           '（例如 {{"city": "Paris"}}）或包含它的字符串'),
     "row_no_response": ("row has no {col!r} (the reply to learn); its keys are {keys}",
                         "该行没有 {col!r}（要学习的回复）；它的键为 {keys}"),
     "row_no_prompt": ("row has no {col!r} (or it is empty); its keys are {keys}", "该行没有 {col!r}（或为空）；它的键为 {keys}"),
@@ -495,8 +501,42 @@ register({
     "conv_empty": ("the conversation has no messages", "对话中没有任何消息"),
     "conv_user_after": ("message {i} is a user turn after a {role} turn; turns must alternate user → assistant",
                         "第 {i} 条消息是紧跟在 {role} 轮次之后的用户轮次；轮次必须按 用户 → 助手 交替"),
-    "conv_tool_without_call": ("message {i} is a tool result without a preceding assistant tool call",
-                               "第 {i} 条消息是工具结果，但前面没有助手的工具调用"),
+    "conv_tool_without_call": ("message {i} is a tool result (observation) without a preceding assistant tool call "
+                               "(function_call); put the call it answers right before it, or remove it",
+                               "第 {i} 条消息是工具结果（observation），但前面没有助手的工具调用（function_call）；"
+                               "请在它之前放上它所回答的调用，或删除它"),
+    "conv_tool_def_no_name": ("tool definition {k} in tools has no function name; each tool is "
+                              '{{"name": ..., "description": ..., "parameters": {{...}}}} (or OpenAI\'s '
+                              '{{"type": "function", "function": {{...}}}})',
+                              "tools 中第 {k} 个工具定义没有函数名；每个工具应为 "
+                              '{{"name": ..., "description": ..., "parameters": {{...}}}}（或 OpenAI 的 '
+                              '{{"type": "function", "function": {{...}}}}）'),
+    "conv_call_unknown_tool": ("message {i} calls tool {name!r}, which is not in this row's tools ({names}); add its "
+                               "definition to tools or correct the name",
+                               "第 {i} 条消息调用了工具 {name!r}，但它不在该行的 tools 中（{names}）；请把它的定义加入 "
+                               "tools，或改正名称"),
+    "conv_call_args_not_object": ("message {i}: the arguments of {name!r} are a JSON {kind}, not an object; write "
+                                  'them as {{"param": value, ...}}',
+                                  "第 {i} 条消息：{name!r} 的 arguments 是 JSON {kind}，而不是对象；请写成 "
+                                  '{{"参数": 值, ...}}'),
+    "conv_tool_more_results": ("message {i} is a tool result with no call left to answer (the assistant turn before "
+                               "made {n} call(s)); every observation/tool message must follow the function_call it "
+                               "answers",
+                               "第 {i} 条消息是工具结果，但没有尚未回答的调用（前一个助手轮次只发起了 {n} 个调用）；"
+                               "每条 observation/tool 消息都必须跟在它所回答的 function_call 之后"),
+    "conv_tool_call_id_unknown": ("message {i}: tool_call_id {id!r} matches no call of the assistant turn before it "
+                                  "(its call ids: {ids}); use one of those ids",
+                                  "第 {i} 条消息：tool_call_id {id!r} 与前一个助手轮次的任何调用都不匹配（调用 id："
+                                  "{ids}）；请使用其中之一"),
+    "template_drops_tools": ("template {name!r} does not render tools or tool calls: {where} uses {missing}, which "
+                             "the rendered text leaves out (training would never see them)",
+                             "模板 {name!r} 不渲染工具或工具调用：{where} 用到了 {missing}，但渲染出的文本里没有它们"
+                             "（训练时模型根本看不到）"),
+    "template_drops_tools_fix": ("pick a template that renders tools: --template chatml (Hermes-style <tool_call>), "
+                                 "smollm2 (SmolLM2's own format plus tools), qwen, llama3, mistral or glm4, or a model "
+                                 "whose own chat template takes tools=",
+                                 "请选择会渲染工具的模板：--template chatml（Hermes 风格 <tool_call>）、smollm2（SmolLM2 "
+                                 "自身格式加工具）、qwen、llama3、mistral 或 glm4，或使用自带的聊天模板支持 tools= 的模型"),
     "conv_assistant_first": ("message {i} is an assistant turn first; turns must alternate user → assistant",
                              "第 {i} 条消息是位于开头的助手轮次；轮次必须按 用户 → 助手 交替"),
     "conv_assistant_twice": ("message {i} is an assistant turn after another assistant turn; turns must alternate "

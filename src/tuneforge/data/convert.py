@@ -12,7 +12,8 @@ from typing import Any
 
 from tuneforge.config.messages import Msg
 from tuneforge.data.catalog import DatasetEntry
-from tuneforge.data.schema import Conversation, Message, Preference, ToolCall, check_order
+from tuneforge.data.schema import (Conversation, Message, Preference, ToolCall, check_order, check_tools,
+                                   link_tool_results)
 
 ALPACA_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output", "history": "history",
                   "system": "system", "tools": "tools"}
@@ -68,7 +69,8 @@ def _tools(value: Any) -> list[dict[str, Any]] | None:
 
 
 def _tool_calls(value: Any) -> list[ToolCall]:
-    """A sharegpt function_call value: JSON text of {name, arguments} or a list of them."""
+    """A sharegpt function_call value (JSON text of {name, arguments} or a list of them) or OpenAI tool_calls
+    ({id, type, function: {name, arguments}}; arguments a JSON string or object)."""
     if isinstance(value, str):
         try:
             value = json.loads(value)
@@ -77,17 +79,18 @@ def _tool_calls(value: Any) -> list[ToolCall]:
     calls = value if isinstance(value, list) else [value]
     out = []
     for c in calls:
+        call_id = c.get("id") if isinstance(c, dict) else None
         if isinstance(c, dict) and "function" in c:
             c = c["function"]
         if not isinstance(c, dict) or "name" not in c:
             raise RowError(Msg("row_call_shape"))
-        args = c.get("arguments", {})
+        args = c.get("arguments", c.get("parameters", {}))
         if isinstance(args, str):
             try:
                 args = json.loads(args) if args.strip() else {}
             except json.JSONDecodeError as e:
-                raise RowError(Msg("row_call_args_json", error=e.msg)) from None
-        out.append(ToolCall(name=str(c["name"]), arguments=args))
+                raise RowError(Msg("row_call_args_json", name=str(c["name"]), error=e.msg)) from None
+        out.append(ToolCall(name=str(c["name"]), arguments=args, id=str(call_id) if call_id else None))
     return out
 
 
@@ -148,7 +151,8 @@ def from_sharegpt(row: dict[str, Any], columns: dict[str, str], tags: dict[str, 
                 raise RowError(Msg("row_turn_no_content", i=i, role=raw_role, tag=t["content_tag"]))
             text = content if isinstance(content, str) else (json.dumps(content, ensure_ascii=False)
                                                              if role == "tool" and content is not None else content)
-            messages.append(Message(role, _text(text, Msg("row_message_content", i=i)), name=turn.get("name")))
+            messages.append(Message(role, _text(text, Msg("row_message_content", i=i)), name=turn.get("name"),
+                                    tool_call_id=turn.get("tool_call_id") if role == "tool" else None))
     return Conversation(messages, system=system, tools=_tools(row.get(cols["tools"])))
 
 
@@ -158,10 +162,10 @@ def to_conversation(entry: DatasetEntry, row: dict[str, Any]) -> Conversation:
         conv = from_alpaca(row, entry.columns)
     else:
         conv = from_sharegpt(row, entry.columns, entry.tags, openai=(fmt == "openai"))
-    problem = check_order(conv)
+    problem = check_order(conv) or check_tools(conv)
     if problem:
         raise RowError(problem)
-    return conv
+    return link_tool_results(conv)
 
 
 TRUE_TAGS, FALSE_TAGS = {"true", "1", "yes"}, {"false", "0", "no"}

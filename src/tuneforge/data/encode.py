@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from tuneforge.config.messages import Msg
-from tuneforge.data.schema import Conversation, Preference
+from tuneforge.data.schema import Conversation, Preference, tool_names
 from tuneforge.data.templates import ChatFormat
 from tuneforge.errors import DataError
 
@@ -52,6 +52,7 @@ def supervised_spans(fmt: ChatFormat, tokenizer, conv: Conversation, train_on_pr
     """The rendered conversation and the character spans of the assistant replies to learn."""
     msgs = conv.to_hf()
     full = fmt.render(tokenizer, msgs, conv.tools)
+    _check_tools_rendered(fmt, full, conv)
     if train_on_prompt:
         return full, [(0, len(full))]
     spans = []
@@ -70,6 +71,16 @@ def supervised_spans(fmt: ChatFormat, tokenizer, conv: Conversation, train_on_pr
     if mask_history:
         spans = spans[-1:]
     return full, spans
+
+
+def _check_tools_rendered(fmt: ChatFormat, text: str, conv: Conversation) -> None:
+    """A template that ignores ``tools`` / ``tool_calls`` (most plain chat templates) would train the model on
+    conversations with the tool definitions and calls silently left out: refuse instead."""
+    names = tool_names(conv.tools) + [c.name for m in conv.messages for c in m.tool_calls]
+    missing = sorted({n for n in names if n not in text})
+    if missing:
+        raise DataError(Msg("template_drops_tools", name=fmt.name, where=conv.source or "a row",
+                            missing=", ".join(missing)), Msg("template_drops_tools_fix"))
 
 
 def _label(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[bool]:

@@ -18,9 +18,13 @@ ROLES = ("system", "user", "assistant", "tool")
 class ToolCall:
     name: str
     arguments: dict[str, Any]
+    id: str | None = None  # OpenAI's tool_call id, matched by the result's tool_call_id
 
     def to_hf(self) -> dict[str, Any]:
-        return {"type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+        out: dict[str, Any] = {"type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+        if self.id:
+            out["id"] = self.id
+        return out
 
 
 @dataclass
@@ -29,6 +33,7 @@ class Message:
     content: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
     name: str | None = None  # tool name, for role == "tool"
+    tool_call_id: str | None = None  # for role == "tool": the id of the call this result answers (OpenAI)
 
     def to_hf(self) -> dict[str, Any]:
         out: dict[str, Any] = {"role": self.role, "content": self.content}
@@ -36,6 +41,8 @@ class Message:
             out["tool_calls"] = [c.to_hf() for c in self.tool_calls]
         if self.name:
             out["name"] = self.name
+        if self.tool_call_id:
+            out["tool_call_id"] = self.tool_call_id
         return out
 
 
@@ -86,6 +93,71 @@ def check_order(conv: Conversation) -> Msg | None:
     if msgs[-1].role != "assistant":
         return Msg("conv_no_final_reply")
     return None
+
+
+def tool_names(tools: list[dict[str, Any]] | None) -> list[str]:
+    out = []
+    for t in tools or []:
+        f = t.get("function", t) if isinstance(t, dict) else None
+        if isinstance(f, dict) and isinstance(f.get("name"), str):
+            out.append(f["name"])
+    return out
+
+
+def check_tools(conv: Conversation) -> Msg | None:
+    """Why the tool use of a conversation (in a valid turn order) is invalid, or None.
+
+    Every tool definition has a name; a call names one of the row's ``tools`` (when the row has any) and has a JSON
+    object as arguments; a run of tool results answers at most as many calls as the assistant turn before it made,
+    and a result's ``tool_call_id`` (when given) is the id of one of those calls.
+    """
+    for k, t in enumerate(conv.tools or [], start=1):
+        f = t.get("function", t) if isinstance(t, dict) else None
+        if not isinstance(f, dict) or not isinstance(f.get("name"), str) or not f["name"].strip():
+            return Msg("conv_tool_def_no_name", k=k)
+    names = tool_names(conv.tools)
+    calls: list = []
+    answered = 0
+    for i, m in enumerate(conv.messages, start=1):
+        if m.role == "assistant":
+            calls, answered = m.tool_calls, 0
+            for c in m.tool_calls:
+                if not isinstance(c.arguments, dict):
+                    return Msg("conv_call_args_not_object", i=i, name=c.name, kind=type(c.arguments).__name__)
+                if conv.tools is not None and c.name not in names:
+                    return Msg("conv_call_unknown_tool", i=i, name=c.name, names=", ".join(names))
+        elif m.role == "tool":
+            answered += 1
+            if answered > len(calls):
+                return Msg("conv_tool_more_results", i=i, n=len(calls))
+            ids = [c.id for c in calls if c.id]
+            if m.tool_call_id and m.tool_call_id not in ids:
+                return Msg("conv_tool_call_id_unknown", i=i, id=m.tool_call_id, ids=", ".join(ids) or "none")
+    return None
+
+
+def link_tool_results(conv: Conversation) -> Conversation:
+    """Give calls without an id a stable one (``call00001``…, the 9 alphanumeric characters Mistral's template
+    requires) and each tool result without a ``tool_call_id`` / ``name`` those of the call it answers (the k-th
+    result of a run answers the k-th call), so that templates that render ids or names (Mistral, Hermes) accept rows
+    from formats that carry neither (LLaMA-Factory sharegpt). Call after :func:`check_tools`."""
+    n = 0
+    calls: list[ToolCall] = []
+    k = 0
+    for m in conv.messages:
+        if m.role == "assistant":
+            calls, k = m.tool_calls, 0
+            for c in calls:
+                n += 1
+                if not c.id:
+                    c.id = f"call{n:05d}"
+        elif m.role == "tool" and k < len(calls):
+            call = next((c for c in calls if c.id == m.tool_call_id), None) if m.tool_call_id else calls[k]
+            k += 1
+            if call is not None:
+                m.tool_call_id = m.tool_call_id or call.id
+                m.name = m.name or call.name
+    return conv
 
 
 @dataclass

@@ -116,9 +116,9 @@ class ChatEngine:
             kw.update(stop_strings=self.stop_strings, tokenizer=self.tokenizer)
         return kw
 
-    def prompt_text(self, messages: list[dict], system: str | None = None) -> str:
+    def prompt_text(self, messages: list[dict], system: str | None = None, tools: list | None = None) -> str:
         msgs = ([{"role": "system", "content": system}] if system else []) + list(messages)
-        return self.fmt.render(self.tokenizer, msgs, add_generation_prompt=True)
+        return self.fmt.render(self.tokenizer, msgs, tools=tools or None, add_generation_prompt=True)
 
     def _clean(self, text: str) -> str:
         for s in self.fmt.stop:
@@ -128,13 +128,15 @@ class ChatEngine:
 
     @torch.no_grad()
     def generate(self, conversations: list[list[dict]], args: GenerateArgs | None = None,
-                 system: str | None = None, batch_size: int = 8, streamer=None) -> list[str]:
-        """Replies to several conversations (each a list of {role, content}), batched with left padding."""
+                 system: str | None = None, batch_size: int = 8, streamer=None,
+                 tools: list | None = None) -> list[str]:
+        """Replies to several conversations (each a list of {role, content}), batched with left padding; ``tools``
+        (tool schemas) are rendered into every prompt by the template, as in training."""
         args = args or GenerateArgs()
         kw = self.gen_kwargs(args)
         out: list[str] = []
         for i in range(0, len(conversations), batch_size):
-            texts = [self.prompt_text(c, system) for c in conversations[i: i + batch_size]]
+            texts = [self.prompt_text(c, system, tools) for c in conversations[i: i + batch_size]]
             enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
             gen = self._generate(enc, kw, streamer)
             for row in gen[:, enc["input_ids"].shape[1]:]:

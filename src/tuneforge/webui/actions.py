@@ -435,8 +435,9 @@ class ChatSession:
         yield result["text"]
 
     def reply(self, text: str, tuned_hist: list, base_hist: list, system: str | None, side_by_side: bool,
-              gen_values: dict[str, Any], lang: str):
-        """Stream the tuned reply, then (side by side) the base model's reply to the same message.
+              gen_values: dict[str, Any], lang: str, tools_json: str = ""):
+        """Stream the tuned reply, then (side by side) the base model's reply to the same message. With tools
+        (a JSON list in ``tools_json``) only the tuned model answers, its calls shown (webui/chat_tools.py).
 
         Yields (tuned history, base history, status, input box): the status is None while streaming, then a Msg."""
         self._require(lang)
@@ -445,6 +446,14 @@ class ChatSession:
             yield tuned_hist, base_hist, None, ""
             return
         gen = _gen_args(gen_values)
+        if (tools_json or "").strip():
+            from tuneforge.webui import chat_tools
+
+            with self.lock:
+                hist, status = chat_tools.turn(self.tuned, list(tuned_hist) + [{"role": "user", "content": text}],
+                                               system, gen, tools_json)
+            yield hist, base_hist, status, ""
+            return
         import time
 
         t0 = time.time()
@@ -467,6 +476,18 @@ class ChatSession:
                     yield hists[0], (hists[1] if len(hists) > 1 else base_hist), None, ""
         yield (hists[0], (hists[1] if len(hists) > 1 else base_hist),
                Msg("msg_replied", seconds=f"{time.time() - t0:.1f}"), "")
+
+    def tool_result(self, result: str, tuned_hist: list, system: str | None, gen_values: dict[str, Any],
+                    tools_json: str, lang: str) -> tuple[list, Msg | None]:
+        """The typed result of the waiting call; once every call of the turn has one, the model continues."""
+        from tuneforge.webui import chat_tools
+
+        self._require(lang)
+        hist, complete = chat_tools.add_result(list(tuned_hist or []), result or "")
+        if not complete:
+            return hist, Msg("msg_tool_called", names=chat_tools.pending_calls(hist)[0][0])
+        with self.lock:
+            return chat_tools.turn(self.tuned, hist, system, _gen_args(gen_values), tools_json)
 
     def evaluate(self, ctx: Context, questions: str, qfile: str | None, name: str, system: str | None,
                  gen_values: dict[str, Any], lang: str) -> tuple[list[list[Any]], Msg]:

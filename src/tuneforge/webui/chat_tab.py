@@ -33,6 +33,15 @@ def build(page: Page) -> None:
         with gr.Accordion(t("sec_generate", lang), open=False) as acc_gen:
             texts["sec_generate"] = acc_gen
             field_grid(page, field_specs(("generate",)), gen, per_row=3)
+        with gr.Accordion(t("sec_tools", lang), open=False, elem_id="chat-tools-section") as acc_tools:
+            texts["sec_tools"] = acc_tools
+            texts["chat_tools"] = tools_box = gr.Code(language="json", label=t("chat_tools", lang), lines=6,
+                                                      elem_id="chat-tools")
+            with gr.Row():
+                texts["chat_tool_result"] = tool_result = gr.Textbox(label=t("chat_tool_result", lang), scale=4,
+                                                                     elem_id="chat-tool-result")
+                texts["btn_send_result"] = btn_result = gr.Button(t("btn_send_result", lang), scale=0,
+                                                                  elem_id="btn-send-result")
         status = gr.HTML(elem_id="chat-status")
         status_shown = gr.State(None)  # what `status` shows, in no language (re-rendered on a switch)
         with gr.Row():
@@ -59,17 +68,29 @@ def build(page: Page) -> None:
     btn_load_model.click(on_load_model, [page.lang_radio, model, adapters, template, side_by_side],
                          [status, status_shown])
 
-    def on_send(lang_, text, tuned_hist, base_hist, system_, sbs, *gen_values):
-        values = dict(zip(gen_names, gen_values))
+    def on_send(lang_, text, tuned_hist, base_hist, system_, sbs, *rest):
+        values = dict(zip(gen_names, rest))  # the generate settings, then the tools box
+        tools_json = rest[len(gen_names)] if len(rest) > len(gen_names) else ""
         try:
             for tuned, base, st, box in ctx.chat.reply(text, tuned_hist or [], base_hist or [], system_, sbs, values,
-                                                       lang_):
+                                                       lang_, tools_json):
                 yield tuned, base, *(show(st, lang_) if st is not None else ("", None)), box
         except TuneforgeError as e:
             yield tuned_hist, base_hist, *show(e, lang_), gr.update()
 
+    def on_result(lang_, result, tuned_hist, system_, tools_json, *gen_values):
+        try:
+            hist, st = ctx.chat.tool_result(result, tuned_hist or [], system_, dict(zip(gen_names, gen_values)),
+                                            tools_json, lang_)
+            return hist, *show(st, lang_), ""
+        except TuneforgeError as e:
+            return tuned_hist, *show(e, lang_), gr.update()
+
+    btn_result.click(on_result, [page.lang_radio, tool_result, tuned_bot, system, tools_box,
+                                 *[gen[n] for n in gen_names]], [tuned_bot, status, status_shown, tool_result])
+
     send_inputs = [page.lang_radio, chat_input, tuned_bot, base_bot, system, side_by_side,
-                   *[gen[n] for n in gen_names]]
+                   *[gen[n] for n in gen_names], tools_box]
     send_outputs = [tuned_bot, base_bot, status, status_shown, chat_input]
     btn_send.click(on_send, send_inputs, send_outputs)
     chat_input.submit(on_send, send_inputs, send_outputs)

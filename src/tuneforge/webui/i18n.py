@@ -164,6 +164,18 @@ STRINGS: dict[str, dict[str, str]] = {
                                       "zh": '请使用 {{"question": "…"}} 或 {{"messages": [{{"role": "user", '
                                             '"content": "…"}}]}}'},
     "msg_generation_failed": {"en": "generation failed: {error}", "zh": "生成失败：{error}"},
+    "sec_tools": {"en": "Tools (the tuned model may call them)", "zh": "工具（微调后模型可调用）"},
+    "chat_tools": {"en": "Tools: a JSON list of tool schemas (empty: no tools)",
+                   "zh": "工具：工具定义的 JSON 列表（留空则不提供工具）"},
+    "chat_tool_result": {"en": "Tool result (answers the call still waiting)", "zh": "工具结果（回答尚未回答的调用）"},
+    "btn_send_result": {"en": "Send result", "zh": "发送结果"},
+    "msg_tool_called": {"en": "The model called {names}: type the result and press Send result",
+                        "zh": "模型调用了 {names}：请输入结果并点击“发送结果”"},
+    "msg_replied_tools": {"en": "Replied (tools offered; side by side is off while tools are given)",
+                          "zh": "已回复（提供了工具；提供工具时不并排对比）"},
+    "msg_no_pending_call": {"en": "No tool call is waiting for a result", "zh": "没有等待结果的工具调用"},
+    "msg_no_pending_call_hint": {"en": "send a message first; when the model calls a tool, type its result here",
+                                 "zh": "请先发送消息；模型调用工具后，在此输入其结果"},
 }
 register(STRINGS)
 

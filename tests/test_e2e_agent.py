@@ -1,0 +1,83 @@
+"""End to end on the embedded real model (SmolLM2-135M-Instruct): examples/agent_lora.yaml teaches tool calling that
+carries over to tools the training set never showed, chit-chat stays a plain answer, general answers survive."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA, needs_embedded
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = [pytest.mark.e2e, needs_embedded]
+
+
+@pytest.fixture(scope="session")
+def agent_run(tmp_path_factory, embedded_path):
+    """examples/agent_lora.yaml trained once, shared by the assertions below."""
+    out = tmp_path_factory.mktemp("agent") / "run"
+    r = subprocess.run([sys.executable, "-m", "tuneforge", "train", str(ROOT / "examples" / "agent_lora.yaml"),
+                        f"output_dir={out}"], capture_output=True, text=True, timeout=1800)
+    assert r.returncode == 0, r.stderr[-4000:]
+    return out
+
+
+@pytest.fixture(scope="session")
+def held():
+    from tuneforge.eval.agent import AgentHeldOut
+
+    return AgentHeldOut.load(DATA / "agent_heldout.json")
+
+
+def _names_and_params(tools):
+    names, params = set(), set()
+    for t in tools:
+        f = t.get("function", t)
+        names.add(f["name"])
+        params |= set(f.get("parameters", {}).get("properties", {}))
+    return names, params
+
+
+def test_heldout_tools_are_new(held):
+    """The held-out requests offer tool names and parameter names that appear nowhere in the training set."""
+    rows = json.loads((ROOT / "src/tuneforge/data/builtin/agent_demo.json").read_text(encoding="utf-8"))
+    train_names, train_params = set(), set()
+    for row in rows:
+        n, p = _names_and_params(json.loads(row["tools"]))
+        train_names |= n
+        train_params |= p
+    held_names, held_params = _names_and_params([t for r in held.calls + held.chat for t in r["tools"]])
+    assert len(train_names) >= 30 and not held_names & train_names
+    assert not held_params & train_params, held_params & train_params
+    train_qs = {c["value"] for row in rows for c in row["conversations"] if c["from"] == "human"}
+    assert not [r for r in held.calls + held.chat if r["question"] in train_qs]
+    assert {r["lang"] for r in held.calls} == {"en", "zh"} and any(len(r["expect"]) > 1 for r in held.calls)
+
+
+def test_agent_demo_calls_new_tools_skips_chit_chat_and_keeps_general_answers(agent_run, held):
+    from tuneforge.config.schema import GenerateArgs
+    from tuneforge.eval import agent
+    from tuneforge.eval.identity import correct
+    from tuneforge.infer.engine import ChatEngine
+
+    summary = json.loads((agent_run / "run_summary.json").read_text())
+    assert summary["completed"]
+    tuned = ChatEngine("smollm2-135m-instruct", str(agent_run))
+    assert tuned.fmt.name == "smollm2"  # the template trained with is saved and used again
+    report = agent.evaluate(tuned, held)
+    print(json.dumps(report.to_dict(), indent=1, ensure_ascii=False))
+    assert report.call_accuracy >= 0.8, report.wrong_calls
+    assert report.no_call_rate >= 0.9, report.chat_with_calls
+
+    general = json.loads((DATA / "general_heldout.json").read_text(encoding="utf-8"))
+    qs = [[{"role": "user", "content": g["question"]}] for g in general]
+    gen = GenerateArgs(max_new_tokens=40)
+    tuned_ok = [correct(a, g["answers"]) for a, g in zip(tuned.generate(qs, gen, batch_size=25), general)]
+    del tuned
+    base = ChatEngine("smollm2-135m-instruct", template="smollm2")
+    base_ok = [correct(a, g["answers"]) for a, g in zip(base.generate(qs, gen, batch_size=25), general)]
+    kept = sum(1 for b, t in zip(base_ok, tuned_ok) if b and t)
+    assert sum(base_ok) >= 30
+    assert kept >= 0.9 * sum(base_ok), (kept, sum(base_ok))
