@@ -126,7 +126,7 @@ def _csv_rows(path: Path, reader) -> Iterator[Row]:
     except StopIteration:
         return
     for fields in reader:
-        if not fields:  # a blank line
+        if not fields or (len(fields) == 1 and not fields[0].strip()):  # a blank (or all-space) line
             continue
         where = f"{path}:{reader.line_num}"
         if len(fields) != len(header):
