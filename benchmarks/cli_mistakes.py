@@ -31,7 +31,10 @@ def cases(model: str, work: Path) -> list[tuple[str, list[str], str]]:
     data = work / "data"
     data.mkdir(exist_ok=True)
     (data / "bad.json").write_text(json.dumps([{"instruction": "Hi", "output": "Hello"}, {"instruction": "Q"}]))
-    (data / "dataset_info.json").write_text(json.dumps({"bad": {"file_name": "bad.json"}}))
+    (data / "two.json").write_text(json.dumps([{"instruction": "Hi", "output": "Hello"}]) * 2)
+    (data / "dataset_info.json").write_text(json.dumps({"bad": {"file_name": "bad.json"},
+                                                        "two": {"file_name": "two.json"}}))
+    (work / "dup.yaml").write_text(f"model_name_or_path: {model}\nlora_rank: 8\nlora_rank: 16\n")
     afile = work / "a-file"
     afile.write_text("not a folder")
     run = ["--model_name_or_path", model, "--dataset", "identity", "--output_dir", str(work / "out")]
@@ -59,6 +62,11 @@ def cases(model: str, work: Path) -> list[tuple[str, list[str], str]]:
         ("chat with a missing adapter", ["chat", "--model_name_or_path", model, "--adapter_name_or_path",
                                          str(work / "no-adapter")], "no-adapter"),
         ("unknown command", ["trian"], "did you mean 'train'"),
+        ("infinite epochs", ["train", *run, "--num_train_epochs", "inf"], "expected a finite number"),
+        ("negative seed", ["train", *run, "--seed", "-5"], "seed must be in"),
+        ("duplicated YAML key", ["train", str(work / "dup.yaml")], "'lora_rank' is set twice"),
+        ("two JSON arrays in one file", ["train", *run[:2], "--dataset", "two", "--dataset_dir", str(data),
+                                         "--output_dir", str(work / "o")], "text after the end of the JSON array"),
     ]
 
 

@@ -23,7 +23,8 @@ def work(tmp_path_factory):
 NAMES = ["unknown key", "negative learning rate", "flag without its value", "qlora as a method", "method typo",
          "lora_target typo", "output_dir is a file", "unknown dataset", "bad data rows", "missing model folder",
          "unknown template", "bf16 and fp16", "missing config file", "export without export_dir",
-         "export_dir is a file", "chat with a training key", "chat with a missing adapter", "unknown command"]
+         "export_dir is a file", "chat with a training key", "chat with a missing adapter", "unknown command",
+         "infinite epochs", "negative seed", "duplicated YAML key", "two JSON arrays in one file"]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -132,6 +132,9 @@ def sweep() -> list[Msg]:
         except ConfigError:
             continue  # not a value the schema accepts: parse.py's messages, tested below
         problems += validate(cfg)
+    cfg = build_config({})  # a non-finite float set in code (parse refuses the text "inf" itself)
+    cfg.train.learning_rate = float("inf")
+    problems += validate(cfg)
     return problems
 
 
@@ -257,6 +260,15 @@ def test_every_parse_message_has_chinese(tmp_path):
         with pytest.raises(ConfigError) as e:
             build_config(extra)
         problems += e.value.problems
+    (tmp_path / "dup.yaml").write_text("a: 1\na: 2\n")
+    (tmp_path / "latin1.yaml").write_bytes(b"a: caf\xe9\n")
+    for path in (tmp_path / "dup.yaml", tmp_path / "latin1.yaml"):
+        with pytest.raises(TuneforgeError) as e:
+            load_yaml(path)
+        problems += [e.value.message, e.value.hint]
+    with pytest.raises(ConfigError) as e:  # NaN/Inf are not settings
+        build_config({"learning_rate": "inf"})
+    problems += e.value.problems
     with pytest.raises(ConfigError) as e:  # a bare --flag on a setting that is not True/False
         build_config(split_argv(["--learning_rate", "--lora_rank"])[1])
     problems += e.value.problems
@@ -370,6 +382,8 @@ def _data_problems(tmp_path: Path, tok, monkeypatch) -> list:
         {"messages": [bot("a")]}, {"messages": [user("q"), bot("a"), bot("b")]}, {"messages": [user("q"), bot(" ")]},
     ] + [{"instruction": "q"}] * 3  # more than the 20 listed: "… and N more"
     catch(lambda: build("sft_bad", "sft", sft_rows, {"vars": {"name": "Aster"}}))
+    catch(lambda: build("sft_bad2", "sft", [{"messages": [user("q"), bot("a")], "tools": [1]},
+                                             {"conversations": [human("q"), {"from": "gpt"}]}]))
     catch(lambda: build("tool_bad", "sft", [  # tool rows (schema.check_tools)
         {"conversations": [human("q"), {"from": "gpt", "value": "a"}], "tools": '[{"description": "x"}]'},
         {"conversations": [human("q"), call('{"name": "g", "arguments": {}}'), {"from": "observation", "value": "r"},
@@ -400,9 +414,14 @@ def _data_problems(tmp_path: Path, tok, monkeypatch) -> list:
     catch(lambda: build("long", "sft", [{"instruction": "word " * 50, "output": "a"}], cutoff_len=8))
     # files
     for name, text in [("a.json", "[\n{\"a\": 1},\n{\"a\": }\n]"), ("b.json", '{"a": 1}'), ("c.json", '[{"a": 1}'),
-                       ("d.json", "[1]"), ("e.jsonl", '{"a": 1}\n{bad\n'), ("f.jsonl", "[1]\n"), ("g.xml", "x")]:
+                       ("d.json", "[1]"), ("e.jsonl", '{"a": 1}\n{bad\n'), ("f.jsonl", "[1]\n"), ("g.xml", "x"),
+                       ("h.json", '[{"a": 1}]\n[{"a": 2}]'), ("i.json", "[" * 100000 + "]" * 100000),
+                       ("j.csv", "a,b\n1,2,3\n"), ("k.csv", 'a,b\n1,"' + "x" * 200000 + '"\n'),
+                       ("l.parquet", "not parquet"), ("m.arrow", "not arrow")]:
         (tmp_path / name).write_text(text)
         catch(lambda: list(read_rows(tmp_path / name)))
+    (tmp_path / "n.json").write_bytes(b'[{"a": "\xff"}]')
+    catch(lambda: list(read_rows(tmp_path / "n.json")))
     (tmp_path / "empty").mkdir()
     catch(lambda: list(read_rows(tmp_path / "empty")))
     (tmp_path / "mixed").mkdir()

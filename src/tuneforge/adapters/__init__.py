@@ -7,6 +7,10 @@ reading its record, so nothing outside ``adapters/<method>.py`` names a method.
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 from tuneforge.adapters import full, freeze, lora, prompt, oft  # noqa: F401  (each registers its record)
 from tuneforge.adapters.folders import (
     adapter_peft_type, check_adapter_dir, load_adapters, load_named_adapters, merge_adapters, merge_refusal,
@@ -96,13 +100,42 @@ def save_trained(model, out, state_dict: dict | None = None) -> None:
     extra = {"state_dict": state_dict} if state_dict is not None else {}
     rec = method_of(model)
     if rec is not None and rec.save is not None:
-        rec.save(model, out, **extra)
+        save_staged(out, lambda stage: rec.save(model, stage, **extra))
     else:
-        model.save_pretrained(str(out), safe_serialization=True, **extra)
-    ordinary_modes(out)  # safetensors writes 0600 files (compat.py)
+        save_staged(out, lambda stage: model.save_pretrained(str(stage), safe_serialization=True, **extra))
+
+
+STAGING = ".tmp-final"
+
+
+def save_staged(out, write) -> None:
+    """``write(folder)`` into a staging folder inside ``out``, then every file moved in by rename: a crash never
+    leaves half a file under its final name (the final model, adapter and tokenizer files of a run)."""
+    out = Path(out)
+    stage = out / STAGING
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    write(stage)
+    ordinary_modes(stage)  # safetensors writes 0600 files (compat.py)
+    move_in(stage, out)
+
+
+def move_in(stage: Path, out: Path) -> None:
+    """Move every file of ``stage`` into ``out`` by rename, each flushed to disk first; ``stage`` is removed."""
+    for f in sorted(stage.rglob("*")):
+        if f.is_file():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+    for f in sorted(stage.iterdir()):
+        target = out / f.name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        os.replace(f, target)
+    stage.rmdir()
 
 
 __all__ = ["METHODS", "Method", "adapter_peft_type", "apply_method", "check_adapter_dir", "count_parameters",
            "full_forward_reason", "generate", "load_adapters", "load_named_adapters", "logits_offset", "merge_adapters",
-           "merge_refusal", "mergeable", "method", "method_of", "method_of_adapter", "save_trained", "split_list",
+           "merge_refusal", "mergeable", "method", "method_of", "method_of_adapter", "save_staged", "save_trained",
+           "split_list",
            "use_adapter"]

@@ -13,6 +13,7 @@ from tuneforge.compat import quiet_peft
 from tuneforge.config.messages import Msg
 from tuneforge.config.registry import Method, for_peft_type
 from tuneforge.errors import ModelError
+from tuneforge.models.inspect import pickle_only
 from tuneforge.utils import log
 
 
@@ -26,7 +27,8 @@ def check_adapter_dir(path: str) -> str | None:
         return Msg("adapter_missing", path=path)
     if not (p / "adapter_config.json").is_file():
         return Msg("adapter_no_config", path=path)
-    return None
+    return pickle_only(p, "adapter_model.safetensors")
+
 
 
 def adapter_peft_type(path: str | Path) -> str | None:

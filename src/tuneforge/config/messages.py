@@ -122,6 +122,8 @@ register({
     "expect_bool": ("expected True or False, got {got!r}", "应为 True 或 False，实际为 {got!r}"),
     "expect_int": ("expected a whole number, got {got!r}", "应为整数，实际为 {got!r}"),
     "expect_number": ("expected a number, got {got!r}", "应为数字，实际为 {got!r}"),
+    "expect_finite": ("expected a finite number, got {got!r} (NaN and infinity are not settings)",
+                      "应为有限的数字，实际为 {got!r}（NaN 与无穷大不能作为设置值）"),
     "not_one_of": ("{got!r} is not one of: {choices}", "{got!r} 不是可选值之一：{choices}"),
     "not_one_of_suggest": ("{got!r} is not one of: {choices}{suggestion}", "{got!r} 不是可选值之一：{choices}{suggestion}"),
     "not_one_of_hint": ("{got!r} is not one of: {choices} — {hint}", "{got!r} 不是可选值之一：{choices}——{hint}"),
@@ -154,6 +156,12 @@ register({
     "config_not_found_fix": ("check the path, or pass settings as --key value",
                              "请检查路径，或以 --key value 的形式传入设置"),
     "yaml_invalid": ("{path}: not valid YAML: {error}", "{path}：不是合法的 YAML：{error}"),
+    "yaml_duplicate_key": ("{path}: key {key!r} is set twice (lines {first} and {second}); YAML would silently keep "
+                           "the last one", "{path}：设置项 {key!r} 出现了两次（第 {first} 行和第 {second} 行）；YAML 会悄悄只保留最后一个"),
+    "yaml_duplicate_key_fix": ("keep one of the two lines", "请只保留其中一行"),
+    "yaml_not_utf8": ("{path}: not UTF-8 text at byte {offset} (line {line})",
+                      "{path}：第 {offset} 字节（第 {line} 行）不是 UTF-8 文本"),
+    "yaml_not_utf8_fix": ("save the file as UTF-8", "请把文件另存为 UTF-8"),
     "yaml_invalid_fix": ("fix the file; each line should be `key: value`", "请修正该文件；每行应为 `key: value`"),
     "yaml_not_mapping": ("{path}: expected a mapping of key: value, got {kind}",
                          "{path}：应为 key: value 形式的映射，实际为 {kind}"),
@@ -283,6 +291,13 @@ register({
     "template_unknown": ("unknown template {name!r}; valid: auto (the tokenizer's own), {names}",
                          "未知的模板 {name!r}；可选：auto（分词器自带模板）、{names}"),
     "adapter_missing": ("adapter {path!r}: no such folder", "适配器 {path!r}：目录不存在"),
+    "pickle_weights": ("{path!r} holds its weights only as {files}: a pickle file, which can run code when loaded, so "
+                       "tuneforge does not load it (safetensors only). Fix: if you trust its source, convert it once — "
+                       "python -c \"import torch, safetensors.torch as s; s.save_file(torch.load('{first}'), "
+                       "'{target}')\" — or download the safetensors version of the model",
+                       "{path!r} 的权重只有 {files}：这是 pickle 文件，加载时可能执行代码，所以 tuneforge 不加载它（只加载 safetensors）。"
+                       "解决办法：若确信其来源可信，先转换一次——python -c \"import torch, safetensors.torch as s; "
+                       "s.save_file(torch.load('{first}'), '{target}')\"——或下载该模型的 safetensors 版本"),
     "adapter_no_config": ("adapter {path!r} has no adapter_config.json (is it a peft adapter folder?)",
                           "适配器 {path!r} 中没有 adapter_config.json（它是 peft 适配器目录吗？）"),
     "reward_model_missing": ("reward model {path!r}: no such folder", "奖励模型 {path!r}：目录不存在"),
@@ -311,6 +326,13 @@ register({
                            "{path}：应为把数据集名称映射到条目的 JSON 对象"),
     "catalog_not_object_fix": ('e.g. {{"my_data": {{"file_name": "my_data.json"}}}}',
                                '例如 {{"my_data": {{"file_name": "my_data.json"}}}}'),
+    "catalog_not_mapping": ("{path}: entry {name!r}: {key} must be a mapping of names (e.g. {{\"prompt\": \"question\"}}), "
+                            "got {kind}", "{path}：条目 {name!r}：{key} 必须是名称到名称的映射（例如 {{\"prompt\": \"question\"}}），实际为 {kind}"),
+    "catalog_not_mapping_fix": ("write {key} as a JSON object of text values — see docs/data.md",
+                                "请把 {key} 写成值为文本的 JSON 对象——见 docs/data.md"),
+    "catalog_num_samples": ("{path}: entry {name!r}: num_samples must be a whole number ≥ 1, got {got!r}",
+                            "{path}：条目 {name!r}：num_samples 必须是 ≥ 1 的整数，实际为 {got!r}"),
+    "catalog_num_samples_fix": ("write it without quotes, e.g. \"num_samples\": 100", "请不加引号书写，例如 \"num_samples\": 100"),
     "catalog_entry_not_object": ("{path}: entry {name!r} must be an object with at least file_name",
                                  "{path}：条目 {name!r} 必须是至少包含 file_name 的对象"),
     "catalog_remote": ("{path}: dataset {name!r} is loaded through {remote}, which tuneforge does not support "
@@ -360,6 +382,29 @@ register({
     "data_jsonl_not_object": ("{where}: expected a JSON object, got {kind}", "{where}：应为 JSON 对象，实际为 {kind}"),
     "data_jsonl_not_object_fix": ("write one object per line", "每行写一个对象"),
     "data_parquet_row": ("{path} row {n}", "{path} 第 {n} 行"),
+    "data_json_trailing": ("{path}:{line}: text after the end of the JSON array ({kind}); only one array of rows "
+                           "per .json file is read, so these rows would be lost",
+                           "{path}:{line}：JSON 数组结束后还有内容（{kind}）；每个 .json 文件只读取一个行数组，这些行会丢失"),
+    "data_json_trailing_fix": ("merge the arrays into one, or save one JSON object per line as .jsonl — see docs/data.md",
+                               "请把多个数组合并为一个，或另存为每行一个 JSON 对象的 .jsonl——见 docs/data.md"),
+    "data_json_too_deep": ("{path}: JSON nested too deeply to read (more than about {depth} levels)",
+                           "{path}：JSON 嵌套过深，无法读取（超过约 {depth} 层）"),
+    "data_json_too_deep_fix": ("flatten the rows: a row is one object of text fields and message lists — see "
+                               "docs/data.md", "请把行展平：每行是一个由文本字段和消息列表组成的对象——见 docs/data.md"),
+    "data_csv_fields": ("{where}: {got} field(s), the header has {want} ({header}){extra}",
+                        "{where}：有 {got} 个字段，表头有 {want} 个（{header}）{extra}"),
+    "data_csv_unreadable": ("{where}: not readable as CSV: {error}", "{where}：无法按 CSV 读取：{error}"),
+    "data_csv_extra": ("; the extra text {text!r} would be lost", "；多出的文本 {text!r} 会丢失"),
+    "data_csv_fields_fix": ("quote a field that holds a comma (\"Yes, of course.\"), or fill the missing fields — "
+                            "see docs/data.md", "含逗号的字段请加引号（\"Yes, of course.\"），或补全缺少的字段——见 docs/data.md"),
+    "data_not_utf8": ("{path}: not UTF-8 text at byte {offset} (line {line}): {error}",
+                      "{path}：第 {offset} 字节（第 {line} 行）不是 UTF-8 文本：{error}"),
+    "data_not_utf8_fix": ("save the file as UTF-8 (e.g. iconv -f GBK -t UTF-8 in > out) — see docs/data.md",
+                          "请把文件另存为 UTF-8（例如 iconv -f GBK -t UTF-8 in > out）——见 docs/data.md"),
+    "data_unreadable_file": ("{path}: not a readable {kind} file ({error})", "{path}：不是可读的 {kind} 文件（{error}）"),
+    "data_unreadable_file_fix": ("check that the file is complete and has the right extension (.json, .jsonl, .csv, "
+                                 ".parquet, .arrow, .txt) — see docs/data.md",
+                                 "请确认文件完整且扩展名正确（.json、.jsonl、.csv、.parquet、.arrow、.txt）——见 docs/data.md"),
     "data_needs_pyarrow": ("{path}: reading parquet needs pyarrow", "{path}：读取 parquet 需要 pyarrow"),
     "data_needs_pyarrow_fix": ("pip install pyarrow", "请执行 pip install pyarrow"),
     "data_folder_empty": ("{path}: folder has no {exts} files", "{path}：目录中没有 {exts} 文件"),
@@ -404,6 +449,10 @@ register({
     "row_message_content": ("message {i} content", "第 {i} 条消息的内容"),
     "row_tools_json": ("tools is not valid JSON: {error}", "tools 不是合法的 JSON：{error}"),
     "row_tools_not_list": ("tools must be a list of tool (function) definitions", "tools 必须是工具（函数）定义的列表"),
+    "row_tool_not_object": ("tool {i} must be an object (a function definition with a name), got {kind}",
+                            "第 {i} 个工具必须是对象（带 name 的函数定义），实际为 {kind}"),
+    "row_turn_no_content": ("message {i} ({role}) has no {tag!r}: it would train on an empty message",
+                            "第 {i} 条消息（{role}）没有 {tag!r}：会以空消息训练"),
     "row_call_json": ('function_call content is not valid JSON: {error}; write it as {{"name": "f", "arguments": '
                       '{{...}}}} (double quotes, no trailing commas)',
                       'function_call 的内容不是合法的 JSON：{error}；请写成 {{"name": "f", "arguments": {{...}}}}'

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
+import re
 import types
 import typing
 from dataclasses import fields
@@ -137,9 +139,12 @@ def coerce(key: str, f, value: Any) -> Any:
             raise ValueError(Msg("expect_int", got=value)) from None
     if base is float:
         try:
-            return float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
-        except ValueError:
+            number = float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
+        except (ValueError, OverflowError):
             raise ValueError(Msg("expect_number", got=value)) from None
+        if not math.isfinite(number):  # learning_rate inf trains to NaN; no float setting means anything at inf
+            raise ValueError(Msg("expect_finite", got=value))
+        return number
     if base is dict:
         if isinstance(value, dict):
             return {str(k): str(v) for k, v in value.items()}
@@ -203,17 +208,63 @@ def build_config(values: dict[str, Any], base: Config | None = None, command: st
         except ValueError as e:
             problems.append(Msg("key_problem", key=key, problem=e.args[0] if e.args else str(e)))
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(problems + _range_problems(cfg, command, base))
     lf_keys.normalize(cfg)
     return cfg
+
+
+def _range_problems(cfg: Config, command: str, base: Config | None) -> list:
+    """The range and cross-field problems of the values that did parse, so that one error lists every problem (a
+    value that failed to parse keeps its default, which is valid). Only for a config built from scratch: a ``base`` may be
+    partial on purpose (the web form builds one in steps)."""
+    if base is not None:
+        return []
+    from tuneforge.config.validate import validate
+
+    try:
+        found = validate(cfg, for_training=command == "train")
+    except Exception:  # noqa: BLE001 — the parse problems are reported whatever the checks make of the rest
+        return []
+    # only those about values given (a key not given yet is not a mistake of this list)
+    return [p for p in found if any(re.search(rf"\b{k}\b", str(p)) for k in cfg.explicit)]
+
+
+class _Duplicate(yaml.YAMLError):
+    def __init__(self, key, first: int, second: int):
+        super().__init__(f"duplicate key {key!r}")
+        self.key, self.first, self.second = key, first, second
+
+
+class _NoDuplicates(yaml.SafeLoader):
+    """yaml.safe_load, except that a key given twice in one mapping is an error (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue  # `<<: *anchor` merges (SafeLoader's job); complex keys are SafeLoader's to judge
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise _Duplicate(key, seen[key], key_node.start_mark.line + 1)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise TuneforgeError(Msg("config_not_found", path=str(p)), Msg("config_not_found_fix"))
+    raw = p.read_bytes()
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise TuneforgeError(Msg("yaml_not_utf8", path=p, offset=e.start, line=raw.count(b"\n", 0, e.start) + 1),
+                             Msg("yaml_not_utf8_fix")) from None
+    try:
+        data = yaml.load(text, Loader=_NoDuplicates) or {}
+    except _Duplicate as d:
+        raise TuneforgeError(Msg("yaml_duplicate_key", path=p, key=d.key, first=d.first, second=d.second),
+                             Msg("yaml_duplicate_key_fix")) from None
     except yaml.YAMLError as e:
         raise TuneforgeError(Msg("yaml_invalid", path=p, error=e), Msg("yaml_invalid_fix")) from None
     if not isinstance(data, dict):

@@ -240,6 +240,9 @@ class TrainArgs:
     logging_steps: int = opt(10, "Log loss, lr, grad norm and speed every N optimiser steps.")
     save_steps: int = opt(500, "Write a resumable checkpoint every N optimiser steps (0 = never).")
     save_total_limit: int | None = opt(None, "Keep at most this many checkpoints (oldest deleted first).")
+    nonfinite_patience: int = opt(3, "Stop the run after this many optimiser steps in a row whose loss or gradient "
+                                     "norm is NaN/Inf (each such step is skipped: no weight update; 0 = skip, never "
+                                     "stop). Non-finite weights are never saved.")
     eval_steps: int | None = opt(None, "Evaluate on the held-out split every N steps (default: logging_steps).")
     bf16: bool | None = opt(None, "Train in bfloat16 mixed precision. Default (unset): on where the GPU supports "
                                   "bfloat16 (logged); False = float32 there.")

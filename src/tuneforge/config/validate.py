@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import re
 
@@ -77,6 +78,10 @@ def validate(cfg: Config, for_training: bool = True) -> list[Msg]:
             p.append(msg)
 
     need(bool(m.model_name_or_path), Msg("model_required"))
+    for key, value in cfg.to_flat().items():  # set in code rather than parsed (parse refuses them already)
+        if isinstance(value, float) and not math.isfinite(value):
+            p.append(Msg("key_problem", key=key, problem=Msg("expect_finite", got=value)))
+    need(0 <= t.seed < 2 ** 32, Msg("in_range", key="seed", range="[0, 2**32 - 1] (numpy's seed range)", got=t.seed))
     if for_training:
         need(bool(t.output_dir), Msg("output_dir_required"))
         if t.do_train:
@@ -96,6 +101,7 @@ def validate(cfg: Config, for_training: bool = True) -> list[Msg]:
             p.append(Msg("prompts_json", error=e.args[0]))
         need(t.save_steps >= 0, Msg("save_steps", got=t.save_steps))
         need(t.save_total_limit is None or t.save_total_limit >= 1, Msg("save_total_limit", got=t.save_total_limit))
+        need(t.nonfinite_patience >= 0, Msg("ge0", key="nonfinite_patience", got=t.nonfinite_patience))
         need(t.eval_steps is None or t.eval_steps >= 1, Msg("ge1", key="eval_steps", got=t.eval_steps))
         need(not (t.bf16 and t.fp16), Msg("bf16_and_fp16"))
         need(d.cutoff_len >= 8, Msg("cutoff_len", got=d.cutoff_len))

@@ -52,8 +52,12 @@ class DatasetEntry:
 
 
 def _read_info(path: Path) -> dict[str, Any]:
+    from tuneforge.data.readers import read_utf8
+
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
+        info = json.loads(read_utf8(path))
+    except RecursionError:
+        raise DataError(Msg("data_json_too_deep", path=str(path), depth=1000), Msg("catalog_invalid_json_fix")) from None
     except json.JSONDecodeError as e:
         raise DataError(Msg("catalog_invalid_json", path=path, line=e.lineno, column=e.colno, error=e.msg),
                         Msg("catalog_invalid_json_fix")) from None
@@ -74,6 +78,16 @@ def _entry(name: str, spec: dict[str, Any], base: Path, info_path: Path, builtin
     if fmt is not None and fmt not in FORMATS:
         return _bad(name, base, builtin, Msg("catalog_bad_format", path=info_path, name=name, fmt=fmt),
                     Msg("catalog_bad_format_fix", formats=", ".join(FORMATS)))
+    for key in ("columns", "tags", "vars"):  # mappings of names to names (or default values)
+        value = spec.get(key)
+        if value is not None and (not isinstance(value, dict)
+                                  or not all(isinstance(v, (str, int, float)) for v in value.values())):
+            return _bad(name, base, builtin, Msg("catalog_not_mapping", path=info_path, name=name, key=key,
+                                                 kind=type(value).__name__), Msg("catalog_not_mapping_fix", key=key))
+    n = spec.get("num_samples")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        return _bad(name, base, builtin, Msg("catalog_num_samples", path=info_path, name=name, got=n),
+                    Msg("catalog_num_samples_fix"))
     columns = dict(spec.get("columns") or {})
     media = [c for c in MULTIMODAL_COLUMNS if c in columns]
     if media:

@@ -62,6 +62,9 @@ def _tools(value: Any) -> list[dict[str, Any]] | None:
         value = [value]
     if not isinstance(value, list):
         raise RowError(Msg("row_tools_not_list"))
+    for i, t in enumerate(value, start=1):
+        if not isinstance(t, dict):
+            raise RowError(Msg("row_tool_not_object", i=i, kind=type(t).__name__))
     return [t if "type" in t else {"type": "function", "function": t} for t in value]
 
 
@@ -126,7 +129,7 @@ def from_sharegpt(row: dict[str, Any], columns: dict[str, str], tags: dict[str, 
         if not isinstance(turn, dict) or t["role_tag"] not in turn:
             raise RowError(Msg("row_no_role", i=i, tag=t["role_tag"]))
         raw_role = turn[t["role_tag"]]
-        role = roles.get(raw_role)
+        role = roles.get(raw_role) if isinstance(raw_role, str) else None
         if role is None:
             raise RowError(Msg("row_bad_role", i=i, role=raw_role, roles=", ".join(roles)))
         content = turn.get(t["content_tag"])
@@ -144,6 +147,8 @@ def from_sharegpt(row: dict[str, Any], columns: dict[str, str], tags: dict[str, 
             else:
                 messages.append(Message("assistant", "", tool_calls=calls))
         else:
+            if content is None:  # missing, or null: an empty message would be trained on without a word
+                raise RowError(Msg("row_turn_no_content", i=i, role=raw_role, tag=t["content_tag"]))
             text = content if isinstance(content, str) else (json.dumps(content, ensure_ascii=False)
                                                              if role == "tool" and content is not None else content)
             messages.append(Message(role, _text(text, Msg("row_message_content", i=i)), name=turn.get("name"),

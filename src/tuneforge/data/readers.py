@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import glob
+import io
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,17 +24,35 @@ def _json_error(path: Path, e: json.JSONDecodeError, line_offset: int = 0) -> Da
                          error=e.msg), Msg("data_json_line_fix"))
 
 
+def read_utf8(path: Path) -> str:
+    """The text of ``path``; a file that is not UTF-8 is a DataError naming the byte offset and line."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(Msg("data_not_utf8", path=str(path), offset=e.start, line=raw.count(b"\n", 0, e.start) + 1,
+                            error=e.reason), Msg("data_not_utf8_fix")) from None
+
+
+def _decode(decoder, text: str, idx: int, path: Path):
+    try:
+        return decoder.raw_decode(text, idx)
+    except RecursionError:
+        raise DataError(Msg("data_json_too_deep", path=str(path), depth=sys.getrecursionlimit()),
+                        Msg("data_json_too_deep_fix")) from None
+
+
 def _read_json(path: Path) -> Iterator[Row]:
-    text = path.read_text(encoding="utf-8")
+    text = read_utf8(path)
     stripped = text.lstrip()
     if not stripped.startswith("["):
         if stripped.startswith("{") and "\n{" in stripped:  # JSON lines saved with a .json name
             yield from _read_jsonl(path)
             return
         try:
-            obj = json.loads(text)
+            obj = _decode(json.JSONDecoder(), stripped, 0, path)[0]
         except json.JSONDecodeError as e:
-            raise _json_error(path, e) from None
+            raise _json_error(path, e, text.count("\n", 0, len(text) - len(stripped))) from None
         raise DataError(Msg("data_json_not_array", path=str(path), kind=type(obj).__name__),
                         Msg("data_json_not_array_fix"))
     # Decode element by element so every row knows its line number.
@@ -46,11 +66,12 @@ def _read_json(path: Path) -> Iterator[Row]:
         if idx >= n:
             raise DataError(Msg("data_json_not_closed", path=str(path)), Msg("data_json_not_closed_fix"))
         if text[idx] == "]":
+            _check_trailing(path, text, idx + 1)
             return
         line += text.count("\n", last, idx)
         last = idx
         try:
-            obj, idx = decoder.raw_decode(text, idx)
+            obj, idx = _decode(decoder, text, idx, path)
         except json.JSONDecodeError as e:
             raise _json_error(path, e) from None
         where = f"{path}:{line}"
@@ -60,27 +81,59 @@ def _read_json(path: Path) -> Iterator[Row]:
         yield where, obj
 
 
+def _check_trailing(path: Path, text: str, end: int) -> None:
+    """Nothing but whitespace may follow the array: a second array or any text would be rows read by no one."""
+    rest = text[end:]
+    if rest.strip():
+        at = end + len(rest) - len(rest.lstrip())
+        kind = "another JSON array" if rest.lstrip().startswith("[") else repr(rest.strip()[:30])
+        raise DataError(Msg("data_json_trailing", path=str(path), line=text.count("\n", 0, at) + 1, kind=kind),
+                        Msg("data_json_trailing_fix"))
+
+
 def _read_jsonl(path: Path) -> Iterator[Row]:
-    with path.open(encoding="utf-8") as fh:
-        for i, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as e:
-                raise DataError(Msg("catalog_invalid_json", path=str(path), line=i, column=e.colno, error=e.msg),
-                                Msg("data_jsonl_line_fix")) from None
-            if not isinstance(obj, dict):
-                raise DataError(Msg("data_jsonl_not_object", where=f"{path}:{i}", kind=type(obj).__name__),
-                                Msg("data_jsonl_not_object_fix"))
-            yield f"{path}:{i}", obj
+    decoder = json.JSONDecoder()
+    for i, raw in enumerate(io.StringIO(read_utf8(path)), start=1):  # lines end at \n only, as JSON lines do
+        if not raw.strip():
+            continue
+        try:
+            obj, end = _decode(decoder, raw.strip(), 0, path)
+            if end != len(raw.strip()):  # two objects on one line, or text after one
+                raise json.JSONDecodeError("text after the JSON object (one object per line)", raw.strip(), end)
+        except json.JSONDecodeError as e:
+            raise DataError(Msg("catalog_invalid_json", path=str(path), line=i, column=e.colno, error=e.msg),
+                            Msg("data_jsonl_line_fix")) from None
+        if not isinstance(obj, dict):
+            raise DataError(Msg("data_jsonl_not_object", where=f"{path}:{i}", kind=type(obj).__name__),
+                            Msg("data_jsonl_not_object_fix"))
+        yield f"{path}:{i}", obj
 
 
 def _read_csv(path: Path) -> Iterator[Row]:
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        for row in reader:
-            yield f"{path}:{reader.line_num}", dict(row)
+    """Rows keyed by the header; a row with more or fewer fields than the header is an error (an unquoted comma
+    would otherwise cut a reply and lose the rest)."""
+    reader = csv.reader(io.StringIO(read_utf8(path), newline=""))
+    try:
+        yield from _csv_rows(path, reader)
+    except csv.Error as e:  # a NUL byte, a field over the size limit
+        raise DataError(Msg("data_csv_unreadable", where=f"{path}:{reader.line_num}", error=str(e)),
+                        Msg("data_csv_fields_fix")) from None
+
+
+def _csv_rows(path: Path, reader) -> Iterator[Row]:
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    for fields in reader:
+        if not fields or (len(fields) == 1 and not fields[0].strip()):  # a blank (or all-space) line
+            continue
+        where = f"{path}:{reader.line_num}"
+        if len(fields) != len(header):
+            extra = Msg("data_csv_extra", text=",".join(fields[len(header):])) if len(fields) > len(header) else ""
+            raise DataError(Msg("data_csv_fields", where=where, got=len(fields), want=len(header),
+                                header=",".join(header), extra=extra), Msg("data_csv_fields_fix"))
+        yield where, dict(zip(header, fields))
 
 
 def _read_parquet(path: Path) -> Iterator[Row]:
@@ -88,7 +141,11 @@ def _read_parquet(path: Path) -> Iterator[Row]:
         import pyarrow.parquet as pq
     except ImportError:
         raise DataError(Msg("data_needs_pyarrow", path=str(path)), Msg("data_needs_pyarrow_fix")) from None
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # noqa: BLE001 — pyarrow's own errors (ArrowInvalid, OSError) for a file that is not one
+        raise DataError(Msg("data_unreadable_file", path=str(path), kind="parquet", error=str(e)[:200]),
+                        Msg("data_unreadable_file_fix")) from None
     for i, row in enumerate(table.to_pylist(), start=1):
         yield Msg("data_parquet_row", path=str(path), n=i), row
 
@@ -97,13 +154,12 @@ def _read_txt(path: Path) -> Iterator[Row]:
     """One document per line, as LLaMA-Factory reads .txt (datasets' text builder): a row {"text": line}. Blank
     lines carry no text; they are skipped and counted."""
     blank = 0
-    with path.open(encoding="utf-8") as fh:
-        for i, raw in enumerate(fh, start=1):
-            line = raw.rstrip("\r\n")
-            if not line.strip():
-                blank += 1
-                continue
-            yield f"{path}:{i}", {"text": line}
+    for i, raw in enumerate(io.StringIO(read_utf8(path)), start=1):
+        line = raw.rstrip("\r\n")
+        if not line.strip():
+            blank += 1
+            continue
+        yield f"{path}:{i}", {"text": line}
     if blank:
         from tuneforge.utils import log
 
@@ -114,7 +170,12 @@ def _read_arrow(path: Path) -> Iterator[Row]:
     """An Arrow file as written by datasets (save_to_disk / its cache)."""
     from datasets import Dataset
 
-    for i, row in enumerate(Dataset.from_file(str(path)), start=1):
+    try:
+        ds = Dataset.from_file(str(path))
+    except Exception as e:  # noqa: BLE001 — pyarrow's errors for a file that is not an Arrow file
+        raise DataError(Msg("data_unreadable_file", path=str(path), kind="arrow", error=str(e)[:200]),
+                        Msg("data_unreadable_file_fix")) from None
+    for i, row in enumerate(ds, start=1):
         yield Msg("data_parquet_row", path=str(path), n=i), dict(row)
 
 

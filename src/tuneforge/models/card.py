@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from tuneforge.utils import atomic
+
 CARD = "README.md"
 ADAPTER_CONFIG = "adapter_config.json"
 
@@ -40,7 +42,7 @@ def fix_adapter_base(out: Path, model_name: str | None) -> None:
     conf = json.loads(path.read_text(encoding="utf-8"))
     if conf.get("base_model_name_or_path") != base:
         conf["base_model_name_or_path"] = base
-        path.write_text(json.dumps(conf, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        atomic.write_text(path, json.dumps(conf, indent=2, sort_keys=True) + "\n")  # a crash keeps the old one
 
 
 def _method(cfg: dict) -> tuple[str, list[str]]:
@@ -148,7 +150,7 @@ def write_card(out: str | Path, summary: dict) -> Path | None:
     if kind == "adapter":
         fix_adapter_base(out, cfg.get("model_name_or_path"))
     path = out / CARD
-    path.write_text(card_text(cfg, summary, kind), encoding="utf-8")
+    atomic.write_text(path, card_text(cfg, summary, kind))
     return path
 
 

@@ -93,3 +93,18 @@ def check_lora_target(model_name: str | None, lora_target: str | None) -> Msg | 
     close = sorted({c for w in missing for c in difflib.get_close_matches(w, available, n=1, cutoff=0.6)})
     hint = Msg("did_you_mean", names=or_list(close[:3])) if close else ""
     return Msg("lora_target_missing_early", missing=", ".join(missing), available=", ".join(available), hint=hint)
+
+
+PICKLES = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
+
+
+def pickle_only(folder: Path, target: str) -> Msg | None:
+    """A folder whose weights exist only as pickle files (``*.bin``, ``*.pt``…): refused before anything loads them —
+    torch's own refusal is a traceback that suggests ``weights_only=False``, i.e. running the payload."""
+    if any(folder.glob("*.safetensors")) or any(folder.glob("*.gguf")):
+        return None
+    found = sorted(f.name for pattern in PICKLES for f in folder.glob(pattern) if "training_args" not in f.name)
+    if not found:
+        return None
+    return Msg("pickle_weights", path=str(folder), files=", ".join(found), first=str(folder / found[0]),
+               target=str(folder / target))

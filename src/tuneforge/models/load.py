@@ -69,7 +69,9 @@ def check_model(name: str | None, hub: HubOptions | None = None) -> str | None:
     p = Path(name).expanduser()
     if p.is_dir():
         if (p / "config.json").is_file():
-            return None
+            from tuneforge.models.inspect import pickle_only
+
+            return pickle_only(p, "model.safetensors")
         if any(p.glob("*.gguf")):
             return None
         return Msg("model_folder_no_config", path=str(p))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 from tuneforge import compat
-from tuneforge.adapters import apply_method, count_parameters, method, save_trained, split_list
+from tuneforge.adapters import apply_method, count_parameters, method, save_staged, save_trained, split_list
 from tuneforge.config import Config
 from tuneforge.config.registry import STAGES
 from tuneforge.data import templates
@@ -22,6 +22,7 @@ from tuneforge.models.kernels import apply_liger, compile_layers
 from tuneforge.models.quantization import quantization_config
 from tuneforge.recipes.preflight import preflight
 from tuneforge.train import distributed, run_dir
+from tuneforge.train.guard import check_final, trainable_tensors
 from tuneforge.train.loop import LoopData, plan_steps, train_loop
 from tuneforge.train.metrics import plot_loss
 from tuneforge.train.steps import LoopResult, optimizer_and_schedule
@@ -174,8 +175,9 @@ def finish(cfg: Config, run: Run, accelerator, model, result: LoopResult, mixed:
         return RunResult(run.out, {})
     out, unwrapped = run.out, accelerator.unwrap_model(model)
     unwrapped.config.use_cache = True
+    check_final(out, state if state is not None else trainable_tensors(unwrapped), result.steps)  # no NaN saved
     save_trained(unwrapped, out, state)
-    run.tokenizer.save_pretrained(out)
+    save_staged(out, run.tokenizer.save_pretrained)  # written whole, then moved in (adapters.save_staged)
     plots = plot_loss(out) if cfg.train.plot_loss else []
     trainable, total = count_parameters(unwrapped)
     summary = {

@@ -167,6 +167,18 @@ def _group_fqns(model, group: dict) -> list[str]:
     return [ids[id(p)] for p in group["params"] if id(p) in ids]
 
 
+def _refuse_nonfinite(accelerator, flat: dict, step: int) -> None:
+    """Every rank checks its part of the weights and all agree (one all-reduce), so all refuse together."""
+    from tuneforge.train.guard import check_finite, finite
+
+    local = {k: (v.to_local() if hasattr(v, "to_local") else v) for k, v in flat.items() if k.startswith("model::")}
+    bad = torch.tensor([sum(not finite(v) for v in local.values() if v.is_floating_point())],
+                       device=accelerator.device)
+    if int(accelerator.reduce(bad, "sum")):
+        check_finite(local, f"checkpoint-{step}")  # the rank that holds a NaN/Inf names it
+        check_finite({"(held by another process)": torch.tensor(float("nan"))}, f"checkpoint-{step}")
+
+
 # ---- save ---------------------------------------------------------------------------------------------------------
 
 def save(accelerator, output_dir: Path, step: int, model, optimizer, schedule, trainer_state: dict,
@@ -193,6 +205,7 @@ def save(accelerator, output_dir: Path, step: int, model, optimizer, schedule, t
     if engine.name == DEEPSPEED and optimizer is not None:
         flat = {**flat, **{f"optim::{k[len('model::'):]}::step": torch.tensor(float(_deepspeed_step(optimizer)))
                            for k in flat if k.startswith("model::")}}
+    _refuse_nonfinite(accelerator, flat, step)
     dcp.save(flat, storage_writer=HuggingFaceStorageWriter(str(tmp / DCP_DIR), save_distributed=True))
     r = accelerator.process_index
     rng_t, rng_meta = single.rng_state()
@@ -207,12 +220,11 @@ def save(accelerator, output_dir: Path, step: int, model, optimizer, schedule, t
         state = {**trainer_state, "world_size": accelerator.num_processes, "engine": engine.name}
         (tmp / single.STATE).write_text(json.dumps(state, indent=2))
         _fsync_tree(tmp, mine=None)
+        single.write_manifest(tmp)  # last: every rank's files are on disk
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-        if save_total_limit:
-            for old in single.list_checkpoints(output_dir)[:-save_total_limit]:
-                shutil.rmtree(old, ignore_errors=True)
+        single.remove_old(output_dir, save_total_limit)
     _barrier(accelerator)
     return final
 
@@ -231,8 +243,9 @@ def load(accelerator, path: Path, model, optimizer, schedule) -> dict[str, Any]:
     trainer state. A different world size is fine: DCP reshards the tensors; each rank takes its own RNG state when
     the checkpoint has one for it (else rank 0's)."""
     path = Path(path)
-    if not (path / single.STATE).is_file():
-        raise TuneforgeError(f"{path} is not a complete checkpoint (no {single.STATE})",
+    problem = single.verify(path, hashes=False)
+    if problem:
+        raise TuneforgeError(f"{path} is not a complete checkpoint ({problem})",
                              "pass a checkpoint-<step> folder written by tuneforge, or leave resume_from_checkpoint "
                              "unset to use the latest one in output_dir")
     engine = engine_of(accelerator)

@@ -53,9 +53,12 @@ def train_loop(objective: Objective, optimizer, schedule, data: LoopData, args: 
     state = resume_from(resume, model, optimizer, schedule, {"step": 0, "epoch": 0, "micro": 0, "tokens": 0,
                                                               "trained_tokens": 0, "seconds": 0.0}, accelerator)
     state["micro"], state["global_batch"] = distributed.position_for(state, gb), gb
-    params, book = trainable(model), Bookkeeping(out, args, total, state["step"], accelerator)
+    params, book = trainable(model), Bookkeeping(out, args, total, state["step"], accelerator,
+                                                  state.get("skipped_steps", 0))
     step, epoch, pos = state["step"], state["epoch"], state["micro"]
-    window = {"loss": 0.0, "steps": 0, "tokens": 0, "t": time.time()}
+    # the sums of the steps since the last log line: a checkpoint between two log lines keeps them, so the first
+    # line after a resume averages the same steps as the uninterrupted run's
+    window = {"loss": 0.0, "steps": 0, "tokens": 0, **state.get("window", {}), "t": time.time()}
     t_start, last_loss, eval_loss = time.time() - state["seconds"], None, None
     lengths = None
     if args.group_by_length:
@@ -91,23 +94,28 @@ def train_loop(objective: Objective, optimizer, schedule, data: LoopData, args: 
             state["trained_tokens"] += int(units)
             state["tokens"] += n_tokens
             window["tokens"] += n_tokens
-            lr = schedule.get_last_lr()[0]
-            grad_norm = optimizer_step(accelerator, params, optimizer, args.max_grad_norm)
-            schedule.step()
+            lr, loss_now = schedule.get_last_lr()[0], float(accelerator.reduce(step_loss, "sum") / units)
+            grad_norm, stepped = optimizer_step(accelerator, params, optimizer, args.max_grad_norm, book.guard,
+                                                step + 1, loss_now)
             step += 1
-            last_loss = float(accelerator.reduce(step_loss, "sum") / units)
-            window["loss"] += last_loss
-            window["steps"] += 1
+            if stepped:  # a skipped step (train/guard.py) moves neither the schedule nor the logged averages
+                schedule.step()
+                last_loss = loss_now
+                window["loss"] += loss_now
+                window["steps"] += 1
             for k, v in step_stats.items():
-                window[f"m:{k}"] = window.get(f"m:{k}", 0.0) + float(accelerator.reduce(v, "sum") / units)
+                value = float(accelerator.reduce(v, "sum") / units)
+                window[f"m:{k}"] = window.get(f"m:{k}", 0.0) + (value if stepped else 0.0)
             record, where = None, round(epoch + pos / len(batches), 4)
             if book.log_due(step):
                 now = time.time()
-                record = {"step": step, "epoch": where, "loss": round(window["loss"] / window["steps"], 6), "lr": lr,
-                          "grad_norm": round(float(grad_norm), 6),
+                mean = {"loss": round(window["loss"] / window["steps"], 6)} if window["steps"] else {}
+                record = {"step": step, "epoch": where, **mean, "lr": lr, "grad_norm": round(float(grad_norm), 6),
+                          **({"skipped_steps": book.guard.skipped} if book.guard.skipped else {}),
                           "tokens_per_s": round(window["tokens"] / max(now - window["t"], 1e-9), 2),
                           "elapsed": round(now - t_start, 2),
-                          **{k[2:]: round(v / window["steps"], 6) for k, v in window.items() if k.startswith("m:")}}
+                          **{k[2:]: round(v / max(window["steps"], 1), 6) for k, v in window.items()
+                             if k.startswith("m:")}}
                 window = {"loss": 0.0, "steps": 0, "tokens": 0, "t": now}
             if data.evals and book.eval_due(step):
                 eval_loss, eval_stats = evaluate(objective, data.evals, args.per_device_eval_batch_size, data.pad_id,
@@ -117,7 +125,8 @@ def train_loop(objective: Objective, optimizer, schedule, data: LoopData, args: 
             book.record(step, record)
             if pos >= len(batches):  # epoch done; the next one gets a new order
                 epoch, pos = epoch + 1, 0
-            state.update(epoch=epoch, micro=pos, seconds=time.time() - t_start)
+            state.update(epoch=epoch, micro=pos, seconds=time.time() - t_start,
+                         window={k: v for k, v in window.items() if k != "t"})
             book.checkpoint(step, model, optimizer, schedule, state)
             if pos == 0:
                 break
@@ -125,4 +134,5 @@ def train_loop(objective: Objective, optimizer, schedule, data: LoopData, args: 
     objective.release()
     return LoopResult(steps=step, epochs=epoch + pos / max(micro_per_epoch, 1), tokens=state["tokens"],
                       trained_tokens=state["trained_tokens"], seconds=time.time() - t_start, final_loss=last_loss,
-                      eval_loss=eval_loss, resumed_from=str(resume) if resume else None)
+                      eval_loss=eval_loss, resumed_from=str(resume) if resume else None,
+                      extra={"skipped_steps": book.guard.skipped} if book.guard.skipped else {})

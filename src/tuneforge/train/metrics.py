@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
 
-from tuneforge.utils import log
+from tuneforge.utils import atomic, log
+from tuneforge.utils.atomic import read_jsonl
 
 METRICS = "metrics.jsonl"
+
+
+def finite_scalars(record: dict[str, Any]) -> dict[str, float]:
+    """The numbers of ``record`` a tracker can plot: no NaN/Inf (the guard's skipped steps), no text, no None."""
+    return {k: v for k, v in record.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
 
 
 class MetricsWriter:
@@ -22,9 +29,12 @@ class MetricsWriter:
         if not enabled:
             return
         if self.path.exists():  # keep only what happened before the step we resume from
-            kept = [ln for ln in self.path.read_text().splitlines()
-                    if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
-            self.path.write_text("".join(ln + "\n" for ln in kept))
+            rows, bad = read_jsonl(self.path)
+            if bad:  # a crash mid-append leaves a partial last line
+                log.warn(f"{self.path}: set aside {len(bad)} unreadable line(s) (line {', '.join(map(str, bad))}: "
+                         f"a write cut short by a crash); the steps after the checkpoint are logged again")
+            atomic.write_text(self.path, "".join(atomic.dumps(r) + "\n" for r in rows
+                                                 if r.get("step", 0) <= resume_step))
         from tuneforge.train.trackers import open_trackers, wanted
 
         if "tensorboard" in wanted(report_to):
@@ -36,11 +46,10 @@ class MetricsWriter:
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        with self.path.open("a") as fh:
-            fh.write(json.dumps(record) + "\n")
+        atomic.append_line(self.path, atomic.dumps(record))  # strict JSON: a NaN is written as null
         if self.tb is not None:
-            for k, v in record.items():
-                if k != "step" and isinstance(v, (int, float)):
+            for k, v in finite_scalars(record).items():
+                if k != "step":
                     self.tb.add_scalar(f"train/{k}" if not k.startswith("eval") else k, v, record["step"])
             self.tb.flush()
         for tracker in self.trackers:
@@ -136,10 +145,10 @@ def plot_loss(output_dir: Path) -> list[Path]:
     path = output_dir / METRICS
     if not path.exists():
         return []
-    rows = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    rows = read_jsonl(path)[0]
     written = []
     for key, fname in (("loss", "training_loss.png"), ("eval_loss", "eval_loss.png")):
-        pts = [(r["step"], r[key]) for r in rows if key in r]
+        pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
         if not pts:
             continue
         steps, vals = zip(*pts)
@@ -154,7 +163,9 @@ def plot_loss(output_dir: Path) -> list[Path]:
         ax.legend()
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        fig.savefig(output_dir / fname)
+        tmp = output_dir / f".{fname}.tmp.png"  # written whole, then renamed (a crash keeps the old plot)
+        fig.savefig(tmp)
+        os.replace(tmp, output_dir / fname)
         plt.close(fig)
         written.append(output_dir / fname)
     return written

@@ -8,7 +8,6 @@ token)."""
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,13 +148,15 @@ def minibatch(r: Rollout, rows: slice) -> Rollout:
 
 
 def ppo_update(policy, rollout: Rollout, kl_coef: float, ft, accelerator, optimizer, params, max_grad_norm: float,
-               mini_batch_size: int, accumulation: int = 1,
-               offload=contextlib.nullcontext) -> tuple[dict[str, float], float, float, int]:
+               mini_batch_size: int, accumulation: int = 1, offload=contextlib.nullcontext, guard=None,
+               step: int = 0) -> tuple[dict[str, float], float, float, int]:
     """Rewards with the KL penalty and GAE advantages for the whole step's rollouts (advantages whitened over all of
     them), then ppo_epochs passes over them in mini-batches of ``mini_batch_size`` rows, one optimiser step every
     ``accumulation`` mini-batches (as TRL's and LLaMA-Factory's mini_batch_size / gradient accumulation). ``policy``:
-    a PolicyWithValueHead; ``ft``: the ppo settings; ``offload``: train/memory.py's activation offloading. Returns
-    (loss statistics averaged over the passes, mean KL per reply, last gradient norm, optimiser steps)."""
+    a PolicyWithValueHead; ``ft``: the ppo settings; ``offload``: train/memory.py's activation offloading;
+    ``guard``: train/guard.py's, which skips an optimiser step whose loss or gradient norm is not finite (``step``:
+    the PPO step, for its messages). Returns (loss statistics averaged over the passes, mean KL per reply, last
+    gradient norm, optimiser steps taken)."""
     r = rollout
     rewards, kl = token_rewards(r.scores, r.logprobs, r.ref_logprobs, r.mask, kl_coef)
     if ft.ppo_whiten_rewards:
@@ -165,7 +166,7 @@ def ppo_update(policy, rollout: Rollout, kl_coef: float, ft, accelerator, optimi
     n = r.input_ids.shape[0]
     chunks = [slice(i, i + mini_batch_size) for i in range(0, n, mini_batch_size)]
     stats: dict[str, float] = {}
-    grad_norm, steps, passes = 0.0, 0, ft.ppo_epochs * len(chunks)
+    grad_norm, steps, passes, window = 0.0, 0, ft.ppo_epochs * len(chunks), 0.0
     for _ in range(ft.ppo_epochs):
         for j, rows in enumerate(chunks):
             mb = minibatch(r, rows)
@@ -177,11 +178,12 @@ def ppo_update(policy, rollout: Rollout, kl_coef: float, ft, accelerator, optimi
                 loss, s = ppo_losses(logprobs, mb.logprobs, values, mb.values, adv[rows, :width],
                                      returns[rows, :width], mb.mask, ft.ppo_cliprange, ft.ppo_vf_coef)
                 accelerator.backward(loss / group)
+            window += float(loss.detach()) / group
             for k, v in s.items():
                 stats[k] = stats.get(k, 0.0) + v / passes
             if (j + 1) % accumulation == 0 or j + 1 == len(chunks):
-                grad_norm = float(optimizer_step(accelerator, params, optimizer, max_grad_norm))
-                steps += 1
+                norm, stepped = optimizer_step(accelerator, params, optimizer, max_grad_norm, guard, step, window)
+                grad_norm, steps, window = float(norm), steps + int(stepped), 0.0
     return stats, float(kl.sum(1).mean()), grad_norm, steps
 
 
@@ -238,7 +240,9 @@ def plot_rewards(out: Path, metrics_file: str = "metrics.jsonl") -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [json.loads(x) for x in (out / metrics_file).read_text().splitlines() if x.strip()]
+    from tuneforge.utils.atomic import read_jsonl
+
+    rows = read_jsonl(out / metrics_file)[0]
     train = [r for r in rows if "reward" in r]
     held = [r for r in rows if "eval_reward" in r]
     if not train and not held:
@@ -248,7 +252,7 @@ def plot_rewards(out: Path, metrics_file: str = "metrics.jsonl") -> Path | None:
               "#08519c"), (b, "kl", "rollouts (sampled)", "#fc9272"), (b, "eval_kl", "held-out prompts (greedy)",
               "#a50f15"))
     for ax, key, label, color in curves:
-        pts = [(r["step"], r[key]) for r in rows if key in r]
+        pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
         if pts:
             ax.plot(*zip(*pts), color=color, marker="o", label=label)
     a.set_xlabel("step"), a.set_ylabel("mean reward-model score"), a.grid(alpha=0.3), a.legend()

@@ -6,7 +6,6 @@ KL controller, the score statistics and the prompt order."""
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -21,6 +20,7 @@ from tuneforge.train.rollout import Actor
 from tuneforge.train.steps import Bookkeeping, LoopResult, resume_from, trainable
 from tuneforge.train.value_head import PolicyWithValueHead
 from tuneforge.utils import log
+from tuneforge.utils.atomic import read_jsonl
 
 
 @dataclass
@@ -57,7 +57,8 @@ def ppo_loop(policy: PolicyWithValueHead, actor: Actor, data: PpoData, optimizer
         v, internal, gauss = state["order_rng"]
         rng.setstate((v, tuple(internal), gauss))
         log.info(f"kl_coef {kl_ctl.value:.4g} restored")
-    params, book = trainable(policy), Bookkeeping(out, train, total, state["step"], accelerator)
+    params, book = trainable(policy), Bookkeeping(out, train, total, state["step"], accelerator,
+                                                   state.get("skipped_steps", 0))
     offload = activation_offload(train)
 
     def evaluate(step: int) -> dict:
@@ -79,13 +80,17 @@ def ppo_loop(policy: PolicyWithValueHead, actor: Actor, data: PpoData, optimizer
             chosen += order[cursor: cursor + B]
             cursor += B
         rollout = actor.rollout([prompts[i] for i in chosen], moments if args.ppo_score_norm else None)
-        stats, mean_kl, grad_norm, _ = ppo_update(policy, rollout, kl_ctl.value, args, accelerator, optimizer, params,
-                                                  train.max_grad_norm, B, train.gradient_accumulation_steps, offload)
+        stats, mean_kl, grad_norm, stepped = ppo_update(policy, rollout, kl_ctl.value, args, accelerator, optimizer,
+                                                        params, train.max_grad_norm, B,
+                                                        train.gradient_accumulation_steps, offload, book.guard,
+                                                        step + 1)
         lr = schedule.get_last_lr()[0]
-        schedule.step()
+        if stepped:  # every optimiser step of this PPO step skipped (train/guard.py): the schedule waits
+            schedule.step()
         step += 1
         kl_coef = kl_ctl.value  # the coefficient this step's rewards used
-        kl_ctl.update(mean_kl, per_step)
+        if math.isfinite(mean_kl):  # a NaN KL would stick in the controller for the rest of the run
+            kl_ctl.update(mean_kl, per_step)
         tokens += int(rollout.attention_mask.sum())
         now = time.time()
         record = {"step": step, "epoch": round(step * per_step / len(prompts), 4), "loss": round(stats["pg_loss"]
@@ -94,7 +99,8 @@ def ppo_loop(policy: PolicyWithValueHead, actor: Actor, data: PpoData, optimizer
                   "kl_coef": round(kl_coef, 6), **{k: round(v, 6) for k, v in stats.items()},
                   "response_length": round(float(rollout.mask.sum(1).mean()), 2),
                   "truncated": round(1 - float(rollout.finished.float().mean()), 4),
-                  "tokens_per_s": round(tokens / max(now - t_start, 1e-9), 2), "elapsed": round(now - t_start, 2)}
+                  "tokens_per_s": round(tokens / max(now - t_start, 1e-9), 2), "elapsed": round(now - t_start, 2),
+                  **({"skipped_steps": book.guard.skipped} if book.guard.skipped else {})}
         logged, evaluated = book.log_due(step), bool(data.evals) and book.eval_due(step)
         if logged:
             log.info(f"ppo step {step}: reward {record['reward']:.3f} · kl {record['kl']:.3f} · kl_coef "
@@ -103,13 +109,14 @@ def ppo_loop(policy: PolicyWithValueHead, actor: Actor, data: PpoData, optimizer
         ev = evaluate(step) if evaluated else {}
         book.record(step, {**(record if logged else {"step": step}), **ev} if logged or evaluated else None)
         book.checkpoint(step, policy, optimizer, schedule, {
-            "cursor": cursor, "order": order, "tokens": tokens, "seconds": now - t_start,
+            "skipped_steps": book.guard.skipped, "cursor": cursor, "order": order, "tokens": tokens, "seconds": now - t_start,
             "kl_ctl": kl_ctl.state_dict(), "moments": moments.state_dict(),
             "order_rng": (lambda s: [s[0], list(s[1]), s[2]])(rng.getstate())})
     book.close()
     extra = {"final_reward": record.get("reward"), "final_kl": record.get("kl"),
-             "final_kl_coef": round(kl_ctl.value, 6)}
-    rows = [json.loads(x) for x in (out / METRICS).read_text().splitlines() if "eval_reward" in x]
+             "final_kl_coef": round(kl_ctl.value, 6), **({"skipped_steps": book.guard.skipped} if book.guard.skipped
+                                                         else {})}
+    rows = [r for r in read_jsonl(out / METRICS)[0] if "eval_reward" in r]
     if rows:  # from metrics.jsonl, so a resumed run reports where its curve started
         extra.update(eval_reward_start=rows[0]["eval_reward"], eval_reward=rows[-1]["eval_reward"],
                      eval_kl=rows[-1]["eval_kl"], eval_prompts=len(data.evals))

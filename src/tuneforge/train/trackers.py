@@ -25,8 +25,10 @@ class WandbTracker:
         log.choice("report_to=wandb", f"W&B run {self.run.name} ({getattr(self.run.settings, 'mode', 'online')})")
 
     def log(self, record: dict[str, Any]) -> None:
-        values = {(k if k.startswith("eval") else f"train/{k}"): v for k, v in record.items()
-                  if k != "step" and isinstance(v, (int, float))}
+        from tuneforge.train.metrics import finite_scalars
+
+        values = {(k if k.startswith("eval") else f"train/{k}"): v for k, v in finite_scalars(record).items()
+                  if k != "step"}
         self.run.log(values, step=int(record["step"]))
 
     def close(self) -> None:

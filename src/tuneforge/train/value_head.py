@@ -66,6 +66,9 @@ class PolicyWithValueHead(torch.nn.Module):
 
         path = Path(folder) / name
         state = self.v_head.state_dict() if state is None else state
+        from tuneforge.train.guard import check_finite
+
+        check_finite(state, f"the value head {path}")
         save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(path))
         from tuneforge.compat import ordinary_modes
 

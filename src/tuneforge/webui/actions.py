@@ -21,7 +21,7 @@ from tuneforge.errors import ConfigError, TuneforgeError, problems_heading
 from tuneforge.models.load import ALIASES, DEFAULT_MODEL
 from tuneforge.train.run_dir import CONFIG, SUMMARY
 from tuneforge.webui.i18n import Msg, t, tr
-from tuneforge.webui.paths import confine, relative
+from tuneforge.webui.paths import confine, confine_dataset, relative
 from tuneforge.webui.runner import RunManager
 from tuneforge.webui.schema_form import (
     FieldSpec, applies, check_mapping_text, config_from_form, preview_command, specs_by_name, to_widget,
@@ -127,6 +127,32 @@ def _confine_paths(cfg: Config, root: Path) -> None:
         raise ConfigError(problems)
 
 
+def _catalog(cfg: Config, root: Path):
+    """The dataset catalog of ``cfg`` (its dataset_dir relative to the root, as the spawned run reads it)."""
+    from tuneforge.data.catalog import load_catalog
+
+    d = cfg.data.dataset_dir
+    return load_catalog((root / d) if d and not Path(d).is_absolute() and d != "ONLINE" else d)
+
+
+def _confine_datasets(cfg: Config, root: Path) -> None:
+    """Every file the chosen datasets name in dataset_info.json — and every symlink target — must lie inside the
+    root: Preview would show it and Start would train on it."""
+    from tuneforge.data.catalog import lookup, split_names
+
+    catalog, problems = _catalog(cfg, root), []
+    for name in split_names(cfg.data.dataset) + split_names(cfg.data.eval_dataset):
+        entry = lookup(catalog, name)
+        if entry is None:
+            continue  # preflight names the unknown dataset
+        try:
+            confine_dataset(entry, root)
+        except TuneforgeError as e:
+            problems.append(Msg("with_fix", message=e.message, hint=e.hint))
+    if problems:
+        raise ConfigError(problems)
+
+
 def resolve(ctx: Context, values: dict[str, Any], for_start: bool = False) -> Config:
     """Form values → a validated Config (every problem at once), with paths confined to the root."""
     from tuneforge.recipes.preflight import preflight
@@ -136,6 +162,7 @@ def resolve(ctx: Context, values: dict[str, Any], for_start: bool = False) -> Co
         raise ConfigError([problem])
     cfg = config_from_form(values)
     _confine_paths(cfg, ctx.root)
+    _confine_datasets(cfg, ctx.root)
     preflight(cfg)
     if for_start:
         out = ctx.root / cfg.train.output_dir
@@ -247,7 +274,7 @@ def preview_data(ctx: Context, values: dict[str, Any], lang: str) -> str:
     """The first rows of each chosen dataset, rendered through the chosen template, supervised tokens marked."""
     from tuneforge.data import templates
     from tuneforge.data.build import read_dataset
-    from tuneforge.data.catalog import load_catalog, lookup, split_names
+    from tuneforge.data.catalog import lookup, split_names
     from tuneforge.data.encode import _label, supervised_spans
     from tuneforge.models import load_tokenizer, resolve_model_path
     from tuneforge.models.load import check_model
@@ -258,6 +285,7 @@ def preview_data(ctx: Context, values: dict[str, Any], lang: str) -> str:
         raise ConfigError([problem])
     cfg = config_from_form(values)
     _confine_paths(cfg, ctx.root)
+    _confine_datasets(cfg, ctx.root)
     d = cfg.data
     problems = [p for p in (check_model(cfg.model.model_name_or_path),) if p]
     if not cfg.model.model_name_or_path:
@@ -268,7 +296,7 @@ def preview_data(ctx: Context, values: dict[str, Any], lang: str) -> str:
         raise ConfigError(problems)
     tokenizer = load_tokenizer(resolve_model_path(cfg.model.model_name_or_path), cfg.model.trust_remote_code)
     fmt = templates.install(tokenizer, d.template)
-    catalog = load_catalog(d.dataset_dir)
+    catalog = _catalog(cfg, ctx.root)
     args = dataclasses.replace(d, max_samples=PREVIEW_ROWS)
     parts = [f'<div class="tf-preview-head">{html.escape(t("preview_head", lang, template=fmt.name))}</div>']
     for name in split_names(d.dataset):
@@ -501,6 +529,11 @@ def export_available() -> bool:
     return importlib.util.find_spec("tuneforge.recipes.export") is not None
 
 
+def export_command(args: list[str], lang: str = "en") -> str:
+    """The export command the page shows, quoted for a shell (pasting it runs exactly this, nothing injected)."""
+    return shlex.join(["tuneforge", *lang_flag(lang), "export", *args])
+
+
 def run_export(ctx: Context, model: str, adapters: list[str] | None, values: dict[str, Any], lang: str):
     """Run `tuneforge export` as a subprocess (no shell) and stream its output."""
     from tuneforge.webui.schema_form import from_widget
@@ -526,7 +559,7 @@ def run_export(ctx: Context, model: str, adapters: list[str] | None, values: dic
 
     src = str(Path(tuneforge.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    shown = "$ " + shlex.join(["tuneforge", *lang_flag(lang), "export", *args]) + "\n"
+    shown = "$ " + export_command(args, lang) + "\n"
     yield shown
     proc = subprocess.Popen(cmd, cwd=ctx.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             stdin=subprocess.DEVNULL)

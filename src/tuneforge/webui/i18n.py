@@ -126,6 +126,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "eta_unknown": {"en": "?", "zh": "未知"},
     # errors the UI itself raises (webui/paths.py, runner.py, actions.py)
     "what_path": {"en": "path", "zh": "路径"},
+    "what_dataset_file": {"en": "the file_name of dataset {name!r} in dataset_info.json",
+                          "zh": "dataset_info.json 中数据集 {name!r} 的 file_name"},
     "what_args_file": {"en": "arguments file", "zh": "参数文件"},
     "what_questions_file": {"en": "questions file", "zh": "问题文件"},
     "what_model": {"en": "model", "zh": "模型"},
@@ -267,6 +269,7 @@ FIELD_ZH: dict[str, tuple[str, str]] = {
     "logging_steps": ("日志间隔", "每 N 个优化步记录一次损失、学习率、梯度范数和速度。"),
     "save_steps": ("保存间隔", "每 N 个优化步写一个可恢复的检查点（0 表示从不）。"),
     "save_total_limit": ("检查点上限", "最多保留的检查点数（先删最旧的）。"),
+    "nonfinite_patience": ("NaN/Inf 容忍步数", "连续这么多个优化步的损失或梯度范数为 NaN/Inf 时停止训练（每个这样的步都被跳过，不更新权重；0 = 只跳过、不停止）。非有限的权重永远不会被保存。"),
     "eval_steps": ("评估间隔", "每 N 步在验证集上评估（默认等于 logging_steps）。"),
     "bf16": ("bf16", "以 bfloat16 混合精度训练。默认（不设）：GPU 支持 bfloat16 时自动开启（会记录原因）；False = 在这类 GPU 上用 float32。"),
     "fp16": ("fp16", "以 float16 混合精度训练（仅 CUDA）。默认（不设）：GPU 不支持 bfloat16 时自动开启（会记录原因）；False = 用 float32。"),

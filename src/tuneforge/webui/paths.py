@@ -39,3 +39,30 @@ def relative(path: Path, root: Path) -> str:
         return str(rel) if str(rel) != "." else "."
     except ValueError:
         return str(path)
+
+
+def confine_dataset(entry, root: Path) -> None:
+    """Every file a dataset entry of a ``dataset_info.json`` makes the UI read — its ``file_name`` (absolute, with
+    ``../`` or a symlink out), each file of a folder or glob, each symlink among them — inside ``root``. Built-in and
+    hub datasets read nothing of the user's disk."""
+    if entry.builtin or entry.source != "file" or entry.problem is not None:
+        return
+    what = Msg("what_dataset_file", name=entry.name)
+    path = Path(entry.path)
+    if any(c in str(path) for c in "*?["):
+        import glob
+
+        fixed = []  # the part of the pattern before its first wildcard must lie inside the root itself
+        for part in path.parts:
+            if any(c in part for c in "*?["):
+                break
+            fixed.append(part)
+        confine(str(Path(*fixed)) if fixed else str(root), root, what)
+        files = [Path(f) for f in glob.glob(str(path), recursive=True)]
+    elif path.is_dir():
+        confine(str(path), root, what)
+        files = [f for f in path.rglob("*")]
+    else:
+        files = [path]
+    for f in files:
+        confine(str(f), root, what)

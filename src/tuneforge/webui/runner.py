@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from tuneforge.errors import TuneforgeError
 from tuneforge.train.checkpoint import list_checkpoints
 from tuneforge.train.metrics import METRICS
 from tuneforge.train.run_dir import CONFIG, SUMMARY
+from tuneforge.utils import atomic, log
 from tuneforge.webui.i18n import Msg, t
 
 LOCK = ".webui-job.json"
@@ -46,6 +48,34 @@ def _alive(pid: int) -> bool:
             return fh.read().split(") ", 1)[1][:1] != "Z"
     except OSError:
         return True
+
+
+def process_identity(pid: int) -> dict | None:
+    """What tells this process apart from a later one that reuses its pid: its start time (clock ticks since boot,
+    /proc/<pid>/stat field 22) and its command line. None where it cannot be read (no such process, no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            start = int(fh.read().rsplit(") ", 1)[1].split()[19])
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            cmdline = [a.decode("utf-8", "replace") for a in fh.read().split(b"\0") if a]
+    except (OSError, ValueError, IndexError):
+        return None
+    return {"start_ticks": start, "cmdline": cmdline}
+
+
+def _ours(info: dict) -> bool:
+    """Whether the process a lock file names is still the job the UI started: same pid, start time and command line
+    (a stale lock after a crash may name a pid the system has since given to another process)."""
+    try:
+        pid = int(info["pid"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    now, argv = process_identity(pid), info.get("cmdline")
+    if now is None or info.get("start_ticks") is None or not isinstance(argv, list) or not argv:
+        return False
+    # the arguments after the program (a script's interpreter line may put an interpreter in front of the program)
+    return now["start_ticks"] == info["start_ticks"] and now["cmdline"][-len(argv) + 1:] == argv[1:] \
+        and now["cmdline"][-len(argv)].endswith(Path(argv[0]).name)
 
 
 @dataclass
@@ -112,13 +142,15 @@ class RunManager:
             env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
             argv = [self.python, "-m", "tuneforge", "--lang", lang, "train", str(cfg_path)]  # errors in the page's
             with open(log_path, "ab") as log_fh:                                                # language
-                log_fh.write(f"$ {' '.join(argv)}\n".encode())
+                log_fh.write(f"$ {shlex.join(argv)}\n".encode())
                 log_fh.flush()
                 proc = subprocess.Popen(argv,
                                         cwd=self.root, stdout=log_fh, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, env=env, start_new_session=True)
             job = Job(out, proc.pid, time.time(), proc, extra={"log_start": 0})
-            (out / LOCK).write_text(json.dumps({"pid": proc.pid, "started": job.started}))
+            identity = process_identity(proc.pid) or {}  # its start time; the command line is the one launched
+            atomic.write_json(out / LOCK, {"pid": proc.pid, "started": job.started,
+                                           "start_ticks": identity.get("start_ticks"), "cmdline": argv})
             self._jobs[out] = job
             self._last = out
             threading.Thread(target=self._reap, args=(job,), daemon=True).start()
@@ -139,12 +171,15 @@ class RunManager:
             try:
                 info = json.loads(lock.read_text())
                 pid = int(info["pid"])
-            except (ValueError, KeyError, json.JSONDecodeError):
-                return None
-            if _alive(pid):
-                job = Job(out, pid, float(info.get("started", time.time())))
+            except (ValueError, KeyError, TypeError, json.JSONDecodeError):
+                info, pid = {}, 0
+            if pid and _alive(pid) and _ours(info):
+                job = Job(out, pid, float(info.get("started", time.time())), extra={"identity": info})
                 self._jobs[out] = job
                 return job
+            if pid and _alive(pid):  # a live process that is not the job: never signalled, the lock is stale
+                log.warn(f"{lock}: names pid {pid}, which is not the training job this lock was written for (other "
+                         f"start time or command line); ignored")
             lock.unlink(missing_ok=True)
         return None
 
@@ -164,10 +199,14 @@ class RunManager:
         job = self.find(out)
         if job is None or not job.running():
             return False
+        if job.proc is None and not _ours(job.extra.get("identity", {})):  # re-checked right before signalling
+            return False
         job.aborted = True
         try:
             pgid = os.getpgid(job.pid)
         except ProcessLookupError:
+            return False
+        if pgid != job.pid:  # the job leads its own session (start_new_session); anything else is not ours
             return False
         os.killpg(pgid, signal.SIGTERM)
         deadline = time.time() + grace_s
