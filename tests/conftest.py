@@ -163,3 +163,15 @@ def pytest_sessionfinish(session, exitstatus):
         print("\nERROR: the test run changed the working tree (a test must write to a temporary folder):\n  "
               + "\n  ".join(touched))
         session.exitstatus = 1
+
+
+@pytest.fixture(autouse=True)
+def _log_to_this_tests_stderr():
+    """tuneforge's log handler is made once per process (utils/log.setup) and binds the sys.stderr of that moment —
+    under pytest, one test's capture stream, closed after it. Each test starts without it, so the next setup() binds
+    the current stream (otherwise logging prints its own traceback into a later test's output)."""
+    from tuneforge.utils import log
+
+    log.logger.handlers = []
+    yield
+    log.logger.handlers = []
