@@ -16,6 +16,7 @@ from typing import Callable
 from tuneforge import __version__
 from tuneforge.errors import ConfigError, TuneforgeError, check_lang, render
 from tuneforge.estimate.plan import EXTRA_KEYS as ESTIMATE_EXTRA
+from tuneforge.recipes.evaluate_options import OPTIONS as EVAL_OPTIONS
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,20 @@ def run_score(argv: list[str], lang: str) -> int:
     return 0
 
 
+def run_eval(argv: list[str], lang: str) -> int:
+    from tuneforge.models import DEFAULT_MODEL
+    from tuneforge.recipes.preflight import preflight
+
+    cfg, extra = settings_for("eval", argv)
+    if not cfg.model.model_name_or_path:
+        cfg.model.model_name_or_path = DEFAULT_MODEL
+    preflight(cfg, for_training=False)  # config mistakes are answered before torch is imported
+    from tuneforge.recipes.evaluate import run_mc
+
+    run_mc(cfg, extra, lang)
+    return 0
+
+
 def run_webui(argv: list[str], lang: str) -> int:
     from tuneforge.webui.launch import check_launch, parse_auth, parse_webui_args
 
@@ -253,6 +268,12 @@ COMMANDS: dict[str, Command] = {
     "export": Command(run_export, "--model_name_or_path M --adapter_name_or_path A[,B] --export_dir D "
                                   "[--export_size GB] [--export_dtype bfloat16|float16|float32]",
                       "merge adapters, write a standalone model", policy="export"),
+    "eval": Command(run_eval, "--task sample_en|NAME [--task_dir DIR] [--model_name_or_path M] "
+                              "[--adapter_name_or_path A --compare_base True] [--n_shot 5] [--lang en|zh]",
+                    "multiple-choice benchmarks (MMLU/CMMLU/C-Eval layout) scored by the answer letters' "
+                    "log-probabilities; --lang zh: Chinese prompts", policy="chat",
+                    keys=("model_name_or_path", "adapter_name_or_path", "template", "trust_remote_code",
+                          "quantization_bit", "infer_dtype"), extra=EVAL_OPTIONS),
     "webui": Command(run_webui, "[--host 127.0.0.1] [--port 7860] [--root DIR] [--auth user:password | --auth-file "
                                 "FILE] [--share]", "the web UI (binds to loopback unless given auth)",
                      own_help=webui_help),

@@ -1,0 +1,13 @@
+"""`tuneforge eval`'s own options (name -> help), importable without torch for the CLI table."""
+
+OPTIONS = {
+    "task": "benchmark folder name: a built-in sample (sample_en, sample_zh) or a folder under --task_dir "
+            "(MMLU/CMMLU/C-Eval layout: dev/ and test/ per-subject CSV or JSON)",
+    "task_dir": "folder holding the task folders (default: the built-in samples)",
+    "split": "which split is scored: test (default), val or dev",
+    "n_shot": "solved dev questions put before each question (default 5)",
+    "subjects": "only these subjects, comma separated",
+    "batch_size": "prompts scored per forward pass (default 8)",
+    "compare_base": "True: also score the base model without the adapters, and show the difference per subject",
+    "save_dir": "write results.json (per subject and overall, per model) there",
+}
