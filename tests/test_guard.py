@@ -112,3 +112,66 @@ def test_replay_trim_and_pool_file(tmp_path):
     f.write_text('[{"nope": 1}]', encoding="utf-8")
     with pytest.raises(DataError, match="not a prompt"):
         replay.load_pool(str(f))
+
+
+def _tiny_cfg(tiny_model, data_dir, out, **kw):
+    from tuneforge.config import build_config
+
+    base = dict(model_name_or_path=str(tiny_model), dataset="alpaca_demo", dataset_dir=str(data_dir),
+                output_dir=str(out), per_device_train_batch_size=2, learning_rate=1e-2, max_steps=1,
+                save_steps=0, template="chatml", seed=7)
+    return build_config({**base, **kw})
+
+
+def test_guard_runs_by_default_and_turns_off(tiny_model, data_dir, tmp_path, monkeypatch):
+    from tuneforge.recipes import run
+
+    monkeypatch.setattr(guard, "cache_dir", lambda: tmp_path / "cache")
+    on = run(_tiny_cfg(tiny_model, data_dir, tmp_path / "on")).summary
+    f = on["forgetting"]
+    assert f["probes"] == len(probes.load().probes) and f["probe_set"] == "built-in" and not f["base_cached"]
+    saved = json.loads((tmp_path / "on" / "run_summary.json").read_text())
+    assert saved["forgetting"]["probes"] == f["probes"]
+    again = run(_tiny_cfg(tiny_model, data_dir, tmp_path / "again")).summary["forgetting"]
+    assert again["base_cached"]  # the second run on this base pays only for the tuned side
+    off = run(_tiny_cfg(tiny_model, data_dir, tmp_path / "off", forgetting_guard=False)).summary
+    assert "forgetting" not in off
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text('{"question": "Say a", "answers": ["a"]}\n', encoding="utf-8")
+    own = run(_tiny_cfg(tiny_model, data_dir, tmp_path / "own", forgetting_probes=str(mine))).summary
+    assert own["forgetting"]["probes"] == 1 and own["forgetting"]["probe_set"] == str(mine)
+
+
+def test_bad_guard_settings_fail_before_loading(tiny_model, data_dir, tmp_path):
+    from tuneforge.errors import ConfigError
+    from tuneforge.recipes import run
+
+    with pytest.raises(ConfigError) as e:
+        run(_tiny_cfg(tiny_model, data_dir, tmp_path / "x", forgetting_threshold=1.5, replay_ratio=-1,
+                      forgetting_probes=str(tmp_path / "none.jsonl")))
+    text = str(e.value)
+    assert "forgetting_threshold must be a share in [0, 1]" in text and "replay_ratio must be ≥ 0" in text
+    assert "forgetting_probes: no file" in text
+    with pytest.raises(ConfigError, match="stage sft only"):
+        run(_tiny_cfg(tiny_model, data_dir, tmp_path / "y", stage="pt", replay_ratio=0.5))
+
+
+def test_replay_mixes_the_base_models_own_answers(tiny_model, data_dir, tmp_path, monkeypatch):
+    from tuneforge.recipes import run
+
+    monkeypatch.setattr(guard, "cache_dir", lambda: tmp_path / "cache")
+    pool = tmp_path / "pool.json"
+    pool.write_text(json.dumps([f"Question number {i}?" for i in range(30)]), encoding="utf-8")
+    monkeypatch.setattr(replay, "trim", lambda r: r.strip() or "x.")  # a random tiny model ends no sentence
+    plain = run(_tiny_cfg(tiny_model, data_dir, tmp_path / "plain", forgetting_guard=False)).summary
+    res = run(_tiny_cfg(tiny_model, data_dir, tmp_path / "r", replay_ratio=0.5, replay_prompts=str(pool),
+                        forgetting_guard=False)).summary
+    rep = res["data"]["replay"]
+    rows = plain["data"]["train"]["samples"]
+    assert rep["wanted"] == round(0.5 * rows) and rep["mixed"] == rep["wanted"] and not rep["cached"]
+    assert res["data"]["train"]["samples"] == rows  # the report's train counts stay the task data's
+    again = run(_tiny_cfg(tiny_model, data_dir, tmp_path / "r2", replay_ratio=0.5, replay_prompts=str(pool),
+                          forgetting_guard=False)).summary["data"]["replay"]
+    assert again["cached"] and again["mixed"] == rep["mixed"]
+    cached = json.loads(next((tmp_path / "cache").glob("replay-*.json")).read_text())
+    assert cached["prompts"] == [f"Question number {i}?" for i in range(30)]
