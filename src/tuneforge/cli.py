@@ -188,9 +188,9 @@ def run_eval(argv: list[str], lang: str) -> int:
     if not cfg.model.model_name_or_path:
         cfg.model.model_name_or_path = DEFAULT_MODEL
     preflight(cfg, for_training=False)  # config mistakes are answered before torch is imported
-    from tuneforge.recipes.evaluate import run_mc
+    from tuneforge.recipes.evaluate import run_mc, run_predict
 
-    run_mc(cfg, extra, lang)
+    (run_predict if extra.get("do_predict") else run_mc)(cfg, extra, lang)
     return 0
 
 
@@ -269,11 +269,15 @@ COMMANDS: dict[str, Command] = {
                                   "[--export_size GB] [--export_dtype bfloat16|float16|float32]",
                       "merge adapters, write a standalone model", policy="export"),
     "eval": Command(run_eval, "--task sample_en|NAME [--task_dir DIR] [--model_name_or_path M] "
-                              "[--adapter_name_or_path A --compare_base True] [--n_shot 5] [--lang en|zh]",
+                              "[--adapter_name_or_path A --compare_base True] [--n_shot 5] [--lang en|zh] | "
+                              "--do_predict True --dataset D [--save_dir OUT]",
                     "multiple-choice benchmarks (MMLU/CMMLU/C-Eval layout) scored by the answer letters' "
-                    "log-probabilities; --lang zh: Chinese prompts", policy="chat",
+                    "log-probabilities (--lang zh: Chinese prompts); --do_predict: generate for a dataset's "
+                    "prompts, BLEU-4 and ROUGE-1/2/L", policy="chat",
                     keys=("model_name_or_path", "adapter_name_or_path", "template", "trust_remote_code",
-                          "quantization_bit", "infer_dtype"), extra=EVAL_OPTIONS),
+                          "quantization_bit", "infer_dtype", "dataset", "eval_dataset", "dataset_dir",
+                          "dataset_vars", "max_samples", "default_system", "max_new_tokens", "num_beams",
+                          "temperature", "top_p", "top_k", "do_sample", "repetition_penalty"), extra=EVAL_OPTIONS),
     "webui": Command(run_webui, "[--host 127.0.0.1] [--port 7860] [--root DIR] [--auth user:password | --auth-file "
                                 "FILE] [--share]", "the web UI (binds to loopback unless given auth)",
                      own_help=webui_help),

@@ -277,6 +277,10 @@ class TrainArgs:
     sample_prompts: str | None = opt(None, "Questions the tuned model answers (greedy, in the training process) when "
                                      "training ends: one question, or a JSON list of them. Replies are printed and "
                                      "saved in run_summary.json.", json_list=True)
+    do_predict: bool = opt(False, "Generate a reply for every row of eval_dataset (after training, or alone with "
+                                  "do_train False and the adapter to evaluate) and write generated_predictions.jsonl "
+                                  "with BLEU-4 and ROUGE-1/2/L in predict_results.json (LLaMA-Factory's do_predict).")
+    predict_with_generate: bool = opt(False, "LLaMA-Factory compatibility: do_predict always generates.")
     # ---- the forgetting guard (eval/guard.py; README "Did the tuning cost anything?") ---------------------------
     forgetting_guard: bool = opt(True, "Ask general probes (facts, arithmetic, short instructions; English and "
                                        "Chinese) to the base model before training and to the tuned model after; the "

@@ -62,3 +62,58 @@ def run_mc(cfg: Config, extra: dict, lang: str) -> dict:
         (d / "results.json").write_text(json.dumps(out, indent=2, ensure_ascii=False), encoding="utf-8")
         log.info(f"eval: results written to {d / 'results.json'}")
     return out
+
+
+def _predict_names(cfg: Config, after_training: bool) -> str:
+    names = cfg.data.eval_dataset or (None if after_training else cfg.data.dataset)
+    if not names:
+        raise ConfigError(["do_predict generates for eval_dataset: give --eval_dataset NAME (rows ending with the "
+                           "reference reply)" + ("" if after_training else ", or --dataset NAME")])
+    return names
+
+
+def predict_only(cfg: Config):
+    """``do_train False, do_predict True`` (LLaMA-Factory's predict config): the model and its adapters generate
+    for eval_dataset; the files go into output_dir."""
+    from tuneforge.eval.predict import predict
+    from tuneforge.infer.engine import ChatEngine
+    from tuneforge.recipes.common import RunResult
+    from tuneforge.recipes.preflight import preflight
+
+    preflight(cfg, for_training=False)
+    names = _predict_names(cfg, False)
+    if not cfg.train.output_dir:
+        raise ConfigError(["do_predict writes generated_predictions.jsonl into output_dir: give --output_dir DIR"])
+    result = predict(ChatEngine.from_config(cfg), cfg, cfg.train.output_dir, names,
+                     cfg.train.per_device_eval_batch_size)
+    return RunResult(Path(cfg.train.output_dir), result)
+
+
+def predict_trained(cfg: Config, run, accelerator, model, res):
+    """``do_train True, do_predict True``: the tuned model, still in memory, generates for eval_dataset; the scores
+    join the run summary."""
+    from tuneforge.eval.predict import predict
+    from tuneforge.infer.engine import ChatEngine
+    from tuneforge.train import run_dir
+
+    if not accelerator.is_main_process:
+        return res
+    engine = ChatEngine.from_loaded(accelerator.unwrap_model(model), run.tokenizer, run.fmt)
+    res.summary["predict"] = predict(engine, cfg, run.out, _predict_names(cfg, True),
+                                     cfg.train.per_device_eval_batch_size)
+    run_dir.write_summary(run.out, res.summary)
+    return res
+
+
+def run_predict(cfg: Config, extra: dict, lang: str) -> dict:
+    """`tuneforge eval --do_predict True --dataset D`: generation evaluation of the model (and its adapters)."""
+    from tuneforge.eval.predict import predict
+    from tuneforge.infer.engine import ChatEngine
+
+    names = cfg.data.eval_dataset or cfg.data.dataset
+    if not names:
+        raise ConfigError(["eval --do_predict needs --dataset NAME (rows ending with the reference reply)"])
+    out = Path(str(extra.get("save_dir", ".")))
+    result = predict(ChatEngine.from_config(cfg), cfg, out, names, _int(extra, "batch_size", 8))
+    print(json.dumps({k: v for k, v in result.items() if k != "rows"}, ensure_ascii=False), flush=True)
+    return result

@@ -9,5 +9,8 @@ OPTIONS = {
     "subjects": "only these subjects, comma separated",
     "batch_size": "prompts scored per forward pass (default 8)",
     "compare_base": "True: also score the base model without the adapters, and show the difference per subject",
-    "save_dir": "write results.json (per subject and overall, per model) there",
+    "save_dir": "write results.json (per subject and overall, per model) there; with --do_predict: "
+                "generated_predictions.jsonl and predict_results.json (default: the current folder)",
+    "do_predict": "True: instead of a benchmark, generate a reply for each row of --dataset (or --eval_dataset) and "
+                  "score it against the row's own reply (BLEU-4, ROUGE-1/2/L)",
 }

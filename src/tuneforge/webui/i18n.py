@@ -271,6 +271,8 @@ FIELD_ZH: dict[str, tuple[str, str]] = {
     "resume_from_checkpoint": ("从检查点恢复", "要恢复的检查点目录。不填则使用输出目录中最新的检查点。"),
     "plot_loss": ("绘制损失曲线", "结束时写出 training_loss.png（原始与平滑）。"),
     "sample_prompts": ("训练后提问", "训练结束时由微调后的模型（贪心解码，在训练进程内）回答的问题：一个问题，或问题的 JSON 列表。回答会打印并保存到 run_summary.json。"),
+    "do_predict": ("生成评测", "为 eval_dataset 的每一行生成回答（训练后，或在 do_train False 时单独对要评测的适配器运行），写出 generated_predictions.jsonl，并在 predict_results.json 中给出 BLEU-4 与 ROUGE-1/2/L（即 LLaMA-Factory 的 do_predict）。"),
+    "predict_with_generate": ("生成式预测", "兼容 LLaMA-Factory：do_predict 总是生成回答。"),
     "forgetting_guard": ("遗忘检查", "训练前向基座模型、训练后向微调模型提问一组通用问题（事实、算术、简短指令，中英文）；汇总中给出基座答对的问题中仍答对的比例（保持率）。基座的回答按模型缓存。适用于 sft/dpo/kto/ppo。"),
     "forgetting_probes": ("遗忘检查问题", "自己的遗忘检查问题：JSONL 文件，每行 {\"question\": ..., \"answers\": [...]}（默认使用内置问题集）。"),
     "forgetting_threshold": ("遗忘警告阈值", "保持率（0–1）低于此值时，训练结束时给出警告，并指出应调整的设置（轮数、学习率、replay_ratio）。"),
