@@ -92,3 +92,24 @@ def test_eval_command_on_the_tiny_model(tiny_model, tmp_path):
     r = subprocess.run([sys.executable, "-m", "tuneforge", "eval", "--task", "sample_en", "--model_name_or_path",
                         str(tiny_model), "--compare_base", "True"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "--adapter_name_or_path" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_web_ui_benchmark_shows_the_cli_table(tiny_model, tmp_path):
+    """The Evaluate tab's benchmark runs eval/mc.py on the loaded models and shows the table `tuneforge eval`
+    prints (base, tuned, difference); a benchmark folder outside the web UI's root is refused."""
+    from tuneforge.errors import TuneforgeError
+    from tuneforge.infer.engine import ChatEngine
+    from tuneforge.webui import actions
+    from tuneforge.webui.runner import RunManager
+
+    ctx = actions.Context(tmp_path, RunManager(tmp_path))
+    ctx.chat.tuned = ChatEngine(str(tiny_model), template="chatml")
+    ctx.chat.base = ChatEngine(str(tiny_model), template="chatml")
+    headers, rows, msg = ctx.chat.benchmark(ctx, "sample_en", "", 1, "en")
+    subjects = mc.load_task("sample_en")
+    ref = mc.evaluate(ctx.chat.tuned, subjects, 1, "en")
+    assert headers == ["subject", "base %", "tuned %", "tuned − base"]
+    assert rows == mc.table({"base": ref, "tuned": ref}) and rows[-1][0] == "overall"
+    assert f"{ref.correct}/{ref.total}" in str(msg)
+    with pytest.raises(TuneforgeError):
+        ctx.chat.benchmark(ctx, "sample_en", "/etc", 1, "en")

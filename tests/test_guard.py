@@ -175,3 +175,17 @@ def test_replay_mixes_the_base_models_own_answers(tiny_model, data_dir, tmp_path
     assert again["cached"] and again["mixed"] == rep["mixed"]
     cached = json.loads(next((tmp_path / "cache").glob("replay-*.json")).read_text())
     assert cached["prompts"] == [f"Question number {i}?" for i in range(30)]
+
+
+def test_web_ui_progress_shows_retention_and_the_warning():
+    from tuneforge.webui.render import progress_html
+    from tuneforge.webui.runner import Status
+
+    f = {"retention": 0.5, "kept": 1, "base_correct": 2, "below_threshold": True, "warning": "try fewer epochs",
+         "lost": [{"question": "What is 2 + 2?", "base": "4", "tuned": "Nimbus"}]}
+    html = progress_html(Status("finished", step=3, total=3, forgetting=f), "en")
+    assert "general answers kept 1/2 (50.0%)" in html and "try fewer epochs" in html and "What is 2 + 2?" in html
+    assert "通用问题保持 1/2（50.0%）" in progress_html(Status("finished", forgetting=f), "zh")
+    ok = progress_html(Status("finished", forgetting={**f, "below_threshold": False, "retention": 1.0, "kept": 2}),
+                       "en")
+    assert "2/2 (100.0%)" in ok and "tf-forgetting-warning" not in ok

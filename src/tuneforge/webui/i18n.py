@@ -105,6 +105,17 @@ STRINGS: dict[str, dict[str, str]] = {
     "msg_hit_rate": {"en": "Identity hit rate for “{name}”: {hits}/{n} ({rate}) tuned; base: {base_hits}/{n}",
                      "zh": "“{name}”的身份命中率：微调后 {hits}/{n}（{rate}）；基座 {base_hits}/{n}"},
     "msg_eval_done": {"en": "Answered {n} questions", "zh": "已回答 {n} 个问题"},
+    "msg_bench_done": {"en": "{task}: {correct}/{total} correct ({acc}%)", "zh": "{task}：答对 {correct}/{total}（{acc}%）"},
+    "what_task_dir": {"en": "benchmark folder", "zh": "评测集目录"},
+    "eval_bench_hint": {"en": "Multiple-choice benchmark (the same as `tuneforge eval --task …`) on the loaded "
+                                "models: the built-in samples sample_en / sample_zh, or a task folder in the "
+                                "MMLU/CMMLU/C-Eval layout under the benchmark folder.",
+                        "zh": "在已加载的模型上运行选择题评测（与 `tuneforge eval --task …` 相同）：内置样例 "
+                              "sample_en / sample_zh，或评测集目录下 MMLU/CMMLU/C-Eval 格式的任务目录。"},
+    "eval_task": {"en": "Task", "zh": "任务"},
+    "eval_task_dir": {"en": "Benchmark folder (optional)", "zh": "评测集目录（可选）"},
+    "eval_n_shot": {"en": "Few-shot examples", "zh": "少样本示例数"},
+    "btn_bench": {"en": "Run benchmark", "zh": "运行评测"},
     "msg_export_need_adapter": {"en": "Choose at least one adapter to merge", "zh": "请至少选择一个要合并的适配器"},
     "msg_export_ok": {"en": "Export finished.", "zh": "导出完成。"},
     "msg_export_failed": {"en": "Export failed (exit code {rc}); see the output above.",
@@ -118,6 +129,10 @@ STRINGS: dict[str, dict[str, str]] = {
     "progress_speed": {"en": "{tps} tokens/s", "zh": "{tps} token/秒"},
     "progress_eta": {"en": "ETA {eta}", "zh": "预计剩余 {eta}"},
     "progress_ckpt": {"en": "last checkpoint {name}", "zh": "最新检查点 {name}"},
+    "progress_retention": {"en": "general answers kept {kept}/{n} ({pct}%)",
+                           "zh": "通用问题保持 {kept}/{n}（{pct}%）"},
+    "progress_forgetting_warning": {"en": "Forgetting: {warning}. Lost: {lost}",
+                                    "zh": "遗忘警告：{warning}。答错的问题：{lost}"},
     "loss_title": {"en": "training loss", "zh": "训练损失"},
     "loss_empty": {"en": "The loss curve appears after the first logged step.", "zh": "记录第一步后将显示损失曲线。"},
     "eval_loss": {"en": "evaluation loss", "zh": "验证损失"},
