@@ -113,3 +113,17 @@ def test_web_ui_benchmark_shows_the_cli_table(tiny_model, tmp_path):
     assert f"{ref.correct}/{ref.total}" in str(msg)
     with pytest.raises(TuneforgeError):
         ctx.chat.benchmark(ctx, "sample_en", "/etc", 1, "en")
+
+
+def test_harness_lm_eval(tiny_model, tmp_path):
+    """--harness lm_eval: without the package a clean error that says how to install it; with it, a real run."""
+    import importlib.util
+
+    args = [sys.executable, "-m", "tuneforge", "eval", "--harness", "lm_eval", "--tasks", "arc_easy", "--limit", "4",
+            "--model_name_or_path", str(tiny_model), "--template", "chatml", "--save_dir", str(tmp_path)]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    if importlib.util.find_spec("lm_eval") is None:
+        assert r.returncode == 2 and 'pip install "lm_eval[hf]"' in r.stderr and "Traceback" not in r.stderr
+        pytest.skip("lm-evaluation-harness is not installed: only its absence is checked")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "arc_easy" in json.loads((tmp_path / "lm_eval_results.json").read_text())["results"]

@@ -188,9 +188,10 @@ def run_eval(argv: list[str], lang: str) -> int:
     if not cfg.model.model_name_or_path:
         cfg.model.model_name_or_path = DEFAULT_MODEL
     preflight(cfg, for_training=False)  # config mistakes are answered before torch is imported
-    from tuneforge.recipes.evaluate import run_mc, run_predict
+    from tuneforge.recipes.evaluate import run_harness, run_mc, run_predict
 
-    (run_predict if extra.get("do_predict") else run_mc)(cfg, extra, lang)
+    chosen = run_harness if extra.get("harness") else run_predict if extra.get("do_predict") else run_mc
+    chosen(cfg, extra, lang)
     return 0
 
 

@@ -117,3 +117,39 @@ def run_predict(cfg: Config, extra: dict, lang: str) -> dict:
     result = predict(ChatEngine.from_config(cfg), cfg, out, names, _int(extra, "batch_size", 8))
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}, ensure_ascii=False), flush=True)
     return result
+
+
+def run_harness(cfg: Config, extra: dict, lang: str) -> dict:
+    """`tuneforge eval --harness lm_eval --tasks T1,T2`: EleutherAI's lm-evaluation-harness (an optional extra,
+    `pip install "lm_eval[hf]"`) on the model with its adapters merged in memory (the ChatEngine's load)."""
+    if str(extra.get("harness")) != "lm_eval":
+        raise ConfigError([f"--harness {extra.get('harness')!r}: the one harness wired in is lm_eval "
+                           "(EleutherAI's lm-evaluation-harness)"])
+    if not extra.get("tasks"):
+        raise ConfigError(["--harness lm_eval needs --tasks T1,T2 (lm-eval's task names, e.g. arc_easy,hellaswag)"])
+    try:
+        import lm_eval
+        from lm_eval.models.huggingface import HFLM
+        from lm_eval.utils import make_table
+    except ImportError as e:
+        from tuneforge.errors import TuneforgeError
+
+        raise TuneforgeError(f"--harness lm_eval needs lm-evaluation-harness ({e.name} is not installed)",
+                             'pip install "lm_eval[hf]" (or use the built-in benchmarks: tuneforge eval --task '
+                             'sample_en)') from None
+    from tuneforge.infer.engine import ChatEngine
+
+    engine = ChatEngine.from_config(cfg)  # adapters merged into the weights in memory; the files stay untouched
+    lm = HFLM(pretrained=engine.model, tokenizer=engine.tokenizer, batch_size=_int(extra, "batch_size", 8))
+    kw = {"num_fewshot": _int(extra, "n_shot", 0)} if "n_shot" in extra else {}
+    if "limit" in extra:
+        kw["limit"] = float(extra["limit"])
+    results = lm_eval.simple_evaluate(model=lm, tasks=[t for t in str(extra["tasks"]).split(",") if t.strip()],
+                                      **kw)
+    print(make_table(results), flush=True)
+    out = {"harness": "lm_eval", "tasks": extra["tasks"], "results": results.get("results", {})}
+    if extra.get("save_dir"):
+        d = Path(str(extra["save_dir"]))
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "lm_eval_results.json").write_text(json.dumps(out, indent=2, default=str), encoding="utf-8")
+    return out

@@ -13,4 +13,8 @@ OPTIONS = {
                 "generated_predictions.jsonl and predict_results.json (default: the current folder)",
     "do_predict": "True: instead of a benchmark, generate a reply for each row of --dataset (or --eval_dataset) and "
                   "score it against the row's own reply (BLEU-4, ROUGE-1/2/L)",
+    "harness": "lm_eval: run EleutherAI's lm-evaluation-harness instead (optional extra: pip install \"lm_eval[hf]\"), "
+               "on the model with its adapters merged in memory",
+    "tasks": "with --harness lm_eval: lm-eval's task names, comma separated",
+    "limit": "with --harness lm_eval: at most this many examples per task (a number, or a fraction < 1)",
 }
