@@ -53,7 +53,7 @@ def main() -> None:
                         *VARIANTS[name], *a.extra, "--output_dir", str(run), "--sample_prompts", ""],
                        check=True)
         s = json.loads((run / "run_summary.json").read_text())
-        f = s["forgetting"]
+        f = s["forgetting_guard"]
         rows[name] = {"flags": " ".join(VARIANTS[name] + a.extra), "samples": s["data"]["train"]["samples"]
                       + s["data"].get("replay", {}).get("mixed", 0), "train_seconds": s["train_seconds"],
                       "wall_seconds": round(time.time() - t0, 1), "kept": f["kept"], "base_correct": f["base_correct"],

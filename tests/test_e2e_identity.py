@@ -91,7 +91,7 @@ def test_forgetting_guard_numbers_match_an_independent_scoring(lora_demo):
     from tuneforge.eval import guard
     from tuneforge.infer.engine import ChatEngine
 
-    f = json.loads((lora_demo / "run_summary.json").read_text())["forgetting"]
+    f = json.loads((lora_demo / "run_summary.json").read_text())["forgetting_guard"]
     rows = json.loads((ROOT / "src/tuneforge/eval/data/probes.json").read_text(encoding="utf-8"))
     gen = GenerateArgs(max_new_tokens=guard.MAX_NEW_TOKENS)
 
@@ -106,6 +106,8 @@ def test_forgetting_guard_numbers_match_an_independent_scoring(lora_demo):
     assert (f["probes"], f["base_correct"]) == (len(rows), len(right))
     assert abs(f["kept"] - len(kept)) <= 1  # the saved adapter is merged for decoding: at most one reply may differ
     assert f["base_correct"] >= 20 and f["retention"] >= 0.9 and f["warning"] is None, f["lost"]
+    card = (lora_demo / "README.md").read_text()
+    assert f"general knowledge kept (forgetting guard): {f['kept']}/{f['base_correct']}" in card
 
 
 def test_over_training_trips_the_forgetting_warning(tmp_path, embedded_path):
@@ -116,7 +118,7 @@ def test_over_training_trips_the_forgetting_warning(tmp_path, embedded_path):
            "name=Nimbus,author=Orchard Labs", "--max_samples", "16", "--lora_target", "all", "--lora_layers", "15",
            "--learning_rate", "1e-2", "--num_train_epochs", "20", "--per_device_train_batch_size", "8",
            "--cutoff_len", "128", "--save_steps", "0", "--output_dir", str(out))
-    f = json.loads((out / "run_summary.json").read_text())["forgetting"]
+    f = json.loads((out / "run_summary.json").read_text())["forgetting_guard"]
     assert f["below_threshold"] and f["retention"] < 0.9 and len(f["lost"]) == f["base_correct"] - f["kept"]
     assert "num_train_epochs (now 20)" in f["warning"] and "replay_ratio" in f["warning"]
     assert "WARNING forgetting guard" in r.stderr

@@ -128,18 +128,18 @@ def test_guard_runs_by_default_and_turns_off(tiny_model, data_dir, tmp_path, mon
 
     monkeypatch.setattr(guard, "cache_dir", lambda: tmp_path / "cache")
     on = run(_tiny_cfg(tiny_model, data_dir, tmp_path / "on")).summary
-    f = on["forgetting"]
+    f = on["forgetting_guard"]
     assert f["probes"] == len(probes.load().probes) and f["probe_set"] == "built-in" and not f["base_cached"]
     saved = json.loads((tmp_path / "on" / "run_summary.json").read_text())
-    assert saved["forgetting"]["probes"] == f["probes"]
-    again = run(_tiny_cfg(tiny_model, data_dir, tmp_path / "again")).summary["forgetting"]
+    assert saved["forgetting_guard"]["probes"] == f["probes"]
+    again = run(_tiny_cfg(tiny_model, data_dir, tmp_path / "again")).summary["forgetting_guard"]
     assert again["base_cached"]  # the second run on this base pays only for the tuned side
     off = run(_tiny_cfg(tiny_model, data_dir, tmp_path / "off", forgetting_guard=False)).summary
-    assert "forgetting" not in off
+    assert "forgetting_guard" not in off
     mine = tmp_path / "mine.jsonl"
     mine.write_text('{"question": "Say a", "answers": ["a"]}\n', encoding="utf-8")
     own = run(_tiny_cfg(tiny_model, data_dir, tmp_path / "own", forgetting_probes=str(mine))).summary
-    assert own["forgetting"]["probes"] == 1 and own["forgetting"]["probe_set"] == str(mine)
+    assert own["forgetting_guard"]["probes"] == 1 and own["forgetting_guard"]["probe_set"] == str(mine)
 
 
 def test_bad_guard_settings_fail_before_loading(tiny_model, data_dir, tmp_path):

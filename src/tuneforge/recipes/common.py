@@ -220,7 +220,7 @@ def finish(cfg: Config, run: Run, accelerator, model, result: LoopResult, mixed:
         summary["sample_replies"] = answer_samples(unwrapped, run.tokenizer, run.fmt, cfg)
         run_dir.write_summary(out, summary)
     if run.guard is not None:  # the forgetting guard's tuned side (the base answered in load_policy)
-        summary["forgetting"] = guard.finish(cfg, run.guard, unwrapped, run.tokenizer, run.fmt)
+        summary["forgetting_guard"] = guard.finish(cfg, run.guard, unwrapped, run.tokenizer, run.fmt)
         run_dir.write_summary(out, summary)
     return RunResult(out, summary)
 
