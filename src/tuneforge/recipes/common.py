@@ -73,8 +73,9 @@ def prepare_run(cfg: Config, max_new_tokens: int = 0) -> Run:
     if cfg.data.replay_ratio and cfg.train.do_train:  # the base model's own answers mixed in (eval/replay.py)
         from tuneforge.eval import replay
 
-        data.report["replay"] = replay.mix(cfg, model_path, tokenizer, fmt, data, lambda: _base_for_replay(cfg,
-                                                                                                     model_path))
+        with distributed.main_process_first(cfg.train):  # rank 0 answers the pool (and caches); the others read
+            data.report["replay"] = replay.mix(cfg, model_path, tokenizer, fmt, data,
+                                               lambda: _base_for_replay(cfg, model_path))
     supervised = data.report.get("train", {}).get("trained_tokens")
     log.info(f"data: {len(data.train)} training {cfg.finetune.stage} samples"
              + (f", {supervised} supervised tokens" if supervised is not None else "")
