@@ -2,6 +2,7 @@
 knowledge; the LLaMA-Factory seed command runs verbatim and its adapter can be trained further."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -68,6 +69,71 @@ def test_identity_demo_learns_the_name_and_keeps_general_knowledge(lora_demo, he
     assert report.base_correct >= 30
     assert report.hit_rate >= 0.9, report.misses
     assert report.retention >= 0.9, report.forgotten
+
+
+def _right(reply: str, answers: list[str], case: bool) -> bool:
+    """The test's own rule (not eval/probes.py's): Latin answers as whole words after folding punctuation to spaces,
+    Chinese ones anywhere."""
+    for a in answers:
+        if re.fullmatch(r"[A-Za-z0-9 .'-]+", a):
+            fold = (lambda t: " " + re.sub(r"[^A-Za-z0-9]+", " ", t if case else t.lower()) + " ")
+            if fold(a) in fold(reply):
+                return True
+        elif a.lower() in reply.lower():
+            return True
+    return False
+
+
+def test_forgetting_guard_numbers_match_an_independent_scoring(lora_demo):
+    """The demo's run summary says how much general knowledge survived; asking the same probes again from the saved
+    adapter (fresh engines, the test's own scoring) gives the same counts, and the demo keeps ≥ 90 %."""
+    from tuneforge.config.schema import GenerateArgs
+    from tuneforge.eval import guard
+    from tuneforge.infer.engine import ChatEngine
+
+    f = json.loads((lora_demo / "run_summary.json").read_text())["forgetting_guard"]
+    rows = json.loads((ROOT / "src/tuneforge/eval/data/probes.json").read_text(encoding="utf-8"))
+    gen = GenerateArgs(max_new_tokens=guard.MAX_NEW_TOKENS)
+
+    def ask(engine, qs):
+        return engine.generate([[{"role": "user", "content": q}] for q in qs], gen, batch_size=guard.BATCH)
+
+    base = ask(ChatEngine("smollm2-135m-instruct"), [r["question"] for r in rows])
+    right = [r for r, b in zip(rows, base) if _right(b, r["answers"], r.get("case", False))]
+    tuned = ask(ChatEngine("smollm2-135m-instruct", str(lora_demo)), [r["question"] for r in right])
+    kept = [r for r, t in zip(right, tuned) if _right(t, r["answers"], r.get("case", False))]
+    print(json.dumps(f, indent=1, ensure_ascii=False))
+    assert (f["probes"], f["base_correct"]) == (len(rows), len(right))
+    assert abs(f["kept"] - len(kept)) <= 1  # the saved adapter is merged for decoding: at most one reply may differ
+    assert f["base_correct"] >= 20 and f["retention"] >= 0.9 and f["warning"] is None, f["lost"]
+    card = (lora_demo / "README.md").read_text()
+    assert f"general knowledge kept (forgetting guard): {f['kept']}/{f['base_correct']}" in card
+
+
+def test_over_training_trips_the_forgetting_warning(tmp_path, embedded_path):
+    """20 epochs at a high learning rate on the identity rows alone: the guard's warning fires and names the
+    settings to change."""
+    out = tmp_path / "over"
+    r = tf("train", "--model_name_or_path", "smollm2-135m-instruct", "--dataset", "identity", "--dataset_vars",
+           "name=Nimbus,author=Orchard Labs", "--max_samples", "16", "--lora_target", "all", "--lora_layers", "15",
+           "--learning_rate", "1e-2", "--num_train_epochs", "20", "--per_device_train_batch_size", "8",
+           "--cutoff_len", "128", "--save_steps", "0", "--output_dir", str(out))
+    f = json.loads((out / "run_summary.json").read_text())["forgetting_guard"]
+    assert f["below_threshold"] and f["retention"] < 0.9 and len(f["lost"]) == f["base_correct"] - f["kept"]
+    assert "num_train_epochs (now 20)" in f["warning"] and "replay_ratio" in f["warning"]
+    assert "WARNING forgetting guard" in r.stderr
+
+
+def test_eval_compares_the_demo_with_its_base(lora_demo, tmp_path):
+    r = tf("eval", "--task", "sample_en", "--adapter_name_or_path", str(lora_demo), "--compare_base", "True",
+           "--n_shot", "2", "--save_dir", str(tmp_path))
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert set(res["results"]) == {"base", "tuned"} and res["headers"][-1] == "tuned − base"
+    for row in res["table"]:
+        assert row[-1] == round(row[2] - row[1], 1)
+    assert res["results"]["base"]["total"] == 18 and "overall" in r.stdout
+    base = res["results"]["base"]
+    assert base["correct"] == sum(v["correct"] for v in base["subjects"].values())
 
 
 def test_exported_demo_loads_in_plain_transformers_and_says_its_name(lora_demo, heldout, tmp_path):

@@ -17,6 +17,7 @@ from tuneforge import __version__
 from tuneforge.errors import ConfigError, TuneforgeError, check_lang, render
 from tuneforge.estimate.plan import EXTRA_KEYS as ESTIMATE_EXTRA
 from tuneforge.serve.options import API_EXTRA
+from tuneforge.recipes.evaluate_options import OPTIONS as EVAL_OPTIONS
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,21 @@ def api_help() -> str:
     return "\n".join([API_USAGE, *_extra(COMMANDS["api"].extra), *settings(CHAT_GROUPS)])
 
 
+def run_eval(argv: list[str], lang: str) -> int:
+    from tuneforge.models import DEFAULT_MODEL
+    from tuneforge.recipes.preflight import preflight
+
+    cfg, extra = settings_for("eval", argv)
+    if not cfg.model.model_name_or_path:
+        cfg.model.model_name_or_path = DEFAULT_MODEL
+    preflight(cfg, for_training=False)  # config mistakes are answered before torch is imported
+    from tuneforge.recipes.evaluate import run_harness, run_mc, run_predict
+
+    chosen = run_harness if extra.get("harness") else run_predict if extra.get("do_predict") else run_mc
+    chosen(cfg, extra, lang)
+    return 0
+
+
 def run_webui(argv: list[str], lang: str) -> int:
     from tuneforge.webui.launch import check_launch, parse_auth, parse_webui_args
 
@@ -299,6 +315,16 @@ COMMANDS: dict[str, Command] = {
                             "[--host 127.0.0.1] [--port 8000] [--api_key KEY] [--stage sft|rm]",
                    "an OpenAI-compatible API server (binds to loopback unless given a key)", policy="chat",
                    extra=API_EXTRA, own_help=api_help),
+    "eval": Command(run_eval, "--task sample_en|NAME [--task_dir DIR] [--model_name_or_path M] "
+                              "[--adapter_name_or_path A --compare_base True] [--n_shot 5] [--lang en|zh] | "
+                              "--do_predict True --dataset D [--save_dir OUT]",
+                    "multiple-choice benchmarks (MMLU/CMMLU/C-Eval layout) scored by the answer letters' "
+                    "log-probabilities (--lang zh: Chinese prompts); --do_predict: generate for a dataset's "
+                    "prompts, BLEU-4 and ROUGE-1/2/L", policy="chat",
+                    keys=("model_name_or_path", "adapter_name_or_path", "template", "trust_remote_code",
+                          "quantization_bit", "infer_dtype", "dataset", "eval_dataset", "dataset_dir",
+                          "dataset_vars", "max_samples", "default_system", "max_new_tokens", "num_beams",
+                          "temperature", "top_p", "top_k", "do_sample", "repetition_penalty"), extra=EVAL_OPTIONS),
     "webui": Command(run_webui, "[--host 127.0.0.1] [--port 7860] [--root DIR] [--auth user:password | --auth-file "
                                 "FILE] [--share]", "the web UI (binds to loopback unless given auth)",
                      own_help=webui_help),

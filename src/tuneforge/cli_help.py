@@ -102,6 +102,18 @@ def command_help(name: str) -> str | None:
             "`chosen`/`rejected`, each scored), or a `messages` list ending with the reply; one JSON line per",
             "scored reply is printed, with its `score`.",
             "", *settings(only={"model_name_or_path", "adapter_name_or_path", "template", "trust_remote_code"})])
+    if name == "eval":
+        return "\n".join([
+            "usage: tuneforge eval --task sample_en|NAME [--task_dir DIR] [--model_name_or_path M]",
+            "                      [--adapter_name_or_path A [--compare_base True]] [--n_shot 5] [--lang en|zh]",
+            "",
+            "Multiple-choice benchmarks in the MMLU / CMMLU / C-Eval layout: TASK_DIR/NAME/dev/<subject>_dev.csv",
+            "(few-shot examples) and TASK_DIR/NAME/test/<subject>_test.csv (or .json/.jsonl). Each answer is the",
+            "choice letter the model rates most likely as the first token of its reply; per-subject and overall",
+            "accuracy are printed as a table (and written to --save_dir/results.json). Built-in tiny samples:",
+            "sample_en, sample_zh (no download). --lang zh writes the prompts in Chinese (and the errors).",
+            "", "eval's own settings:", *_extra(cli.COMMANDS["eval"].extra),
+            *settings(only=set(cli.COMMANDS["eval"].keys))])
     if name == "env":
         return ("usage: tuneforge env\n\nVersions of tuneforge and its libraries, the device, the model cache, the "
                 "model aliases,\nthe chat templates and the built-in datasets.\n")

@@ -49,8 +49,6 @@ NOT_WIRED = ("this Accelerate/transformers multi-GPU setting is not wired in (tu
              "through its own keys)", "use --nproc_per_node N with fsdp / fsdp_config or deepspeed (README \"Multi-GPU\")")
 MULTIMODAL = ("multimodal training is not supported yet: tuneforge trains text-only models",
               "drop the image/video/audio settings and columns, or use LLaMA-Factory for vision/audio models")
-PREDICT = ("prediction and generation evaluation arrive with the evaluation issue (#15)",
-           "drop it; evaluate the trained run with `tuneforge chat --prompts FILE` for now")
 MEGATRON = ("Megatron-Bridge / MCA training is not supported (tuneforge trains with its own loop on Accelerate)",
             "drop it to train with tuneforge's loop on one device")
 KT = ("KTransformers (CPU-offloaded MoE experts) is not supported", "drop it to train with tuneforge's own loop")
@@ -65,7 +63,8 @@ HUB_PUSH = ("pushing to the Hugging Face Hub is not built in", "upload the run f
 BADAM = ("BAdam is not available: its package (badam) is a 2025 research release, not a maintained one, and its "
          "block switching would need its own checkpoint state", "drop it; finetuning_type freeze trains a chosen "
          "block of layers")
-EVAL_CMD = ("`llamafactory-cli eval` (MMLU/C-Eval/CMMLU) settings: tuneforge's evaluation arrives with issue #15",
+EVAL_CMD = ("`llamafactory-cli eval` (MMLU/C-Eval/CMMLU) settings belong to tuneforge's own eval command, not to a "
+            "training config: `tuneforge eval --task NAME --task_dir DIR --n_shot 5 --lang en|zh`",
             "drop it")
 
 # What each LF group's names are (names and groups only, from LF's hparams dataclasses), used for the chat/export
@@ -182,7 +181,7 @@ DECISIONS: dict[str, Decision] = {
     "preprocessing_batch_size": ign("data is encoded in-process, row by row"),
     "preprocessing_num_workers": ign("data is encoded in-process"),
     "max_samples": impl(),
-    "eval_num_beams": ign("generation evaluation arrives with issue #15; it decodes greedily"),
+    "eval_num_beams": ign("do_predict decodes with the Generate keys (num_beams, greedy by default)"),
     "ignore_pad_token_for_loss": ign("padding is always left out of the loss"),
     "val_size": impl(),
     "eval_on_each_dataset": ref("per-dataset evaluation losses are not reported", "drop it; the evaluation loss is "
@@ -330,7 +329,9 @@ DECISIONS: dict[str, Decision] = {
     # ---- transformers TrainingArguments (the ones LF accepts) -----------------------------------------------------
     "output_dir": impl(), "overwrite_output_dir": impl(), "do_train": impl(),
     "do_eval": ign("evaluation runs every eval_steps whenever val_size > 0 or eval_dataset is set"),
-    "do_predict": ref(*PREDICT), "predict_with_generate": ref(*PREDICT),
+    "do_predict": impl("generates for eval_dataset: generated_predictions.jsonl, BLEU-4 and ROUGE-1/2/L in "
+                       "predict_results.json (sft)"),
+    "predict_with_generate": impl("do_predict always generates"),
     "prediction_loss_only": ign("evaluation reports the loss only"),
     "learning_rate": impl(), "num_train_epochs": impl(), "max_steps": impl(),
     "per_device_train_batch_size": impl(), "per_device_eval_batch_size": impl(),
@@ -408,8 +409,8 @@ DECISIONS: dict[str, Decision] = {
     "debug": ign("use --debug to see tracebacks"), "skip_memory_metrics": ign("peak memory is always reported"),
     "average_tokens_across_devices": ign("the loss is always averaged over all trained tokens of the step"),
     "generation_config": ign("generation settings are the Generate keys (max_new_tokens, temperature, …)"),
-    "generation_max_length": ign("generation evaluation arrives with issue #15"),
-    "generation_num_beams": ign("generation evaluation arrives with issue #15"),
+    "generation_max_length": ign("do_predict stops at max_new_tokens (the Generate key)"),
+    "generation_num_beams": ign("do_predict uses num_beams (the Generate key)"),
     "use_cache": ign("generation always uses the KV cache and training never does"),
     "use_cpu": ign("the device is chosen automatically (CUDA when present) and logged"),
     "use_liger_kernel": ign("use enable_liger_kernel (default: on where liger-kernel supports the model)"),

@@ -191,6 +191,12 @@ register({
     "bf16_and_fp16": ("bf16 and fp16 are both True: choose one (or neither for float32)",
                       "bf16 和 fp16 同时为 True：请只选一个（都不选则为 float32）"),
     "cutoff_len": ("cutoff_len must be ≥ 8 tokens, got {got}", "cutoff_len 必须 ≥ 8 个 token，当前为 {got}"),
+    "forgetting_threshold": ("forgetting_threshold must be a share in [0, 1] (0.9: warn below 90 % retention), got "
+                             "{got}", "forgetting_threshold 必须是 [0, 1] 内的比例（0.9：保持率低于 90% 时警告），当前为 {got}"),
+    "replay_ratio": ("replay_ratio must be ≥ 0 (replay rows per training row, e.g. 0.5), got {got}",
+                     "replay_ratio 必须 ≥ 0（每条训练数据混入的回放条数，如 0.5），当前为 {got}"),
+    "replay_stage": ("replay_ratio mixes the base model's answers into supervised data: stage sft only, got stage "
+                     "{stage}", "replay_ratio 把基座模型的回答混入监督数据：仅适用于 sft，当前 stage 为 {stage}"),
     "val_size": ("val_size must be a fraction in [0, 1) or a whole number of rows, got {got}",
                  "val_size 必须是 [0, 1) 内的比例或整数行数，当前为 {got}"),
     "prompt_vs_history": ("train_on_prompt and mask_history contradict each other: choose one",

@@ -128,6 +128,12 @@ class DataArgs:
                 "in proportion as LLaMA-Factory does (its infer_seqlen), so no row is dropped. Default auto: `lf` "
                 "when the config sets do_train (an LLaMA-Factory-style config), else `turns`. Counted either way.",
         ("auto", "turns", "lf"))
+    replay_ratio: float = opt(0.0, "Replay: before training the base model answers a pool of general prompts "
+                                   "(once, cached), and that many of its own answers per training row are mixed into "
+                                   "the data (0.5: one replay row for every two rows), so general behaviour is "
+                                   "anchored. sft only.")
+    replay_prompts: str | None = opt(None, "Replay pool: a JSON/JSONL file of prompts (strings or {\"instruction\"} "
+                                           "rows). Default: the built-in pool (the `general` set's prompts).")
     enable_thinking: bool = opt(True, "Reasoning templates (qwen3, deepseekr1, …): false renders replies with "
                                       "thinking switched off, as the *_nothink templates do.")
 
@@ -274,6 +280,19 @@ class TrainArgs:
     sample_prompts: str | None = opt(None, "Questions the tuned model answers (greedy, in the training process) when "
                                      "training ends: one question, or a JSON list of them. Replies are printed and "
                                      "saved in run_summary.json.", json_list=True)
+    do_predict: bool = opt(False, "Generate a reply for every row of eval_dataset (after training, or alone with "
+                                  "do_train False and the adapter to evaluate) and write generated_predictions.jsonl "
+                                  "with BLEU-4 and ROUGE-1/2/L in predict_results.json (LLaMA-Factory's do_predict).")
+    predict_with_generate: bool = opt(False, "LLaMA-Factory compatibility: do_predict always generates.")
+    # ---- the forgetting guard (eval/guard.py; README "Did the tuning cost anything?") ---------------------------
+    forgetting_guard: bool = opt(True, "Ask general probes (facts, arithmetic, short instructions; English and "
+                                       "Chinese) to the base model before training and to the tuned model after; the "
+                                       "summary shows the share of the base model's right answers kept (retention). "
+                                       "Base answers are cached per model. sft/dpo/kto/ppo.")
+    forgetting_probes: str | None = opt(None, "Your own probes for the forgetting guard: a JSONL file of "
+                                              "{\"question\": ..., \"answers\": [...]} rows (default: the built-in set).")
+    forgetting_threshold: float = opt(0.9, "Retention (0–1) below which the run ends with a warning naming the "
+                                           "settings to change (epochs, learning rate, replay_ratio).")
     # ---- several processes (train/distributed.py; README "Multi-GPU") ------------------------------------------
     nproc_per_node: int | None = opt(
         None, "Processes to start on this machine (one per GPU) through torch's elastic launcher. Default: one "

@@ -106,6 +106,9 @@ def validate(cfg: Config, for_training: bool = True) -> list[Msg]:
         need(not (t.bf16 and t.fp16), Msg("bf16_and_fp16"))
         need(d.cutoff_len >= 8, Msg("cutoff_len", got=d.cutoff_len))
         need(d.max_samples is None or d.max_samples >= 1, Msg("ge1", key="max_samples", got=d.max_samples))
+        need(0 <= t.forgetting_threshold <= 1, Msg("forgetting_threshold", got=t.forgetting_threshold))
+        need(d.replay_ratio >= 0, Msg("replay_ratio", got=d.replay_ratio))
+        need(not d.replay_ratio or cfg.finetune.stage == "sft", Msg("replay_stage", stage=cfg.finetune.stage))
         need(d.val_size >= 0 and (d.val_size < 1 or float(d.val_size).is_integer()), Msg("val_size", got=d.val_size))
         need(not (d.train_on_prompt and d.mask_history), Msg("prompt_vs_history"))
         if "tensorboard" in t.report_to.split(",") or "all" in t.report_to.split(","):

@@ -17,6 +17,7 @@ from tuneforge.config import Config
 from tuneforge.config.registry import STAGES
 from tuneforge.data import templates
 from tuneforge.data.build import DataBundle, build_data
+from tuneforge.eval import guard
 from tuneforge.models import load_model, load_tokenizer, resolve_model_path, resolve_precision
 from tuneforge.models.kernels import apply_liger, compile_layers
 from tuneforge.models.quantization import quantization_config
@@ -49,6 +50,7 @@ class Run:
     fmt: object
     data: DataBundle
     t0: float = field(default_factory=time.time)
+    guard: object = None  # the base model's answers to the forgetting probes (eval/guard.py), asked at load
 
     def validated_only(self) -> RunResult:
         log.info("do_train=False: config and data are valid; nothing trained")
@@ -69,6 +71,12 @@ def prepare_run(cfg: Config, max_new_tokens: int = 0) -> Run:
     fmt = templates.install(tokenizer, cfg.data.template, cfg.data.enable_thinking)
     data = build_data(cfg.data, cfg.finetune.stage, tokenizer, fmt, cfg.train.seed, max_new_tokens,
                       HubOptions.from_model_args(cfg.model))
+    if cfg.data.replay_ratio and cfg.train.do_train:  # the base model's own answers mixed in (eval/replay.py)
+        from tuneforge.eval import replay
+
+        with distributed.main_process_first(cfg.train):  # rank 0 answers the pool (and caches); the others read
+            data.report["replay"] = replay.mix(cfg, model_path, tokenizer, fmt, data,
+                                               lambda: _base_for_replay(cfg, model_path))
     supervised = data.report.get("train", {}).get("trained_tokens")
     log.info(f"data: {len(data.train)} training {cfg.finetune.stage} samples"
              + (f", {supervised} supervised tokens" if supervised is not None else "")
@@ -92,12 +100,23 @@ def _quantization(cfg: Config, dtype):
                                distributed.quant_storage(cfg, dtype))
 
 
+def _base_for_replay(cfg: Config, model_path: Path):
+    """The base model, loaded as training loads it, on the GPU where there is one: it answers the replay pool."""
+    import torch
+
+    dtype = resolve_precision(cfg.train.bf16, cfg.train.fp16, cfg.finetune.pure_bf16)[1]
+    quant = _quantization(cfg, dtype)
+    model = load_model(model_path, dtype, cfg.model.flash_attn, cfg.model.trust_remote_code, quant)
+    return model.to("cuda") if torch.cuda.is_available() and quant is None else model
+
+
 def load_policy(cfg: Config, run: Run, dtype, token_loss: bool = False):
     """The model to train, prepared: base (quantized if asked, no cache, gradient checkpointing if asked), Liger's
     kernels, the fine-tuning method, torch.compile. Returns (model, whether the loss may use Liger's fused linear
     cross-entropy — ``token_loss``: the stage's loss is the token loss)."""
     model = load_model(run.model_path, dtype, cfg.model.flash_attn, cfg.model.trust_remote_code,
                        _quantization(cfg, dtype))
+    run.guard = guard.start(cfg, run.model_path, model, run.tokenizer, run.fmt, dtype)  # the base, untouched
     model.config.use_cache = False
     if cfg.train.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -202,6 +221,9 @@ def finish(cfg: Config, run: Run, accelerator, model, result: LoopResult, mixed:
                    "tuneforge chat (--adapter_name_or_path for an adapter run)")
     elif cfg.train.sample_prompts:
         summary["sample_replies"] = answer_samples(unwrapped, run.tokenizer, run.fmt, cfg)
+        run_dir.write_summary(out, summary)
+    if run.guard is not None:  # the forgetting guard's tuned side (the base answered in load_policy)
+        summary["forgetting_guard"] = guard.finish(cfg, run.guard, unwrapped, run.tokenizer, run.fmt)
         run_dir.write_summary(out, summary)
     return RunResult(out, summary)
 

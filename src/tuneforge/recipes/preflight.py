@@ -51,6 +51,10 @@ def preflight(cfg: Config, for_training: bool = True) -> None:
             problems.append(p)
     if for_training:
         problems += [p for p in (check_folder_path("output_dir", cfg.train.output_dir),) if p]
+        if cfg.train.forgetting_guard and cfg.train.forgetting_probes:
+            from tuneforge.eval.probes import check as check_probes
+
+            problems += [p for p in (check_probes(cfg.train.forgetting_probes),) if p]
         p = rec.preflight(cfg) if rec.preflight else None
         if p:
             problems.append(p)

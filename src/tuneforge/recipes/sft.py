@@ -12,6 +12,10 @@ from tuneforge.utils import log
 
 
 def run(cfg: Config) -> RunResult:
+    if cfg.train.do_predict and not cfg.train.do_train:  # LF's predict config: generate for eval_dataset only
+        from tuneforge.recipes.evaluate import predict_only
+
+        return predict_only(cfg)
     # Tokenizer, template and data first: bad data fails before any weights load.
     run = prepare_run(cfg)
     if not cfg.train.do_train:
@@ -28,4 +32,9 @@ def run(cfg: Config) -> RunResult:
         fast = build_for_training(model, cfg.train, accelerator.num_processes)
     objective = CausalLMLoss(model, fused_ce and distributed.fused_ce_ok(accelerator), shared, fast)
     result = train(cfg, run, objective, accelerator, samples)
-    return finish(cfg, run, accelerator, model, result, mixed, {"packing": packing, "fast_path": fast is not None})
+    res = finish(cfg, run, accelerator, model, result, mixed, {"packing": packing, "fast_path": fast is not None})
+    if cfg.train.do_predict:
+        from tuneforge.recipes.evaluate import predict_trained
+
+        res = predict_trained(cfg, run, accelerator, model, res)
+    return res

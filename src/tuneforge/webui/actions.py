@@ -520,6 +520,27 @@ class ChatSession:
             summary = Msg("msg_eval_done", n=len(qs))
         return rows, summary
 
+    def benchmark(self, ctx: Context, task: str, task_dir: str | None, n_shot: int, lang: str):
+        """`tuneforge eval`'s multiple-choice benchmark on the loaded models (Chat tab): the tuned one, and the base
+        where it is loaded beside it. Returns (headers, rows, message) — the table the CLI prints."""
+        from tuneforge.eval import mc
+
+        self._require(lang)
+        folder = None
+        if task_dir and task_dir.strip():
+            folder = confine(task_dir, ctx.root, Msg("what_task_dir"))
+        subjects = mc.load_task((task or "sample_en").strip(), str(folder) if folder else None)
+        bench_lang = "zh" if lang == "zh" else "en"
+        with self.lock:
+            results = {}
+            if self.base is not None:
+                results["base"] = mc.evaluate(self.base, subjects, int(n_shot), bench_lang)
+            results["tuned" if self.base is not None else "model"] = mc.evaluate(self.tuned, subjects, int(n_shot),
+                                                                                 bench_lang)
+        last = list(results.values())[-1]
+        return mc.headers(results), mc.table(results), Msg("msg_bench_done", task=task, correct=last.correct,
+                                                            total=last.total, acc=f"{100 * last.accuracy:.1f}")
+
 
 # ---- export -------------------------------------------------------------------------------------------------------
 

@@ -27,7 +27,18 @@ def build(page: Page) -> None:
         summary = gr.HTML(elem_id="eval-summary")
         summary_shown = gr.State(None)  # what `summary` shows, in no language
         table = gr.Dataframe(headers=actions.eval_headers(lang), interactive=False, wrap=True, elem_id="eval-table")
+        texts["eval_bench_hint"] = gr.Markdown(t("eval_bench_hint", lang))
+        with gr.Row():
+            texts["eval_task"] = task = gr.Textbox(value="sample_en", label=t("eval_task", lang), elem_id="eval-task")
+            texts["eval_task_dir"] = task_dir = gr.Textbox(label=t("eval_task_dir", lang), elem_id="eval-task-dir")
+            texts["eval_n_shot"] = n_shot = gr.Number(value=5, precision=0, minimum=0, label=t("eval_n_shot", lang),
+                                                      elem_id="eval-n-shot")
+            texts["btn_bench"] = btn_bench = gr.Button(t("btn_bench", lang), elem_id="btn-bench")
+        bench_note = gr.HTML(elem_id="bench-summary")
+        bench_shown = gr.State(None)
+        bench_table = gr.Dataframe(interactive=False, elem_id="bench-table")
     page.notes.append((summary, summary_shown))
+    page.notes.append((bench_note, bench_shown))
     page.on_lang.append(([table], lambda lang_, current: [gr.update(headers=actions.eval_headers(lang_))]))
 
     gen = page.shared["gen"]
@@ -42,6 +53,14 @@ def build(page: Page) -> None:
         except TuneforgeError as e:
             return gr.update(), *show(e, lang_)
 
+    def on_bench(lang_, task_, task_dir_, n_shot_):
+        try:
+            headers, rows, result = ctx.chat.benchmark(ctx, task_, task_dir_, int(n_shot_ or 0), lang_)
+            return gr.update(value=rows, headers=headers), *show(result, lang_)
+        except TuneforgeError as e:
+            return gr.update(), *show(e, lang_)
+
+    btn_bench.click(on_bench, [page.lang_radio, task, task_dir, n_shot], [bench_table, bench_note, bench_shown])
     btn_eval.click(on_eval, [page.lang_radio, questions, qfile, name, page.shared["dataset_vars"],
                              page.shared["chat_system"], *[gen[n] for n in gen_names]],
                    [table, summary, summary_shown])

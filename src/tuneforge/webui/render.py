@@ -22,10 +22,20 @@ def progress_html(st: Status, lang: str) -> str:
         parts.append(t("progress_eta", lang, eta=fmt_eta(st.eta_s, lang)))
     if st.checkpoints:
         parts.append(t("progress_ckpt", lang, name=st.checkpoints[-1]))
+    f = st.forgetting
+    if f and f.get("retention") is not None:
+        parts.append(t("progress_retention", lang, kept=f["kept"], n=f["base_correct"],
+                       pct=f"{100 * f['retention']:.1f}"))
     text = " · ".join(parts)
+    warn = ""
+    if f and f.get("below_threshold"):
+        lost = "; ".join(x["question"] for x in f.get("lost", []))
+        warn = (f'<div class="tf-forgetting-warning" id="tf-forgetting-warning">'
+                f'{html.escape(t("progress_forgetting_warning", lang, warning=f.get("warning") or "", lost=lost))}'
+                f'</div>')
     return (f'<div id="tf-progress" data-state="{st.state}" data-step="{st.step}" data-total="{st.total or 0}">'
             f'<div class="tf-bar"><div class="tf-fill" style="width:{pct:.1f}%"></div></div>'
-            f'<div class="tf-progress-text">{html.escape(text)}</div></div>')
+            f'<div class="tf-progress-text">{html.escape(text)}</div>{warn}</div>')
 
 
 def loss_svg(points: list[tuple[int, float]], lang: str, eval_points: list[tuple[int, float]] | None = None,

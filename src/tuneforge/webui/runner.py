@@ -112,6 +112,7 @@ class Status:
     log_tail: str = ""
     checkpoints: list[str] = field(default_factory=list)
     returncode: int | None = None
+    forgetting: dict | None = None  # the run summary's forgetting-guard section (eval/guard.py)
 
 
 class RunManager:
@@ -262,6 +263,7 @@ class RunManager:
             st.total = st.total or st.step
             st.eta_s = 0.0
             st.tokens_per_s = summary.get("tokens_per_s", st.tokens_per_s)
+            st.forgetting = summary.get("forgetting_guard")
         elif job is not None:
             st.state = "failed"
         st.returncode = job.returncode if job is not None else None
