@@ -32,30 +32,36 @@ def read_prompts(path: str) -> list[list[dict]]:
     return convs
 
 
+def user_turns(history: list[dict]):
+    """The user's messages typed at the terminal, until `exit` or end of input; `clear` empties ``history``."""
+    while True:
+        try:
+            text = input("\nUser: ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return
+        if text == "exit":
+            return
+        if text == "clear":
+            history.clear()
+            print("(history cleared)")
+            continue
+        if text:
+            yield text
+
+
 def interactive(engine, gen, system) -> int:
     from transformers import TextStreamer
 
     print("Chat with the model. Type `clear` to forget the conversation, `exit` to quit.")
     history: list[dict] = []
     streamer = TextStreamer(engine.tokenizer, skip_prompt=True, skip_special_tokens=True)
-    while True:
-        try:
-            text = input("\nUser: ").strip()
-        except (EOFError, KeyboardInterrupt):
-            print()
-            return 0
-        if text == "exit":
-            return 0
-        if text == "clear":
-            history = []
-            print("(history cleared)")
-            continue
-        if not text:
-            continue
+    for text in user_turns(history):
         history.append({"role": "user", "content": text})
         print("Assistant: ", end="", flush=True)
         reply = engine.generate([history], gen, system, streamer=streamer)[0]
         history.append({"role": "assistant", "content": reply})
+    return 0
 
 
 # ---- tools: `tuneforge chat --tools FILE` and the web UI's Chat tab -------------------------------------------------
@@ -133,20 +139,7 @@ def interactive_tools(engine, gen, system, tools: list[dict]) -> int:
     print(f"Chat with the model; tools offered: {names}. When it calls a tool, type the tool's result. "
           "`clear` forgets the conversation, `exit` quits.")
     history: list[dict] = []
-    while True:
-        try:
-            text = input("\nUser: ").strip()
-        except (EOFError, KeyboardInterrupt):
-            print()
-            return 0
-        if text == "exit":
-            return 0
-        if text == "clear":
-            history = []
-            print("(history cleared)")
-            continue
-        if not text:
-            continue
+    for text in user_turns(history):
         history.append({"role": "user", "content": text})
         for _ in range(MAX_CALL_ROUNDS):
             msg, parsed = reply_with_tools(engine, history, gen, system, tools, fmt)
@@ -168,3 +161,4 @@ def interactive_tools(engine, gen, system, tools: list[dict]) -> int:
                 history.append({"role": "tool", "content": result, "name": c.name, "tool_call_id": c.id})
         else:
             print(f"(stopped after {MAX_CALL_ROUNDS} rounds of tool calls; type your next message)")
+    return 0

@@ -80,17 +80,27 @@ SHAPE_KEYS = ("model_name_or_path", "stage", "finetuning_type", "lora_rank", "lo
               "num_virtual_tokens", "oft_block_size", "oft_rank", "quantization_bit", "use_llama_pro")
 
 
-def _check_compatible(cfg: Config, out: Path) -> None:
-    """Refuse to resume when a setting the checkpoint's weights depend on differs from the saved config's."""
+def _saved_flat(out: Path) -> dict | None:
+    """The saved run's config.yaml as flat LLaMA-Factory names (None: none there, or unreadable)."""
     saved = out / CONFIG
     if not saved.is_file():
-        return
+        return None
     try:
         old = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError):
+        return None
+    if not isinstance(old, dict):
+        return None
+    if all(isinstance(v, dict) for v in old.values()):  # the grouped layout config.yaml is saved in
+        old = {k: v for group in old.values() for k, v in group.items()}
+    return old
+
+
+def _check_compatible(cfg: Config, out: Path) -> None:
+    """Refuse to resume when a setting the checkpoint's weights depend on differs from the saved config's."""
+    flat = _saved_flat(out)
+    if flat is None:
         return
-    flat = {k: v for group in old.values() if isinstance(group, dict) for k, v in group.items()} \
-        if all(isinstance(v, dict) for v in old.values()) else old
     new = cfg.to_flat()
     diff = [k for k in SHAPE_KEYS if k in flat and k in new and flat[k] != new[k]]
     if diff:
@@ -103,15 +113,9 @@ def _check_compatible(cfg: Config, out: Path) -> None:
 
 
 def _warn_config_drift(cfg: Config, out: Path) -> None:
-    saved = out / CONFIG
-    if not saved.is_file():
+    old = _saved_flat(out)
+    if old is None:
         return
-    try:
-        old = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError):
-        return
-    if all(isinstance(v, dict) for v in old.values()):  # the grouped layout config.yaml is saved in
-        old = {k: v for group in old.values() for k, v in group.items()}
     new = cfg.to_flat()
     skip = {"resume_from_checkpoint", "overwrite_output_dir"}
     diff = [k for k in new if k in old and old[k] != new[k] and k not in skip]
