@@ -40,7 +40,8 @@ MOVIES = ["Inception", "Dune", "Up", "Titanic", "Arrival", "Coco"]
 ZONES = ["Asia/Tokyo", "Europe/London", "America/New_York", "Australia/Sydney", "Africa/Cairo"]
 TASKS = ["call the dentist", "buy milk", "water the plants", "pay the rent", "send the report", "book a haircut"]
 TASKS_ZH = ["给妈妈打电话", "买牛奶", "交房租", "取快递", "写周报"]
-TIMES = ["7:00", "8:30", "9:15", "12:00", "14:45", "18:00", "21:30"]
+TIMES = ["7:00", "08:30", "09:15", "12:00", "14:45", "18:00", "21:30", "06:10", "05:45"]
+CODES = ["A12B7", "ZX4471", "K9-002", "7Q2P", "RT-88K", "0042XY", "M3N4", "QQ17-5"]
 SIZES = ["small", "medium", "large"]
 TOPPINGS = ["mushrooms", "pepperoni", "olives", "pineapple", "extra cheese"]
 FOODS = ["an apple", "a banana", "a slice of pizza", "a bowl of rice", "an egg"]
@@ -222,7 +223,19 @@ def timer(r):
     return tool, {p: m}, q, {"ok": True}, (f"{m} 分钟计时器已开始。" if zh else f"Your {m}-minute timer is running.")
 
 
-DOMAINS = [weather, timezone, email, reminder, web_search, tip, define, score, showtimes, pizza, distance, calories,
+def order(r):
+    name = r.choice(["check_order_status", "order_lookup", "where_is_my_order"])
+    p = r.choice(["order_id", "order_number", "reference"])
+    c = r.choice(CODES)
+    tool = fn(name, "Status of a shop order by its id", [(p, "string", "Order id, e.g. A12B7")])
+    zh = r.random() < 0.3
+    q = (f"帮我查一下订单 {c} 的状态。" if zh else
+         r.choice(["Where is my order {c}?", "Check the status of order {c}.", "My order id is {c}. Has it shipped?"])
+         .format(c=c))
+    return tool, {p: c}, q, {"status": "shipped"}, (f"订单 {c} 已发货。" if zh else f"Order {c} has shipped.")
+
+
+DOMAINS = [order, weather, timezone, email, reminder, web_search, tip, define, score, showtimes, pizza, distance, calories,
            contact, timer]
 
 SMALL_TALK = [("Hi there!", "Hello! How can I help you today?"),
@@ -268,7 +281,7 @@ def chat_row(r, question, answer):
             "tools": json.dumps(tools, ensure_ascii=False)}
 
 
-def make_train(seed: int = 0, n_single: int = 96, n_parallel: int = 12, n_chat: int = 30) -> list[dict]:
+def make_train(seed: int = 0, n_single: int = 105, n_parallel: int = 12, n_chat: int = 30) -> list[dict]:
     r = random.Random(seed)
     rows = []
     for i in range(n_single):

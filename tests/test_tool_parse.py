@@ -170,3 +170,22 @@ def test_safe_content_len_holds_back_call_markers():
     assert safe_content_len("get_weather\n{", "glm4") == 0
     assert safe_content_len("\nParis", "glm4") == len("\nParis")
     assert safe_content_len("anything", None) == len("anything")
+
+
+def test_agent_scoring_is_strict_about_function_arguments_and_json():
+    from tuneforge.eval.agent import AgentHeldOut, calls_match, score
+
+    expect = [{"name": "book", "arguments": {"restaurant": "Luigi's", "guests": 4}}]
+    assert calls_match([("book", {"guests": 4.0, "restaurant": " luigi's "})], expect)
+    assert not calls_match([("book", {"guests": "4", "restaurant": "Luigi's"})], expect)  # a string is not a number
+    assert not calls_match([("book", {"restaurant": "Luigi's"})], expect)
+    assert not calls_match([("reserve", {"guests": 4, "restaurant": "Luigi's"})], expect)
+    two = [{"name": "a", "arguments": {"x": 1}}, {"name": "b", "arguments": {}}]
+    assert calls_match([("b", {}), ("a", {"x": 1})], two) and not calls_match([("a", {"x": 1})], two)
+    held = AgentHeldOut(calls=[{"question": "q", "expect": expect}] * 3, chat=[{"question": "c"}] * 2)
+    replies = ['<tool_call>{"name": "book", "arguments": {"restaurant": "Luigi\'s", "guests": 4}}</tool_call>',
+               '<tool_call>{"name": "book", "arguments": {"restaurant": Luigi, "guests": 4}}</tool_call>',
+               "Sure, I booked it."]
+    rep = score(held, replies, ["Hello!", '<tool_call>{"name": "book", "arguments": {}}</tool_call>'], "hermes")
+    assert (rep.calls_right, rep.parse_errors, rep.chat_plain) == (1, 1, 1)
+    assert len(rep.wrong_calls) == 2 and rep.chat_with_calls[0]["question"] == "c"
