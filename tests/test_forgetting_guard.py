@@ -142,6 +142,27 @@ def test_guard_runs_by_default_and_turns_off(tiny_model, data_dir, tmp_path, mon
     assert own["forgetting_guard"]["probes"] == 1 and own["forgetting_guard"]["probe_set"] == str(mine)
 
 
+def test_a_model_that_cannot_generate_trains_anyway_with_the_guard_skipped(tiny_model, data_dir, tmp_path,
+                                                                         monkeypatch):
+    """The guard watches the run; it never fails it (bitsandbytes' CPU 4-bit generation cannot run a tiny random
+    model's 16-wide layers, while its training can): a warning, the model trained and saved, no retention claimed."""
+    from tuneforge.recipes import run
+
+    monkeypatch.setattr(guard, "cache_dir", lambda: tmp_path / "cache")
+
+    def broken(*a, **k):
+        raise RuntimeError("shape '[32, 0]' is invalid for input of size 16")
+
+    monkeypatch.setattr(guard, "ask", broken)
+    warned = []
+    monkeypatch.setattr(guard.log, "warn", warned.append)
+    res = run(_tiny_cfg(tiny_model, data_dir, tmp_path / "o"))
+    assert res.summary["completed"] and "forgetting_guard" not in res.summary
+    assert (tmp_path / "o" / "adapter_model.safetensors").is_file()
+    assert [w for w in warned if "forgetting guard skipped: the base model could not answer its probes "
+                                 "(RuntimeError: shape" in w]
+
+
 def test_bad_guard_settings_fail_before_loading(tiny_model, data_dir, tmp_path):
     from tuneforge.errors import ConfigError
     from tuneforge.recipes import run

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tuneforge.errors import TuneforgeError
 from tuneforge.eval import probes as probe_mod
 from tuneforge.utils import log
 
@@ -170,6 +171,12 @@ def start(cfg, model_path, model, tokenizer, fmt, dtype) -> BaseAnswers | None:
         model.to("cuda")
     try:
         base = base_answers(model, tokenizer, fmt, model_path, t.forgetting_probes, extra)
+    except TuneforgeError:
+        raise
+    except Exception as e:  # noqa: BLE001 — the guard reports on the run; it never fails the training it watches
+        log.warn(f"forgetting guard skipped: the base model could not answer its probes ({_first_line(e)}); "
+                 "the run trains as asked — check the tuned model with `tuneforge eval` afterwards")
+        return None
     finally:
         if moved:
             model.to("cpu")
@@ -179,9 +186,17 @@ def start(cfg, model_path, model, tokenizer, fmt, dtype) -> BaseAnswers | None:
     return base
 
 
+def _first_line(e: Exception) -> str:
+    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+
+
 def finish(cfg, base: BaseAnswers, model, tokenizer, fmt) -> dict:
     """At the run's end, on the tuned model still in memory: the summary's ``forgetting`` section."""
-    ret, _, seconds = tuned_check(model, tokenizer, fmt, base)
+    try:
+        ret, _, seconds = tuned_check(model, tokenizer, fmt, base)
+    except Exception as e:  # noqa: BLE001 — as in start: a failed check is reported, the trained model is kept
+        log.warn(f"forgetting guard skipped: the tuned model could not answer its probes ({_first_line(e)})")
+        return {"skipped": _first_line(e)}
     t = cfg.train
     return report(ret, base, seconds, t.forgetting_threshold, t.num_train_epochs, t.learning_rate,
                   getattr(cfg.data, "replay_ratio", 0.0))
