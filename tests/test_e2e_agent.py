@@ -19,7 +19,8 @@ def agent_run(tmp_path_factory, embedded_path):
     """examples/agent_lora.yaml trained once, shared by the assertions below."""
     out = tmp_path_factory.mktemp("agent") / "run"
     r = subprocess.run([sys.executable, "-m", "tuneforge", "train", str(ROOT / "examples" / "agent_lora.yaml"),
-                        f"output_dir={out}"], capture_output=True, text=True, timeout=1800)
+                        f"output_dir={out}", "forgetting_guard=False"],  # retention is scored below
+                       capture_output=True, text=True, timeout=1800)
     assert r.returncode == 0, r.stderr[-4000:]
     return out
 

@@ -39,7 +39,8 @@ def test_qlora_4bit_identity_demo_reaches_both_bars(tmp_path, embedded_path):
     from tuneforge.models.quantization import quantization_config
 
     out = tmp_path / "qlora"
-    r = tf("train", str(ROOT / "examples" / "identity_lora.yaml"), f"output_dir={out}", "quantization_bit=4")
+    r = tf("train", str(ROOT / "examples" / "identity_lora.yaml"), f"output_dir={out}", "quantization_bit=4",
+           "forgetting_guard=False")  # the test scores general answers itself (the guard: test_e2e_identity)
     assert "quantization=4-bit nf4 + double quantization" in r.stderr
     assert json.loads((out / "adapter_config.json").read_text())["peft_type"] == "LORA"
 
@@ -70,7 +71,7 @@ def test_prompt_method_chat_equals_teacher_forced_argmax(tmp_path, embedded_path
     tf("train", "--model_name_or_path", "smollm2-135m-instruct", "--dataset", "identity", "--dataset_vars",
        "name=Nimbus,author=Orchard Labs", "--finetuning_type", "ptuning", "--num_virtual_tokens", "8",
        "--learning_rate", "5e-3", "--max_steps", "4", "--per_device_train_batch_size", "4", "--cutoff_len", "96",
-       "--save_steps", "0", "--output_dir", str(out))
+       "--save_steps", "0", "--forgetting_guard", "False", "--output_dir", str(out))
     engine = ChatEngine("smollm2-135m-instruct", str(out))
     assert not mergeable(engine.model)
     for question in ["Who are you?", "What is the capital of France?"]:

@@ -31,13 +31,14 @@ def example(name: str, out, *overrides: str):
     """Run examples/<name>.yaml as the README does, writing to ``out`` (plus ``overrides``, key=value)."""
     from tuneforge.config import parse_args
 
-    return run(parse_args([str(EXAMPLES / f"{name}.yaml"), f"output_dir={out}", *overrides]))
+    return run(parse_args([str(EXAMPLES / f"{name}.yaml"), f"output_dir={out}", "forgetting_guard=False",
+                           *overrides]))  # these tests score general answers themselves; the guard (tested in test_e2e_identity) would ask again
 
 
 def train(out, **kw):
     base = dict(model_name_or_path="smollm2-135m-instruct", dataset="format_pref", output_dir=str(out),
                 finetuning_type="lora", lora_rank=8, per_device_train_batch_size=4, logging_steps=2, save_steps=0,
-                seed=1)
+                seed=1, forgetting_guard=False)  # these tests score general answers themselves; the guard (tested in test_e2e_identity) would ask again
     return run(build_config({**base, **kw}))
 
 
