@@ -40,10 +40,12 @@ def convs(tok, dataset, template="chatml", d=TOOLS_DIR):
 
 
 @pytest.fixture()
-def tok(tiny_tokenizer):
-    saved = tiny_tokenizer.chat_template
-    yield tiny_tokenizer
-    tiny_tokenizer.chat_template = saved
+def tok(tiny_model):
+    """A tokenizer of its own, as saved on disk: the session's shared one may carry a template an earlier test
+    installed (templates.install sets chat_template), and with template=auto that template would be used."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(tiny_model))
 
 
 def test_lf_glaive_demo_files_load_unchanged(tok):
