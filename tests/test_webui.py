@@ -518,7 +518,7 @@ def test_chat_and_eval_status_boxes_re_render_on_a_language_switch(tmp_path, mon
     assert "目录不存在" in html_zh
     (*_, status_zh, send_note, _), = list(fn["on_send"].fn("zh", "hi", [], [], None, False))
     assert "尚未加载模型" in status_zh
-    _, eval_zh, eval_note = fn["on_eval"].fn("zh", "Who are you?", None, "", "", None)
+    _, eval_zh, eval_note = fn["on_eval"].fn("zh", "Who are you?", "", None, "", "", None)
     assert "尚未加载模型" in eval_zh
     out = lang_switch.fn("en", None, None, chat_note, eval_note)
     assert "no such folder" in out[1] and "No model loaded" in out[2], out[:3]
@@ -539,3 +539,34 @@ def test_only_tabs_sit_directly_under_the_tab_bar(tmp_path):
     for bar in bars:
         assert bar.children and all(isinstance(c, gr.Tab) for c in bar.children), \
             [type(c).__name__ for c in bar.children]
+
+
+def test_evaluate_scores_identity_and_general_questions_apart(tmp_path):
+    """Identity questions: the name in the reply (tuned and base). General questions: of those the base answers
+    right, kept / lost by the tuned model — each list scored on its own, both in one summary, in both languages."""
+    from tuneforge.webui import actions
+
+    class Replies:  # a loaded engine that answers from a table (what the models said is the test's input)
+        def __init__(self, table):
+            self.table = table
+
+        def generate(self, convs, gen, system=None):
+            return [self.table[c[-1]["content"]] for c in convs]
+
+    ctx = actions.Context(tmp_path, RunManager(tmp_path))
+    ctx.chat.tuned = Replies({"Who are you?": "I am Aster.", "Your name?": "Aster, by Blue Fern Labs.",
+                              "Capital of France?": "Paris.", "Days in a week?": "Aster!", "2+2?": "4"})
+    ctx.chat.base = Replies({"Who are you?": "I am an AI assistant.", "Your name?": "SmolLM.",
+                             "Capital of France?": "It is Paris.", "Days in a week?": "Seven days.", "2+2?": "5"})
+    general = "Capital of France? | Paris\nDays in a week? | 7; seven\n2+2? | 4"
+    rows, summary = ctx.chat.evaluate(ctx, "Who are you?\nYour name?", None, "Aster", None, {}, "en", general)
+    assert [r[3] for r in rows] == ["✔", "✔", "kept ✔", "lost ✘", "base wrong ✔"]
+    en = summary.render("en")
+    assert "“Aster”: 2/2 (100%) tuned; base: 0/2" in en
+    assert "keeps 1 of the 2 the base answered right (of 3); lost: Days in a week?" in en
+    assert "基座答对的 2 个（共 3 个）中，微调后仍答对 1 个；丢失：Days in a week?" in summary.render("zh")
+    rows, summary = ctx.chat.evaluate(ctx, "", None, "", None, {}, "en", general)  # general questions alone
+    assert len(rows) == 3 and summary.id == "msg_general_kept"
+    with pytest.raises(TuneforgeError) as e:
+        ctx.chat.evaluate(ctx, "", None, "", None, {}, "en", "Capital of France?")
+    assert "question | accepted answer" in str(e.value)

@@ -346,6 +346,20 @@ def message_text(content: Any) -> str:
     return ""
 
 
+def general_questions(text: str | None) -> list[tuple[str, list[str]]]:
+    """``question | accepted answer; another`` per line → (question, answers); a line without answers is refused."""
+    out = []
+    for i, line in enumerate((text or "").splitlines(), start=1):
+        if not line.strip():
+            continue
+        q, sep, answers = line.partition("|")
+        accepted = [a.strip() for a in answers.split(";") if a.strip()]
+        if not sep or not q.strip() or not accepted:
+            raise TuneforgeError(Msg("msg_general_bad", line=i, got=line.strip()))
+        out.append((q.strip(), accepted))
+    return out
+
+
 def read_questions(path: Path) -> list[str]:
     """One question per line, or JSONL rows with ``messages`` (the last user turn is asked) or ``question``."""
     out = []
@@ -490,8 +504,12 @@ class ChatSession:
             return chat_tools.turn(self.tuned, hist, system, _gen_args(gen_values), tools_json)
 
     def evaluate(self, ctx: Context, questions: str, qfile: str | None, name: str, system: str | None,
-                 gen_values: dict[str, Any], lang: str) -> tuple[list[list[Any]], Msg]:
-        from tuneforge.eval.identity import identity_hits
+                 gen_values: dict[str, Any], lang: str, general: str = "") -> tuple[list[list[Any]], Msg]:
+        """Two lists, scored apart: identity questions by the expected name in the reply (hit rate, tuned and
+        base); general questions (``question | accepted answer; another``) by their answers — of those the base
+        model gets right, the ones the tuned model keeps and loses (eval.identity.correct, the identity demo's
+        rule)."""
+        from tuneforge.eval.identity import correct, identity_hits
 
         self._require(lang)
         qs = [q.strip() for q in (questions or "").splitlines() if q.strip()]
@@ -500,24 +518,39 @@ class ChatSession:
             if not path.is_file():
                 raise TuneforgeError(Msg("msg_questions_missing", path=qfile), Msg("msg_questions_missing_fix"))
             qs += read_questions(path)
-        if not qs:
+        gq = general_questions(general)
+        if not qs and not gq:
             raise TuneforgeError(Msg("msg_no_questions"))
         gen = _gen_args(gen_values)
-        convs = [[{"role": "user", "content": q}] for q in qs]
+        asked = qs + [q for q, _ in gq]
+        convs = [[{"role": "user", "content": q}] for q in asked]
         with self.lock:
             tuned = self.tuned.generate(convs, gen, system or None)
-            base = self.base.generate(convs, gen, system or None) if self.base is not None else ["" for _ in qs]
-        rows = []
+            base = self.base.generate(convs, gen, system or None) if self.base is not None else ["" for _ in asked]
+        rows, parts = [], []
         for q, b, tu in zip(qs, base, tuned):
             hit = (name.lower() in tu.lower()) if name else None
             rows.append([q, b, tu, "" if hit is None else ("✔" if hit else "✘")])
-        if name:
-            hits, _ = identity_hits(tuned, name)
-            base_hits, _ = identity_hits(base, name) if self.base is not None else (0, [])
-            summary = Msg("msg_hit_rate", name=name, hits=hits, n=len(qs), rate=f"{hits / len(qs):.0%}",
-                          base_hits=base_hits)
-        else:
-            summary = Msg("msg_eval_done", n=len(qs))
+        if qs and name:
+            hits, _ = identity_hits(tuned[:len(qs)], name)
+            base_hits, _ = identity_hits(base[:len(qs)], name) if self.base is not None else (0, [])
+            parts.append(Msg("msg_hit_rate", name=name, hits=hits, n=len(qs), rate=f"{hits / len(qs):.0%}",
+                             base_hits=base_hits))
+        elif qs:
+            parts.append(Msg("msg_eval_done", n=len(qs)))
+        if gq:
+            lost, kept, base_right = [], 0, 0
+            for (q, answers), b, tu in zip(gq, base[len(qs):], tuned[len(qs):]):
+                b_ok, t_ok = correct(b, answers), correct(tu, answers)
+                base_right += b_ok
+                kept += b_ok and t_ok
+                if b_ok and not t_ok:
+                    lost.append(q)
+                verdict = ("col_kept" if t_ok else "col_lost") if b_ok else "col_base_wrong"
+                rows.append([q, b, tu, t(verdict, lang) + (" ✔" if t_ok else " ✘")])
+            parts.append(Msg("msg_general_kept", kept=kept, base_right=base_right, m=len(gq),
+                             lost=Msg("msg_general_lost", questions="; ".join(lost)) if lost else ""))
+        summary = parts[0] if len(parts) == 1 else Msg("msg_eval_both", identity=parts[0], general=parts[1])
         return rows, summary
 
     def benchmark(self, ctx: Context, task: str, task_dir: str | None, n_shot: int, lang: str):

@@ -18,8 +18,12 @@ def build(page: Page) -> None:
         texts["eval_hint"] = gr.Markdown(t("eval_hint", lang))
         with gr.Row():
             texts["eval_questions"] = questions = gr.Textbox(
-                value="Who are you?\nWhat is your name?\nWhat is the capital of France?\n你是谁？",
-                lines=5, label=t("eval_questions", lang), elem_id="eval-questions", scale=3)
+                value="Who are you?\nWhat is your name?\n你是谁？", lines=5, label=t("eval_questions", lang),
+                elem_id="eval-questions", scale=2)
+            texts["eval_general"] = general = gr.Textbox(
+                value="What is the capital of France? | Paris\nHow many days are in a week? | 7; seven\n"
+                      "法国的首都是哪里？ | 巴黎", lines=5, label=t("eval_general", lang), elem_id="eval-general",
+                scale=2)
             with gr.Column():
                 texts["eval_file"] = qfile = gr.Textbox(label=t("eval_file", lang), elem_id="eval-file")
                 texts["eval_name"] = name = gr.Textbox(label=t("eval_name", lang), elem_id="eval-name")
@@ -44,11 +48,11 @@ def build(page: Page) -> None:
     gen = page.shared["gen"]
     gen_names = list(gen)
 
-    def on_eval(lang_, questions_, qfile_, name_, ds_vars, system, *gen_values):
+    def on_eval(lang_, questions_, general_, qfile_, name_, ds_vars, system, *gen_values):
         values = dict(zip(gen_names, gen_values))
         try:
             rows, result = ctx.chat.evaluate(ctx, questions_, qfile_, name_ or actions.var_name(ds_vars), system,
-                                             values, lang_)
+                                             values, lang_, general_)
             return gr.update(value=rows, headers=actions.eval_headers(lang_)), *show(result, lang_)
         except TuneforgeError as e:
             return gr.update(), *show(e, lang_)
@@ -61,6 +65,6 @@ def build(page: Page) -> None:
             return gr.update(), *show(e, lang_)
 
     btn_bench.click(on_bench, [page.lang_radio, task, task_dir, n_shot], [bench_table, bench_note, bench_shown])
-    btn_eval.click(on_eval, [page.lang_radio, questions, qfile, name, page.shared["dataset_vars"],
+    btn_eval.click(on_eval, [page.lang_radio, questions, general, qfile, name, page.shared["dataset_vars"],
                              page.shared["chat_system"], *[gen[n] for n in gen_names]],
                    [table, summary, summary_shown])
