@@ -30,7 +30,9 @@ def build(page: Page) -> None:
                 texts["btn_eval"] = btn_eval = gr.Button(t("btn_eval", lang), variant="primary", elem_id="btn-eval")
         summary = gr.HTML(elem_id="eval-summary")
         summary_shown = gr.State(None)  # what `summary` shows, in no language
-        table = gr.Dataframe(headers=actions.eval_headers(lang), interactive=False, wrap=True, elem_id="eval-table")
+        # fixed shares of the page's width and wrapped cells: long replies grow the rows, not the table's width
+        table = gr.Dataframe(headers=actions.eval_headers(lang), interactive=False, wrap=True, elem_id="eval-table",
+                             column_widths=["18%", "36%", "36%", "10%"])
         texts["eval_bench_hint"] = gr.Markdown(t("eval_bench_hint", lang))
         with gr.Row():
             texts["eval_task"] = task = gr.Textbox(value="sample_en", label=t("eval_task", lang), elem_id="eval-task")
