@@ -394,3 +394,24 @@ def test_llamafactory_launch_variables():
     c = cfg()
     launch.apply_lf_env(c, {"NNODES": "2"})  # without FORCE_TORCHRUN nothing changes
     assert c.train.nnodes == 1 and c.train.nproc_per_node is None
+
+
+def test_summary_entry_names_the_engine_the_run_used():
+    """run_summary.json's ``engine``: tuneforge's engine, Accelerate's distributed type and the engine's settings."""
+    from types import SimpleNamespace
+
+    from tuneforge.train import distributed as d
+
+    single = SimpleNamespace(num_processes=1, distributed_type=SimpleNamespace(value="NO"))
+    assert d.summary_entry(single) == {"name": "single", "why": "one process", "processes": 1,
+                                       "accelerate_distributed_type": "NO"}
+    ds = SimpleNamespace(num_processes=1, distributed_type=SimpleNamespace(value="DEEPSPEED"),
+                         engine=d.Engine(d.DEEPSPEED, "deepspeed=x.json", 1, ds={"zero_optimization": {"stage": 3}},
+                                         ds_source="x.json"))
+    e = d.summary_entry(ds)
+    assert (e["name"], e["zero_stage"], e["deepspeed_config"], e["accelerate_distributed_type"]) == \
+        ("deepspeed", 3, "x.json", "DEEPSPEED")
+    opts, _ = d.fsdp_options("full_shard offload", None)
+    fs = SimpleNamespace(num_processes=2, distributed_type=SimpleNamespace(value="FSDP"),
+                         engine=d.Engine(d.FSDP2, "fsdp=full_shard offload", 2, fsdp=opts))
+    assert d.summary_entry(fs)["fsdp"]["offload"] is True and "ignored" not in d.summary_entry(fs)["fsdp"]

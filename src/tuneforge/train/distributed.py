@@ -459,6 +459,22 @@ def engine_of(accelerator) -> Engine:
     return getattr(accelerator, "engine", None) or Engine(SINGLE, "one process", 1)
 
 
+def summary_entry(accelerator) -> dict:
+    """What the run summary says about distribution: the engine this run actually used (tuneforge's name and why),
+    Accelerate's own distributed type (one process without fsdp/deepspeed reports ``NO``), the process count, and
+    the engine's settings (FSDP2 options or the DeepSpeed ZeRO stage)."""
+    engine = engine_of(accelerator)
+    out = {"name": engine.name, "why": engine.why, "processes": accelerator.num_processes,
+           "accelerate_distributed_type": str(getattr(accelerator.distributed_type, "value",
+                                                      accelerator.distributed_type))}
+    if engine.name == FSDP2:
+        out["fsdp"] = {k: v for k, v in engine.fsdp.items() if k != "ignored"}
+    if engine.name == DEEPSPEED:
+        out["zero_stage"] = zero_stage(engine.ds)
+        out["deepspeed_config"] = engine.ds_source
+    return out
+
+
 def _fsdp_plugin(opts: dict):
     from accelerate import FullyShardedDataParallelPlugin
     from torch.distributed.fsdp import CPUOffloadPolicy
