@@ -415,3 +415,22 @@ def test_summary_entry_names_the_engine_the_run_used():
     fs = SimpleNamespace(num_processes=2, distributed_type=SimpleNamespace(value="FSDP"),
                          engine=d.Engine(d.FSDP2, "fsdp=full_shard offload", 2, fsdp=opts))
     assert d.summary_entry(fs)["fsdp"]["offload"] is True and "ignored" not in d.summary_entry(fs)["fsdp"]
+
+
+def test_summary_entry_counts_sharded_parameters():
+    from types import SimpleNamespace
+
+    import torch
+
+    from tuneforge.train import distributed as d
+
+    class Shard(torch.nn.Parameter):  # stands in for a DTensor: it has full_tensor
+        def full_tensor(self):
+            return self
+
+    m = torch.nn.Linear(2, 2)
+    m.weight = Shard(m.weight.data)
+    acc = SimpleNamespace(num_processes=1, distributed_type=SimpleNamespace(value="FSDP"),
+                          engine=d.Engine(d.FSDP2, "fsdp=full_shard", 1, fsdp=d.fsdp_options("full_shard", None)[0]))
+    assert d.summary_entry(acc, m)["sharded_parameters"] == "1 of 2"
+    assert "sharded_parameters" not in d.summary_entry(SimpleNamespace(num_processes=1, distributed_type="NO"), m)

@@ -33,7 +33,9 @@ library's own behaviour, never a guess. ``tests/test_compat.py`` checks each one
   devices; on CPU processes (gloo) its state stays ``MULTI_CPU`` and ``prepare`` would wrap the model in DDP, although
   torch's ``fully_shard`` runs there. We set the state to FSDP so that Accelerate's own FSDP2 preparation, clipping,
   ``no_sync`` and state-dict gathering run on CPU processes too (the multi-process tests run on them). Tested:
-  accelerate 1.15 with torch 2.13 (CPU, gloo). Outside the window: refused with the reason (use DDP on CPUs).
+  accelerate 1.15 and 1.16.0 with torch 2.13 (CPU, gloo; on 1.16 ``distributed_type`` reads ``MULTI_CPU``
+  again after ``prepare``, but the model is fully_shard-wrapped: its parameters are DTensors, which the run summary's
+  ``engine.sharded_parameters`` counts). Outside the window: refused with the reason (use DDP on CPUs).
 - **DeepSpeed optimizer states before the first step** (:func:`deepspeed_init_optimizer_states`): DeepSpeed's
   tensor-fragment API (``safe_set_full_optimizer_state``), which a resumed run uses to restore Adam's moments, needs
   states that its ZeRO optimizer only creates at the first step, and ZeRO-1/2 link them to the parameters lazily
@@ -62,7 +64,7 @@ from tuneforge.utils import log
 PEFT_LORA = ("peft", "0.18.0", "0.22")
 LIGER = ("liger-kernel", "0.8.0", "0.9")
 LIGER_TRANSFORMERS = ("transformers", "5.0", "6.0")
-ACCELERATE_FSDP_CPU = ("accelerate", "1.15", "1.16")
+ACCELERATE_FSDP_CPU = ("accelerate", "1.15", "1.17")
 DEEPSPEED_STATES = ("deepspeed", "0.19", "0.20")
 
 

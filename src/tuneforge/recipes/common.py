@@ -207,7 +207,7 @@ def finish(cfg: Config, run: Run, accelerator, model, result: LoopResult, mixed:
         "tokens": result.tokens, "trained_tokens": result.trained_tokens, "train_seconds": round(result.seconds, 2),
         "tokens_per_s": round(result.tokens / max(result.seconds, 1e-9), 2), "final_loss": result.final_loss,
         "eval_loss": result.eval_loss, "resumed_from": result.resumed_from,
-        "engine": distributed.summary_entry(accelerator), **extra,
+        "engine": distributed.summary_entry(accelerator, model), **extra,
         "peak_memory_mb": peak_memory_mb(), "wall_seconds": round(time.time() - run.t0, 2),
         "artifacts": sorted(p.name for p in out.iterdir() if not p.name.startswith(".")),
         "plots": [p.name for p in plots],

@@ -459,10 +459,12 @@ def engine_of(accelerator) -> Engine:
     return getattr(accelerator, "engine", None) or Engine(SINGLE, "one process", 1)
 
 
-def summary_entry(accelerator) -> dict:
+def summary_entry(accelerator, model=None) -> dict:
     """What the run summary says about distribution: the engine this run actually used (tuneforge's name and why),
-    Accelerate's own distributed type (one process without fsdp/deepspeed reports ``NO``), the process count, and
-    the engine's settings (FSDP2 options or the DeepSpeed ZeRO stage)."""
+    Accelerate's own distributed type (one process without fsdp/deepspeed reports ``NO``; on CPU processes it reads
+    ``MULTI_CPU`` again after ``prepare`` although fully_shard ran), the process count, the engine's settings (FSDP2
+    options or the DeepSpeed ZeRO stage) and, for a sharded engine, whether ``model``'s parameters are in fact
+    sharded (FSDP2's DTensors, ZeRO-3's partitioned parameters)."""
     engine = engine_of(accelerator)
     out = {"name": engine.name, "why": engine.why, "processes": accelerator.num_processes,
            "accelerate_distributed_type": str(getattr(accelerator.distributed_type, "value",
@@ -472,6 +474,10 @@ def summary_entry(accelerator) -> dict:
     if engine.name == DEEPSPEED:
         out["zero_stage"] = zero_stage(engine.ds)
         out["deepspeed_config"] = engine.ds_source
+    if model is not None and engine.sharded:
+        params = list(model.parameters())
+        out["sharded_parameters"] = f"{sum(hasattr(p, 'full_tensor') or hasattr(p, 'ds_id') for p in params)} of " \
+                                    f"{len(params)}"
     return out
 
 
