@@ -417,6 +417,18 @@ def test_summary_entry_names_the_engine_the_run_used():
     assert d.summary_entry(fs)["fsdp"]["offload"] is True and "ignored" not in d.summary_entry(fs)["fsdp"]
 
 
+def test_fsdp_offload_pins_host_memory_only_with_a_gpu():
+    """torch cannot pin host memory without a CUDA device: FSDP2 offload on CPU processes must not ask it to."""
+    import torch
+
+    from tuneforge.train import distributed as d
+
+    opts, _ = d.fsdp_options("full_shard offload", None)
+    plugin = d._fsdp_plugin(opts)
+    assert plugin.cpu_offload.pin_memory is torch.cuda.is_available()
+    assert not hasattr(d._fsdp_plugin(d.fsdp_options("full_shard", None)[0]).cpu_offload, "pin_memory")
+
+
 def test_summary_entry_counts_sharded_parameters():
     from types import SimpleNamespace
 

@@ -482,13 +482,19 @@ def summary_entry(accelerator, model=None) -> dict:
 
 
 def _fsdp_plugin(opts: dict):
+    import torch
     from accelerate import FullyShardedDataParallelPlugin
     from torch.distributed.fsdp import CPUOffloadPolicy
 
+    # pinned host memory is for copies to a GPU; torch cannot pin without one (CPU processes: the offloaded shards
+    # are where they would be anyway)
+    pin = torch.cuda.is_available()
+    if opts["offload"] and not pin:
+        log.choice("fsdp offload without pinned memory", "no CUDA device: torch pins host memory only for a GPU")
     return FullyShardedDataParallelPlugin(
         fsdp_version=2, reshard_after_forward=opts["reshard_after_forward"],
-        cpu_offload=CPUOffloadPolicy() if opts["offload"] else None, auto_wrap_policy="transformer_based_wrap",
-        transformer_cls_names_to_wrap=opts["wrap"], activation_checkpointing=opts["activation_checkpointing"],
+        cpu_offload=CPUOffloadPolicy(pin_memory=pin) if opts["offload"] else None,
+        auto_wrap_policy="transformer_based_wrap", transformer_cls_names_to_wrap=opts["wrap"], activation_checkpointing=opts["activation_checkpointing"],
         cpu_ram_efficient_loading=opts["cpu_ram_efficient_loading"], state_dict_type="SHARDED_STATE_DICT")
 
 
