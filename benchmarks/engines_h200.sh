@@ -9,7 +9,9 @@
 set -o pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH=${PYTHONPATH:-$PWD/src} HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-export PYTHONUNBUFFERED=1 DS_BUILD_OPS=0
+export PYTHONUNBUFFERED=1
+# DeepSpeed's wheel was built here without ops (DS_BUILD_OPS=0) on a CPU machine: name its accelerator on the GPU
+case " $* " in *" --cpu "*) ;; *) export DS_ACCELERATOR=${DS_ACCELERATOR:-cuda} ;; esac
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; export OUT
 PY=${PYTHON:-python3}
 $PY -c "import torch, transformers, peft, accelerate; print('versions: torch', torch.__version__, '| transformers', transformers.__version__, '| peft', peft.__version__, '| accelerate', accelerate.__version__, '|', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no CUDA')"
