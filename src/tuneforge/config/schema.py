@@ -365,6 +365,9 @@ class GenerateArgs:
     length_penalty: float = opt(1.0, "Beam search: exponent of the length normalisation of scores.")
     max_length: int | None = opt(None, "Maximum prompt + reply tokens (max_new_tokens still applies).")
     skip_special_tokens: bool = opt(True, "Drop special tokens from the decoded reply.")
+    guided_tool_calls: bool = opt(True, "When tools are offered: decode a tool call schema-guided (a function "
+                                        "offered, its own argument names and types, valid JSON), as OpenAI's strict "
+                                        "function calling; false: the model's free text.")
 
 
 

@@ -1,0 +1,348 @@
+"""Schema-guided tool calls: once a reply opens a call, every next token must keep the call valid for the tools the
+request offered — the function name one of theirs, argument keys from that function's ``parameters`` (each at most
+once, the ``required`` ones before the object closes), each value of its declared JSON type (a quoted string for
+``string``, digits for ``integer``, one of ``enum``), the JSON well formed and the call closed. Text outside calls,
+and the choice whether to call at all, stay the model's own.
+
+This is what OpenAI calls ``strict`` function calling and vLLM guided decoding for tools; here it is a logits
+processor for ``model.generate`` (and for tuneforge's own decoders, which take the same callables). It is exact for
+greedy decoding and sampling alike: a token is allowed iff the reply with it is still a prefix of a valid call.
+Tokens are tried best-first and only as far as needed (the top ``top_k`` for sampling, the first valid one for greedy),
+so a step costs a few string checks, not a pass over the vocabulary.
+
+Formats: ``hermes`` (``<tool_call>{"name": …, "arguments": {…}}</tool_call>``: Qwen2.5/Qwen3, Hermes, SmolLM2 and
+tuneforge's chatml/qwen/LLaMA-Factory slot templates). Other formats are decoded unguided (:func:`guide_for` returns
+None), so their replies are exactly what the model writes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import torch
+
+MARKER, CLOSE = "<tool_call>", "</tool_call>"
+WS = " \t\n\r"
+_STRS: dict[int, tuple[list[str], set[int]]] = {}  # id(tokenizer) → each token's text, special token ids
+
+
+class _Need(Exception):
+    """The text ran out inside the call: it is a valid prefix."""
+
+
+class _Bad(Exception):
+    """The text cannot be continued into a valid call."""
+
+
+def _tools_map(tools: list[dict] | None) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for t in tools or []:
+        f = t.get("function", t) if isinstance(t, dict) else None
+        if isinstance(f, dict) and isinstance(f.get("name"), str) and f["name"]:
+            params = f.get("parameters")
+            out[f["name"]] = params if isinstance(params, dict) else {}
+    return out
+
+
+class _Parser:
+    """A prefix checker of one hermes call body (the text after ``<tool_call>``)."""
+
+    def __init__(self, s: str, tools: dict[str, dict]):
+        self.s, self.i, self.tools = s, 0, tools
+
+    def peek(self) -> str:
+        if self.i >= len(self.s):
+            raise _Need
+        return self.s[self.i]
+
+    def ws(self, most: int = 4) -> None:
+        n = 0
+        while self.i < len(self.s) and self.s[self.i] in WS and n < most:
+            self.i, n = self.i + 1, n + 1
+
+    def lit(self, text: str) -> None:
+        for ch in text:
+            if self.peek() != ch:
+                raise _Bad
+            self.i += 1
+
+    def one_of(self, words: list[str]) -> str:
+        rest = self.s[self.i:]
+        for w in words:
+            if rest.startswith(w):
+                self.i += len(w)
+                return w
+        if any(w.startswith(rest) for w in words):
+            raise _Need
+        raise _Bad
+
+    def choice_str(self, options: list[str]) -> str:
+        """A JSON string whose value is one of ``options``."""
+        raw = {json.dumps(o, ensure_ascii=False)[1:-1]: o for o in options}
+        self.lit('"')
+        start = self.i
+        while True:
+            c = self.peek()
+            sofar = self.s[start:self.i]
+            if c == '"' and sofar in raw:
+                self.i += 1
+                return raw[sofar]
+            if not any(r.startswith(sofar + c) for r in raw):
+                raise _Bad
+            self.i += 1
+
+    def string(self) -> None:
+        self.lit('"')
+        while True:
+            c = self.peek()
+            self.i += 1
+            if c == '"':
+                return
+            if c == "\\":
+                e = self.peek()
+                self.i += 1
+                if e == "u":
+                    for _ in range(4):
+                        if self.peek() not in "0123456789abcdefABCDEF":
+                            raise _Bad
+                        self.i += 1
+                elif e not in '"\\/bfnrt':
+                    raise _Bad
+            elif ord(c) < 0x20:
+                raise _Bad
+
+    def digits(self) -> None:
+        if not self.peek().isdigit():
+            raise _Bad
+        while self.i < len(self.s) and self.s[self.i] in "0123456789":
+            self.i += 1
+        if self.i >= len(self.s):
+            raise _Need  # more digits may come
+
+    def number(self, integer: bool) -> None:
+        if self.peek() == "-":
+            self.i += 1
+        if self.peek() == "0":
+            self.i += 1
+            if self.i >= len(self.s):
+                raise _Need
+        else:
+            self.digits()
+        if integer:
+            return
+        if self.peek() == ".":
+            self.i += 1
+            self.digits()
+        if self.peek() in "eE":
+            self.i += 1
+            if self.peek() in "+-":
+                self.i += 1
+            self.digits()
+
+    def value(self, schema: Any) -> None:
+        schema = schema if isinstance(schema, dict) else {}
+        enum = schema.get("enum")
+        if isinstance(enum, list) and enum:
+            if all(isinstance(e, str) for e in enum):
+                self.choice_str(enum)
+            else:
+                self.one_of([json.dumps(e, ensure_ascii=False) for e in enum])
+            return
+        t = schema.get("type")
+        if t == "string":
+            self.string()
+        elif t == "integer":
+            self.number(True)
+        elif t == "number":
+            self.number(False)
+        elif t == "boolean":
+            self.one_of(["true", "false"])
+        elif t == "null":
+            self.lit("null")
+        elif t == "array":
+            self.array(schema.get("items"))
+        elif t == "object":
+            self.obj(schema)
+        else:  # no type, or a union: any JSON value
+            self.any()
+
+    def any(self) -> None:
+        c = self.peek()
+        if c == "{":
+            self.obj({})
+        elif c == "[":
+            self.array(None)
+        elif c == '"':
+            self.string()
+        elif c in "-0123456789":
+            self.number(False)
+        else:
+            self.one_of(["true", "false", "null"])
+
+    def array(self, items: Any) -> None:
+        self.lit("[")
+        self.ws()
+        if self.peek() == "]":
+            self.i += 1
+            return
+        while True:
+            self.value(items)
+            self.ws()
+            c = self.peek()
+            self.i += 1
+            if c == "]":
+                return
+            if c != ",":
+                raise _Bad
+            self.ws()
+
+    def obj(self, schema: dict) -> None:
+        props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+        required = {k for k in schema.get("required") or [] if k in props}
+        self.lit("{")
+        self.ws()
+        used: set[str] = set()
+        if self.peek() == "}":
+            if required:
+                raise _Bad
+            self.i += 1
+            return
+        while True:
+            if props:
+                key = self.choice_str([k for k in props if k not in used])
+            else:  # an object with no declared properties: any keys
+                start = self.i
+                self.string()
+                key = self.s[start:self.i]
+            used.add(key)
+            self.ws()
+            self.lit(":")
+            self.ws()
+            self.value(props.get(key))
+            self.ws()
+            c = self.peek()
+            if c == "}" and not required - used:
+                self.i += 1
+                return
+            if c == "," and (not props or set(props) - used):
+                self.i += 1
+                self.ws()
+                continue
+            raise _Bad
+
+    def call(self) -> int:
+        """Parse one call body; returns where the call (its ``</tool_call>`` included) ends."""
+        self.ws()
+        self.lit("{")
+        self.ws()
+        self.lit('"name"')
+        self.ws()
+        self.lit(":")
+        self.ws()
+        name = self.choice_str(list(self.tools))
+        self.ws()
+        self.lit(",")
+        self.ws()
+        self.lit('"arguments"')
+        self.ws()
+        self.lit(":")
+        self.ws()
+        self.obj(self.tools[name])
+        self.ws()
+        self.lit("}")
+        self.ws()
+        self.lit(CLOSE)
+        return self.i
+
+
+def check(text: str, tools: dict[str, dict]) -> bool | None:
+    """Is ``text`` (a reply so far) a valid prefix? True: valid and no call is open; None: valid, a call is open
+    (end of turn not allowed yet); False: invalid."""
+    pos = 0
+    while True:
+        m = text.find(MARKER, pos)
+        if m < 0:
+            return True
+        p = _Parser(text[m + len(MARKER):], tools)
+        try:
+            pos = m + len(MARKER) + p.call()
+        except _Need:
+            return None
+        except _Bad:
+            return False
+
+
+class ToolCallGuide:
+    """A logits processor ``(input_ids, scores) -> scores`` for one batch whose rows offer ``tools_per_row``
+    (``tools_per_row[i]``: row i's tool schemas, OpenAI/HF shape; None or [] → that row is left unguided).
+    ``prompt_len``: the (padded) prompt length of the batch; new tokens start there. ``prefix``: reply text already
+    in the prompt (an assistant prefill such as ``<tool_call>``), checked with what follows."""
+
+    def __init__(self, tokenizer, tools_per_row: list[list[dict] | None], prompt_len: int, greedy: bool,
+                 top_k: int = 48, prefix: str = ""):
+        key = id(tokenizer)
+        if key not in _STRS:
+            n = len(tokenizer)
+            _STRS[key] = ([tokenizer.decode([i], skip_special_tokens=False) for i in range(n)],
+                          set(tokenizer.all_special_ids))
+        self.strs, self.special = _STRS[key]
+        self.tools = [_tools_map(t) for t in tools_per_row]
+        self.prompt_len, self.greedy, self.top_k = prompt_len, greedy, top_k
+        self.texts = [prefix for _ in tools_per_row]
+        self.seen = 0  # new tokens already added to self.texts
+        self.masked_steps = 0  # steps where the model's first choice was not allowed (a measure of the guiding)
+
+    def _ok(self, row: int, tok: int, state: bool | None) -> bool:
+        """May row ``row`` (whose text so far has check-state ``state``) take token ``tok``?"""
+        text = self.texts[row]
+        if tok in self.special or tok >= len(self.strs):
+            return state is True  # an end of turn (or any special token) only outside a call
+        s = self.strs[tok]
+        if state is True and "<" not in s and not any(text.endswith(MARKER[:k]) for k in range(1, len(MARKER))):
+            return True  # free text that cannot open a call
+        if state is None and not s:
+            return False  # inside a call every token must move it on
+        return check(text + s, self.tools[row]) is not False
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        new = input_ids.shape[1] - self.prompt_len
+        for r in range(len(self.texts)):  # append the tokens generated since the last step
+            for t in input_ids[r, self.prompt_len + self.seen: self.prompt_len + new].tolist():
+                self.texts[r] += self.strs[t] if t < len(self.strs) and t not in self.special else ""
+        self.seen = new
+        for r, tools in enumerate(self.tools):
+            if not tools or r >= scores.shape[0]:
+                continue
+            row = scores[r]
+            state = check(self.texts[r], tools)
+            if self.greedy:
+                best = int(row.argmax())
+                if self._ok(r, best, state):
+                    continue
+            order = row.argsort(descending=True).tolist()
+            allowed, k = [], 0
+            for k, tok in enumerate(order):
+                if row[tok] == float("-inf"):
+                    break
+                if self._ok(r, tok, state):
+                    allowed.append(tok)
+                    if self.greedy or (k >= self.top_k and allowed):
+                        break
+                elif k >= self.top_k and allowed:
+                    break
+            if not allowed:
+                continue  # nothing valid (cannot happen for a well-formed tool list): leave the row as it is
+            self.masked_steps += int(allowed[0] != order[0])
+            keep = row[allowed].clone()
+            row.fill_(float("-inf"))
+            row[allowed] = keep
+        return scores
+
+
+def guide_for(tokenizer, fmt: str | None, tools_per_row: list[list[dict] | None], prompt_len: int,
+              greedy: bool) -> ToolCallGuide | None:
+    """The guide for a batch, or None where nothing is guided (no tools, or a format other than hermes)."""
+    if fmt != "hermes" or not any(tools_per_row):
+        return None
+    return ToolCallGuide(tokenizer, tools_per_row, prompt_len, greedy)
