@@ -236,6 +236,48 @@ def test_tool_call_is_parsed_from_the_generated_text(live):
         "tool_calls"
 
 
+def test_tool_calls_are_decoded_to_the_offered_schema(live, backend):
+    """The model learned to call get_weather with city "Berlin" for the weather prompt. The same prompt in a job whose
+    tools allow only Paris or Rome (the schema the server guides calls with: serve/scheduler Job.tools, as
+    /v1/chat/completions sets it from the request): the server's schema-guided decoding (infer/tool_guide.py) writes
+    an enum city, in the same batch as a free row; with guided_tool_calls off the model's own Berlin comes back.
+    (The tools are swapped behind the rendered prompt because this tiny model writes nothing sensible for a prompt it
+    has not learned by heart.)"""
+    pytest.importorskip("tuneforge.infer.tools")
+    import queue
+
+    from tuneforge.infer.tools import parse_tool_calls
+    from tuneforge.serve.scheduler import Job
+
+    enum_tools = json.loads(json.dumps(TOOLS))
+    enum_tools[0]["function"]["parameters"]["properties"]["city"]["enum"] = ["Paris", "Rome"]
+    prompt = backend.chat_prompt(WEATHER, TOOLS)
+    sched = live.app.state.server.scheduler
+
+    def replies(tools_per_job):
+        qs = [queue.Queue() for _ in tools_per_job]
+        jobs = [Job(prompt, 150, backend.sampling(0, None), q.put, keep_special=True, tools=t)
+                for q, t in zip(qs, tools_per_job)]
+        for j in jobs:
+            assert sched.submit(j)
+        out = []
+        for q in qs:
+            while (ev := q.get(timeout=120))[0] != "done":
+                assert ev[0] == "delta", ev
+            out.append(parse_tool_calls(ev[4], "hermes").calls)
+        return out
+
+    guided, free = replies([enum_tools, None])
+    assert guided[0].name == "get_weather" and guided[0].arguments["city"] in ("Paris", "Rome"), guided
+    assert free[0].arguments == {"city": "Berlin"}, free  # the row without tools in the same batch: unguided
+    backend.gen.guided_tool_calls = False
+    try:
+        (off,) = replies([enum_tools])
+    finally:
+        backend.gen.guided_tool_calls = True
+    assert off[0].arguments == {"city": "Berlin"}, off
+
+
 def test_tool_call_streams_as_tool_call_chunks(live):
     pytest.importorskip("tuneforge.infer.tools")
     chunks = list(ask(live.client(), WEATHER, tools=TOOLS, max_tokens=60, stream=True))

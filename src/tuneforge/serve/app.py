@@ -95,10 +95,11 @@ class Server:
                            param, "context_length_exceeded")
 
     def job(self, req: Sampling, prompt_ids, max_tokens, emit, adapter, strip: bool, stops: list[str],
-            keep_special: bool = False) -> Job:
+            keep_special: bool = False, tools: list[dict] | None = None) -> Job:
         user_stops = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
         return Job(prompt_ids, max_tokens, self.backend.sampling(req.temperature, req.top_p), emit, req.n,
-                   [s for s in stops + user_stops if s], strip, adapter, req.seed, keep_special=keep_special)
+                   [s for s in stops + user_stops if s], strip, adapter, req.seed, keep_special=keep_special,
+                   tools=tools)
 
     def submit(self, jobs: list[Job]) -> None:
         for j in jobs:
@@ -188,7 +189,7 @@ def create_app(backend, opts: ServeOptions) -> FastAPI:
         srv.fits(prompt, max_tokens, "messages")
         q, emit_for = _channel()
         job = srv.job(req, prompt, max_tokens, emit_for(0), adapter, True, backend.template_stops,
-                      keep_special=mode.parse)
+                      keep_special=mode.parse, tools=tools if mode.render else None)
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         srv.submit([job])
         if req.stream:

@@ -70,8 +70,10 @@ class ChatBackend:
         kw = self.engine.gen_kwargs(g)
         return {k: kw[k] for k in SAMPLING_KEYS if k in kw}
 
-    def generate(self, adapter: str | None, ids, mask, sampling: dict, max_new_tokens: int, feeder) -> None:
-        """One batched generate; every new token goes to ``feeder`` (scheduler.Feeder)."""
+    def generate(self, adapter: str | None, ids, mask, sampling: dict, max_new_tokens: int, feeder,
+                 tools_per_row: list | None = None) -> None:
+        """One batched generate; every new token goes to ``feeder`` (scheduler.Feeder). ``tools_per_row``: each
+        row's offered tools (None: none), whose calls are decoded schema-guided unless ``guided_tool_calls`` is off."""
         import torch
         from transformers import StoppingCriteriaList
 
@@ -81,6 +83,10 @@ class ChatBackend:
         for k in ("stop_strings", "tokenizer"):  # each row's stops are the feeder's (stop strings per request)
             kw.pop(k, None)
         kw.update(sampling)
+        if tools_per_row and self.gen.guided_tool_calls:
+            guide = self.engine.tool_guide(tools_per_row, ids.shape[1], kw)
+            if guide is not None:
+                kw["logits_processor"] = [guide]
         with torch.no_grad(), use_adapter(self.model, adapter):
             rec = method_of(self.model)
             if rec is not None and rec.generate is not None:  # its own decoder: tokens come through the streamer

@@ -40,8 +40,9 @@ def mode(req, fmt: str | None) -> Mode:
     if choice == "none":
         return Mode()
     if choice not in (None, "auto"):
-        raise APIError(400, "tool_choice: only \"auto\" and \"none\" are supported (tuneforge does not constrain "
-                            "decoding to force a call); send tool_choice \"auto\" or leave it out", "tool_choice",
+        raise APIError(400, "tool_choice: only \"auto\" and \"none\" are supported (a call, once the model "
+                            "opens one, is decoded schema-guided, but tuneforge does not force one); send "
+                            "tool_choice \"auto\" or leave it out", "tool_choice",
                        "unsupported_parameter")
     if fmt is None:
         raise APIError(400, "this model's chat template renders no tools, so its replies cannot be read as tool "
