@@ -296,3 +296,40 @@ def test_fsdp_on_cpu_and_deepspeed_states_refuse_outside_their_tested_ranges(mon
     assert why and "accelerate" in why and "0.0.1" in why and acc.state is None
     why = compat.deepspeed_init_optimizer_states(Untouched())
     assert why and "deepspeed" in why and "0.0.1" in why
+
+
+class _StandInZero3Config:
+    """What transformers' weak reference points at while Accelerate's ZeRO-3 plugin is active (HfDeepSpeedConfig needs
+    DeepSpeed installed; only is_zero3() is read by from_pretrained's check)."""
+
+    def is_zero3(self):
+        return True
+
+
+def test_a_reference_loads_whole_beside_zero3_and_the_setting_comes_back(tiny_model, monkeypatch):
+    from transformers import AutoModelForCausalLM
+    from transformers.integrations import deepspeed as hfds
+
+    from tuneforge.errors import TuneforgeError
+
+    held = _StandInZero3Config()
+    hfds.set_hf_deepspeed_config(held)
+    try:
+        assert compat.zero3_init_active()  # from_pretrained would enter deepspeed.zero.Init now
+        with compat.whole_model_beside_zero3():
+            assert not compat.zero3_init_active()
+            model = AutoModelForCausalLM.from_pretrained(tiny_model)  # no DeepSpeed here: this would fail otherwise
+        emb = model.get_input_embeddings().weight
+        assert emb.shape[0] == model.config.vocab_size and emb.numel() > 0
+        assert compat.zero3_init_active() and hfds._hf_deepspeed_config_weak_ref() is held  # put back
+        real = compat.installed
+        monkeypatch.setattr(compat, "installed", lambda p: "6.1.0" if p == "transformers" else real(p))
+        with pytest.raises(TuneforgeError, match="cannot be loaded whole beside DeepSpeed ZeRO-3") as e:
+            with compat.whole_model_beside_zero3():
+                pass
+        assert "finetuning_type lora" in str(e.value)
+        assert compat.zero3_init_active()
+    finally:
+        hfds.unset_hf_deepspeed_config()
+    with compat.whole_model_beside_zero3():  # no ZeRO-3 run: nothing to do
+        assert not compat.zero3_init_active()

@@ -43,6 +43,15 @@ library's own behaviour, never a guess. ``tests/test_compat.py`` checks each one
   weight changes, as torch's distributed-checkpoint helpers do) and call the link. Tested: DeepSpeed 0.19.8 (CPU
   processes through a test harness, and a 1-GPU H200 run). Outside the window: refused with the reason when a
   DeepSpeed run resumes.
+- **A whole model beside ZeRO-3** (:func:`whole_model_beside_zero3`): while Accelerate's ZeRO-3 plugin is active,
+  transformers' ``from_pretrained`` builds *every* model inside ``deepspeed.zero.Init`` (it reads a global weak
+  reference to the plugin's ``HfDeepSpeedConfig``), so a frozen model used outside the DeepSpeed engine — the
+  reference of dpo/kto for a full/freeze policy — gets empty partitioned weights and fails in its first forward
+  ("Padding_idx must be within num_embeddings", found on the H200 by benchmarks/engines_h200.py). While such a
+  model loads, the weak reference is cleared (transformers' own ``unset_hf_deepspeed_config``) and put back after
+  (``set_hf_deepspeed_config``), so it loads whole on every process. Tested: transformers 5.24 with DeepSpeed 0.19.8
+  (H200) and on CPU with a stand-in config object. Outside the window the run stops where the reference would
+  load, with the reason and the fix (LoRA, whose reference is the policy with its adapter off; or ZeRO-2/FSDP2).
 
 Every decision is logged with its reason (``log.choice``). The upstream packages are imported inside the functions,
 so importing this module costs nothing.
@@ -66,6 +75,7 @@ LIGER = ("liger-kernel", "0.8.0", "0.9")
 LIGER_TRANSFORMERS = ("transformers", "5.0", "6.0")
 ACCELERATE_FSDP_CPU = ("accelerate", "1.15", "1.17")
 DEEPSPEED_STATES = ("deepspeed", "0.19", "0.20")
+TRANSFORMERS_ZERO3_REF = ("transformers", "5.0", "6.0")
 
 
 def installed(package: str) -> str | None:
@@ -396,3 +406,43 @@ def deepspeed_init_optimizer_states(zero_optimizer) -> str | None:
     if link is not None:
         link()
     return None
+
+
+# ---- a whole model beside ZeRO-3 ----------------------------------------------------------------------------------
+
+def zero3_init_active() -> bool:
+    """Whether transformers would build a model inside ``deepspeed.zero.Init`` now."""
+    try:
+        from transformers.integrations import is_deepspeed_zero3_enabled
+    except ImportError:
+        return False
+    return bool(is_deepspeed_zero3_enabled())
+
+
+@contextlib.contextmanager
+def whole_model_beside_zero3():
+    """Models loaded inside are whole (not ZeRO-3 partitioned) even while a ZeRO-3 run is set up (see the module
+    docstring). Outside the tested transformers window this raises TuneforgeError with the reason."""
+    if not zero3_init_active():
+        yield
+        return
+    why = outside(TRANSFORMERS_ZERO3_REF)
+    from transformers.integrations import deepspeed as hfds
+
+    ref = getattr(hfds, "_hf_deepspeed_config_weak_ref", None)
+    obj = ref() if ref is not None else None
+    if why or obj is None:
+        from tuneforge.errors import TuneforgeError
+
+        raise TuneforgeError(f"a frozen reference model cannot be loaded whole beside DeepSpeed ZeRO-3 here "
+                             f"({why or 'transformers keeps its DeepSpeed config elsewhere'}): it would be "
+                             f"partitioned outside the engine",
+                             "use finetuning_type lora (its reference is the policy with the adapter off), or "
+                             "ZeRO-2 / fsdp for full dpo/kto")
+    hfds.unset_hf_deepspeed_config()
+    log.choice("reference model loaded whole beside ZeRO-3", "transformers would partition it with zero.Init, and "
+               "it runs outside the DeepSpeed engine (compat.whole_model_beside_zero3)")
+    try:
+        yield
+    finally:
+        hfds.set_hf_deepspeed_config(obj)

@@ -149,7 +149,10 @@ def load_reference(cfg: Config, run: Run, dtype, device):
                    "so no second copy is loaded")
         return None
     log.choice("reference model=frozen copy", f"finetuning_type={name} changes the base weights")
-    return load_frozen(cfg, run.model_path, dtype, split_list(cfg.model.adapter_name_or_path)).to(device)
+    from tuneforge import compat
+
+    with compat.whole_model_beside_zero3():  # a whole copy on each process (ZeRO-3 would partition it)
+        return load_frozen(cfg, run.model_path, dtype, split_list(cfg.model.adapter_name_or_path)).to(device)
 
 
 def pack(cfg: Config, run: Run) -> tuple[list, dict | None]:
