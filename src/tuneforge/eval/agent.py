@@ -49,8 +49,10 @@ def calls_match(got: list[tuple[str, dict]], expect: list[dict]) -> bool:
     return want == have
 
 
-def tool_replies(engine, rows: list[dict], max_new_tokens: int = 64, batch_size: int = 16) -> list[str]:
-    """Greedy replies of a ChatEngine to single-turn requests that each offer their own ``tools``."""
+def tool_replies(engine, rows: list[dict], max_new_tokens: int = 64, batch_size: int = 16,
+                 guided: bool = True) -> list[str]:
+    """Greedy replies of a ChatEngine to single-turn requests that each offer their own ``tools``; ``guided``:
+    calls are decoded schema-guided (infer/tool_guide.py), as ``tuneforge chat``/``api`` decode them."""
     import torch
 
     from tuneforge.config.schema import GenerateArgs
@@ -64,7 +66,8 @@ def tool_replies(engine, rows: list[dict], max_new_tokens: int = 64, batch_size:
             texts = [fmt.render(tok, [{"role": "user", "content": r["question"]}], r.get("tools") or None,
                                 add_generation_prompt=True) for r in chunk]
             enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(engine.device)
-            gen = engine._generate(enc, kw)
+            guide = engine.tool_guide([r.get("tools") for r in chunk], enc["input_ids"].shape[1], kw) if guided else None
+            gen = engine._generate(enc, {**kw, "logits_processor": [guide]} if guide else kw)
             for row in gen[:, enc["input_ids"].shape[1]:]:
                 text = tok.decode(row, skip_special_tokens=False)
                 for s in fmt.stop + [tok.pad_token or ""]:
@@ -115,8 +118,9 @@ def score(held: AgentHeldOut, call_replies: list[str], chat_replies: list[str], 
                        plain, len(held.chat), errors, wrong, called)
 
 
-def evaluate(engine, held: AgentHeldOut, max_new_tokens: int = 64) -> AgentReport:
-    """Ask every held-out request with its tools and score the replies in the engine's template's tool format."""
+def evaluate(engine, held: AgentHeldOut, max_new_tokens: int = 64, guided: bool = True) -> AgentReport:
+    """Ask every held-out request with its tools and score the replies in the engine's template's tool format.
+    ``guided``: schema-guided calls (the default of chat and the API); False: the model's free text."""
     tool_format = detect_format(engine.tokenizer.chat_template, engine.fmt.name) or "hermes"
-    return score(held, tool_replies(engine, held.calls, max_new_tokens),
-                 tool_replies(engine, held.chat, max_new_tokens), tool_format)
+    return score(held, tool_replies(engine, held.calls, max_new_tokens, guided=guided),
+                 tool_replies(engine, held.chat, max_new_tokens, guided=guided), tool_format)
