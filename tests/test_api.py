@@ -307,8 +307,42 @@ def test_tool_result_turn_renders_and_bad_tool_messages_are_refused(live):
         ask(c, WEATHER + [{"role": "assistant", "tool_calls": [{**call, "function": {"name": "get_time",
                                                                                        "arguments": "{}"}}]}],
             tools=TOOLS)
-    with pytest.raises(openai.BadRequestError, match="only \"auto\" and \"none\""):
-        ask(c, WEATHER, tools=TOOLS, tool_choice="required")
+
+
+def _enum_tool(name, values):
+    return {"type": "function", "function": {"name": name, "parameters": {
+        "type": "object", "properties": {"mode": {"type": "string", "enum": values}}, "required": ["mode"]}}}
+
+
+def test_tool_choice_required_and_named_force_a_call(live, backend):
+    """"Who are you?" is answered with a sentence; with tool_choice "required" the reply is a call, and with a named
+    function a call of that one (schema-guided decoding forces it; enum-only arguments keep it short)."""
+    c = live.client()
+    tools = [_enum_tool("set_mode", ["eco", "turbo"]), _enum_tool("set_fan", ["low", "high"])]
+    assert not ask(c, WHO, tools=tools, max_tokens=120).choices[0].message.tool_calls  # the model's own: no call
+    for choice, names in (("required", {"set_mode", "set_fan"}),
+                          ({"type": "function", "function": {"name": "set_fan"}}, {"set_fan"})):
+        for stream in (False, True):
+            if stream:
+                chunks = list(ask(c, WHO, tools=tools, tool_choice=choice, max_tokens=200, stream=True))
+                calls = [tc for ch in chunks if ch.choices for tc in (ch.choices[0].delta.tool_calls or [])]
+                name = next(tc.function.name for tc in calls if tc.function and tc.function.name)
+                assert chunks[-1].choices[0].finish_reason == "tool_calls" and name in names
+                continue
+            r = ask(c, WHO, tools=tools, tool_choice=choice, max_tokens=200).choices[0]
+            assert r.finish_reason == "tool_calls", r.message
+            (call,) = r.message.tool_calls[:1]
+            assert call.function.name in names and json.loads(call.function.arguments)["mode"] in \
+                {"eco", "turbo", "low", "high"}
+    with pytest.raises(openai.BadRequestError, match="names the function 'set_light', which is not in tools"):
+        ask(c, WHO, tools=tools, tool_choice={"type": "function", "function": {"name": "set_light"}})
+    backend.gen.guided_tool_calls = False
+    try:
+        with pytest.raises(openai.BadRequestError, match="cannot be honoured: the server was started with "
+                                                         "--guided_tool_calls false"):
+            ask(c, WHO, tools=tools, tool_choice="required")
+    finally:
+        backend.gen.guided_tool_calls = True
 
 
 # ---- completions, adapters ------------------------------------------------------------------------------------------

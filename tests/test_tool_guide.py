@@ -53,11 +53,12 @@ def test_only_the_hermes_format_is_guided_and_only_rows_with_tools(tiny_tokenize
     assert isinstance(guide_for(tiny_tokenizer, "hermes", [None, [WEATHER]], 4, True), ToolCallGuide)
 
 
-def _decode(model, tok, prompts, tools_per_row, prefix, guided, max_new_tokens, **kw):
+def _decode(model, tok, prompts, tools_per_row, prefix, guided, max_new_tokens, force=None, **kw):
     tok.padding_side = "left"
     enc = tok([p + prefix for p in prompts], return_tensors="pt", padding=True, add_special_tokens=False)
     width = enc["input_ids"].shape[1]
-    procs = [ToolCallGuide(tok, tools_per_row, width, greedy=not kw.get("do_sample"), prefix=prefix)] if guided else []
+    procs = ([ToolCallGuide(tok, tools_per_row, width, greedy=not kw.get("do_sample"), prefix=prefix, force=force)]
+             if guided else [])
     with torch.no_grad():
         out = model.generate(**enc, max_new_tokens=max_new_tokens, logits_processor=procs,
                              pad_token_id=tok.pad_token_id, **kw)
@@ -93,6 +94,21 @@ def test_a_random_model_writes_valid_calls_only_when_guided(tiny_model, sampling
     torch.manual_seed(0)
     free = _decode(model, tok, prompts, tools, "<tool_call>\n", False, 120, **sampling)
     assert all(not parse_tool_calls(t, "hermes").calls for t in free), free  # the guide made the calls, not luck
+
+
+def test_a_required_call_is_opened_and_completed_without_a_prefill(tiny_model):
+    """force (tool_choice "required"): the reply must open with a call and may end only once one is complete; the
+    row of the same batch that is not forced stays free (a random model writes no call of its own)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    texts = _decode(model, tok, ["user: hi\nassistant: ", "user: hello\nassistant: "], [[BOUNDED], [BOUNDED]], "",
+                    True, 250, force=[True, False])
+    forced = parse_tool_calls(texts[0], "hermes")
+    assert texts[0].lstrip().startswith("<tool_call>") and not forced.errors, texts[0]
+    assert [c.name for c in forced.calls][:1] == ["set_mode"], texts[0]
+    assert not parse_tool_calls(texts[1], "hermes").calls, texts[1]
 
 
 def test_the_embedded_base_model_writes_offered_calls_when_guided(embedded_path):

@@ -150,11 +150,13 @@ class ChatEngine:
 
         return detect_format(getattr(self.tokenizer, "chat_template", None), self.fmt.name)
 
-    def tool_guide(self, tools_per_row: list, prompt_len: int, kw: dict[str, Any]):
-        """The schema guide of a batch's tool calls (infer/tool_guide.py), or None where nothing is guided."""
+    def tool_guide(self, tools_per_row: list, prompt_len: int, kw: dict[str, Any], force: list[bool] | None = None):
+        """The schema guide of a batch's tool calls (infer/tool_guide.py), or None where nothing is guided.
+        ``force``: per row, whether the reply must be a call."""
         from tuneforge.infer.tool_guide import guide_for
 
-        return guide_for(self.tokenizer, self.tool_format(), tools_per_row, prompt_len, not kw.get("do_sample"))
+        return guide_for(self.tokenizer, self.tool_format(), tools_per_row, prompt_len, not kw.get("do_sample"),
+                         force)
 
     def _generate(self, enc, kw: dict[str, Any], streamer=None) -> torch.Tensor:
         # the method's own decoding where model.generate is wrong for it (prompt-based adapters: infer/prompt_decode)

@@ -2,7 +2,9 @@
 request offered — the function name one of theirs, argument keys from that function's ``parameters`` (each at most
 once, the ``required`` ones before the object closes), each value of its declared JSON type (a quoted string for
 ``string``, digits for ``integer``, one of ``enum``), the JSON well formed and the call closed. Text outside calls,
-and the choice whether to call at all, stay the model's own.
+and the choice whether to call at all, stay the model's own — unless a call is required (OpenAI's ``tool_choice``
+``"required"`` or a named function): then the reply must open with a call (leading whitespace aside) and cannot end
+before one is complete.
 
 This is what OpenAI calls ``strict`` function calling and vLLM guided decoding for tools; here it is a logits
 processor for ``model.generate`` (and for tuneforge's own decoders, which take the same callables). It is exact for
@@ -277,10 +279,11 @@ class ToolCallGuide:
     """A logits processor ``(input_ids, scores) -> scores`` for one batch whose rows offer ``tools_per_row``
     (``tools_per_row[i]``: row i's tool schemas, OpenAI/HF shape; None or [] → that row is left unguided).
     ``prompt_len``: the (padded) prompt length of the batch; new tokens start there. ``prefix``: reply text already
-    in the prompt (an assistant prefill such as ``<tool_call>``), checked with what follows."""
+    in the prompt (an assistant prefill such as ``<tool_call>``), checked with what follows. ``force``: per row,
+    whether the reply must be calls (it opens with one and ends only after one is complete)."""
 
     def __init__(self, tokenizer, tools_per_row: list[list[dict] | None], prompt_len: int, greedy: bool,
-                 top_k: int = 48, prefix: str = ""):
+                 top_k: int = 48, prefix: str = "", force: list[bool] | None = None):
         key = id(tokenizer)
         if key not in _STRS:
             n = len(tokenizer)
@@ -290,12 +293,23 @@ class ToolCallGuide:
         self.tools = [_tools_map(t) for t in tools_per_row]
         self.prompt_len, self.greedy, self.top_k = prompt_len, greedy, top_k
         self.texts = [prefix for _ in tools_per_row]
+        self.force = [bool(f) for f in (force or [False] * len(tools_per_row))]
         self.seen = 0  # new tokens already added to self.texts
         self.masked_steps = 0  # steps where the model's first choice was not allowed (a measure of the guiding)
 
     def _ok(self, row: int, tok: int, state: bool | None) -> bool:
         """May row ``row`` (whose text so far has check-state ``state``) take token ``tok``?"""
         text = self.texts[row]
+        if self.force[row] and MARKER not in text:  # a call is required and none is open yet
+            if tok in self.special or tok >= len(self.strs):
+                return False
+            t = text + self.strs[tok]
+            head = t.lstrip(WS)
+            if len(t) - len(head) > 4:
+                return False  # whitespace before the call: a little, not forever
+            if len(head) <= len(MARKER):
+                return MARKER.startswith(head)
+            return head.startswith(MARKER) and check(t, self.tools[row]) is not False
         if tok in self.special or tok >= len(self.strs):
             return state is True  # an end of turn (or any special token) only outside a call
         s = self.strs[tok]
@@ -341,8 +355,8 @@ class ToolCallGuide:
 
 
 def guide_for(tokenizer, fmt: str | None, tools_per_row: list[list[dict] | None], prompt_len: int,
-              greedy: bool) -> ToolCallGuide | None:
+              greedy: bool, force: list[bool] | None = None) -> ToolCallGuide | None:
     """The guide for a batch, or None where nothing is guided (no tools, or a format other than hermes)."""
     if fmt != "hermes" or not any(tools_per_row):
         return None
-    return ToolCallGuide(tokenizer, tools_per_row, prompt_len, greedy)
+    return ToolCallGuide(tokenizer, tools_per_row, prompt_len, greedy, force=force)

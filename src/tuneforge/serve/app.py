@@ -95,11 +95,11 @@ class Server:
                            param, "context_length_exceeded")
 
     def job(self, req: Sampling, prompt_ids, max_tokens, emit, adapter, strip: bool, stops: list[str],
-            keep_special: bool = False, tools: list[dict] | None = None) -> Job:
+            keep_special: bool = False, tools: list[dict] | None = None, force_call: bool = False) -> Job:
         user_stops = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
         return Job(prompt_ids, max_tokens, self.backend.sampling(req.temperature, req.top_p), emit, req.n,
                    [s for s in stops + user_stops if s], strip, adapter, req.seed, keep_special=keep_special,
-                   tools=tools)
+                   tools=tools, force_call=force_call)
 
     def submit(self, jobs: list[Job]) -> None:
         for j in jobs:
@@ -179,7 +179,7 @@ def create_app(backend, opts: ServeOptions) -> FastAPI:
         max_tokens = srv.limits(req, req.max_completion_tokens or req.max_tokens)
         from tuneforge.serve import tools as T
 
-        mode = T.mode(req, srv.tool_format)
+        mode = T.mode(req, srv.tool_format, backend.gen.guided_tool_calls)
         tools = hf_tools(req.tools)
         messages = hf_messages(req.messages, tools)
         try:
@@ -189,7 +189,7 @@ def create_app(backend, opts: ServeOptions) -> FastAPI:
         srv.fits(prompt, max_tokens, "messages")
         q, emit_for = _channel()
         job = srv.job(req, prompt, max_tokens, emit_for(0), adapter, True, backend.template_stops,
-                      keep_special=mode.parse, tools=tools if mode.render else None)
+                      keep_special=mode.parse, tools=T.guided_tools(tools, mode), force_call=mode.force)
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         srv.submit([job])
         if req.stream:

@@ -71,9 +71,10 @@ class ChatBackend:
         return {k: kw[k] for k in SAMPLING_KEYS if k in kw}
 
     def generate(self, adapter: str | None, ids, mask, sampling: dict, max_new_tokens: int, feeder,
-                 tools_per_row: list | None = None) -> None:
+                 tools_per_row: list | None = None, force_per_row: list[bool] | None = None) -> None:
         """One batched generate; every new token goes to ``feeder`` (scheduler.Feeder). ``tools_per_row``: each
-        row's offered tools (None: none), whose calls are decoded schema-guided unless ``guided_tool_calls`` is off."""
+        row's offered tools (None: none), whose calls are decoded schema-guided unless ``guided_tool_calls`` is off;
+        ``force_per_row``: the rows whose reply must be a call."""
         import torch
         from transformers import StoppingCriteriaList
 
@@ -84,7 +85,7 @@ class ChatBackend:
             kw.pop(k, None)
         kw.update(sampling)
         if tools_per_row and self.gen.guided_tool_calls:
-            guide = self.engine.tool_guide(tools_per_row, ids.shape[1], kw)
+            guide = self.engine.tool_guide(tools_per_row, ids.shape[1], kw, force_per_row)
             if guide is not None:
                 kw["logits_processor"] = [guide]
         with torch.no_grad(), use_adapter(self.model, adapter):

@@ -42,6 +42,7 @@ class Job:
     seed: int | None = None
     keep_special: bool = False  # decode with special tokens (tool-call markers that are special tokens)
     tools: list[dict] | None = None  # the tools the reply may call: its calls are decoded schema-guided
+    force_call: bool = False  # the reply must be a call (tool_choice "required" or a named function)
     cancelled: threading.Event = field(default_factory=threading.Event)
 
     def key(self) -> tuple:
@@ -209,7 +210,7 @@ class Scheduler:
                 torch.manual_seed(job.seed)
             self.batches.append(len(rows))
             b.generate(job.adapter, ids, mask, dict(job.gen_kw), max(j.max_tokens for j, _ in members), feeder,
-                       [j.tools for j, _ in members])
+                       [j.tools for j, _ in members], [j.force_call for j, _ in members])
             feeder.end()
         except Exception as e:  # the model failed on this batch: its requests get an error, the server keeps going
             log.exception("generation failed")

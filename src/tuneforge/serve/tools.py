@@ -18,6 +18,8 @@ class Mode:
     render: bool = False  # the request's tools go into the prompt
     parse: bool = False  # the reply is parsed for calls
     fmt: str | None = None  # the tool-call format (infer/tools.FORMATS)
+    force: bool = False  # the reply must be a call (tool_choice "required" or a named function)
+    only: str | None = None  # a named tool_choice: the one function the reply may call
 
 
 def format_of(backend) -> str | None:
@@ -30,7 +32,9 @@ def format_of(backend) -> str | None:
     return detect_format(getattr(backend.tokenizer, "chat_template", None), fmt.name)
 
 
-def mode(req, fmt: str | None) -> Mode:
+def mode(req, fmt: str | None, guided: bool = True) -> Mode:
+    """How a chat request's tools are handled. ``guided``: the server decodes calls schema-guided
+    (``guided_tool_calls``), which is what can force a call."""
     choice = req.tool_choice
     if not req.tools:
         if choice not in (None, "none", "auto"):
@@ -39,16 +43,32 @@ def mode(req, fmt: str | None) -> Mode:
         return Mode()
     if choice == "none":
         return Mode()
-    if choice not in (None, "auto"):
-        raise APIError(400, "tool_choice: only \"auto\" and \"none\" are supported (a call, once the model "
-                            "opens one, is decoded schema-guided, but tuneforge does not force one); send "
-                            "tool_choice \"auto\" or leave it out", "tool_choice",
-                       "unsupported_parameter")
     if fmt is None:
         raise APIError(400, "this model's chat template renders no tools, so its replies cannot be read as tool "
                             "calls; start the server with a template that has tools (e.g. --template qwen, or a "
                             "model whose own template takes tools=)", "tools", "tools_unsupported")
-    return Mode(True, True, fmt)
+    if choice in (None, "auto"):
+        return Mode(True, True, fmt)
+    only = None if choice == "required" else choice.function.name
+    if only is not None and only not in [t.function.name for t in req.tools]:
+        raise APIError(400, f"tool_choice names the function {only!r}, which is not in tools (offered: "
+                            f"{', '.join(t.function.name for t in req.tools)}); name one of them",
+                       "tool_choice")
+    if fmt != "hermes" or not guided:
+        why = ("the server was started with --guided_tool_calls false" if fmt == "hermes" else
+               f"this template writes calls in the {fmt} format, and calls are decoded schema-guided (which is what "
+               f"forces one) only in the hermes <tool_call> format")
+        raise APIError(400, f"tool_choice {'required' if only is None else 'with a named function'} cannot be "
+                            f"honoured: {why}; send tool_choice \"auto\" or leave it out", "tool_choice",
+                       "unsupported_parameter")
+    return Mode(True, True, fmt, force=True, only=only)
+
+
+def guided_tools(tools: list[dict] | None, m: Mode) -> list[dict] | None:
+    """The tools a reply's calls are decoded against: those rendered, or only the function tool_choice names."""
+    if not m.render or not tools:
+        return None
+    return [t for t in tools if t["function"]["name"] == m.only] if m.only else tools
 
 
 def safe_len(text: str, m: Mode) -> int:
