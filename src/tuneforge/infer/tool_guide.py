@@ -26,7 +26,23 @@ import torch
 
 MARKER, CLOSE = "<tool_call>", "</tool_call>"
 WS = " \t\n\r"
-_STRS: dict[int, tuple[list[str], set[int]]] = {}  # id(tokenizer) → each token's text, special token ids
+
+
+class _Vocab:
+    """A tokenizer's tokens as text, its special tokens, and each token's first character (as an index into
+    ``chars``; ``len(chars)`` for a special or empty token)."""
+
+    def __init__(self, tokenizer):
+        self.strs = [tokenizer.decode([i], skip_special_tokens=False) for i in range(len(tokenizer))]
+        self.special = set(tokenizer.all_special_ids)
+        firsts = sorted({s[0] for i, s in enumerate(self.strs) if s and i not in self.special})
+        self.chars = firsts
+        where = {c: i for i, c in enumerate(firsts)}
+        none = len(firsts)
+        self.first = torch.tensor([where[s[0]] if s and i not in self.special else none
+                                   for i, s in enumerate(self.strs)], dtype=torch.long)
+        self.special_ids = torch.tensor(sorted(self.special), dtype=torch.long)
+
 
 
 class _Need(Exception):
@@ -284,12 +300,11 @@ class ToolCallGuide:
 
     def __init__(self, tokenizer, tools_per_row: list[list[dict] | None], prompt_len: int, greedy: bool,
                  top_k: int = 48, prefix: str = "", force: list[bool] | None = None):
-        key = id(tokenizer)
-        if key not in _STRS:
-            n = len(tokenizer)
-            _STRS[key] = ([tokenizer.decode([i], skip_special_tokens=False) for i in range(n)],
-                          set(tokenizer.all_special_ids))
-        self.strs, self.special = _STRS[key]
+        self.vocab = getattr(tokenizer, "_tuneforge_guide_vocab", None)
+        if self.vocab is None:  # built once per tokenizer (a decode per token), kept on it
+            self.vocab = _Vocab(tokenizer)
+            tokenizer._tuneforge_guide_vocab = self.vocab
+        self.strs, self.special = self.vocab.strs, self.vocab.special
         self.tools = [_tools_map(t) for t in tools_per_row]
         self.prompt_len, self.greedy, self.top_k = prompt_len, greedy, top_k
         self.texts = [prefix for _ in tools_per_row]
@@ -297,27 +312,46 @@ class ToolCallGuide:
         self.seen = 0  # new tokens already added to self.texts
         self.masked_steps = 0  # steps where the model's first choice was not allowed (a measure of the guiding)
 
-    def _ok(self, row: int, tok: int, state: bool | None) -> bool:
-        """May row ``row`` (whose text so far has check-state ``state``) take token ``tok``?"""
+    def _ok_text(self, row: int, s: str, state: bool | None) -> bool:
+        """May row ``row`` (whose text so far has check-state ``state``) go on with the text ``s``?"""
         text = self.texts[row]
         if self.force[row] and MARKER not in text:  # a call is required and none is open yet
-            if tok in self.special or tok >= len(self.strs):
-                return False
-            t = text + self.strs[tok]
+            t = text + s
             head = t.lstrip(WS)
             if len(t) - len(head) > 4:
                 return False  # whitespace before the call: a little, not forever
             if len(head) <= len(MARKER):
                 return MARKER.startswith(head)
             return head.startswith(MARKER) and check(t, self.tools[row]) is not False
-        if tok in self.special or tok >= len(self.strs):
-            return state is True  # an end of turn (or any special token) only outside a call
-        s = self.strs[tok]
         if state is True and "<" not in s and not any(text.endswith(MARKER[:k]) for k in range(1, len(MARKER))):
             return True  # free text that cannot open a call
         if state is None and not s:
             return False  # inside a call every token must move it on
         return check(text + s, self.tools[row]) is not False
+
+    def _ok(self, row: int, tok: int, state: bool | None) -> bool:
+        """May row ``row`` take token ``tok``? An end of turn (any special token) only outside a call, and not
+        before the required call."""
+        if tok in self.special or tok >= len(self.strs):
+            return state is True and not (self.force[row] and MARKER not in self.texts[row])
+        return self._ok_text(row, self.strs[tok], state)
+
+    def _candidates(self, row: int, scores: torch.Tensor, state: bool | None) -> list[int]:
+        """The tokens worth an exact check, best first: those whose first character may follow (a text that cannot
+        be continued with its first character cannot be continued with the whole token), and the special tokens
+        where an end of turn is allowed. Exact, and a few hundred string checks instead of one per token."""
+        v = self.vocab
+        n = min(len(v.first), scores.shape[0])
+        first_ok = torch.tensor([self._ok_text(row, c, state) for c in v.chars] + [False], dtype=torch.bool)
+        mask = first_ok[v.first[:n]]
+        end_ok = state is True and not (self.force[row] and MARKER not in self.texts[row])
+        if end_ok:  # special tokens, and ids past the tokenizer's (padded embeddings), as _ok allows them
+            mask[v.special_ids[v.special_ids < n]] = True
+        mask &= scores[:n] > float("-inf")
+        idx = mask.nonzero().squeeze(1)
+        if end_ok and scores.shape[0] > n:
+            idx = torch.cat([idx, torch.arange(n, scores.shape[0])[scores[n:] > float("-inf")]])
+        return idx[scores[idx].argsort(descending=True)].tolist()
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         new = input_ids.shape[1] - self.prompt_len
@@ -330,24 +364,20 @@ class ToolCallGuide:
                 continue
             row = scores[r]
             state = check(self.texts[r], tools)
-            if self.greedy:
-                best = int(row.argmax())
-                if self._ok(r, best, state):
-                    continue
-            order = row.argsort(descending=True).tolist()
+            best = int(row.argmax())
+            if self.greedy and self._ok(r, best, state):
+                continue
             allowed, k = [], 0
-            for k, tok in enumerate(order):
-                if row[tok] == float("-inf"):
-                    break
+            for k, tok in enumerate(self._candidates(r, row.float().cpu(), state)):
                 if self._ok(r, tok, state):
                     allowed.append(tok)
-                    if self.greedy or (k >= self.top_k and allowed):
+                    if self.greedy or len(allowed) >= self.top_k:
                         break
-                elif k >= self.top_k and allowed:
+                elif k >= 4 * self.top_k and allowed:
                     break
             if not allowed:
                 continue  # nothing valid (cannot happen for a well-formed tool list): leave the row as it is
-            self.masked_steps += int(allowed[0] != order[0])
+            self.masked_steps += int(allowed[0] != best)
             keep = row[allowed].clone()
             row.fill_(float("-inf"))
             row[allowed] = keep
