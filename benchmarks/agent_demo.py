@@ -6,7 +6,8 @@
 Held-out sets (tests/data/agent_heldout.json, written by scripts/make_agent_data.py): requests for tools the training
 set never showed (call accuracy: right function and arguments), chit-chat with tools offered (no call), and the
 held-out general questions without tools (tests/data/general_heldout.json: of the base model's correct answers, the
-share the tuned model keeps). Both models are asked with the same template (smollm2), greedy.
+share the tuned model keeps). Both models are asked with the same template (smollm2), greedy; tool requests twice:
+with schema-guided calls (the default of chat, eval and the API) and with the model's free text.
 """
 
 from __future__ import annotations
@@ -37,11 +38,11 @@ def measure(run_dir: Path) -> dict:
     for label, engine in (("base", lambda: ChatEngine("smollm2-135m-instruct", template="smollm2")),
                           ("tuned", lambda: ChatEngine("smollm2-135m-instruct", str(run_dir)))):
         e = engine()
-        rep = agent.evaluate(e, held)
+        rep, free = agent.evaluate(e, held), agent.evaluate(e, held, guided=False)
         answers = e.generate(qs, GenerateArgs(max_new_tokens=40), batch_size=25)
-        out[label] = {"report": rep.to_dict(), "general": answers,
+        out[label] = {"report": rep.to_dict(), "report_free": free.to_dict(), "general": answers,
                       "general_ok": [correct(a, g["answers"]) for a, g in zip(answers, general)]}
-        print(label, rep.line(), flush=True)
+        print(label, "guided:", rep.line(), "| free:", free.line(), flush=True)
     base_ok = [i for i, ok in enumerate(out["base"]["general_ok"]) if ok]
     kept = [i for i in base_ok if out["tuned"]["general_ok"][i]]
     out["retention"] = {"base_correct": len(base_ok), "kept": len(kept),
@@ -53,13 +54,23 @@ def measure(run_dir: Path) -> dict:
 
 def table(out: dict) -> str:
     b, t = out["base"]["report"], out["tuned"]["report"]
+    bf, tf = out["base"]["report_free"], out["tuned"]["report_free"]
     r = out["retention"]
+
+    def frac(x, key, total, rate=None):
+        return f"{x[key]}/{x[total]}" + (f" ({100 * x[rate]:.0f}%)" if rate else "")
+
     rows = ["| | base SmolLM2-135M-Instruct | tuned (agent_lora.yaml) |", "| --- | --- | --- |",
-            f"| held-out tool calls right (function + arguments) | {b['calls_right']}/{b['calls_asked']} | "
-            f"{t['calls_right']}/{t['calls_asked']} ({100 * t['call_accuracy']:.0f}%) |",
-            f"| held-out chit-chat answered without a call | {b['chat_plain']}/{b['chat_asked']} | "
-            f"{t['chat_plain']}/{t['chat_asked']} ({100 * t['no_call_rate']:.0f}%) |",
-            f"| replies with a tool call that does not parse | {b['parse_errors']} | {t['parse_errors']} |",
+            f"| held-out tool calls right (function + arguments), guided | {frac(b, 'calls_right', 'calls_asked')} | "
+            f"{frac(t, 'calls_right', 'calls_asked', 'call_accuracy')} |",
+            f"| same, free decoding | {frac(bf, 'calls_right', 'calls_asked')} | "
+            f"{frac(tf, 'calls_right', 'calls_asked', 'call_accuracy')} |",
+            f"| held-out chit-chat answered without a call, guided | {frac(b, 'chat_plain', 'chat_asked')} | "
+            f"{frac(t, 'chat_plain', 'chat_asked', 'no_call_rate')} |",
+            f"| same, free decoding | {frac(bf, 'chat_plain', 'chat_asked')} | "
+            f"{frac(tf, 'chat_plain', 'chat_asked', 'no_call_rate')} |",
+            f"| replies with a tool call that does not parse (guided / free) | {b['parse_errors']} / "
+            f"{bf['parse_errors']} | {t['parse_errors']} / {tf['parse_errors']} |",
             f"| general questions answered right (no tools) | {r['base_correct']}/50 | "
             f"{sum(out['tuned']['general_ok'])}/50; {r['kept']}/{r['base_correct']} of the base's kept "
             f"({100 * (r['rate'] or 0):.0f}%) |"]

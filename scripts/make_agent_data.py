@@ -2,7 +2,7 @@
 (tests/data/agent_heldout.json), programmatically.
 
 A 135M model learns tool calling that carries over to tools it never saw only from varied data: every training
-row draws its tool's name, parameter names and wording from per-domain variants, puts 1–3 distractor tools next
+row draws its tool's name, parameter names and wording from per-domain variants, puts 1–2 distractor tools next
 to it in a shuffled list, and asks with values (cities, numbers, names) that must be copied into the arguments.
 Rows: single calls (70% ending at the call, the rest going on through an observation to a final answer), parallel
 calls (two requests in one message), and chit-chat with tools offered where the right answer is no call — answered
@@ -235,6 +235,245 @@ def order(r):
     return tool, {p: c}, q, {"status": "shipped"}, (f"订单 {c} 已发货。" if zh else f"Order {c} has shipped.")
 
 
+# ---- more training domains, in a compact form: every value is copied from the request into the arguments ---------
+def simple(r, names, descs, params, en, zh=(), zh_rate=0.3, obs=None, ans=("Done.", "好的，已完成。")):
+    """One row of a one-call domain. params: (parameter-name variants, JSON type, description, English values,
+    Chinese values or None); the request and answer templates take the values as {0}, {1}, …"""
+    use_zh = bool(zh) and r.random() < zh_rate and all(pz for *_, pz in params if _[1] == "string")
+    args, vals, props = {}, [], []
+    for pnames, typ, desc, pool_en, pool_zh in params:
+        name = r.choice(pnames)
+        v = r.choice(pool_zh if use_zh and pool_zh else pool_en)
+        args[name], vals = v, vals + [v]
+        props.append((name, typ, desc))
+    tool = fn(r.choice(names), r.choice(descs), props)
+    q = r.choice(zh if use_zh else en).format(*vals)
+    return tool, args, q, obs or {"ok": True}, (ans[1] if use_zh else ans[0]).format(*vals)
+
+
+def train_status(r):
+    return simple(r, ["get_train_status", "train_info", "rail_status"], ["Live status of a train service",
+                  "Check whether a train runs on time"],
+                  [(["train_id", "train_code", "service_number"], "string", "Train number, e.g. ICE512",
+                    ["ICE512", "TGV6203", "EC174", "AMT77", "RJ1023", "S8-4410"], ["G102", "D2211", "K1373", "Z48"])],
+                  ["Is train {0} running on time?", "What's the status of train {0}?", "Check train {0} for me.",
+                   "Has train {0} left yet?"], ["查一下 {0} 次列车的状态。", "{0} 次列车晚点了吗？"],
+                  obs={"status": "on time"}, ans=("Train {0} is on time.", "{0} 次列车正点运行。"))
+
+
+def crypto(r):
+    return simple(r, ["get_crypto_price", "crypto_quote", "coin_price"], ["Current price of a cryptocurrency"],
+                  [(["symbol", "coin", "asset_symbol"], "string", "Coin symbol such as BTC",
+                    ["BTC", "ETH", "SOL", "DOGE", "ADA", "XRP", "LTC"], ["BTC", "ETH", "SOL", "DOGE"])],
+                  ["What is {0} trading at?", "Price of {0} right now?", "How much is one {0} worth today?",
+                   "Give me the current {0} price."], ["{0} 现在多少钱？", "查一下 {0} 的价格。"],
+                  obs={"usd": 1234.5}, ans=("{0} trades at $1234.5.", "{0} 现在是 1234.5 美元。"))
+
+
+def book(r):
+    return simple(r, ["find_book", "search_books", "library_lookup"], ["Find a book in the library catalogue"],
+                  [(["book_title", "book_name", "work_title"], "string", "Title of the book",
+                    ["Dune", "The Hobbit", "Moby Dick", "Pride and Prejudice", "Brave New World", "Little Women"],
+                    ["红楼梦", "三体", "活着", "围城"])],
+                  ["Is {0} available at the library?", "Find the book {0}.", "Look up the book {0} for me.",
+                   "Do you have {0} in the catalogue?"], ["帮我找一本书《{0}》。", "图书馆有《{0}》吗？"],
+                  obs={"available": True}, ans=("{0} is available.", "《{0}》可以借阅。"))
+
+
+def podcast(r):
+    return simple(r, ["play_podcast", "start_podcast", "podcast_player"], ["Play a podcast on the speaker"],
+                  [(["podcast", "show_name", "podcast_name"], "string", "Name of the podcast",
+                    ["The Daily", "Radiolab", "Serial", "Planet Money", "Hardcore History"], ["得到", "日谈公园", "故事FM"])],
+                  ["Play the podcast {0}.", "Put on {0}, please.", "Can you start the {0} podcast?"],
+                  ["播放播客《{0}》。", "我想听《{0}》。"], ans=("Playing {0}.", "正在播放《{0}》。"))
+
+
+def lyrics(r):
+    return simple(r, ["get_lyrics", "find_lyrics", "lyrics_search"], ["Show the lyrics of a song"],
+                  [(["track", "track_name", "tune"], "string", "Song name",
+                    ["Let It Be", "Imagine", "Hotel California", "Wonderwall", "Africa", "Halo"],
+                    ["童话", "青花瓷", "后来", "小幸运"])],
+                  ["Show me the lyrics of {0}.", "What are the words to {0}?", "Find the lyrics for {0}."],
+                  ["给我看《{0}》的歌词。", "《{0}》的歌词是什么？"], obs={"lyrics": "…"},
+                  ans=("Here are the lyrics of {0}.", "这是《{0}》的歌词。"))
+
+
+def thermostat(r):
+    return simple(r, ["set_thermostat", "adjust_temperature", "climate_control"], ["Set the heating to a temperature"],
+                  [(["degrees", "target_temp", "celsius"], "integer", "Temperature in °C",
+                    [17, 18, 19, 20, 21, 22, 23, 24, 25, 26], None)],
+                  ["Set the thermostat to {0} degrees.", "Make it {0}°C in here.", "Heat the house to {0} degrees."],
+                  ["把空调调到 {0} 度。", "温度设成 {0} 度。"], ans=("The thermostat is set to {0}°C.", "已调到 {0} 度。"))
+
+
+def volume(r):
+    return simple(r, ["set_volume", "speaker_volume", "adjust_volume"], ["Set the speaker volume, 0 to 100"],
+                  [(["level", "volume_level", "percent_volume"], "integer", "0 to 100",
+                    [10, 20, 25, 30, 40, 50, 60, 75, 80], None)],
+                  ["Set the volume to {0}.", "Turn the volume to {0} percent.", "Volume {0}, please."],
+                  ["把音量调到 {0}。", "音量设为 {0}。"], ans=("Volume is at {0}.", "音量已调到 {0}。"))
+
+
+def navigate(r):
+    return simple(r, ["start_navigation", "navigate", "get_directions"], ["Start turn-by-turn directions to a place"],
+                  [(["destination_address", "go_to", "target_place"], "string", "Where to go",
+                    ["10 Downing Street", "Central Station", "350 Fifth Avenue", "the airport", "Union Square",
+                     "12 Rue de Rivoli"], ["天安门广场", "西湖", "南京路", "火车站"])],
+                  ["Navigate to {0}.", "Take me to {0}.", "Give me directions to {0}.", "How do I get to {0}?"],
+                  ["导航到{0}。", "带我去{0}。", "去{0}怎么走？"], ans=("Starting directions to {0}.", "开始导航到{0}。"))
+
+
+def hotel(r):
+    return simple(r, ["book_hotel", "reserve_hotel", "hotel_booking"], ["Book a hotel room for some nights"],
+                  [(["hotel_name", "hotel", "property"], "string", "Hotel name",
+                    ["the Hilton", "Grand Hotel", "Hotel Sacher", "the Ritz", "Park Inn"], ["如家酒店", "锦江饭店", "全季酒店"]),
+                   (["nights", "num_nights", "stay_length"], "integer", "Number of nights", [1, 2, 3, 4, 5, 7], None)],
+                  ["Book {1} nights at {0}.", "Reserve {0} for {1} nights.", "I need a room at {0} for {1} nights."],
+                  ["帮我订{0}，住 {1} 晚。", "在{0}订 {1} 晚。"], ans=("Booked {0} for {1} nights.", "已预订{0} {1} 晚。"))
+
+
+def meeting(r):
+    return simple(r, ["schedule_meeting", "create_event", "add_calendar_event"], ["Add an event to the calendar"],
+                  [(["event", "event_name", "meeting_title"], "string", "What the event is",
+                    ["team meeting", "budget review", "project sync", "dentist appointment", "coffee with Sara"],
+                    ["团队会议", "面试", "牙医预约", "项目复盘"]),
+                   (["start_time", "begins_at", "starts"], "string", "Start time, HH:MM",
+                    ["09:00", "10:30", "13:15", "16:00", "08:05", "07:40", "11:20", "17:50"],
+                    ["09:00", "10:30", "14:00", "08:15"])],
+                  ["Schedule the {0} at {1}.", "Put the {0} in my calendar at {1}.", "Add the {0} at {1} today."],
+                  ["{1} 安排一个{0}。", "在日历上加一个 {1} 的{0}。"], ans=("The {0} is set for {1}.", "已安排 {1} 的{0}。"))
+
+
+def units(r):
+    a, b = r.choice([("km", "miles"), ("miles", "km"), ("kg", "pounds"), ("pounds", "kg"), ("liters", "gallons"),
+                     ("feet", "meters")])
+    pv, pf, pt = r.choice([("quantity", "unit_from", "unit_to"), ("value", "source_unit", "target_unit"),
+                           ("number", "from_unit", "to_unit")])
+    v = r.choice([3, 5, 10, 12, 26, 100, 250])
+    tool = fn(r.choice(["convert_units", "unit_converter", "measure_convert"]), "Convert a measurement between units",
+              [(pv, "number", "How much"), (pf, "string", "Unit to convert from"), (pt, "string", "Unit to convert to")])
+    zh = r.random() < 0.3
+    q = (f"把 {v} {a} 换算成 {b}。" if zh else r.choice(["Convert {v} {a} to {b}.", "How many {b} is {v} {a}?",
+                                                      "What is {v} {a} in {b}?"]).format(v=v, a=a, b=b))
+    return tool, {pv: v, pf: a, pt: b}, q, {"result": 42.1}, (f"{v} {a} 约等于 42.1 {b}。" if zh else
+                                                               f"{v} {a} is about 42.1 {b}.")
+
+
+def spelling(r):
+    return simple(r, ["check_spelling", "spell_check", "proofread"], ["Check the spelling of a sentence"],
+                  [(["sentence", "phrase", "input_text"], "string", "Text to check",
+                    ["I recieve mail daily", "Their going home", "definately maybe", "a seperate room",
+                     "see you tommorow"], None)],
+                  ["Check the spelling of \"{0}\".", "Is \"{0}\" spelled right?", "Proofread this: \"{0}\""],
+                  (), obs={"corrected": "…"}, ans=("Here is the corrected text.", ""))
+
+
+def speak(r):
+    return simple(r, ["speak_text", "read_aloud", "text_to_speech"], ["Read text aloud in a language"],
+                  [(["utterance", "words", "script"], "string", "What to say",
+                    ["happy birthday", "welcome home", "see you soon", "thank you very much"], ["生日快乐", "欢迎回家"]),
+                   (["voice_language", "lang", "speech_language"], "string", "Language of the voice",
+                    ["Spanish", "German", "Japanese", "Italian", "English"], ["英语", "日语", "德语"])],
+                  ["Read \"{0}\" aloud in {1}.", "Say \"{0}\" in a {1} voice.", "Speak \"{0}\" in {1}, please."],
+                  ["用{1}读出“{0}”。", "用{1}说“{0}”。"], ans=("Speaking now.", "正在朗读。"))
+
+
+def wine(r):
+    return simple(r, ["wine_pairing", "suggest_wine", "pair_wine"], ["Suggest a wine that goes with a dish"],
+                  [(["dish_name", "meal", "course"], "string", "The dish",
+                    ["roast chicken", "salmon", "lasagna", "steak", "mushroom risotto"], ["红烧肉", "麻婆豆腐", "北京烤鸭"])],
+                  ["What wine goes with {0}?", "Suggest a wine for {0}.", "Which wine should I serve with {0}?"],
+                  ["{0}配什么酒好？", "推荐一款配{0}的酒。"], obs={"wine": "Pinot Noir"},
+                  ans=("Try a Pinot Noir with {0}.", "{0}可以配黑皮诺。"))
+
+
+def holidays(r):
+    return simple(r, ["public_holidays", "country_holidays", "holiday_calendar"], ["Public holidays of a nation"],
+                  [(["nation", "nation_name", "region"], "string", "Name of the nation",
+                    ["France", "India", "Mexico", "Egypt", "Canada", "Peru", "Vietnam"], ["法国", "印度", "墨西哥", "韩国"])],
+                  ["What are the public holidays in {0}?", "List the national holidays of {0}.",
+                   "When are the bank holidays in {0}?"], ["{0}有哪些法定节日？", "查一下{0}的公共假期。"],
+                  obs={"holidays": ["…"]}, ans=("Here are the public holidays of {0}.", "这是{0}的法定节日。"))
+
+
+def blinds(r):
+    area = r.choice(["bedroom", "living room", "office", "bathroom", "garage"])
+    want = r.choice(["open", "closed"])
+    pa, ps = r.choice([("area", "position"), ("space", "setting"), ("room_name", "blind_state")])
+    tool = fn(r.choice(["set_blinds", "control_blinds", "window_blinds"]), "Open or close the blinds of a room",
+              [(pa, "string", "Which room"), (ps, "string", "open or closed")])
+    verb = "Open" if want == "open" else "Close"
+    q = r.choice([f"{verb} the blinds in the {area}.", f"{verb} the {area} blinds, please.",
+                  f"Can you {verb.lower()} the blinds in the {area}?"])
+    return tool, {pa: area, ps: want}, q, {"ok": True}, f"The {area} blinds are {want}."
+
+
+def appliance(r):
+    dev_en = ["tv", "fan", "heater", "radio", "printer", "kettle"]
+    dev_zh = {"电视": "tv", "风扇": "fan", "暖气": "heater", "收音机": "radio"}
+    on = r.random() < 0.5
+    pd, pp = r.choice([("device", "power"), ("appliance", "switch_to"), ("gadget", "mode")])
+    tool = fn(r.choice(["switch_device", "device_power", "toggle_device"]), "Switch a device on or off",
+              [(pd, "string", "Device name"), (pp, "string", "on or off")])
+    if r.random() < 0.3:
+        zh_name = r.choice(list(dev_zh))
+        q = f"{'打开' if on else '关掉'}{zh_name}。"
+        return tool, {pd: zh_name, pp: "on" if on else "off"}, q, {"ok": True}, f"{zh_name}已{'打开' if on else '关闭'}。"
+    d = r.choice(dev_en)
+    q = r.choice([f"Switch the {d} {'on' if on else 'off'}.", f"Turn {'on' if on else 'off'} the {d}.",
+                  f"Please turn the {d} {'on' if on else 'off'}."])
+    return tool, {pd: d, pp: "on" if on else "off"}, q, {"ok": True}, f"The {d} is {'on' if on else 'off'}."
+
+
+def split_bill(r):
+    return simple(r, ["split_bill", "divide_bill", "share_cost"], ["Split a bill between people"],
+                  [(["total_amount", "sum", "bill_total"], "number", "Total to split", [60, 84, 120, 90.5, 250], None),
+                   (["people", "party_size", "num_people"], "integer", "How many people", [2, 3, 4, 5, 6], None)],
+                  ["Split {0} dollars between {1} people.", "We are {1} people and the bill is {0}. How much each?",
+                   "Divide a bill of {0} among {1} friends."], ["{1} 个人平分 {0} 元，每人多少？"],
+                  obs={"each": 21.0}, ans=("That is 21.0 each.", "每人 21.0 元。"))
+
+
+def receipt(r):
+    return simple(r, ["return_item", "start_return", "refund_request"], ["Start a return for a purchase"],
+                  [(["receipt_number", "purchase_id", "invoice_code"], "string", "Receipt number",
+                    ["RX-5521", "7730KL", "INV0093", "B2C-118", "44T9Q"], ["RX-5521", "INV0093", "JD20931"])],
+                  ["I want to return the item on receipt {0}.", "Start a return for purchase {0}.",
+                   "Refund order {0}, please."], ["我要退货，小票号 {0}。", "帮我申请退款，单号 {0}。"],
+                  obs={"return_id": "R-1"}, ans=("The return for {0} has started.", "{0} 的退货已提交。"))
+
+
+def sms(r):
+    return simple(r, ["send_text_message", "send_sms", "text_contact"], ["Send a text message"],
+                  [(["recipient_name", "to_person", "send_to"], "string", "Who gets it", PEOPLE, ["小王", "李雷", "妈妈"]),
+                   (["message", "body", "sms_text"], "string", "The message",
+                    ["running late", "see you at 8", "call me back", "happy birthday!"], ["我晚点到", "生日快乐", "回我电话"])],
+                  ["Text {0}: \"{1}\".", "Send {0} a message saying \"{1}\".", "Tell {0} \"{1}\" by SMS."],
+                  ["给{0}发短信：“{1}”。", "发消息给{0}，说“{1}”。"], ans=("Message sent to {0}.", "已发送给{0}。"))
+
+
+def day_of_week(r):
+    return simple(r, ["day_of_week", "weekday_for_date", "what_day"], ["Which weekday a date falls on"],
+                  [(["date", "calendar_date", "day"], "string", "Date, YYYY-MM-DD",
+                    ["2026-03-14", "2025-12-25", "2027-01-01", "2026-07-04", "2026-10-31"],
+                    ["2026-03-14", "2026-10-01", "2027-02-06"])],
+                  ["What day of the week is {0}?", "Which weekday is {0}?", "Is {0} a weekend?"],
+                  ["{0} 是星期几？"], obs={"weekday": "Saturday"}, ans=("{0} is a Saturday.", "{0} 是星期六。"))
+
+
+def parking(r):
+    return simple(r, ["find_parking", "parking_near", "locate_parking"], ["Find parking near a place"],
+                  [(["near", "close_to", "around"], "string", "Place to park near",
+                    ["the stadium", "Times Square", "the city hall", "Main Street", "the zoo"], ["体育馆", "市政府", "动物园"])],
+                  ["Find parking near {0}.", "Where can I park close to {0}?", "Any parking around {0}?"],
+                  ["{0}附近哪里能停车？", "找一下{0}附近的停车场。"], obs={"spots": 12},
+                  ans=("There are 12 spots near {0}.", "{0}附近有 12 个车位。"))
+
+
+MORE = [train_status, crypto, book, podcast, lyrics, thermostat, volume, navigate, hotel, meeting, units, spelling,
+        speak, wine, holidays, blinds, appliance, split_bill, receipt, sms, day_of_week, parking]
+
+
 DOMAINS = [order, weather, timezone, email, reminder, web_search, tip, define, score, showtimes, pizza, distance, calories,
            contact, timer]
 
@@ -246,9 +485,9 @@ SMALL_TALK = [("Hi there!", "Hello! How can I help you today?"),
               ("谢谢你！", "不客气！还有什么需要帮忙的吗？")]
 
 
-def tool_row(r, domain, others, end_at_call):
+def tool_row(r, domain, others, end_at_call, max_distractors=2):
     tool, args, q, obs, ans = domain(r)
-    distractors = [d(r)[0] for d in r.sample(others, r.randint(1, 2))]
+    distractors = [d(r)[0] for d in r.sample(others, r.randint(1, max_distractors))]
     tools = [tool] + [t for t in distractors if t["name"] != tool["name"]]
     r.shuffle(tools)
     turns = [{"from": "human", "value": q},
@@ -259,12 +498,12 @@ def tool_row(r, domain, others, end_at_call):
     return {"conversations": turns, "tools": json.dumps(tools, ensure_ascii=False)}
 
 
-def parallel_row(r, end_at_call):
-    d1, d2 = r.sample(DOMAINS, 2)
+def parallel_row(r, domains, end_at_call):
+    d1, d2 = r.sample(domains, 2)
     (t1, a1, q1, o1, s1), (t2, a2, q2, o2, s2) = d1(r), d2(r)
     zh = any("\u4e00" <= ch <= "\u9fff" for ch in q1 + q2)
     q = f"{q1}{q2}" if zh else f"{q1} Also, {q2[0].lower() + q2[1:]}"
-    tools = [t1, t2] + ([d(r)[0] for d in r.sample([d for d in DOMAINS if d not in (d1, d2)], 1)])
+    tools = [t1, t2] + ([d(r)[0] for d in r.sample([d for d in domains if d not in (d1, d2)], 1)])
     r.shuffle(tools)
     calls = [{"name": t1["name"], "arguments": a1}, {"name": t2["name"], "arguments": a2}]
     turns = [{"from": "human", "value": q}, {"from": "function_call", "value": json.dumps(calls, ensure_ascii=False)}]
@@ -275,25 +514,29 @@ def parallel_row(r, end_at_call):
     return {"conversations": turns, "tools": json.dumps(tools, ensure_ascii=False)}
 
 
-def chat_row(r, question, answer):
-    tools = [d(r)[0] for d in r.sample(DOMAINS, r.randint(1, 2))]
+def chat_row(r, domains, question, answer, max_tools=2):
+    tools = [d(r)[0] for d in r.sample(domains, r.randint(1, max_tools))]
     return {"conversations": [{"from": "human", "value": question}, {"from": "gpt", "value": answer}],
             "tools": json.dumps(tools, ensure_ascii=False)}
 
 
-def make_train(seed: int = 0, n_single: int = 105, n_parallel: int = 12, n_chat: int = 30) -> list[dict]:
+def make_train(seed: int = 0, n_single: int = 148, n_parallel: int = 12, n_chat: int = 30, more: bool = True,
+               end_at_call: float = 0.7, max_distractors: int = 2, chat_tools: int = 2) -> list[dict]:
+    """n_single one-call rows cycling over the domains (all 37 with `more`, the first 15 without), n_parallel
+    two-call rows, n_chat of the model's own general answers with tools offered (plus the small talk)."""
     r = random.Random(seed)
+    domains = DOMAINS + MORE if more else DOMAINS
     rows = []
     for i in range(n_single):
-        d = DOMAINS[i % len(DOMAINS)]
-        rows.append(tool_row(r, d, [x for x in DOMAINS if x is not d], end_at_call=r.random() < 0.7))
+        d = domains[i % len(domains)]
+        rows.append(tool_row(r, d, [x for x in domains if x is not d], r.random() < end_at_call, max_distractors))
     for _ in range(n_parallel):
-        rows.append(parallel_row(r, end_at_call=r.random() < 0.7))
+        rows.append(parallel_row(r, domains, end_at_call=r.random() < end_at_call))
     replay = json.loads((ROOT / "src/tuneforge/data/builtin/general_replay_smollm2.json").read_text(encoding="utf-8"))
-    for row in r.sample(replay, n_chat):
-        rows.append(chat_row(r, row["instruction"], row["output"]))
+    for row in r.sample(replay, min(n_chat, len(replay))):
+        rows.append(chat_row(r, domains, row["instruction"], row["output"], chat_tools))
     for q, a in SMALL_TALK:
-        rows.append(chat_row(r, q, a))
+        rows.append(chat_row(r, domains, q, a, chat_tools))
     r.shuffle(rows)
     return rows
 

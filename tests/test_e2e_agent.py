@@ -84,18 +84,19 @@ def agent_eval(agent_run, held):
 
 
 def test_agent_demo_calls_new_tools_skips_chit_chat_and_keeps_general_answers(agent_eval):
-    """What the recipe reaches today (docs/benchmarks.md: 13/28 calls, 24/31 chit-chat, 37/41 general answers kept;
-    base model: 0 of 28 calls): a regression guard with some slack."""
+    """What the recipe reaches today, calls schema-guided as chat and the API decode them (docs/benchmarks.md: 19/28
+    calls, 28/31 chit-chat, 38/41 general answers kept; base model: 0 of 28 calls): a regression guard with
+    some slack (other data and training seeds of the same recipe measured 18–21/28, 16–29/31, 36–38/41)."""
     report, kept, base_correct = agent_eval
-    assert report.call_accuracy >= 0.35, report.wrong_calls
-    assert report.no_call_rate >= 0.7, report.chat_with_calls
+    assert report.call_accuracy >= 0.6, report.wrong_calls
+    assert report.no_call_rate >= 0.85, report.chat_with_calls
     assert base_correct >= 30
-    assert kept >= 0.85 * base_correct, (kept, base_correct)
+    assert kept >= 0.87 * base_correct, (kept, base_correct)
 
 
-@pytest.mark.xfail(strict=True, reason="issue #14 targets not reached yet: measured 13/28 (46%) held-out calls right "
-                                       "and 24/31 (77%) chit-chat without a call (docs/benchmarks.md); strict, so it "
-                                       "fails loudly once a better recipe meets them")
+@pytest.mark.xfail(strict=True, reason="issue #14's call target not reached yet: measured 19/28 (68%) held-out calls "
+                                       "right, below 80% (chit-chat 28/31 and retention meet theirs; "
+                                       "docs/benchmarks.md); strict, so it fails loudly once a better recipe meets it")
 def test_agent_demo_meets_the_issue_targets(agent_eval):
     report, kept, base_correct = agent_eval
     assert report.call_accuracy >= 0.8 and report.no_call_rate >= 0.9 and kept >= 0.9 * base_correct
