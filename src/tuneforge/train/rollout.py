@@ -48,8 +48,11 @@ class Actor:
         return gen, torch.cat([mask, rmask.long()], 1), P, rmask, texts
 
     def _score(self, batch, texts) -> torch.Tensor:
+        """The reward model's scores in its own precision (outside the policy's autocast), as `tuneforge score`
+        gives them."""
         convs = [s.prompt_messages + [{"role": "assistant", "content": x}] for s, x in zip(batch, texts)]
-        return torch.tensor(self.scorer.score(convs), device=self.device)
+        with torch.autocast(torch.device(self.device).type, enabled=False):
+            return torch.tensor(self.scorer.score(convs), device=self.device)
 
     def sampling_seed(self, seed: int | None):
         """Sampling from its own seed (torch's generator state around it untouched), so that a step's replies
@@ -62,7 +65,9 @@ class Actor:
         @contextlib.contextmanager
         def forked():
             with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(seed)
+                torch.random.default_generator.manual_seed(seed)
+                if devices:  # this process's GPU only: fork_rng restores no other
+                    torch.cuda.manual_seed(seed)
                 yield
 
         return forked()
