@@ -1,9 +1,10 @@
 """Several processes on CPU (gloo, 2 processes on the 2 cores, the tiny model): DDP and FSDP2 give the one-process
 loss curve of the same global batch; their saves load in plain transformers/peft and match; a killed process stops
 the run with a clear error and the run resumes (on one process) from the last complete checkpoint; DeepSpeed's
-config is parsed and refused where it cannot run. Process starts cost seconds here, so ONE torchrun launch runs the
-four DDP/FSDP2 trainings one after another (tests/dist_worker.py) and one `tuneforge train --nproc_per_node 2` run
-is killed; the one-process references run in this process."""
+config is parsed and refused where it cannot run; ppo on DDP takes the one-process steps and resumes across process
+counts. Process starts cost seconds here, so ONE torchrun launch runs the DDP/FSDP2 trainings one after another
+(tests/dist_worker.py) and one `tuneforge train --nproc_per_node 2` run is killed; the one-process references run
+in this process."""
 
 from __future__ import annotations
 
@@ -50,6 +51,17 @@ QLORA = dict(quantization_bit=4, max_steps=STEPS_FULL)  # bitsandbytes' CPU 4-bi
 DPO = dict(stage="dpo", dataset="pairs13", max_steps=STEPS_FULL)
 KTO = dict(stage="kto", dataset="kto13", max_steps=STEPS_FULL)
 RM = dict(stage="rm", dataset="pairs13", max_steps=STEPS_FULL)
+# ppo: its policy starts from a short full fine-tune on hi13 (ppo_base), which answers "Say hi" prompts in 3 tokens
+# and runs the others to max_new_tokens — so the processes' rollouts hold different numbers of tokens, and a loss
+# averaged per process instead of over every process's tokens shows. Greedy rollouts: 1 and 2 processes generate
+# the same replies (sampling draws differ with the batch's layout). 8 rollouts a step in mini-batches of 4 (one
+# process) or 2 + 2 (two), the reward scores normalised and whitened, the KL controller moving: every figure must be
+# global. 10 training prompts: each epoch ends inside a step. The reward model is the rm run's adapter.
+PPO_BASE = dict(dataset="hi13", finetuning_type="full", learning_rate=1e-2, max_steps=40)
+STEPS_PPO = 6
+PPO = dict(stage="ppo", dataset="hi13", max_steps=STEPS_PPO, max_new_tokens=8, do_sample=False, val_size=3,
+           per_device_eval_batch_size=2, ppo_buffer_size=2, ppo_epochs=2, ppo_score_norm=True,
+           ppo_whiten_rewards=True, ppo_target=0.01, ppo_kl_horizon=8, save_steps=3)
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +74,13 @@ def data13(tmp_path_factory) -> Path:
               "rejected": f"Hi {i}." + " no" * (i % 3)} for i in range(13)]
     kto = [{"messages": [{"role": "user", "content": f"Q{i}"}, {"role": "assistant", "content": f"A{i}" + " x" * (i % 3)}],
             "label": i % 3 != 0} for i in range(13)]
-    for name, content in (("rows.json", rows), ("pairs.json", pairs), ("kto.json", kto)):
+    hi = [{"instruction": ("Say hi" if i % 2 else "Tell me about the weather in Berlin") + f" ({i})", "input": "",
+           "output": "Hi" if i % 2 else "It is sunny in Berlin."} for i in range(13)]
+    for name, content in (("rows.json", rows), ("pairs.json", pairs), ("kto.json", kto), ("hi.json", hi)):
         (d / name).write_text(json.dumps(content))
     (d / "dataset_info.json").write_text(json.dumps({
         "thirteen": {"file_name": "rows.json"}, "pairs13": {"file_name": "pairs.json", "ranking": True},
+        "hi13": {"file_name": "hi.json"},
         "kto13": {"file_name": "kto.json", "formatting": "openai", "columns": {"messages": "messages",
                                                                                 "kto_tag": "label"}}}))
     return d
@@ -80,13 +95,21 @@ def references(tiny_model, data13, tmp_path_factory) -> dict[str, Path]:
                      ("dpo", DPO), ("kto", KTO), ("rm", RM)):
         out[name] = root / name
         run(build_config(base(tiny_model, data13, out[name], per_device_train_batch_size=4, **kw)))
+    out["ppo_base"], out["ppo"] = root / "ppo_base", root / "ppo"
+    run(build_config(base(tiny_model, data13, out["ppo_base"], per_device_train_batch_size=4, **PPO_BASE)))
+    run(build_config(ppo_config(out, data13, out["ppo"], per_device_train_batch_size=4)))
     return out
+
+
+def ppo_config(refs: dict[str, Path], data: Path, out: Path, **kw) -> dict:
+    return base(refs["ppo_base"], data, out, reward_model=str(refs["rm"]), **{**PPO, **kw})
 
 
 @pytest.fixture(scope="module")
 def two_process(tiny_model, data13, references, tmp_path_factory) -> dict[str, Path]:
-    """DDP and FSDP2, LoRA, full and freeze, QLoRA on FSDP2, the dpo/kto/rm stages, and a one-process checkpoint
-    resumed on FSDP2: ten runs in one 2-process torchrun launch (the FSDP2 LoRA run checkpoints)."""
+    """DDP and FSDP2, LoRA, full and freeze, QLoRA on FSDP2, the dpo/kto/rm stages, ppo on DDP, and one-process
+    checkpoints resumed on FSDP2 (LoRA) and DDP (ppo): twelve runs in one 2-process torchrun launch (the FSDP2 LoRA
+    and the ppo runs checkpoint)."""
     root = tmp_path_factory.mktemp("two")
     runs = {"ddp_lora": dict(LORA), "ddp_full": dict(FULL),
             "fsdp_lora": dict(LORA, fsdp="full_shard auto_wrap", save_steps=6),
@@ -97,8 +120,14 @@ def two_process(tiny_model, data13, references, tmp_path_factory) -> dict[str, P
             "fsdp_lora_from1": dict(LORA, fsdp="full_shard")}
     (root / "fsdp_lora_from1").mkdir()
     shutil.copytree(references["lora"] / "checkpoint-6", root / "fsdp_lora_from1" / "checkpoint-6")
+    # ppo on DDP, and the one-process ppo run's checkpoint-3 resumed by 2 processes
+    ppo_runs = ("ddp_ppo", "ddp_ppo_from1")
+    (root / "ddp_ppo_from1").mkdir()
+    shutil.copytree(references["ppo"] / "checkpoint-3", root / "ddp_ppo_from1" / "checkpoint-3")
     spec = root / "runs.json"
-    spec.write_text(json.dumps([base(tiny_model, data13, root / k, **kw) for k, kw in runs.items()]))
+    spec.write_text(json.dumps([base(tiny_model, data13, root / k, **kw) for k, kw in runs.items()]
+                               + [ppo_config(references, data13, root / k) for k in ppo_runs]))
+    runs.update(dict.fromkeys(ppo_runs, {}))
     t = time.time()
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
                            str(ROOT / "tests" / "dist_worker.py"), str(spec)], capture_output=True, text=True,
@@ -223,6 +252,79 @@ def test_killed_process_fails_the_run_clearly_and_it_resumes_on_one_process(tiny
         torch.testing.assert_close(got[k], want[k], rtol=0, atol=WEIGHT_ATOL)
 
 
+PPO_COMPARED = ("loss", "pg_loss", "value_loss", "reward", "kl", "kl_coef", "clip_fraction", "approx_kl",
+                "response_length", "truncated", "eval_reward", "eval_kl", "eval_response_length", "prompts_used",
+                "epoch")
+
+
+def assert_same_ppo_steps(one: list[dict], two: list[dict]) -> None:
+    assert [r["step"] for r in one] == [r["step"] for r in two]
+    for a, b in zip(one, two):
+        for k in PPO_COMPARED:
+            if k in a:
+                assert b[k] == pytest.approx(a[k], rel=LOSS_RTOL, abs=2e-6), (k, a, b)  # 2 units of the 6 decimals
+        if "grad_norm" in a:
+            assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-3)
+
+
+def assert_same_ppo_weights(a: Path, b: Path) -> None:
+    for name in ("adapter_model.safetensors", "ppo_value_head.safetensors"):
+        want, got = load_file(str(a / name)), load_file(str(b / name))
+        assert set(got) == set(want)
+        for k in want:
+            torch.testing.assert_close(got[k], want[k], rtol=0, atol=WEIGHT_ATOL)
+
+
+def test_ppo_on_two_processes_takes_the_one_process_steps(references, two_process):
+    """DDP ppo with 2 × 2 prompts per mini-batch = one process with 4: the same per-step loss, reward, KL, KL
+    coefficient and held-out figures, every prompt once per epoch, and the same adapter and value head."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    one, two = metrics(references["ppo"]), metrics(two_process["ddp_ppo"])
+    assert [r["step"] for r in one] == list(range(STEPS_PPO + 1))  # step 0: the held-out prompts before training
+    # the test can tell a per-process loss from the global one: some replies stop early, others run to the end
+    assert any(0 < r["truncated"] < 1 for r in one[1:]), one
+    assert len({r["response_length"] for r in one[1:]}) > 1
+    assert_same_ppo_steps(one, two)
+    assert one[-1]["kl"] > 0 and one[-1]["kl_coef"] != one[1]["kl_coef"]  # trained away from the reference
+    s1, s2 = (json.loads((p / "run_summary.json").read_text()) for p in (references["ppo"], two_process["ddp_ppo"]))
+    # 6 steps × 8 prompts over 10 prompts: 4.8 epochs, nothing dropped at the epochs' ends
+    assert s1["prompts_used"] == s2["prompts_used"] == STEPS_PPO * 8 and s2["epochs"] == s1["epochs"] == 4.8
+    assert (s2["tokens"], s2["engine"]["name"], s2["engine"]["processes"]) == (s1["tokens"], "ddp", 2)
+    assert_same_ppo_weights(references["ppo"], two_process["ddp_ppo"])
+    ids = torch.tensor([[1, 5, 9, 42, 17, 3]])
+    logits = []
+    for out in (references["ppo"], two_process["ddp_ppo"]):  # the adapter loads in plain peft
+        m = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(references["ppo_base"])),
+                                      str(out)).eval()
+        with torch.no_grad():
+            logits.append(m(input_ids=ids).logits)
+    torch.testing.assert_close(logits[0], logits[1], rtol=0, atol=1e-4)
+    assert not torch.allclose(logits[0], AutoModelForCausalLM.from_pretrained(str(references["ppo_base"]))(
+        input_ids=ids).logits, atol=1e-4)  # trained: the adapter changed the model
+
+
+def test_ppo_resumes_across_process_counts(references, two_process, data13, tmp_path):
+    """A one-process ppo checkpoint resumed on 2 processes, and a 2-process one (a checkpoint-3 with each rank's
+    RNG state) resumed on one process, both end where the uninterrupted one-process run ended."""
+    one = metrics(references["ppo"])
+    from1 = two_process["ddp_ppo_from1"]
+    assert_same_ppo_steps(one[4:], metrics(from1))
+    assert json.loads((from1 / "run_summary.json").read_text())["resumed_from"] == str(from1 / "checkpoint-3")
+    assert_same_ppo_weights(references["ppo"], from1)
+
+    ck = two_process["ddp_ppo"] / "checkpoint-3"
+    assert {"rng-rank0.safetensors", "rng-rank1.safetensors"} <= {p.name for p in ck.iterdir()}
+    out = tmp_path / "from2"
+    out.mkdir()
+    shutil.copytree(ck, out / "checkpoint-3")
+    res = run(build_config(ppo_config(references, data13, out, per_device_train_batch_size=4)))
+    assert res.summary["resumed_from"] == str(out / "checkpoint-3") and res.summary["prompts_used"] == STEPS_PPO * 8
+    assert_same_ppo_steps(one[4:], metrics(out))
+    assert_same_ppo_weights(references["ppo"], out)
+
+
 # ---- no process start needed --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("n", [1, 4, 5, 7, 13])
@@ -236,6 +338,37 @@ def test_every_sample_once_per_epoch_across_processes(n, world, batch):
     assert (text is None) == (world == 1)
     if world > 1 and n % (batch * world):
         assert f"the last batch holds {n % (batch * world)}" in text
+
+
+@pytest.mark.parametrize("n", [1, 5, 10, 13])
+@pytest.mark.parametrize("world,batch,minibatches", [(1, 4, 1), (2, 2, 2), (3, 1, 3), (4, 3, 1)])
+def test_ppo_prompts_once_per_epoch_across_processes(n, world, batch, minibatches):
+    """ppo's prompts: every process draws the same stream of shuffled epochs and takes its share of each step; the
+    steps' prompts over all processes, laid end to end, are the epochs' orders — each prompt once per epoch, the
+    uneven end of an epoch carried into the next step, nothing dropped; mini-batch j of all processes is mini-batch j
+    of one process holding the step."""
+    from tuneforge.train.ppo_loop import PromptStream, shard_prompts
+
+    per_rank = batch * minibatches
+    streams = [PromptStream(n, seed=3) for _ in range(world)]
+    steps = 7
+    taken: list[int] = []
+    for _ in range(steps):
+        step = [s.take(per_rank * world) for s in streams]
+        assert all(x == step[0] for x in step)  # the same on every process
+        shares = [shard_prompts(step[r], batch, world, r) for r in range(world)]
+        assert all(len(x) == per_rank for x in shares)  # the same number of rollouts everywhere (collectives match)
+        for j in range(minibatches):  # mini-batch j of every process together: the one-process mini-batch j
+            together = [i for x in shares for i in x[j * batch:(j + 1) * batch]]
+            assert together == step[0][j * batch * world:(j + 1) * batch * world]
+        taken += step[0]
+    assert streams[0].used == len(taken) == steps * per_rank * world
+    for e in range(len(taken) // n):  # each whole epoch: every prompt exactly once
+        assert sorted(taken[e * n:(e + 1) * n]) == list(range(n))
+    assert sorted(set(taken[(len(taken) // n) * n:])) == sorted(taken[(len(taken) // n) * n:])  # epoch in progress
+    resumed = PromptStream(n, seed=99)
+    resumed.load_state_dict(json.loads(json.dumps(streams[0].state_dict())))
+    assert resumed.take(5) == streams[0].take(5) and resumed.used == streams[0].used
 
 
 def cfg(**kw):
@@ -280,6 +413,8 @@ def test_refusal_table_names_reason_and_fix(tmp_path):
         "prompt-based methods": dict(fsdp="full_shard", finetuning_type="prompt"),
         "choose one engine": dict(fsdp="full_shard", deepspeed=z3),
         "ppo with fsdp": dict(fsdp="full_shard", stage="ppo"),
+        "ppo with DeepSpeed ZeRO-3": dict(deepspeed=z3, stage="ppo"),
+        "ppo with DeepSpeed ZeRO-2": dict(deepspeed=str(ROOT / "examples/deepspeed/ds_z2_config.json"), stage="ppo"),
         "both on": dict(fsdp="full_shard", fsdp_config={"activation_checkpointing": True},
                         gradient_checkpointing=True),
         "needs master_addr": dict(nnodes=2),
@@ -291,6 +426,14 @@ def test_refusal_table_names_reason_and_fix(tmp_path):
         assert any(needle in p for p in found), (needle, found)
     assert distributed.problems(cfg(fsdp="full_shard", quantization_bit=4), env={}) == []
     assert distributed.problems(cfg(), env={"WORLD_SIZE": "2"}) == []
+    assert distributed.problems(cfg(stage="ppo"), env={"WORLD_SIZE": "2"}) == []  # ppo runs on DDP
+
+
+def test_ppo_takes_every_visible_gpu_like_the_other_stages(monkeypatch):
+    monkeypatch.setattr(launch, "_gpus", lambda: 4)
+    c = cfg(stage="ppo")
+    launch.default_processes(c)
+    assert c.train.nproc_per_node == 4
 
 
 def test_deepspeed_config_auto_values_and_mismatches(tmp_path):

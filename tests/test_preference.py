@@ -241,6 +241,26 @@ def test_ppo_update_takes_one_optimiser_step_per_mini_batch_group(tiny_model):
     assert steps == 2 * 2  # 4 mini-batches in groups of 3 and 1
 
 
+def test_rollout_sampling_seed_is_its_own_and_leaves_the_training_generator_alone():
+    """A step's sampling draws from seed + rank + world × step (train/ppo_loop.py): the same seed draws the same,
+    another seed differently, and torch's generator (dropout, …) is where it was."""
+    from types import SimpleNamespace
+
+    from tuneforge.train.rollout import Actor
+
+    me = SimpleNamespace(device="cpu")
+    torch.manual_seed(0)
+    before = torch.random.get_rng_state()
+    with Actor.sampling_seed(me, 11):
+        a = torch.rand(3)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    with Actor.sampling_seed(me, 11):
+        b = torch.rand(3)
+    with Actor.sampling_seed(me, 12):
+        c = torch.rand(3)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
 def test_missing_eos_penalty_lowers_only_cut_off_rollouts(tiny_model, tiny_tokenizer):
     from types import SimpleNamespace
 

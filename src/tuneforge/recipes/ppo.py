@@ -1,6 +1,8 @@
 """PPO against a reward model from --stage rm. Reads top to bottom: load the policy with its value head, the
 reference (the policy with the adapter switched off; a frozen copy for full/freeze) and the reward model; then the
-PPO loop (train/ppo_loop.py) generates rollouts, scores them and runs the clipped objective each step."""
+PPO loop (train/ppo_loop.py) generates rollouts, scores them and runs the clipped objective each step. Several
+processes run DDP (train/distributed.py refuses the sharded engines): each process rolls out its share of the
+prompts; rank 0 saves."""
 
 from __future__ import annotations
 
@@ -28,12 +30,16 @@ def run(cfg: Config) -> RunResult:
     policy = PolicyWithValueHead(load_policy(cfg, run, dtype)[0].to(dev))
     ref = load_reference(cfg, run, dtype, dev)
     scorer = RewardScorer.for_reward_model(cfg.model.model_name_or_path, ppo.reward_model, device=str(dev))
-    actor = Actor(policy, ref, scorer, run.tokenizer, run.fmt, cfg.generate, dev, ppo.ppo_missing_eos_penalty)
-    optimizer, schedule = optimizer_and_schedule(policy, cfg, ppo_steps(len(run.data.train), t, ppo)[0])
+    actor = Actor(policy, ref, scorer, run.tokenizer, run.fmt, cfg.generate, dev, ppo.ppo_missing_eos_penalty,
+                  accelerator)
+    total = ppo_steps(len(run.data.train), t, ppo, accelerator.num_processes)[0]
+    optimizer, schedule = optimizer_and_schedule(policy, cfg, total)
     with compat.lora_inputs_in_compute_dtype(policy):  # peft's input cast off while training (compat.py)
         result = ppo_loop(policy, actor, PpoData(run.data.train, run.data.eval), optimizer, schedule, ppo, t,
                           run.out, accelerator, run.resume)
-    policy.save_head(run.out, HEAD)
-    plot = plot_rewards(run.out)
+    plot = None
+    if accelerator.is_main_process:  # the head next to the LM, which finish() saves on the shared path
+        policy.save_head(run.out, HEAD)
+        plot = plot_rewards(run.out)
     return finish(cfg, run, accelerator, policy.lm, result, mixed, {"reward_plot": plot.name if plot else None},
                   extra_trainable=sum(p.numel() for p in policy.v_head.parameters()))

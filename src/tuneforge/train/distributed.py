@@ -307,13 +307,14 @@ def refusals(cfg, engine: Engine, cuda: bool | None = None) -> list[str]:
     if engine.sharded and t.shared_prefix:
         out.append(f"shared_prefix with {name}: {SHARED_PREFIX_SHARDED}; drop shared_prefix (it is off by default "
                    f"with sharding)")
-    if ft.stage == "ppo" and (name != SINGLE or engine.world > 1) and not engine.sharded:
-        out.append("ppo in several processes is not wired in yet: its loop (train/ppo_loop.py) updates the policy "
-                   "outside the engine's wrapper, so gradients would not be averaged; run ppo in one process")
     if ft.stage == "ppo" and engine.sharded:
         out.append(f"ppo with {'fsdp' if name == FSDP2 else 'DeepSpeed ZeRO-3'}: the rollouts are generated token "
-                   f"by token with the policy outside the sharded forward; use DDP (--nproc_per_node N) or "
-                   f"DeepSpeed ZeRO-2 for ppo")
+                   f"by token with the policy outside the sharded forward, so every token would gather the whole "
+                   f"model; run ppo with DDP (--nproc_per_node N without {'fsdp' if name == FSDP2 else 'deepspeed'})")
+    elif ft.stage == "ppo" and name == DEEPSPEED:
+        out.append(f"ppo with DeepSpeed ZeRO-{zero_stage(engine.ds)}: ppo's loop takes several optimiser steps per "
+                   f"batch of rollouts, and DeepSpeed's engine steps and clips inside its own backward, which ppo's "
+                   f"loop does not drive; run ppo with DDP (--nproc_per_node N without deepspeed)")
     if t.ddp_backend == "nccl" and not has_cuda():
         out.append("ddp_backend nccl needs CUDA GPUs; use ddp_backend gloo (the default without GPUs)")
     return out

@@ -46,9 +46,6 @@ def _gpus() -> int:
 def default_processes(cfg) -> None:
     """As LLaMA-Factory: with several visible GPUs and no nproc_per_node, use them all (logged)."""
     if cfg.train.nproc_per_node is None and not distributed.launched() and _gpus() > 1:
-        if cfg.finetune.stage == "ppo":
-            log.choice("nproc_per_node=1", "ppo runs in one process (several GPUs are visible)")
-            return
         cfg.train.nproc_per_node = _gpus()
         log.choice(f"nproc_per_node={cfg.train.nproc_per_node}", f"{cfg.train.nproc_per_node} CUDA GPUs visible (as "
                    f"LLaMA-Factory); --nproc_per_node 1 or CUDA_VISIBLE_DEVICES=0 runs one process")

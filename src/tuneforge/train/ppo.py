@@ -88,10 +88,15 @@ def policy_forward(model, input_ids, attention_mask, prompt_len: int, head=None,
     return logprobs, values
 
 
-def whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:
-    n = mask.sum().clamp(min=1)
-    mean = (x * mask).sum() / n
-    var = (((x - mean) * mask) ** 2).sum() / n
+def whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, total=None) -> torch.Tensor:
+    """``x`` shifted and scaled to mean 0, variance 1 over the tokens of ``mask``. ``total``: sums a tensor over
+    every process (several processes: the mean and variance are those of every process's tokens, so a 2-process
+    step whitens exactly as one process holding the whole batch)."""
+    total = total or (lambda t: t)
+    s = total(torch.stack([(x * mask).sum(), mask.sum()]).float())
+    n = s[1].clamp(min=1)
+    mean = s[0] / n
+    var = total((((x - mean) * mask) ** 2).sum().float()) / n
     out = (x - mean) * torch.rsqrt(var + 1e-8)
     return (out if shift_mean else out + mean) * mask
 
@@ -122,9 +127,11 @@ def gae(rewards, values, mask, gamma: float, lam: float) -> tuple[torch.Tensor, 
 
 
 def ppo_losses(logprobs, old_logprobs, values, old_values, advantages, returns, mask, cliprange: float,
-               vf_coef: float) -> tuple[torch.Tensor, dict[str, float]]:
-    """Clipped policy objective plus clipped value loss (both token-averaged), and their statistics."""
-    n = mask.sum().clamp(min=1)
+               vf_coef: float, n: torch.Tensor | float | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Clipped policy objective plus clipped value loss (both token-averaged), and their statistics. ``n``: the
+    token count to average over (default: this mask's tokens; several processes: the mini-batch's tokens over
+    every process, so that the processes' shares add up to the global token average)."""
+    n = mask.sum().clamp(min=1) if n is None else n
     ratio = torch.exp(logprobs - old_logprobs)
     pg1 = -advantages * ratio
     pg2 = -advantages * ratio.clamp(1 - cliprange, 1 + cliprange)
@@ -153,38 +160,54 @@ def ppo_update(policy, rollout: Rollout, kl_coef: float, ft, accelerator, optimi
     """Rewards with the KL penalty and GAE advantages for the whole step's rollouts (advantages whitened over all of
     them), then ppo_epochs passes over them in mini-batches of ``mini_batch_size`` rows, one optimiser step every
     ``accumulation`` mini-batches (as TRL's and LLaMA-Factory's mini_batch_size / gradient accumulation). ``policy``:
-    a PolicyWithValueHead; ``ft``: the ppo settings; ``offload``: train/memory.py's activation offloading;
-    ``guard``: train/guard.py's, which skips an optimiser step whose loss or gradient norm is not finite (``step``:
-    the PPO step, for its messages). Returns (loss statistics averaged over the passes, mean KL per reply, last
-    gradient norm, optimiser steps taken)."""
-    r = rollout
+    the PolicyWithValueHead to train, as the engine wrapped it (DDP: gradients are averaged over the processes in
+    its backward); ``ft``: the ppo settings; ``offload``: train/memory.py's activation offloading; ``guard``:
+    train/guard.py's, which skips an optimiser step whose loss or gradient norm is not finite (``step``: the PPO
+    step, for its messages). Returns (loss statistics averaged over the passes, mean KL per reply, last gradient
+    norm, optimiser steps taken).
+
+    Several processes: each holds its own rows of every mini-batch (train/ppo_loop.py's sharding). Whitening, the
+    token counts, the statistics and the KL are summed over every process, and each process's loss is its tokens'
+    sum over the mini-batch's token count on every process, × world size because DDP averages the gradients — so
+    the step is the one a single process holding the whole batch takes."""
+    r, world = rollout, accelerator.num_processes
+    total = (lambda t: accelerator.reduce(t, "sum")) if world > 1 else (lambda t: t)
     rewards, kl = token_rewards(r.scores, r.logprobs, r.ref_logprobs, r.mask, kl_coef)
     if ft.ppo_whiten_rewards:
-        rewards = whiten(rewards, r.mask, shift_mean=False)
+        rewards = whiten(rewards, r.mask, shift_mean=False, total=total)
     adv, returns = gae(rewards, r.values, r.mask, ft.ppo_gamma, ft.ppo_lam)
-    adv = whiten(adv, r.mask)
+    adv = whiten(adv, r.mask, total=total)
     n = r.input_ids.shape[0]
     chunks = [slice(i, i + mini_batch_size) for i in range(0, n, mini_batch_size)]
-    stats: dict[str, float] = {}
+    # every mini-batch's response tokens over every process, in one all-reduce
+    counts = total(torch.stack([r.mask[c].sum() for c in chunks]).float()).clamp(min=1)
+    sums: dict[str, float] = {}
     grad_norm, steps, passes, window = 0.0, 0, ft.ppo_epochs * len(chunks), 0.0
     for _ in range(ft.ppo_epochs):
         for j, rows in enumerate(chunks):
             mb = minibatch(r, rows)
             width = mb.mask.shape[1]
             group = min(accumulation, len(chunks) - (j // accumulation) * accumulation)
-            with offload():
-                logprobs, values = policy_forward(policy.lm, mb.input_ids, mb.attention_mask, mb.prompt_len,
-                                                  policy.v_head, temperature=mb.temperature)
+            last = (j + 1) % accumulation == 0 or j + 1 == len(chunks)
+            sync = contextlib.nullcontext() if last else accelerator.no_sync(policy)
+            with sync, accelerator.autocast(), offload():
+                logprobs, values = policy(mb.input_ids, mb.attention_mask, mb.prompt_len, temperature=mb.temperature)
                 loss, s = ppo_losses(logprobs, mb.logprobs, values, mb.values, adv[rows, :width],
-                                     returns[rows, :width], mb.mask, ft.ppo_cliprange, ft.ppo_vf_coef)
-                accelerator.backward(loss / group)
+                                     returns[rows, :width], mb.mask, ft.ppo_cliprange, ft.ppo_vf_coef, counts[j])
+                accelerator.backward(loss * world / group)
             window += float(loss.detach()) / group
             for k, v in s.items():
-                stats[k] = stats.get(k, 0.0) + v / passes
-            if (j + 1) % accumulation == 0 or j + 1 == len(chunks):
+                sums[k] = sums.get(k, 0.0) + v / passes
+            if last:  # the loss the guard sees is the same on every process: the global token average
+                window = float(total(torch.tensor(window, device=counts.device))) if world > 1 else window
                 norm, stepped = optimizer_step(accelerator, params, optimizer, max_grad_norm, guard, step, window)
                 grad_norm, steps, window = float(norm), steps + int(stepped), 0.0
-    return stats, float(kl.sum(1).mean()), grad_norm, steps
+    names = sorted(sums)
+    # one all-reduce: the statistics (each process's share of the global averages), the KL and the reply count
+    g = total(torch.tensor([sums[k] for k in names] + [float(kl.sum()), float(n)], device=counts.device,
+                           dtype=torch.float64))
+    stats = {k: float(v) for k, v in zip(names, g[:len(names)])}
+    return stats, float(g[-2] / g[-1]), grad_norm, steps
 
 
 class AdaptiveKL:

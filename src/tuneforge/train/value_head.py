@@ -56,6 +56,14 @@ class PolicyWithValueHead(torch.nn.Module):
     def config(self):
         return self.lm.config
 
+    def forward(self, input_ids, attention_mask, prompt_len: int, temperature: float = 1.0):
+        """PPO's actor-critic forward (train/ppo.py's policy_forward): (log-probs of the response tokens, the values
+        before each). Training calls it through the engine's wrapper, so that DDP averages the gradients of both
+        the LM and the head."""
+        from tuneforge.train.ppo import policy_forward  # train/ppo.py builds on this module's pieces
+
+        return policy_forward(self.lm, input_ids, attention_mask, prompt_len, self.v_head, temperature=temperature)
+
     def scores(self, input_ids, attention_mask) -> torch.Tensor:
         """The score of each (right-padded) row: the head at its last real token."""
         return last_token_scores(self.lm, self.v_head, input_ids, attention_mask)
