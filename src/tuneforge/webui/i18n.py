@@ -268,6 +268,8 @@ FIELD_ZH: dict[str, tuple[str, str]] = {
     "length_penalty": ("长度惩罚", "束搜索：得分按长度归一化的指数。"),
     "max_length": ("最大总长度", "提示加回复的最大 token 数（max_new_tokens 仍然生效）。"),
     "skip_special_tokens": ("跳过特殊 token", "解码回复时去掉特殊 token。"),
+    "guided_tool_calls": ("引导工具调用", "提供工具时按工具的 schema 引导解码调用（所给函数、其参数名与类型、合法 "
+                                        "JSON），如 OpenAI 的 strict 函数调用；false：模型自由生成。"),
     "export_device": ("合并设备", "导出：合并在哪里进行：cpu，或 auto（有 CUDA GPU 时用 GPU）。"),
     "export_legacy_format": ("旧格式导出", "导出：必须为 false；权重以 safetensors 格式写出。"),
     # finetune
