@@ -419,26 +419,31 @@ def zero3_init_active() -> bool:
     return bool(is_deepspeed_zero3_enabled())
 
 
-@contextlib.contextmanager
-def whole_model_beside_zero3():
-    """Models loaded inside are whole (not ZeRO-3 partitioned) even while a ZeRO-3 run is set up (see the module
-    docstring). Outside the tested transformers window this raises TuneforgeError with the reason."""
+def whole_model_refusal() -> str | None:
+    """Why a whole model cannot be loaded beside the active ZeRO-3 setup here (None: it can, or no ZeRO-3)."""
     if not zero3_init_active():
-        yield
-        return
+        return None
     why = outside(TRANSFORMERS_ZERO3_REF)
     from transformers.integrations import deepspeed as hfds
 
     ref = getattr(hfds, "_hf_deepspeed_config_weak_ref", None)
-    obj = ref() if ref is not None else None
-    if why or obj is None:
-        from tuneforge.errors import TuneforgeError
+    if why or ref is None or ref() is None:
+        return (f"a frozen reference model cannot be loaded whole beside DeepSpeed ZeRO-3 here "
+                f"({why or 'transformers keeps its DeepSpeed config elsewhere'}): it would be partitioned outside "
+                f"the engine")
+    return None
 
-        raise TuneforgeError(f"a frozen reference model cannot be loaded whole beside DeepSpeed ZeRO-3 here "
-                             f"({why or 'transformers keeps its DeepSpeed config elsewhere'}): it would be "
-                             f"partitioned outside the engine",
-                             "use finetuning_type lora (its reference is the policy with the adapter off), or "
-                             "ZeRO-2 / fsdp for full dpo/kto")
+
+@contextlib.contextmanager
+def whole_model_beside_zero3():
+    """Models loaded inside are whole (not ZeRO-3 partitioned) even while a ZeRO-3 run is set up (see the module
+    docstring). The caller checks :func:`whole_model_refusal` first."""
+    if not zero3_init_active() or whole_model_refusal():
+        yield
+        return
+    from transformers.integrations import deepspeed as hfds
+
+    obj = hfds._hf_deepspeed_config_weak_ref()
     hfds.unset_hf_deepspeed_config()
     log.choice("reference model loaded whole beside ZeRO-3", "transformers would partition it with zero.Init, and "
                "it runs outside the DeepSpeed engine (compat.whole_model_beside_zero3)")

@@ -17,6 +17,7 @@ from tuneforge.config import Config
 from tuneforge.config.registry import STAGES
 from tuneforge.data import templates
 from tuneforge.data.build import DataBundle, build_data
+from tuneforge.errors import TuneforgeError
 from tuneforge.eval import guard
 from tuneforge.models import load_model, load_tokenizer, resolve_model_path, resolve_precision
 from tuneforge.models.kernels import apply_liger, compile_layers
@@ -149,8 +150,10 @@ def load_reference(cfg: Config, run: Run, dtype, device):
                    "so no second copy is loaded")
         return None
     log.choice("reference model=frozen copy", f"finetuning_type={name} changes the base weights")
-    from tuneforge import compat
-
+    why = compat.whole_model_refusal()
+    if why:
+        raise TuneforgeError(why, "use finetuning_type lora (its reference is the policy with the adapter off), or "
+                                  "ZeRO-2 / fsdp for full dpo/kto")
     with compat.whole_model_beside_zero3():  # a whole copy on each process (ZeRO-3 would partition it)
         return load_frozen(cfg, run.model_path, dtype, split_list(cfg.model.adapter_name_or_path)).to(device)
 
