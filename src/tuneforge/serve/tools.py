@@ -23,13 +23,8 @@ class Mode:
 
 
 def format_of(backend) -> str | None:
-    """The tool-call format of the served template (None: it renders no tools)."""
-    try:
-        from tuneforge.infer.tools import detect_format
-    except ImportError:
-        return None
-    fmt = backend.engine.fmt
-    return detect_format(getattr(backend.tokenizer, "chat_template", None), fmt.name)
+    """The tool-call format of the served template (None: it renders no tools): the chat engine's own."""
+    return backend.engine.tool_format()
 
 
 def mode(req, fmt: str | None, guided: bool = True) -> Mode:
