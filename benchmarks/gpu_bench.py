@@ -51,7 +51,7 @@ DEFAULTS = dict(impl="tuneforge", model="llama8b", method="lora", batch=4, seq=2
                 group_by_length=False, compile=False, profile=False, samples=600, seed=0, quant=None,
                 fused_lora=False, offload_embedding=None, upcast=False, phases=False, pad_multiple=1, attn="sdpa",
                 data="chat", batching="pad", fast=False, fp8=False, fp8_backward="fp8", attn_backend="auto",
-                inplace_lora=True, fuse_residual=True, curve=False)
+                inplace_lora=True, fuse_residual=True, curve=False, profile_cpu=False)
 # data: "chat" (make_samples: chat-length, prompt masked) or "fixed" (every sample exactly `seq` tokens, all
 #   supervised: nobody pads, every tool trains the same tokens per step).
 # batching (Trainer-based rows): "pad" (our collator, right padding), "flatten" (transformers'
@@ -267,7 +267,10 @@ def run_tuneforge(spec: dict, base=None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         prof = None
         if spec["profile"]:
-            prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA])
+            acts = [torch.profiler.ProfilerActivity.CUDA]
+            if spec["profile_cpu"]:  # host time per op too (where a host-bound step spends its time)
+                acts.append(torch.profiler.ProfilerActivity.CPU)
+            prof = torch.profiler.profile(activities=acts)
             prof.__enter__()
         t_start = time.time()
         ft.train = args  # the run's training settings (the optimiser reads them from the config)
@@ -277,7 +280,8 @@ def run_tuneforge(spec: dict, base=None) -> dict:
         with compat.lora_inputs_in_compute_dtype(model):  # as recipes.common.train runs it
             train_loop(objective, optimizer, schedule, LoopData(train, [], 0), args, Path(tmp), acc, None)
         if prof is not None:
-            torch.cuda.synchronize()
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
             prof.__exit__(None, None, None)
         rows = [json.loads(x) for x in (Path(tmp) / "metrics.jsonl").read_text().splitlines()]
     steps, prev = [], 0.0
@@ -293,7 +297,8 @@ def run_tuneforge(spec: dict, base=None) -> dict:
                liger=fused, timing_note="per-step tokens from metrics.jsonl (tokens_per_s × Δelapsed)",
                allocated_after_load_gib=loaded_gib, allocated_after_prepare_gib=prepared_gib)
     if prof is not None:
-        out["profile"] = profile_table(prof)
+        out["profile"] = profile_table(prof, spec["profile_cpu"], out["measured_seconds"], out["measured_steps"],
+                                       len(steps))
     acc.free_memory()  # accelerate keeps references to what it prepared
     out["_model"] = model
     return out
@@ -337,10 +342,17 @@ def run_group(specs: list[dict]) -> list[dict]:
     return out
 
 
-def profile_table(prof) -> dict:
+def profile_table(prof, cpu: bool = False, measured_s: float = 0.0, measured_steps: int = 0,
+                  steps: int = 0) -> dict:
+    """Kernel time by category and the top kernels; with ``cpu``, the top host ops by self CPU time too, and the
+    share of the run's wall time the GPU was busy (kernel time ÷ the wall time of all profiled steps, estimated
+    from the measured steps' mean)."""
     cats: dict[str, float] = {}
     top = []
-    for e in prof.key_averages():
+    events = prof.key_averages()
+    host = sorted(((e.self_cpu_time_total, e.key[:120], e.count) for e in events if e.self_cpu_time_total > 0),
+                  reverse=True) if cpu else []
+    for e in events:
         t = getattr(e, "self_device_time_total", 0) or getattr(e, "self_cuda_time_total", 0)
         if t <= 0:
             continue
@@ -359,9 +371,17 @@ def profile_table(prof) -> dict:
         top.append((t, e.key[:120], e.count))
     total = sum(cats.values())
     top.sort(reverse=True)
-    return {"device_ms_total": round(total / 1000, 1),
-            "share": {k: round(v / total, 4) for k, v in sorted(cats.items(), key=lambda kv: -kv[1])},
-            "top": [{"kernel": k, "ms": round(t / 1000, 1), "calls": c} for t, k, c in top[:25]]}
+    out = {"device_ms_total": round(total / 1000, 1),
+           "share": {k: round(v / total, 4) for k, v in sorted(cats.items(), key=lambda kv: -kv[1])},
+           "top": [{"kernel": k, "ms": round(t / 1000, 1), "calls": c} for t, k, c in top[:25]]}
+    if cpu:
+        out["host_top"] = [{"op": k, "self_cpu_ms": round(t / 1000, 1), "calls": c} for t, k, c in host[:40]]
+        out["host_ms_total"] = round(sum(t for t, _, _ in host) / 1000, 1)
+        if measured_steps and steps:
+            wall_ms = 1000 * measured_s / measured_steps * steps
+            out["wall_ms_estimate"] = round(wall_ms, 1)
+            out["gpu_busy"] = round(total / 1000 / wall_ms, 3)
+    return out
 
 
 def run_hf(spec: dict) -> dict:
@@ -678,6 +698,22 @@ SUITES = {
         dict(name="tf_qwen_b4_nogc_fast", model="qwen7b", gc=False, **_FAST, **_EQ),
         dict(name="unsloth_qwen_b4_nogc", impl="unsloth", model="qwen7b", gc=False, **_EQ),
         dict(name="hf_chat_flatten_b12", impl="hf", batching="flatten", batch=12, gc=False, samples=600),
+    ],
+    # session 5, call C: call A's and B's valid comparison again after the LoRA-cast fix (both tools in one call),
+    # and host + device profiles of the batch-1 rows (the lines the last profile found host-bound)
+    "eqC": [
+        dict(name="tf_b4_nogc_fast", gc=False, **_FAST, **_EQ),
+        dict(name="unsloth_b4_nogc", impl="unsloth", gc=False, **_EQ),
+        dict(name="tf_b1_fast_min", **_FAST, **_MIN, **_EQ1),
+        dict(name="unsloth_b1_gc", impl="unsloth", **_EQ1),
+        dict(name="tf_qlora_b1_fast_min", quant=4, **_FAST, **_MIN, **_EQ1),
+        dict(name="unsloth_qlora_b1_gc", impl="unsloth", quant=4, **_EQ1),
+        dict(name="tf_b4_gc_fast", **_FAST, **_EQ),
+        dict(name="unsloth_b4_gc", impl="unsloth", **_EQ),
+        dict(name="tf_b1_fast_min_prof", profile=True, profile_cpu=True, **_FAST, **_MIN,
+             **{**_EQ1, "steps": 6, "warmup": 2}),
+        dict(name="tf_qlora_b1_fast_min_prof", quant=4, profile=True, profile_cpu=True, **_FAST, **_MIN,
+             **{**_EQ1, "steps": 6, "warmup": 2}),
     ],
     # first H200 call: Unsloth's configurations and ours on workload (a), Llama-3.1-8B shape
     "eqA": [
