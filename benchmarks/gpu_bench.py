@@ -715,6 +715,29 @@ SUITES = {
         dict(name="tf_qlora_b1_fast_min_prof", quant=4, profile=True, profile_cpu=True, **_FAST, **_MIN,
              **{**_EQ1, "steps": 6, "warmup": 2}),
     ],
+    # session 5, call D: the rows no valid call has measured yet (Qwen pair, CLI, FP8 loss curves, the chat
+    # workload) and the batch-1 pair again after the per-layer adapter copies of the lowest-memory mode
+    "eqD": [
+        dict(name="tf_b1_fast_min3", **_FAST, **_MIN, **_EQ1),
+        dict(name="unsloth_b1_gc", impl="unsloth", **_EQ1),
+        dict(name="tf_qwen_b4_nogc_fast", model="qwen7b", gc=False, **_FAST, **_EQ),
+        dict(name="unsloth_qwen_b4_nogc", impl="unsloth", model="qwen7b", gc=False, **_EQ),
+        dict(name="cli_lora_b4", impl="cli", yaml="examples/bench_8b_lora_b4.yaml", warmup=4),
+        dict(name="cli_qlora_b1", impl="cli", yaml="examples/bench_8b_qlora_b1.yaml", warmup=5, quant=4),
+        dict(name="tf_qlora_b1_fast_min3", quant=4, **_FAST, **_MIN, **_EQ1),
+        dict(name="curve_group_1b", group=[
+            dict(name="curve_bf16_1b", model="llama1b", gc=False, packing=True, attn="varlen", batch=2, steps=200,
+                 warmup=5, lr=1e-4, samples=1200, **_FAST),
+            dict(name="curve_fp8_1b", model="llama1b", gc=False, packing=True, attn="varlen", batch=2, steps=200,
+                 warmup=5, lr=1e-4, samples=1200, fp8=True, **_FAST)]),
+        dict(name="tf_b1_fast_min_prof", profile=True, profile_cpu=True, **_FAST, **_MIN,
+             **{**_EQ1, "steps": 6, "warmup": 2}),
+        dict(name="tf_qlora_b1_fast_min_prof", quant=4, profile=True, profile_cpu=True, **_FAST, **_MIN,
+             **{**_EQ1, "steps": 6, "warmup": 2}),
+        dict(name="tf_chat_pack4_fast", gc=False, packing=True, attn="varlen", **_FAST, samples=600),
+        dict(name="hf_chat_flatten_b12", impl="hf", batching="flatten", batch=12, gc=False, samples=600),
+        dict(name="unsloth_chat_packing_b4", impl="unsloth", gc=False, batching="packing", samples=600),
+    ],
     # first H200 call: Unsloth's configurations and ours on workload (a), Llama-3.1-8B shape
     "eqA": [
         dict(name="tf_b4_nogc_fast", gc=False, **_FAST, **_EQ),

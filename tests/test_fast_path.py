@@ -275,6 +275,34 @@ def test_bf16_base_with_float32_adapters_under_autocast_follows_optimizer_steps(
         opt.step()  # in place, version counters unchanged: the bf16 copies must be rebuilt anyway
 
 
+def test_offloaded_mode_keeps_the_adapter_copies_of_one_layer_at_a_time():
+    """The lowest-memory mode (recomputation + offloaded inputs) drops the adapters' bf16 copies after each layer
+    (forward and backward) instead of holding every layer's for the step; the gradients are those of the mode
+    that keeps them."""
+    from tuneforge.adapters import apply_method
+    from tuneforge.fast import lora as fl
+
+    model = make_model("llama").to(torch.bfloat16)
+    model = apply_method(model, build_config({"finetuning_type": "lora", "lora_rank": 4, "lora_alpha": 8,
+                                              "lora_target": "all"}), [])
+    params = [p for p in model.parameters() if p.requires_grad]
+    b = batch(False)
+    seen, got = {}, {}
+    for offload in (False, True):
+        fast = FastDecoder(model, checkpoint=True, offload=offload)
+        model.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = CausalLMLoss(model, False, False, fast)(**b)[0]
+        seen[offload] = len(fl._CASTS)  # after the forward, before the backward
+        loss.backward()
+        got[offload] = (float(loss), [p.grad.clone() for p in params])
+    assert seen[False] >= 3 * 9  # every layer's A stacks and B copies kept for the step
+    assert seen[True] == 0
+    assert got[False][0] == got[True][0]
+    for a, c in zip(got[False][1], got[True][1]):
+        assert torch.equal(a, c)
+
+
 def test_fp8_is_refused_with_the_reasons_before_any_weights_load(tiny_model, tmp_path):
     """`--fp8 True` where it cannot run: every reason at once, each naming the fix (no traceback, no weights)."""
     from tuneforge.cli import main
