@@ -353,6 +353,8 @@ def profile_table(prof, cpu: bool = False, measured_s: float = 0.0, measured_ste
     host = sorted(((e.self_cpu_time_total, e.key[:120], e.count) for e in events if e.self_cpu_time_total > 0),
                   reverse=True) if cpu else []
     for e in events:
+        if cpu and "cpu" in str(getattr(e, "device_type", "")).lower():
+            continue  # a host op's device time is its kernels' time, counted once below (call E counted both)
         t = getattr(e, "self_device_time_total", 0) or getattr(e, "self_cuda_time_total", 0)
         if t <= 0:
             continue

@@ -7,7 +7,7 @@ set -o pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH=$PWD/src:/tmp/site HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export PYTHONUNBUFFERED=1 UNSLOTH_ENABLE_LOGGING=0 NCCL_NVLS_ENABLE=0
-WHL=${WHL:-$PWD/../.whl}
+WHL=${WHL:-$( [ -d "$PWD/.whl" ] && echo "$PWD/.whl" || echo "$PWD/../.whl" )}
 t0=$(date +%s)
 if [ ! -d /tmp/site/unsloth ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHL"/*.whl 2>&1 | tail -3
