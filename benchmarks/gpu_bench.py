@@ -647,6 +647,11 @@ _EQ = dict(data="fixed", steps=12, warmup=4, samples=64)  # equal work: 2048-tok
 _EQ1 = dict(data="fixed", batch=1, steps=16, warmup=5, samples=64)
 _FAST = dict(impl="tuneforge", fast=True, liger=True)
 _MIN = dict(gc=True, offload=True, offload_embedding=True, optim="adamw_8bit")  # the lowest-memory settings
+_PROFILE_B1 = [  # host + device profiles of the batch-1 rows (6 steps, the first included)
+    dict(name="tf_b1_fast_min_prof", profile=True, profile_cpu=True, **_FAST, **_MIN,
+         **{**_EQ1, "steps": 6, "warmup": 2}),
+    dict(name="tf_qlora_b1_fast_min_prof", quant=4, profile=True, profile_cpu=True, **_FAST, **_MIN,
+         **{**_EQ1, "steps": 6, "warmup": 2})]
 SUITES = {
     # issue 18: the equal-work suite. Workload (a) "fixed": every sample 2048 tokens, all supervised, so no tool
     # pads and every tool trains the same tokens per step. Workload (b) "chat": the chat-length samples with each
@@ -712,10 +717,7 @@ SUITES = {
         dict(name="unsloth_qlora_b1_gc", impl="unsloth", quant=4, **_EQ1),
         dict(name="tf_b4_gc_fast", **_FAST, **_EQ),
         dict(name="unsloth_b4_gc", impl="unsloth", **_EQ),
-        dict(name="tf_b1_fast_min_prof", profile=True, profile_cpu=True, **_FAST, **_MIN,
-             **{**_EQ1, "steps": 6, "warmup": 2}),
-        dict(name="tf_qlora_b1_fast_min_prof", quant=4, profile=True, profile_cpu=True, **_FAST, **_MIN,
-             **{**_EQ1, "steps": 6, "warmup": 2}),
+        *_PROFILE_B1,
     ],
     # session 5, call D: the rows no valid call has measured yet (Qwen pair, CLI, FP8 loss curves, the chat
     # workload) and the batch-1 pair again after the per-layer adapter copies of the lowest-memory mode
@@ -732,10 +734,7 @@ SUITES = {
                  warmup=5, lr=1e-4, samples=1200, **_FAST),
             dict(name="curve_fp8_1b", model="llama1b", gc=False, packing=True, attn="varlen", batch=2, steps=200,
                  warmup=5, lr=1e-4, samples=1200, fp8=True, **_FAST)]),
-        dict(name="tf_b1_fast_min_prof", profile=True, profile_cpu=True, **_FAST, **_MIN,
-             **{**_EQ1, "steps": 6, "warmup": 2}),
-        dict(name="tf_qlora_b1_fast_min_prof", quant=4, profile=True, profile_cpu=True, **_FAST, **_MIN,
-             **{**_EQ1, "steps": 6, "warmup": 2}),
+        *_PROFILE_B1,
         dict(name="tf_chat_pack4_fast", gc=False, packing=True, attn="varlen", **_FAST, samples=600),
         dict(name="hf_chat_flatten_b12", impl="hf", batching="flatten", batch=12, gc=False, samples=600),
         dict(name="unsloth_chat_packing_b4", impl="unsloth", gc=False, batching="packing", samples=600),
