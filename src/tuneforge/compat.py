@@ -59,8 +59,9 @@ library's own behaviour, never a guess. ``tests/test_compat.py`` checks each one
   profile of the H200's batch-1 row (docs/benchmarks.md, call E) put the optimizer step at 29 ms of host time in a
   ≈ 260 ms step. For the non-paged class we run the same per-parameter calls (``init_state``, ``prefetch_state``,
   ``update_step``: the same kernels on the same states, so the same numbers and checkpoints) without the syncs.
-  Tested: bitsandbytes 0.50.2 (CPU here; not yet measured on a GPU); window 0.50.x. Applied only where upstream's ``step`` still
-  has the per-parameter sync and the methods we call; elsewhere, and for the paged classes, upstream's own step.
+  Tested: bitsandbytes 0.50.2 (CPU here; not yet measured on a GPU); window 0.50.x. Applied only where
+  upstream's ``step`` still has the per-parameter sync and the methods we call; elsewhere, and for the paged
+  classes, upstream's own step.
 
 Every decision is logged with its reason (``log.choice``). The upstream packages are imported inside the functions,
 so importing this module costs nothing.
