@@ -647,6 +647,15 @@ _EQ = dict(data="fixed", steps=12, warmup=4, samples=64)  # equal work: 2048-tok
 _EQ1 = dict(data="fixed", batch=1, steps=16, warmup=5, samples=64)
 _FAST = dict(impl="tuneforge", fast=True, liger=True)
 _MIN = dict(gc=True, offload=True, offload_embedding=True, optim="adamw_8bit")  # the lowest-memory settings
+_PAIRS = [  # tuneforge and Unsloth on workload (a), Llama-3.1-8B shape: each line's pair, one after the other
+    dict(name="tf_b4_nogc_fast", gc=False, **_FAST, **_EQ),
+    dict(name="unsloth_b4_nogc", impl="unsloth", gc=False, **_EQ),
+    dict(name="tf_b1_fast_min", **_FAST, **_MIN, **_EQ1),
+    dict(name="unsloth_b1_gc", impl="unsloth", **_EQ1),
+    dict(name="tf_qlora_b1_fast_min", quant=4, **_FAST, **_MIN, **_EQ1),
+    dict(name="unsloth_qlora_b1_gc", impl="unsloth", quant=4, **_EQ1),
+    dict(name="tf_b4_gc_fast", **_FAST, **_EQ),
+    dict(name="unsloth_b4_gc", impl="unsloth", **_EQ)]
 _PROFILE_B1 = [  # host + device profiles of the batch-1 rows (6 steps, the first included)
     dict(name="tf_b1_fast_min_prof", profile=True, profile_cpu=True, **_FAST, **_MIN,
          **{**_EQ1, "steps": 6, "warmup": 2}),
@@ -709,14 +718,7 @@ SUITES = {
     # session 5, call C: call A's and B's valid comparison again after the LoRA-cast fix (both tools in one call),
     # and host + device profiles of the batch-1 rows (the lines the last profile found host-bound)
     "eqC": [
-        dict(name="tf_b4_nogc_fast", gc=False, **_FAST, **_EQ),
-        dict(name="unsloth_b4_nogc", impl="unsloth", gc=False, **_EQ),
-        dict(name="tf_b1_fast_min", **_FAST, **_MIN, **_EQ1),
-        dict(name="unsloth_b1_gc", impl="unsloth", **_EQ1),
-        dict(name="tf_qlora_b1_fast_min", quant=4, **_FAST, **_MIN, **_EQ1),
-        dict(name="unsloth_qlora_b1_gc", impl="unsloth", quant=4, **_EQ1),
-        dict(name="tf_b4_gc_fast", **_FAST, **_EQ),
-        dict(name="unsloth_b4_gc", impl="unsloth", **_EQ),
+        *_PAIRS,
         *_PROFILE_B1,
     ],
     # session 5, call D: the rows no valid call has measured yet (Qwen pair, CLI, FP8 loss curves, the chat
@@ -741,14 +743,7 @@ SUITES = {
     ],
     # first H200 call: Unsloth's configurations and ours on workload (a), Llama-3.1-8B shape
     "eqA": [
-        dict(name="tf_b4_nogc_fast", gc=False, **_FAST, **_EQ),
-        dict(name="unsloth_b4_nogc", impl="unsloth", gc=False, **_EQ),
-        dict(name="tf_b1_fast_min", **_FAST, **_MIN, **_EQ1),
-        dict(name="unsloth_b1_gc", impl="unsloth", **_EQ1),
-        dict(name="tf_qlora_b1_fast_min", quant=4, **_FAST, **_MIN, **_EQ1),
-        dict(name="unsloth_qlora_b1_gc", impl="unsloth", quant=4, **_EQ1),
-        dict(name="tf_b4_gc_fast", **_FAST, **_EQ),
-        dict(name="unsloth_b4_gc", impl="unsloth", **_EQ),
+        *_PAIRS,
         dict(name="tf_b4_nogc_plain", impl="tuneforge", liger=True, gc=False, **_EQ),
         dict(name="tf_b4_nogc_fast_fp8", gc=False, fp8=True, **_FAST, **_EQ),
         dict(name="hf_b4_gc", impl="hf", **_EQ),
