@@ -66,9 +66,8 @@ def tool_replies(engine, rows: list[dict], max_new_tokens: int = 64, batch_size:
             texts = [fmt.render(tok, [{"role": "user", "content": r["question"]}], r.get("tools") or None,
                                 add_generation_prompt=True) for r in chunk]
             enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(engine.device)
-            guide = (engine.tool_guide([r.get("tools") for r in chunk], enc["input_ids"].shape[1], kw)
-                     if guided else None)
-            gen = engine._generate(enc, {**kw, "logits_processor": [guide]} if guide else kw)
+            gkw = engine.guided(kw, [r.get("tools") for r in chunk], enc["input_ids"].shape[1]) if guided else kw
+            gen = engine._generate(enc, gkw)
             for row in gen[:, enc["input_ids"].shape[1]:]:
                 text = tok.decode(row, skip_special_tokens=False)
                 for s in fmt.stop + [tok.pad_token or ""]:

@@ -138,25 +138,30 @@ class ChatEngine:
         for i in range(0, len(conversations), batch_size):
             texts = [self.prompt_text(c, system, tools) for c in conversations[i: i + batch_size]]
             enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-            guide = (self.tool_guide([tools] * len(texts), enc["input_ids"].shape[1], kw)
-                     if tools and args.guided_tool_calls else None)
-            gen = self._generate(enc, {**kw, "logits_processor": [guide]} if guide else kw, streamer)
+            gkw = (self.guided(kw, [tools] * len(texts), enc["input_ids"].shape[1])
+                   if tools and args.guided_tool_calls else kw)
+            gen = self._generate(enc, gkw, streamer)
             for row in gen[:, enc["input_ids"].shape[1]:]:
                 out.append(self._clean(self.tokenizer.decode(row, skip_special_tokens=args.skip_special_tokens)))
         return out
 
     def tool_format(self) -> str | None:
-        from tuneforge.infer.tools import detect_format
+        """The tool-call format of the installed template (None: it renders no tools); read once."""
+        if not hasattr(self, "_tool_format"):
+            from tuneforge.infer.tools import detect_format
 
-        return detect_format(getattr(self.tokenizer, "chat_template", None), self.fmt.name)
+            self._tool_format = detect_format(getattr(self.tokenizer, "chat_template", None), self.fmt.name)
+        return self._tool_format
 
-    def tool_guide(self, tools_per_row: list, prompt_len: int, kw: dict[str, Any], force: list[bool] | None = None):
-        """The schema guide of a batch's tool calls (infer/tool_guide.py), or None where nothing is guided.
-        ``force``: per row, whether the reply must be a call."""
+    def guided(self, kw: dict[str, Any], tools_per_row: list, prompt_len: int,
+               force: list[bool] | None = None) -> dict[str, Any]:
+        """``kw`` with the schema guide of a batch's tool calls (infer/tool_guide.py) as its logits processor, or
+        ``kw`` itself where nothing is guided. ``force``: per row, whether the reply must be a call."""
         from tuneforge.infer.tool_guide import guide_for
 
-        return guide_for(self.tokenizer, self.tool_format(), tools_per_row, prompt_len, not kw.get("do_sample"),
-                         force)
+        guide = guide_for(self.tokenizer, self.tool_format(), tools_per_row, prompt_len, not kw.get("do_sample"),
+                          force)
+        return kw if guide is None else {**kw, "logits_processor": [guide]}
 
     def _generate(self, enc, kw: dict[str, Any], streamer=None) -> torch.Tensor:
         # the method's own decoding where model.generate is wrong for it (prompt-based adapters: infer/prompt_decode)

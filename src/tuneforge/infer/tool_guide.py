@@ -310,12 +310,19 @@ class ToolCallGuide:
         self.texts = [prefix for _ in tools_per_row]
         self.force = [bool(f) for f in (force or [False] * len(tools_per_row))]
         self.seen = 0  # new tokens already added to self.texts
-        self.masked_steps = 0  # steps where the model's first choice was not allowed (a measure of the guiding)
+
+    def _call_due(self, row: int) -> bool:
+        """Row ``row`` must call and has not opened its call yet."""
+        return self.force[row] and MARKER not in self.texts[row]
+
+    def _end_ok(self, row: int, state: bool | None) -> bool:
+        """May row ``row`` end its turn now? Only outside a call, and not before the required call."""
+        return state is True and not self._call_due(row)
 
     def _ok_text(self, row: int, s: str, state: bool | None) -> bool:
         """May row ``row`` (whose text so far has check-state ``state``) go on with the text ``s``?"""
         text = self.texts[row]
-        if self.force[row] and MARKER not in text:  # a call is required and none is open yet
+        if self._call_due(row):
             t = text + s
             head = t.lstrip(WS)
             if len(t) - len(head) > 4:
@@ -333,7 +340,7 @@ class ToolCallGuide:
         """May row ``row`` take token ``tok``? An end of turn (any special token) only outside a call, and not
         before the required call."""
         if tok in self.special or tok >= len(self.strs):
-            return state is True and not (self.force[row] and MARKER not in self.texts[row])
+            return self._end_ok(row, state)
         return self._ok_text(row, self.strs[tok], state)
 
     def _candidates(self, row: int, scores: torch.Tensor, state: bool | None) -> list[int]:
@@ -344,7 +351,7 @@ class ToolCallGuide:
         n = min(len(v.first), scores.shape[0])
         first_ok = torch.tensor([self._ok_text(row, c, state) for c in v.chars] + [False], dtype=torch.bool)
         mask = first_ok[v.first[:n]]
-        end_ok = state is True and not (self.force[row] and MARKER not in self.texts[row])
+        end_ok = self._end_ok(row, state)
         if end_ok:  # special tokens, and ids past the tokenizer's (padded embeddings), as _ok allows them
             mask[v.special_ids[v.special_ids < n]] = True
         mask &= scores[:n] > float("-inf")
@@ -377,7 +384,6 @@ class ToolCallGuide:
                     break
             if not allowed:
                 continue  # nothing valid (cannot happen for a well-formed tool list): leave the row as it is
-            self.masked_steps += int(allowed[0] != best)
             keep = row[allowed].clone()
             row.fill_(float("-inf"))
             row[allowed] = keep

@@ -85,9 +85,7 @@ class ChatBackend:
             kw.pop(k, None)
         kw.update(sampling)
         if tools_per_row and self.gen.guided_tool_calls:
-            guide = self.engine.tool_guide(tools_per_row, ids.shape[1], kw, force_per_row)
-            if guide is not None:
-                kw["logits_processor"] = [guide]
+            kw = self.engine.guided(kw, tools_per_row, ids.shape[1], force_per_row)
         with torch.no_grad(), use_adapter(self.model, adapter):
             rec = method_of(self.model)
             if rec is not None and rec.generate is not None:  # its own decoder: tokens come through the streamer
