@@ -178,6 +178,53 @@ def micro() -> dict:
     return out
 
 
+def nf4_layer() -> dict:
+    """fast/nf4.py on the 8B layer's seven weight shapes (double quantization): every weight bit-identical to
+    bitsandbytes' ``dequantize_4bit``, through its native kernels; host time per layer (seven weights launched,
+    no sync) and device time, against one bitsandbytes call pair per weight (fast/lora.py's other path)."""
+    import bitsandbytes as bnb
+    import bitsandbytes.functional as bnbf
+
+    from tuneforge.compat import bnb_native_dequant
+    from tuneforge.fast import nf4
+    from tuneforge.fast.lora import _dequantize_4bit
+
+    torch.manual_seed(0)
+    shapes = [(4096, 4096), (1024, 4096), (1024, 4096), (4096, 4096), (14336, 4096), (14336, 4096), (4096, 14336)]
+    ws = [bnb.nn.Params4bit(torch.randn(s, dtype=torch.bfloat16) * 0.02, requires_grad=False, quant_type="nf4",
+                            compress_statistics=True).to(DEV) for s in shapes]
+    want = [bnbf.dequantize_4bit(w.data, w.quant_state) for w in ws]
+    lq = nf4.plan(ws)
+    out = {"native": bnb_native_dequant() is not None, "planned": lq is not None}
+    nf4.clear()
+    got = [lq.dequantize(w) for w in ws]
+    out["bit_identical"] = all(torch.equal(g, t) for g, t in zip(got, want))
+    out["bnb_still_reads_the_views"] = all(torch.equal(bnbf.dequantize_4bit(w.data, w.quant_state), t)
+                                           for w, t in zip(ws, want))
+
+    if DEV != "cuda":
+        return out
+
+    def layer_new():
+        nf4.clear()
+        return [lq.dequantize(w) for w in ws]
+
+    def layer_old():
+        return [_dequantize_4bit(w) for w in ws]
+
+    for name, fn in (("per_layer", layer_new), ("per_weight", layer_old)):
+        fn()
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(50):
+            fn()
+        out[f"{name}_host_us_per_layer"] = round((time.perf_counter() - t0) / 50 * 1e6, 1)
+        torch.cuda.synchronize()
+        out[f"{name}_device_ms_per_layer"] = bench(fn)
+    nf4.clear()
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--json")
@@ -188,7 +235,7 @@ def main() -> int:
     gpu = torch.cuda.get_device_name(0) if DEV == "cuda" else "cpu"
     res, t0 = {"gpu": gpu, "torch": torch.__version__}, time.time()
     checks = [("exact_bf16", exactness), ("exact_nf4", lambda: exactness(quant=True)),
-              ("fp8_definition", fp8_definition)] + ([("micro", micro)] if DEV == "cuda" else [])
+              ("fp8_definition", fp8_definition), ("nf4_layer", nf4_layer)] + ([("micro", micro)] if DEV == "cuda" else [])
     for name, fn in checks:
         try:
             res[name] = fn()

@@ -161,6 +161,66 @@ def test_qlora_base_matches_the_plain_path():
     assert_same(loss_and_grads(ref, b), loss_and_grads(model, b, fast))
 
 
+def test_double_quantized_layers_dequantize_their_absmax_once_and_bit_identically():
+    """Double quantization (the QLoRA default): fast/nf4.py gathers a layer's 8-bit absmax into one buffer and
+    dequantizes it once per layer. Every weight comes out bit-identical to bitsandbytes' own
+    ``dequantize_4bit``, the layer's absmax is dequantized once for all seven weights, and the fast path's loss
+    and gradients match the plain path on the dequantized weights."""
+    pytest.importorskip("bitsandbytes")
+    import tempfile
+
+    import bitsandbytes.functional as bnbf
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    from tuneforge.fast import nf4
+    from tuneforge.models.memory import freeze_quantized_base
+
+    ref = make_model("llama", layers=2)
+    q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                           bnb_4bit_compute_dtype=torch.float32)
+    with tempfile.TemporaryDirectory() as d:
+        ref.save_pretrained(d)
+        model = AutoModelForCausalLM.from_pretrained(d, quantization_config=q, dtype=torch.float32,
+                                                     attn_implementation="sdpa", device_map={"": "cpu"})
+    model.config.use_cache = False
+    want, by_weight = {}, {}
+    for name, m in model.named_modules():
+        if type(m).__name__ == "Linear4bit":
+            assert m.weight.quant_state.nested
+            want[name] = by_weight[id(m.weight)] = bnbf.dequantize_4bit(m.weight.data, m.weight.quant_state)
+            ref.get_submodule(name).weight.data = want[name].float()
+    model, ref = with_lora(freeze_quantized_base(model)), with_lora(ref)
+    lora = {n: p for n, p in model.named_parameters() if "lora_" in n}
+    for n, p in ref.named_parameters():
+        if "lora_" in n:
+            p.data.copy_(lora[n].data)
+    fast = FastDecoder(model, checkpoint=True)
+    plans = {id(p.quant) for lp in fast.layers for g in (lp.qkv, lp.o, lp.mlp.up_group, lp.mlp.down)
+             for p in g.projs}
+    assert len(plans) == 2 and None not in plans  # one LayerQuant per layer
+    calls = []
+    kernel = nf4._ops_blockwise
+    weights = {id(m.weight): m.weight for m in model.modules() if type(m).__name__ == "Linear4bit"}
+    projs = [p for lp in fast.layers for g in (lp.qkv, lp.o, lp.mlp.up_group, lp.mlp.down) for p in g.projs]
+    assert len(projs) == 14
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(nf4, "_ops_blockwise", lambda *a: calls.append(1) or kernel(*a))
+            for p in projs:
+                got = p.quant.dequantize(p.base.weight)
+                ref_w = bnbf.dequantize_4bit(p.base.weight.data, p.base.weight.quant_state)
+                assert got.dtype == ref_w.dtype and torch.equal(got, ref_w), p.name
+        assert len(calls) == 2, calls  # one absmax dequantization per layer, for all its seven weights
+        # against the weights dequantized before the layer's absmax were gathered into one buffer
+        assert len(by_weight) == 14 and all(id(p.base.weight) in weights for p in projs)
+        for p in projs:
+            assert torch.equal(p.quant.dequantize(p.base.weight), by_weight[id(p.base.weight)]), p.name
+    finally:
+        nf4.clear()
+    b = batch(False)
+    assert_same(loss_and_grads(ref, b), loss_and_grads(model, b, fast))
+
+
 def test_fp8_base_stays_close_to_bf16_and_release_restores_the_model():
     from tuneforge.fast.fp8 import Fp8Weight, _emulated_mm, quantize_rows
 

@@ -63,6 +63,16 @@ library's own behaviour, never a guess. ``tests/test_compat.py`` checks each one
   upstream's ``step`` still has the per-parameter sync and the methods we call; elsewhere, and for the paged
   classes, upstream's own step.
 
+- **bitsandbytes' dequantization kernels called directly** (:func:`bnb_native_dequant`): the fast path
+  dequantizes every 4-bit weight three times per step (forward, recomputation, backward): 672 weights per step for
+  an 8B model, and with double quantization two bitsandbytes ops each. Each op call costs ≈ 37 µs of host time
+  (the torch custom-op dispatch, argument checks, a context manager per call; call E's host profile: ≈ 50 ms per
+  step) while its kernel runs for ≈ 35 µs, so the batch-1 QLoRA step waits on the host. ``fast/nf4.py`` calls the
+  same CUDA kernels of bitsandbytes' native library (``cdequantize_blockwise_fp32`` and
+  ``cdequantize_blockwise_{bf16,fp16,fp32}_{nf4,fp4}``, the functions its own CUDA backend calls, with the same
+  arguments) through ctypes. Tested: bitsandbytes 0.50.2 on the H200 (``benchmarks/fast_check.py`` compares the
+  result with ``bitsandbytes.functional.dequantize_4bit`` bit for bit); window 0.50.x. Outside it, on CPUs, or
+  where a function is missing: bitsandbytes' registered ops (the same numbers, its own dispatch).
 Every decision is logged with its reason (``log.choice``). The upstream packages are imported inside the functions,
 so importing this module costs nothing.
 """
@@ -516,3 +526,45 @@ def bnb_step_without_syncs(cls):
     return type(cls.__name__, (cls,), {"step": step, "__doc__": f"{cls.__name__} without a device sync per "
                                        "parameter (tuneforge.compat.bnb_step_without_syncs)",
                                        "__module__": __name__})
+
+
+# ---- bitsandbytes' dequantization kernels, called directly --------------------------------------------------------
+
+BNB_NATIVE = ("bitsandbytes", "0.50.0", "0.51.0")  # tested: 0.50.2 on the H200 (fast_check: bit-identical)
+_NATIVE: list = []
+
+
+def bnb_native_dequant():
+    """bitsandbytes' CUDA dequantization functions by name when they can be called directly (module docstring),
+    else None (the reason logged once). Arguments, as bitsandbytes' CUDA backend passes them:
+    ``(code, A, absmax, out, blocksize, n, stream)`` — pointers as ``ctypes.c_void_p``, sizes as ``c_int32``."""
+    if _NATIVE:
+        return _NATIVE[0]
+    lib, why = None, outside(BNB_NATIVE)
+    if why is None:
+        try:
+            import torch
+
+            if not torch.cuda.is_available():
+                why = "no CUDA device"
+            else:
+                from bitsandbytes.cextension import lib as bnb_lib
+
+                raw = getattr(bnb_lib, "_lib", None)  # the ctypes CDLL (the wrapper answers any name)
+                names = ["cdequantize_blockwise_fp32"] + [f"cdequantize_blockwise_{d}_{q}" for d in
+                                                          ("bf16", "fp16", "fp32") for q in ("nf4", "fp4")]
+                if raw is None or not getattr(bnb_lib, "compiled_with_cuda", False):
+                    why = "bitsandbytes' native library is not its CUDA build"
+                else:
+                    missing = [n for n in names if getattr(raw, n, None) is None]
+                    why = f"its native library has no {missing[0]}" if missing else None
+                    lib = None if missing else {n: getattr(raw, n) for n in names}
+        except Exception as e:  # noqa: BLE001 - any import problem: bitsandbytes' own ops
+            why = f"bitsandbytes' native library did not load ({type(e).__name__})"
+    if why:
+        log.choice("nf4 dequantization=bitsandbytes ops", why)
+    else:
+        log.choice("nf4 dequantization=native kernels", "bitsandbytes' CUDA kernels called directly, one absmax "
+                   "dequantization per layer (compat.bnb_native_dequant, fast/nf4.py)")
+    _NATIVE.append(None if why else lib)
+    return _NATIVE[0]

@@ -186,6 +186,13 @@ class FastDecoder:
         o = _proj(attn, "o_proj", self.fp8)
         gate, up, down = (_proj(mlp, n, self.fp8) for n in ("gate_proj", "up_proj", "down_proj"))
         dtype = _compute_dtype(qkv[0])
+        quantized = [p for p in (*qkv, o, gate, up, down) if p.kind == "nf4"]
+        if quantized:  # the layer's 4-bit weights: one absmax dequantization per layer (fast/nf4.py)
+            from tuneforge.fast import nf4
+
+            lq = nf4.plan([p.base.weight for p in quantized])
+            for p in quantized:
+                p.quant = lq
         if self.fp8:
             for p in (*qkv, o, gate, up, down):  # the bf16 copies are gone until release()
                 p.base.weight = torch.nn.Parameter(torch.empty(0, dtype=p.base.weight.dtype,
@@ -219,9 +226,11 @@ class FastDecoder:
                     if p.fp8 is not None:
                         p.base.weight = torch.nn.Parameter(p.fp8.dequantized(), requires_grad=False)
                         p.fp8, p.kind = None, "dense"
+        from tuneforge.fast import nf4
         from tuneforge.fast.lora import _CASTS
 
         _CASTS.clear()  # the adapters' compute-dtype copies
+        nf4.clear()  # the last layer's float32 absmax
         self._released = True
 
     def _attention(self, lp: LayerPlan, q, k, v, varlen):

@@ -54,6 +54,7 @@ class Proj:
     lora_B: torch.nn.Parameter | None = None
     scale: float = 1.0
     fp8: object = None  # fast.fp8.Fp8Weight when kind == "fp8"
+    quant: object = None  # fast.nf4.LayerQuant of its layer when kind == "nf4" and it applies
 
     @property
     def rank(self) -> int:
@@ -122,7 +123,7 @@ def _dense(p: Proj, dtype: torch.dtype) -> torch.Tensor:
     """The base weight (out × in) in the compute dtype; 4-bit weights are dequantized (a temporary)."""
     w = p.base.weight
     if p.kind == "nf4":
-        w = _dequantize_4bit(w)
+        w = p.quant.dequantize(w) if p.quant is not None else _dequantize_4bit(w)
     return w if w.dtype == dtype else w.to(dtype)
 
 
