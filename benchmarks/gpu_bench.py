@@ -761,6 +761,18 @@ SUITES = {
         dict(name="tf_b1_fast_min4_upstream_step", upstream_bnb_step=True, **_FAST, **_MIN, **_EQ1),
         dict(name="tf_qlora_b1_fast_min4_per_weight", quant=4, nf4_per_weight=True, **_FAST, **_MIN, **_EQ1),
     ],
+    # session 6, call G: after the per-weight native calls were planned once (call F: 51 µs host per weight); the
+    # batch-1 A/B of the 8-bit step again (call F: within the rows' noise), a repeat of the QLoRA row after
+    # Unsloth's, and host profiles of both batch-1 rows
+    "eqG": [
+        dict(name="tf_qlora_b1_fast_min5", quant=4, **_FAST, **_MIN, **_EQ1),
+        dict(name="unsloth_qlora_b1_gc", impl="unsloth", quant=4, **_EQ1),
+        dict(name="tf_qlora_b1_fast_min5_again", quant=4, **_FAST, **_MIN, **_EQ1),
+        dict(name="tf_b1_fast_min5", **_FAST, **_MIN, **_EQ1),
+        dict(name="unsloth_b1_gc", impl="unsloth", **_EQ1),
+        dict(name="tf_b1_fast_min5_upstream_step", upstream_bnb_step=True, **_FAST, **_MIN, **_EQ1),
+        *_PROFILE_B1,
+    ],
     # first H200 call: Unsloth's configurations and ours on workload (a), Llama-3.1-8B shape
     "eqA": [
         *_PAIRS,

@@ -58,6 +58,15 @@ class LayerQuant:
             at += b * bs2
         self.u8, self.a2 = u8, a2
         self.ptrs = [qs.absmax.data_ptr() for qs in states]
+        # per weight, what the native kernel call needs besides the pointers (read once, not per call)
+        lib = _native(u8)
+        self.native: dict[int, tuple] = {}
+        if lib is not None and all(qs.dtype in _DTYPES and qs.quant_type in ("nf4", "fp4") for qs in states):
+            for w, qs in zip(weights, states):
+                fn = lib[f"cdequantize_blockwise_{_DTYPES[qs.dtype]}_{qs.quant_type}"]
+                self.native[id(w)] = (fn, 4 * self.spans[id(w)][0], ct.c_int32(qs.blocksize),
+                                      ct.c_int32(qs.shape.numel()), qs.shape, qs.dtype)
+        self.device = device
 
     @staticmethod
     def reason(weights: list) -> str | None:
@@ -113,19 +122,18 @@ class LayerQuant:
 
     def dequantize(self, w) -> torch.Tensor:
         """Weight ``w`` of this layer in its quant state's dtype (a new tensor)."""
+        call = self.native.get(id(w))
+        if call is not None and self.device.index == torch.cuda.current_device():
+            fn, offset, blocksize, n, shape, dtype = call
+            absmax = self.absmax()
+            out = torch.empty(shape, dtype=dtype, device=self.device)
+            fn(None, ct.c_void_p(w.data_ptr()), ct.c_void_p(absmax.data_ptr() + offset), ct.c_void_p(out.data_ptr()),
+               blocksize, n, ct.c_void_p(torch._C._cuda_getCurrentRawStream(self.device.index)))
+            return out
         qs = w.quant_state
         start, end = self.spans[id(w)]
-        absmax = self.absmax()[start:end]
-        lib = _native(w)
-        if lib is None:
-            return torch.ops.bitsandbytes.dequantize_4bit.default(w.data, absmax, qs.blocksize, qs.quant_type,
-                                                                  qs.shape, qs.dtype)
-        name = f"cdequantize_blockwise_{_DTYPES[qs.dtype]}_{qs.quant_type}"
-        out = torch.empty(qs.shape, dtype=qs.dtype, device=w.device)
-        lib[name](None, ct.c_void_p(w.data.data_ptr()), ct.c_void_p(absmax.data_ptr()), ct.c_void_p(out.data_ptr()),
-                  ct.c_int32(qs.blocksize), ct.c_int32(out.numel()),
-                  ct.c_void_p(torch._C._cuda_getCurrentRawStream(w.device.index)))
-        return out
+        return torch.ops.bitsandbytes.dequantize_4bit.default(w.data, self.absmax()[start:end], qs.blocksize,
+                                                              qs.quant_type, qs.shape, qs.dtype)
 
 
 def _ops_blockwise(a, absmax, code, blocksize):
