@@ -773,6 +773,18 @@ SUITES = {
         dict(name="tf_b1_fast_min5_upstream_step", upstream_bnb_step=True, **_FAST, **_MIN, **_EQ1),
         *_PROFILE_B1,
     ],
+    # session 6, call H: call G's machine drifted within the call (the same QLoRA row 7,024 then 5,259 tok/s), so
+    # the batch-1 pairs alternate, twice each: a ratio per adjacent pair
+    "eqH": [
+        dict(name="tf_qlora_b1_h1", quant=4, **_FAST, **_MIN, **_EQ1),
+        dict(name="unsloth_qlora_b1_h1", impl="unsloth", quant=4, **_EQ1),
+        dict(name="tf_b1_h1", **_FAST, **_MIN, **_EQ1),
+        dict(name="unsloth_b1_h1", impl="unsloth", **_EQ1),
+        dict(name="tf_qlora_b1_h2", quant=4, **_FAST, **_MIN, **_EQ1),
+        dict(name="unsloth_qlora_b1_h2", impl="unsloth", quant=4, **_EQ1),
+        dict(name="tf_b1_h2", **_FAST, **_MIN, **_EQ1),
+        dict(name="unsloth_b1_h2", impl="unsloth", **_EQ1),
+    ],
     # first H200 call: Unsloth's configurations and ours on workload (a), Llama-3.1-8B shape
     "eqA": [
         *_PAIRS,
