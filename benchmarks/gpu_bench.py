@@ -51,16 +51,14 @@ DEFAULTS = dict(impl="tuneforge", model="llama8b", method="lora", batch=4, seq=2
                 group_by_length=False, compile=False, profile=False, samples=600, seed=0, quant=None,
                 fused_lora=False, offload_embedding=None, upcast=False, phases=False, pad_multiple=1, attn="sdpa",
                 data="chat", batching="pad", fast=False, fp8=False, fp8_backward="fp8", attn_backend="auto",
-                inplace_lora=True, fuse_residual=True, curve=False, profile_cpu=False, upstream_bnb_step=False,
-                nf4_per_weight=False)
+                inplace_lora=True, fuse_residual=True, curve=False, profile_cpu=False, nf4_per_weight=False)
 # data: "chat" (make_samples: chat-length, prompt masked) or "fixed" (every sample exactly `seq` tokens, all
 #   supervised: nobody pads, every tool trains the same tokens per step).
 # batching (Trainer-based rows): "pad" (our collator, right padding), "flatten" (transformers'
 #   DataCollatorWithFlattening: one row, position ids), "padding_free" / "packing" (trl's SFTTrainer with
 #   padding_free=True / packing=True — Unsloth's own padding-free and packing paths when impl is unsloth).
 # fast / fp8 / fp8_backward / attn_backend / inplace_lora / fuse_residual: tuneforge's fast path (src/tuneforge/fast).
-# upstream_bnb_step / nf4_per_weight (A/B rows): bitsandbytes' own 8-bit AdamW step with its per-parameter syncs
-#   instead of compat.bnb_step_without_syncs; one bitsandbytes call pair per 4-bit weight instead of fast/nf4.py.
+# nf4_per_weight (A/B row): one bitsandbytes call pair per 4-bit weight instead of fast/nf4.py.
 MODEL_DIRS = Path(os.environ.get("TF_BENCH_MODELS", "/tmp/tf_bench_models"))
 LORA_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -242,13 +240,10 @@ def run_tuneforge(spec: dict, base=None) -> dict:
 
     for k in ("attn_backend", "inplace_lora", "fuse_residual", "fp8_backward"):
         setattr(OPTIONS, k, spec[k])
-    from tuneforge import compat
     from tuneforge.fast import nf4
 
-    _ab = getattr(run_tuneforge, "_ab", None) or run_tuneforge.__dict__.setdefault(
-        "_ab", (compat.bnb_step_without_syncs, nf4.plan))  # the real functions, kept across rows
-    compat.bnb_step_without_syncs = (lambda cls: cls) if spec["upstream_bnb_step"] else _ab[0]
-    nf4.plan = (lambda weights: None) if spec["nf4_per_weight"] else _ab[1]
+    real_plan = run_tuneforge.__dict__.setdefault("_nf4_plan", nf4.plan)  # the real function, kept across rows
+    nf4.plan = (lambda weights: None) if spec["nf4_per_weight"] else real_plan
     if spec["gc"]:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     lora = {"lora_rank": spec["rank"], "lora_alpha": 2 * spec["rank"], "lora_target": "all",
@@ -751,26 +746,26 @@ SUITES = {
         dict(name="hf_chat_flatten_b12", impl="hf", batching="flatten", batch=12, gc=False, samples=600),
         dict(name="unsloth_chat_packing_b4", impl="unsloth", gc=False, batching="packing", samples=600),
     ],
-    # session 6, call F: the batch-1 and QLoRA pairs after the sync-free 8-bit step and the per-layer NF4
-    # dequantization, each with an A/B row of the old path in the same call
+    # session 6, call F: the batch-1 and QLoRA pairs after the sync-free 8-bit step (since removed) and the
+    # per-layer NF4 dequantization, each with an A/B row of the old path in the same call
     "eqF": [
         dict(name="tf_b1_fast_min4", **_FAST, **_MIN, **_EQ1),
         dict(name="unsloth_b1_gc", impl="unsloth", **_EQ1),
         dict(name="tf_qlora_b1_fast_min4", quant=4, **_FAST, **_MIN, **_EQ1),
         dict(name="unsloth_qlora_b1_gc", impl="unsloth", quant=4, **_EQ1),
-        dict(name="tf_b1_fast_min4_upstream_step", upstream_bnb_step=True, **_FAST, **_MIN, **_EQ1),
+        # (here call F also ran tf_b1_fast_min4_upstream_step: bitsandbytes' own 8-bit step against
+        # compat.bnb_step_without_syncs, removed after calls F and G measured no gain; F_gpu_h200_eqF.json)
         dict(name="tf_qlora_b1_fast_min4_per_weight", quant=4, nf4_per_weight=True, **_FAST, **_MIN, **_EQ1),
     ],
-    # session 6, call G: after the per-weight native calls were planned once (call F: 51 µs host per weight); the
-    # batch-1 A/B of the 8-bit step again (call F: within the rows' noise), a repeat of the QLoRA row after
-    # Unsloth's, and host profiles of both batch-1 rows
+    # session 6, call G: after the per-weight native calls were planned once (call F: 51 µs host per weight), a
+    # repeat of the QLoRA row after Unsloth's, and host profiles of both batch-1 rows (only the first ran)
     "eqG": [
         dict(name="tf_qlora_b1_fast_min5", quant=4, **_FAST, **_MIN, **_EQ1),
         dict(name="unsloth_qlora_b1_gc", impl="unsloth", quant=4, **_EQ1),
         dict(name="tf_qlora_b1_fast_min5_again", quant=4, **_FAST, **_MIN, **_EQ1),
         dict(name="tf_b1_fast_min5", **_FAST, **_MIN, **_EQ1),
         dict(name="unsloth_b1_gc", impl="unsloth", **_EQ1),
-        dict(name="tf_b1_fast_min5_upstream_step", upstream_bnb_step=True, **_FAST, **_MIN, **_EQ1),
+        # (here call G also ran tf_b1_fast_min5_upstream_step, the same A/B as call F; G_gpu_h200_eqG.json)
         *_PROFILE_B1,
     ],
     # session 6, call H: call G's machine drifted within the call (the same QLoRA row 7,024 then 5,259 tok/s), so

@@ -330,85 +330,26 @@ def test_a_reference_loads_whole_beside_zero3_and_the_setting_comes_back(tiny_mo
         assert not compat.zero3_init_active()
 
 
-# ---- bitsandbytes 8-bit AdamW without a device sync per parameter ---------------------------------------------------
+# ---- bitsandbytes' dequantization kernels, called directly -------------------------------------------------------
 
-def _bnb_params(seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    # ≥ 4096 elements get 8-bit block-quantized states; the small one keeps 32-bit states (bitsandbytes' rule)
-    return [torch.nn.Parameter(torch.randn(n, generator=g)) for n in (8192, 4096 * 3, 300, 5000)]
-
-
-def _bnb_opt(cls, params):
-    return cls([{"params": params[:2]}, {"params": params[2:], "lr": 3e-3}], lr=1e-2, betas=(0.9, 0.99))
-
-
-def _run_bnb(cls, steps: int = 3, params=None, opt=None, seed: int = 1):
-    params = _bnb_params() if params is None else params
-    opt = _bnb_opt(cls, params) if opt is None else opt
-    g = torch.Generator().manual_seed(seed)
-    for step in range(steps):
-        for p in params:
-            p.grad = torch.randn(p.shape, generator=g)
-        if step == 1:
-            params[3].grad = None  # a parameter without a gradient in one step
-        opt.step()
-    return params, opt
-
-
-def test_bnb_step_without_syncs_is_upstream_step_minus_the_syncs(monkeypatch):
-    """The same per-parameter kernels on the same states (bit-identical parameters and states, 8-bit and 32-bit),
-    and none of bitsandbytes' per-parameter ``sync_gpu`` calls (upstream makes one per updated parameter)."""
-    bnb = pytest.importorskip("bitsandbytes")
-    from bitsandbytes.optim import optimizer as bnb_optimizer
-
-    calls = []
-    monkeypatch.setattr(bnb_optimizer, "sync_gpu", lambda t: calls.append(t))
-    fast_cls = compat.bnb_step_without_syncs(bnb.optim.AdamW8bit)
-    assert fast_cls is not bnb.optim.AdamW8bit and issubclass(fast_cls, bnb.optim.AdamW8bit)
-    up_params, up = _run_bnb(bnb.optim.AdamW8bit)
-    assert len(calls) == 4 + 3 + 4  # one per updated parameter and step
-    calls.clear()
-    params, fast = _run_bnb(fast_cls)
-    assert calls == []
-    assert {str(s["state1"].dtype) for s in fast.state.values()} == {"torch.uint8", "torch.float32"}
-    for a, b in zip(up_params, params):
-        assert torch.equal(a, b)
-        sa, sb = up.state[a], fast.state[b]
-        assert sa.keys() == sb.keys() and sa["step"] == sb["step"]
-        for k, v in sa.items():
-            if isinstance(v, torch.Tensor):
-                assert torch.equal(v, sb[k]), k
-    # checkpoints: the state dict of one resumes in the other, and both continue alike
-    copies = [torch.nn.Parameter(p.detach().clone()) for p in params]
-    resumed = _bnb_opt(bnb.optim.AdamW8bit, copies)
-    resumed.load_state_dict(fast.state_dict())
-    _run_bnb(None, 2, params, fast, seed=2)
-    _run_bnb(None, 2, copies, resumed, seed=2)
-    for a, b in zip(params, copies):
-        assert torch.equal(a, b)
-
-
-def test_bnb_step_without_syncs_falls_back_to_upstream(monkeypatch):
-    bnb = pytest.importorskip("bitsandbytes")
-    monkeypatch.setattr(compat, "outside", lambda window: "bitsandbytes 9.0 is outside the tested range")
-    assert compat.bnb_step_without_syncs(bnb.optim.AdamW8bit) is bnb.optim.AdamW8bit
-    monkeypatch.undo()
-    import inspect
-
-    real = inspect.getsource
-    monkeypatch.setattr(inspect, "getsource", lambda obj: real(obj).replace("sync_gpu(p)", "pass"))
-    assert compat.bnb_step_without_syncs(bnb.optim.AdamW8bit) is bnb.optim.AdamW8bit
-
-
-def test_the_8bit_optimizers_tuneforge_builds(monkeypatch):
-    """``optim adamw_8bit`` gets the sync-free step; ``paged_adamw_8bit`` keeps upstream's (its states need it)."""
-    bnb = pytest.importorskip("bitsandbytes")
-    from tuneforge.config.schema import TrainArgs
-    from tuneforge.train import optim
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the CUDA check only; the states stay on CPU
-    groups = [{"params": _bnb_params()}]
-    plain = optim._bnb_adamw(groups, TrainArgs(output_dir="x", optim="adamw_8bit"))
-    assert isinstance(plain, bnb.optim.AdamW8bit) and type(plain).__module__ == "tuneforge.compat"
-    paged = optim._bnb_adamw([{"params": _bnb_params()}], TrainArgs(output_dir="x", optim="paged_adamw_8bit"))
-    assert type(paged) is bnb.optim.PagedAdamW8bit
+def test_bnb_native_dequant_falls_back_to_bitsandbytes_ops(monkeypatch):
+    """Off CUDA, outside the tested bitsandbytes window or without the native functions, fast/nf4.py uses
+    bitsandbytes' registered ops (the GPU side is checked bit for bit by benchmarks/fast_check.py's nf4_layer)."""
+    pytest.importorskip("bitsandbytes")
+    seen = []
+    monkeypatch.setattr(compat.log, "choice", lambda what, why: seen.append((what, why)))
+    monkeypatch.setattr(compat, "_NATIVE", [])
+    assert compat.bnb_native_dequant() is None  # this machine: no CUDA device
+    assert seen[-1] == ("nf4 dequantization=bitsandbytes ops", "no CUDA device")
+    assert compat.bnb_native_dequant() is None and len(seen) == 1  # decided once
+    monkeypatch.setattr(compat, "_NATIVE", [])
+    real = compat.installed
+    monkeypatch.setattr(compat, "installed", lambda p: "0.51.0" if p == "bitsandbytes" else real(p))
+    assert compat.bnb_native_dequant() is None
+    assert "outside the tested range" in seen[-1][1]
+    monkeypatch.setattr(compat, "installed", real)
+    monkeypatch.setattr(compat, "_NATIVE", [])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a CPU build of bitsandbytes' library
+    assert compat.bnb_native_dequant() is None
+    assert seen[-1][1] in ("bitsandbytes' native library is not its CUDA build",) or \
+        seen[-1][1].startswith("bitsandbytes' native library did not load")

@@ -52,17 +52,6 @@ library's own behaviour, never a guess. ``tests/test_compat.py`` checks each one
   (``set_hf_deepspeed_config``), so it loads whole on every process. Tested: transformers 5.24 with DeepSpeed 0.19.8
   (H200) and on CPU with a stand-in config object. Outside the window the run stops where the reference would
   load, with the reason and the fix (LoRA, whose reference is the policy with its adapter off; or ZeRO-2/FSDP2).
-- **8-bit AdamW without a device sync per parameter** (:func:`bnb_step_without_syncs`): bitsandbytes'
-  ``Optimizer8bit.step`` calls ``torch.cuda.synchronize()`` after every parameter's update (``sync_gpu(p)`` in its
-  loop) — its paged states, in CUDA unified memory, need a sync, plain 8-bit states do not. For LoRA on all linear
-  layers of an 8B model that is 448 host–device round trips per step, with the GPU idle in between: the host
-  profile of the H200's batch-1 row (docs/benchmarks.md, call E) put the optimizer step at 29 ms of host time in a
-  ≈ 260 ms step. For the non-paged class we run the same per-parameter calls (``init_state``, ``prefetch_state``,
-  ``update_step``: the same kernels on the same states, so the same numbers and checkpoints) without the syncs.
-  Tested: bitsandbytes 0.50.2 (CPU here; not yet measured on a GPU); window 0.50.x. Applied only where
-  upstream's ``step`` still has the per-parameter sync and the methods we call; elsewhere, and for the paged
-  classes, upstream's own step.
-
 - **bitsandbytes' dequantization kernels called directly** (:func:`bnb_native_dequant`): the fast path
   dequantizes every 4-bit weight three times per step (forward, recomputation, backward): 672 weights per step for
   an 8B model, and with double quantization two bitsandbytes ops each. Each op call costs ≈ 37 µs of host time
@@ -471,61 +460,6 @@ def whole_model_beside_zero3():
         yield
     finally:
         hfds.set_hf_deepspeed_config(obj)
-
-
-# ---- bitsandbytes 8-bit AdamW: no device sync per parameter ------------------------------------------------------
-
-BNB_STEP = ("bitsandbytes", "0.50.0", "0.51.0")  # tested: 0.50.2 (and the structure of its step is checked)
-
-
-def bnb_step_without_syncs(cls):
-    """A subclass of the bitsandbytes 8-bit optimizer ``cls`` whose ``step`` leaves out the per-parameter
-    ``torch.cuda.synchronize()`` (module docstring), or ``cls`` itself where that does not apply (paged states,
-    another bitsandbytes structure) — the reason is logged."""
-    import inspect
-
-    try:
-        from bitsandbytes.optim import optimizer as bnb_optimizer
-        source = inspect.getsource(bnb_optimizer.Optimizer8bit.step)
-    except (ImportError, AttributeError, OSError, TypeError):
-        return cls
-    why = outside(BNB_STEP)
-    needed = ("init_state", "prefetch_state", "update_step", "check_overrides", "to_gpu")
-    if why is None and ("sync_gpu(p)" not in source or not all(hasattr(cls, n) for n in needed)):
-        why = "its Optimizer8bit.step no longer has the per-parameter sync this works around"
-    if why:
-        log.choice("bnb_step=upstream", why)
-        return cls
-    log.choice("bnb_step=no per-parameter sync", "bitsandbytes' plain 8-bit states need no device sync after "
-               "each parameter's update (compat.bnb_step_without_syncs)")
-
-    def step(self, closure=None):
-        import torch
-
-        if getattr(self, "is_paged", False):  # paged states (set by __init__): upstream's step with its syncs
-            return cls.step(self, closure)
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        with torch.no_grad():
-            if not self.initialized:
-                self.check_overrides()
-                self.to_gpu()
-                self.initialized = True
-            for gindex, group in enumerate(self.param_groups):
-                for pindex, p in enumerate(group["params"]):
-                    if p.grad is None:
-                        continue
-                    if len(self.state[p]) == 0:
-                        self.init_state(group, p, gindex, pindex)
-                    self.prefetch_state(p)
-                    self.update_step(group, p, gindex, pindex)
-        return loss
-
-    return type(cls.__name__, (cls,), {"step": step, "__doc__": f"{cls.__name__} without a device sync per "
-                                       "parameter (tuneforge.compat.bnb_step_without_syncs)",
-                                       "__module__": __name__})
 
 
 # ---- bitsandbytes' dequantization kernels, called directly --------------------------------------------------------

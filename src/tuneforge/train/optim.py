@@ -77,10 +77,7 @@ def _bnb_adamw(groups: list[dict], train: TrainArgs) -> torch.optim.Optimizer:
     except ImportError:
         raise ConfigError([f"optim={train.optim} needs the bitsandbytes package: pip install bitsandbytes "
                            f"(or use --optim adamw_torch_fused)"]) from None
-    from tuneforge import compat
-
-    cls = bnb.optim.PagedAdamW8bit if train.optim == "paged_adamw_8bit" else \
-        compat.bnb_step_without_syncs(bnb.optim.AdamW8bit)
+    cls = bnb.optim.PagedAdamW8bit if train.optim == "paged_adamw_8bit" else bnb.optim.AdamW8bit
     log.choice(f"optim={train.optim}", "asked; optimizer states are 8-bit (bitsandbytes)")
     return cls(groups, lr=train.learning_rate, betas=(train.adam_beta1, train.adam_beta2), eps=train.adam_epsilon)
 
