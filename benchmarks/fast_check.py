@@ -8,6 +8,7 @@
    SDPA backends for causal attention (flash / cuDNN / efficient) forward + backward; the LoRA B update in place
    (addmm_) against a separate product and add; the residual as the GEMM's C operand against mm + add; FP8
    row-scaled GEMMs against bf16; bitsandbytes' NF4 dequantization.
+3. fast/nf4.py on the 8B layer's weight shapes: bit-identical to bitsandbytes, host and device time per layer.
 
     PYTHONPATH=src python benchmarks/fast_check.py --json OUT.json
 """
@@ -235,7 +236,8 @@ def main() -> int:
     gpu = torch.cuda.get_device_name(0) if DEV == "cuda" else "cpu"
     res, t0 = {"gpu": gpu, "torch": torch.__version__}, time.time()
     checks = [("exact_bf16", exactness), ("exact_nf4", lambda: exactness(quant=True)),
-              ("fp8_definition", fp8_definition), ("nf4_layer", nf4_layer)] + ([("micro", micro)] if DEV == "cuda" else [])
+              ("fp8_definition", fp8_definition), ("nf4_layer", nf4_layer)] + \
+        ([("micro", micro)] if DEV == "cuda" else [])
     for name, fn in checks:
         try:
             res[name] = fn()

@@ -62,6 +62,7 @@ library's own behaviour, never a guess. ``tests/test_compat.py`` checks each one
   arguments) through ctypes. Tested: bitsandbytes 0.50.2 on the H200 (``benchmarks/fast_check.py`` compares the
   result with ``bitsandbytes.functional.dequantize_4bit`` bit for bit); window 0.50.x. Outside it, on CPUs, or
   where a function is missing: bitsandbytes' registered ops (the same numbers, its own dispatch).
+
 Every decision is logged with its reason (``log.choice``). The upstream packages are imported inside the functions,
 so importing this module costs nothing.
 """
