@@ -127,24 +127,31 @@ def test_gradient_accumulation_of_two_micro_batches():
             assert torch.allclose(p.grad, want[n], rtol=1e-4, atol=1e-6), n
 
 
+def _load_4bit(ref, double_quant: bool = False):
+    """``ref`` saved and loaded back with its linear layers in 4-bit NF4 (bitsandbytes, on the CPU)."""
+    import tempfile
+
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=double_quant,
+                           bnb_4bit_compute_dtype=torch.float32)
+    with tempfile.TemporaryDirectory() as d:
+        ref.save_pretrained(d)
+        return AutoModelForCausalLM.from_pretrained(d, quantization_config=q, dtype=torch.float32,
+                                                    attn_implementation="sdpa", device_map={"": "cpu"})
+
+
 def test_qlora_base_matches_the_plain_path():
     """A 4-bit (NF4) base: the fast path against the plain path on the same dequantized weights. (bitsandbytes'
     own CPU forward computes in bf16 and repacks the weights on its first call, so the reference model holds the
     dequantized weights as ordinary Linear layers and the same adapters.)"""
     pytest.importorskip("bitsandbytes")
-    import tempfile
-
     import bitsandbytes.functional as bnbf
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     from tuneforge.models.memory import freeze_quantized_base
 
     ref = make_model("llama", layers=2)
-    q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32)
-    with tempfile.TemporaryDirectory() as d:
-        ref.save_pretrained(d)
-        model = AutoModelForCausalLM.from_pretrained(d, quantization_config=q, dtype=torch.float32,
-                                                     attn_implementation="sdpa", device_map={"": "cpu"})
+    model = _load_4bit(ref)
     model.config.use_cache = False
     for name, m in model.named_modules():
         if type(m).__name__ == "Linear4bit":
@@ -167,21 +174,13 @@ def test_double_quantized_layers_dequantize_their_absmax_once_and_bit_identicall
     ``dequantize_4bit``, the layer's absmax is dequantized once for all seven weights, and the fast path's loss
     and gradients match the plain path on the dequantized weights."""
     pytest.importorskip("bitsandbytes")
-    import tempfile
-
     import bitsandbytes.functional as bnbf
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     from tuneforge.fast import nf4
     from tuneforge.models.memory import freeze_quantized_base
 
     ref = make_model("llama", layers=2)
-    q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                           bnb_4bit_compute_dtype=torch.float32)
-    with tempfile.TemporaryDirectory() as d:
-        ref.save_pretrained(d)
-        model = AutoModelForCausalLM.from_pretrained(d, quantization_config=q, dtype=torch.float32,
-                                                     attn_implementation="sdpa", device_map={"": "cpu"})
+    model = _load_4bit(ref, double_quant=True)
     model.config.use_cache = False
     want, by_weight = {}, {}
     for name, m in model.named_modules():
@@ -195,14 +194,13 @@ def test_double_quantized_layers_dequantize_their_absmax_once_and_bit_identicall
         if "lora_" in n:
             p.data.copy_(lora[n].data)
     fast = FastDecoder(model, checkpoint=True)
-    plans = {id(p.quant) for lp in fast.layers for g in (lp.qkv, lp.o, lp.mlp.up_group, lp.mlp.down)
-             for p in g.projs}
-    assert len(plans) == 2 and None not in plans  # one LayerQuant per layer
+    projs = [p for lp in fast.layers for g in (lp.qkv, lp.o, lp.mlp.up_group, lp.mlp.down) for p in g.projs]
+    assert len(projs) == 14
+    plans = {id(p.quant) for p in projs if p.quant is not None}
+    assert len(plans) == 2 and all(p.quant is not None for p in projs)  # one LayerQuant per layer
     calls = []
     kernel = nf4._ops_blockwise
     weights = {id(m.weight): m.weight for m in model.modules() if type(m).__name__ == "Linear4bit"}
-    projs = [p for lp in fast.layers for g in (lp.qkv, lp.o, lp.mlp.up_group, lp.mlp.down) for p in g.projs]
-    assert len(projs) == 14
     try:
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(nf4, "_ops_blockwise", lambda *a: calls.append(1) or kernel(*a))
@@ -230,15 +228,9 @@ def test_a_quantized_model_still_saves_and_reloads_after_its_absmax_were_gathere
     import tempfile
 
     import bitsandbytes.functional as bnbf
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from transformers import AutoModelForCausalLM
 
-    ref = make_model("llama", layers=2)
-    q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                           bnb_4bit_compute_dtype=torch.float32)
-    with tempfile.TemporaryDirectory() as d:
-        ref.save_pretrained(d)
-        model = AutoModelForCausalLM.from_pretrained(d, quantization_config=q, dtype=torch.float32,
-                                                     attn_implementation="sdpa", device_map={"": "cpu"})
+    model = _load_4bit(make_model("llama", layers=2), double_quant=True)
 
     def weights(m):
         return {n: bnbf.dequantize_4bit(x.weight.data, x.weight.quant_state) for n, x in m.named_modules()
