@@ -64,7 +64,7 @@ class LayerQuant:
         # per weight, what the native kernel call needs besides the pointers (read once, not per call)
         lib = _native(u8)
         self.native: dict[int, tuple] = {}
-        if lib is not None and all(qs.dtype in _DTYPES and qs.quant_type in ("nf4", "fp4") for qs in states):
+        if lib is not None:
             for w, qs in zip(weights, states):
                 fn = lib[f"cdequantize_blockwise_{_DTYPES[qs.dtype]}_{qs.quant_type}"]
                 self.native[id(w)] = (fn, 4 * self.spans[id(w)][0], ct.c_int32(qs.blocksize),
@@ -90,6 +90,8 @@ class LayerQuant:
             if (s2.blocksize, qs.blocksize, qs.quant_type, qs.dtype) != (s0.blocksize, q0.blocksize, q0.quant_type,
                                                                           q0.dtype):
                 return "mixed block sizes, quant types or dtypes"
+            if qs.dtype not in _DTYPES or qs.quant_type not in ("nf4", "fp4"):
+                return f"{qs.quant_type} weights dequantized to {qs.dtype}"
             if qs.absmax.dtype != torch.uint8 or s2.absmax.numel() != -(-qs.absmax.numel() // s2.blocksize):
                 return "an 8-bit absmax whose second-level blocks do not match it"
             if s2.code.device != s0.code.device or not torch.equal(s2.code, s0.code):
@@ -159,8 +161,4 @@ def _native(t: torch.Tensor):
 
 def plan(weights: list) -> LayerQuant | None:
     """The layer's :class:`LayerQuant`, or None where it does not apply (then one bitsandbytes call per weight)."""
-    if LayerQuant.reason(weights) is not None:
-        return None
-    if any(w.quant_state.dtype not in _DTYPES or w.quant_state.quant_type not in ("nf4", "fp4") for w in weights):
-        return None
-    return LayerQuant(weights)
+    return None if LayerQuant.reason(weights) is not None else LayerQuant(weights)
