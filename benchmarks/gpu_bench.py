@@ -652,6 +652,7 @@ _EQ = dict(data="fixed", steps=12, warmup=4, samples=64)  # equal work: 2048-tok
 _EQ1 = dict(data="fixed", batch=1, steps=16, warmup=5, samples=64)
 _FAST = dict(impl="tuneforge", fast=True, liger=True)
 _MIN = dict(gc=True, offload=True, offload_embedding=True, optim="adamw_8bit")  # the lowest-memory settings
+_MIN_FUSED = {**_MIN, "optim": "adamw_torch_fused"}  # the same with torch's fused AdamW (fp32 states)
 _PAIRS = [  # tuneforge and Unsloth on workload (a), Llama-3.1-8B shape: each line's pair, one after the other
     dict(name="tf_b4_nogc_fast", gc=False, **_FAST, **_EQ),
     dict(name="unsloth_b4_nogc", impl="unsloth", gc=False, **_EQ),
@@ -779,6 +780,22 @@ SUITES = {
         dict(name="unsloth_qlora_b1_h2", impl="unsloth", quant=4, **_EQ1),
         dict(name="tf_b1_h2", **_FAST, **_MIN, **_EQ1),
         dict(name="unsloth_b1_h2", impl="unsloth", **_EQ1),
+    ],
+    # call I: what bitsandbytes' 8-bit AdamW (448 per-tensor updates, one host-device round trip each) costs the
+    # batch-1 rows, against torch's fused AdamW — the optimizer Unsloth's rows use; the pairs alternate
+    "eqI": [
+        dict(name="tf_qlora_b1_i1", quant=4, **_FAST, **_MIN, **_EQ1),
+        dict(name="tf_qlora_b1_fused_i1", quant=4, **_FAST, **_MIN_FUSED, **_EQ1),
+        dict(name="unsloth_qlora_b1_i1", impl="unsloth", quant=4, **_EQ1),
+        dict(name="tf_b1_fused_i1", **_FAST, **_MIN_FUSED, **_EQ1),
+        dict(name="tf_b1_i1", **_FAST, **_MIN, **_EQ1),
+        dict(name="unsloth_b1_i1", impl="unsloth", **_EQ1),
+        dict(name="unsloth_qlora_b1_i2", impl="unsloth", quant=4, **_EQ1),
+        dict(name="tf_qlora_b1_fused_i2", quant=4, **_FAST, **_MIN_FUSED, **_EQ1),
+        dict(name="tf_qlora_b1_i2", quant=4, **_FAST, **_MIN, **_EQ1),
+        dict(name="tf_b1_i2", **_FAST, **_MIN, **_EQ1),
+        dict(name="tf_b1_fused_i2", **_FAST, **_MIN_FUSED, **_EQ1),
+        dict(name="unsloth_b1_i2", impl="unsloth", **_EQ1),
     ],
     # first H200 call: Unsloth's configurations and ours on workload (a), Llama-3.1-8B shape
     "eqA": [
