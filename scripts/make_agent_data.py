@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT_TRAIN = ROOT / "src/tuneforge/data/builtin/agent_demo.json"
 OUT_HELDOUT = ROOT / "tests/data/agent_heldout.json"
+OUT_HELDOUT_B = ROOT / "tests/data/agent_heldout_b.json"
 
 CITIES = ["Paris", "Berlin", "Tokyo", "Madrid", "Toronto", "Cairo", "Lima", "Seoul", "Oslo", "Dublin", "Nairobi",
           "Hanoi", "Prague", "Denver", "Sydney", "Mumbai"]
@@ -498,10 +499,31 @@ def tool_row(r, domain, others, end_at_call, max_distractors=2):
     return {"conversations": turns, "tools": json.dumps(tools, ensure_ascii=False)}
 
 
+def has_zh(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
+def zh_domains(domains) -> list:
+    """The domains whose requests come in Chinese too (probed with their own generator, apart from the data's RNG)."""
+    probe = random.Random(12345)
+    return [d for d in domains if any(has_zh(d(probe)[2]) for _ in range(60))]
+
+
+def zh_tool_row(r, domain, others, end_at_call, max_distractors=2, tries=200):
+    """A tool_row whose request is Chinese: the domain's own generator, drawn until it asks in Chinese."""
+    for _ in range(tries):
+        state = r.getstate()
+        row = tool_row(r, domain, others, end_at_call, max_distractors)
+        if has_zh(row["conversations"][0]["value"]):
+            return row
+    r.setstate(state)
+    return tool_row(r, domain, others, end_at_call, max_distractors)
+
+
 def parallel_row(r, domains, end_at_call):
     d1, d2 = r.sample(domains, 2)
     (t1, a1, q1, o1, s1), (t2, a2, q2, o2, s2) = d1(r), d2(r)
-    zh = any("\u4e00" <= ch <= "\u9fff" for ch in q1 + q2)
+    zh = has_zh(q1 + q2)
     q = f"{q1}{q2}" if zh else f"{q1} Also, {q2[0].lower() + q2[1:]}"
     tools = [t1, t2] + ([d(r)[0] for d in r.sample([d for d in domains if d not in (d1, d2)], 1)])
     r.shuffle(tools)
@@ -521,15 +543,20 @@ def chat_row(r, domains, question, answer, max_tools=2):
 
 
 def make_train(seed: int = 0, n_single: int = 148, n_parallel: int = 12, n_chat: int = 30, more: bool = True,
-               end_at_call: float = 0.7, max_distractors: int = 2, chat_tools: int = 2) -> list[dict]:
-    """n_single one-call rows cycling over the domains (all 37 with `more`, the first 15 without), n_parallel
-    two-call rows, n_chat of the model's own general answers with tools offered (plus the small talk)."""
+               end_at_call: float = 0.7, max_distractors: int = 2, chat_tools: int = 2, n_zh: int = 0) -> list[dict]:
+    """n_single one-call rows cycling over the domains (all 37 with `more`, the first 15 without), n_zh more
+    one-call rows asked in Chinese (cycling over the domains that have Chinese requests), n_parallel two-call rows,
+    n_chat of the model's own general answers with tools offered (plus the small talk)."""
     r = random.Random(seed)
     domains = DOMAINS + MORE if more else DOMAINS
     rows = []
     for i in range(n_single):
         d = domains[i % len(domains)]
         rows.append(tool_row(r, d, [x for x in domains if x is not d], r.random() < end_at_call, max_distractors))
+    zh = zh_domains(domains) if n_zh else []
+    for i in range(n_zh):
+        d = zh[i % len(zh)]
+        rows.append(zh_tool_row(r, d, [x for x in domains if x is not d], r.random() < end_at_call, max_distractors))
     for _ in range(n_parallel):
         rows.append(parallel_row(r, domains, end_at_call=r.random() < end_at_call))
     replay = json.loads((ROOT / "src/tuneforge/data/builtin/general_replay_smollm2.json").read_text(encoding="utf-8"))
@@ -609,6 +636,64 @@ HELD_CALLS = [  # (tools offered, question, expected calls, lang)
     (["taxi", "stock"], "帮我叫一辆出租车到人民广场。", [("taxi", {"pickup_address": "人民广场"})], "zh"),
 ]
 
+def heldout_tools_b():
+    """A second held-out set, written after the recipe sweeps of 2026-12-03 had chosen on the first: other tools
+    again, so a recipe picked on the first set is checked on requests no choice was made on."""
+    return {
+        "bus": fn("next_bus", "When the next bus leaves a stop", [("stop_name", "string", "Name of the bus stop")]),
+        "pharmacy": fn("find_pharmacy", "Find an open pharmacy in a district", [
+            ("district", "string", "District or neighbourhood")]),
+        "quote": fn("get_quote", "A famous quote by an author", [("author", "string", "Author's name")]),
+        "plant": fn("water_plant", "Water a plant of the smart garden", [("plant_name", "string", "Which plant")]),
+        "rate": fn("exchange_rate", "The exchange rate between two currencies", [
+            ("base", "string", "ISO code of the base currency"), ("quote_currency", "string", "ISO code quoted")]),
+        "vpn": fn("connect_vpn", "Connect the VPN to a server country", [("server_country", "string", "Country")]),
+        "bmi": fn("compute_bmi", "Body-mass index from weight and height", [
+            ("weight_kg", "number", "Weight in kg"), ("height_cm", "number", "Height in cm")]),
+        "doctor": fn("book_doctor", "Book a doctor's appointment", [
+            ("specialty", "string", "Kind of doctor"), ("date_wanted", "string", "Date, YYYY-MM-DD")]),
+        "nutrition": fn("recipe_nutrition", "Nutrition facts of a dish", [("dish", "string", "Dish name")]),
+        "charger": fn("find_charger", "Find an EV charging station near a place", [("near_place", "string", "Place")]),
+        "wiki": fn("wiki_summary", "A short encyclopedia summary of a topic", [("article", "string", "Topic")]),
+        "door": fn("lock_door", "Lock or unlock a door", [("door", "string", "Which door"),
+                                                         ("action", "string", "lock or unlock")]),
+    }
+
+
+HELD_CALLS_B = [
+    (["bus", "quote"], "When does the next bus leave from Elm Road?", [("bus", {"stop_name": "Elm Road"})], "en"),
+    (["pharmacy", "vpn"], "Is there an open pharmacy in Soho?", [("pharmacy", {"district": "Soho"})], "en"),
+    (["quote", "wiki"], "Give me a quote by Oscar Wilde.", [("quote", {"author": "Oscar Wilde"})], "en"),
+    (["plant", "door", "bus"], "Water the basil.", [("plant", {"plant_name": "basil"})], "en"),
+    (["rate", "bmi"], "What is the exchange rate from GBP to JPY?", [("rate", {"base": "GBP", "quote_currency": "JPY"})],
+     "en"),
+    (["vpn", "charger"], "Connect the VPN to Switzerland.", [("vpn", {"server_country": "Switzerland"})], "en"),
+    (["bmi", "nutrition"], "I weigh 70 kg and I am 175 cm tall. What is my BMI?",
+     [("bmi", {"weight_kg": 70, "height_cm": 175})], "en"),
+    (["doctor", "bus"], "Book a dermatologist for 2027-02-11.",
+     [("doctor", {"specialty": "dermatologist", "date_wanted": "2027-02-11"})], "en"),
+    (["nutrition", "quote"], "How many calories are in a Caesar salad?", [("nutrition", {"dish": "Caesar salad"})],
+     "en"),
+    (["charger", "pharmacy", "wiki"], "Find an EV charger near Oak Mall.", [("charger", {"near_place": "Oak Mall"})],
+     "en"),
+    (["wiki", "rate"], "Summarize the article on black holes.", [("wiki", {"article": "black holes"})], "en"),
+    (["door", "plant"], "Lock the front door.", [("door", {"door": "front", "action": "lock"})], "en"),
+    (["bus", "charger"], "Next bus at Central Square?", [("bus", {"stop_name": "Central Square"})], "en"),
+    (["quote", "door"], "Can you find me something Mark Twain said?", [("quote", {"author": "Mark Twain"})], "en"),
+    (["vpn", "wiki"], "Connect the VPN to Japan. Also, summarize the article on volcanoes.",
+     [("vpn", {"server_country": "Japan"}), ("wiki", {"article": "volcanoes"})], "en"),
+    (["plant", "pharmacy", "bus"], "Water the fern. Also, find an open pharmacy in Chelsea.",
+     [("plant", {"plant_name": "fern"}), ("pharmacy", {"district": "Chelsea"})], "en"),
+    (["bus", "vpn"], "人民路站的下一班公交车什么时候到？", [("bus", {"stop_name": "人民路"})], "zh"),
+    (["pharmacy", "quote"], "朝阳区有没有营业的药店？", [("pharmacy", {"district": "朝阳区"})], "zh"),
+    (["quote", "plant"], "给我一句鲁迅的名言。", [("quote", {"author": "鲁迅"})], "zh"),
+    (["vpn", "door"], "把 VPN 连到新加坡。", [("vpn", {"server_country": "新加坡"})], "zh"),
+    (["nutrition", "charger"], "宫保鸡丁的热量是多少？", [("nutrition", {"dish": "宫保鸡丁"})], "zh"),
+    (["charger", "bus"], "帮我找一下国贸附近的充电桩。", [("charger", {"near_place": "国贸"})], "zh"),
+    (["wiki", "quote"], "简单介绍一下长城。", [("wiki", {"article": "长城"})], "zh"),
+    (["plant", "nutrition"], "给绿萝浇水。", [("plant", {"plant_name": "绿萝"})], "zh"),
+]
+
 CHAT_TOOLS = ["flight", "stock", "alarm", "package", "song", "taxi", "lights"]  # no geography tool for chit-chat
 SMALL_TALK_HELD = ["Hello! How are you today?", "Thank you so much for your help!", "Tell me a fun fact about cats.",
                    "What is your favourite color?", "早上好！", "你能做什么？"]
@@ -631,11 +716,26 @@ def make_heldout(seed: int = 1) -> dict:
     return {"calls": calls, "chat": chat}
 
 
+def make_heldout_b(seed: int = 2) -> dict:
+    """The second held-out set: calls only (chit-chat and retention are the first set's)."""
+    r = random.Random(seed)
+    tools = heldout_tools_b()
+    calls = []
+    for keys, q, expect, lang in HELD_CALLS_B:
+        offered = [tools[k] for k in keys]
+        r.shuffle(offered)
+        calls.append({"question": q, "lang": lang, "tools": offered,
+                      "expect": [{"name": tools[k]["name"], "arguments": a} for k, a in expect]})
+    return {"calls": calls, "chat": []}
+
+
 def main() -> None:
     train = make_train()
     OUT_TRAIN.write_text(json.dumps(train, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     held = make_heldout()
     OUT_HELDOUT.write_text(json.dumps(held, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    held_b = make_heldout_b()
+    OUT_HELDOUT_B.write_text(json.dumps(held_b, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"{OUT_TRAIN}: {len(train)} rows; {OUT_HELDOUT}: {len(held['calls'])} call and {len(held['chat'])} chat")
 
 
