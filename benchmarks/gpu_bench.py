@@ -384,10 +384,12 @@ def profile_table(prof, cpu: bool = False, measured_s: float = 0.0, measured_ste
     if cpu:
         out["host_top"] = [{"op": k, "self_cpu_ms": round(t / 1000, 1), "calls": c} for t, k, c in host[:40]]
         out["host_ms_total"] = round(sum(t for t, _, _ in host) / 1000, 1)
-        if measured_steps and steps:
-            wall_ms = 1000 * measured_s / measured_steps * steps
-            out["wall_ms_estimate"] = round(wall_ms, 1)
-            out["gpu_busy"] = round(total / 1000 / wall_ms, 3)
+    if measured_steps and steps:  # kernel time ÷ the profiled steps' wall time (estimated from the measured mean)
+        wall_ms = 1000 * measured_s / measured_steps * steps
+        out["wall_ms_estimate"] = round(wall_ms, 1)
+        out["gpu_busy"] = round(total / 1000 / wall_ms, 3)
+        # copies run on their own stream beside the compute kernels: the compute stream's busy share without them
+        out["gpu_busy_compute"] = round((total - cats.get("copy", 0.0)) / 1000 / wall_ms, 3)
     return out
 
 
@@ -796,6 +798,13 @@ SUITES = {
         dict(name="tf_b1_i2", **_FAST, **_MIN, **_EQ1),
         dict(name="tf_b1_fused_i2", **_FAST, **_MIN_FUSED, **_EQ1),
         dict(name="unsloth_b1_i2", impl="unsloth", **_EQ1),
+    ],
+    # call J: device-only profiles (CUDA activity alone: little profiler overhead) of the batch-1 rows — how much of
+    # a step the GPU computes, i.e. whether what is left is host time or kernel time
+    "eqJ": [
+        dict(name="tf_b1_devprof", profile=True, **_FAST, **_MIN, **{**_EQ1, "steps": 10, "warmup": 3}),
+        dict(name="tf_qlora_b1_devprof", quant=4, profile=True, **_FAST, **_MIN, **{**_EQ1, "steps": 10, "warmup": 3}),
+        dict(name="tf_b1_j", **_FAST, **_MIN, **_EQ1),
     ],
     # first H200 call: Unsloth's configurations and ours on workload (a), Llama-3.1-8B shape
     "eqA": [
