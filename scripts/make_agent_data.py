@@ -471,6 +471,142 @@ def parking(r):
                   ans=("There are 12 spots near {0}.", "{0}附近有 12 个车位。"))
 
 
+# ---- a third group (2026-12-03, `extra=True`): more tool shapes, Chinese values in the middle of the request ------
+def movie_info(r):
+    return simple(r, ["movie_details", "film_info", "lookup_movie"], ["Details about a film"],
+                  [(["film", "movie_title", "picture"], "string", "Film title", MOVIES + ["Heat", "Alien"],
+                    ["霸王别姬", "流浪地球", "你好，李焕英"])],
+                  ["Tell me about the film {0}.", "Who directed {0}?", "Look up the movie {0}."],
+                  ["告诉我电影《{0}》的信息。", "《{0}》是谁导演的？"], obs={"year": 1999},
+                  ans=("{0} came out in 1999.", "《{0}》是 1999 年的电影。"))
+
+
+def flower(r):
+    return simple(r, ["order_flowers", "send_bouquet", "flower_delivery"], ["Send flowers to someone"],
+                  [(["flower_kind", "bouquet", "blossom"], "string", "Which flowers",
+                    ["roses", "tulips", "sunflowers", "lilies", "orchids"], ["玫瑰", "郁金香", "百合"]),
+                   (["deliver_to", "receiver", "for_whom"], "string", "Who receives them", PEOPLE, ["妈妈", "小李", "张老师"])],
+                  ["Send {0} to {1}.", "Order some {0} for {1}.", "Have {0} delivered to {1}, please."],
+                  ["给{1}送一束{0}。", "帮我订{0}送给{1}。"], ans=("The {0} are on their way to {1}.", "{0}会送到{1}那里。"))
+
+
+def museum(r):
+    return simple(r, ["museum_hours", "opening_times", "venue_hours"], ["Opening hours of a museum or venue"],
+                  [(["venue", "museum", "place_name"], "string", "Name of the venue",
+                    ["the Louvre", "the British Museum", "MoMA", "the Prado", "the Met"], ["故宫", "国家博物馆", "上海博物馆"])],
+                  ["When is {0} open?", "What are the opening hours of {0}?", "Is {0} open today?"],
+                  ["{0}几点开门？", "{0}今天开放吗？", "查一下{0}的开放时间。"], obs={"hours": "9-17"},
+                  ans=("{0} is open 9 to 17.", "{0}开放时间是 9 点到 17 点。"))
+
+
+def gym(r):
+    return simple(r, ["log_workout", "record_exercise", "fitness_log"], ["Log a workout"],
+                  [(["activity", "sport", "exercise"], "string", "What was done",
+                    ["running", "swimming", "cycling", "yoga", "rowing"], ["跑步", "游泳", "骑车", "瑜伽"]),
+                   (["minutes", "duration_min", "length_minutes"], "integer", "How long, in minutes",
+                    [15, 20, 30, 45, 60, 90], None)],
+                  ["Log {1} minutes of {0}.", "I did {0} for {1} minutes, record it.", "Add a {1} minute {0} workout."],
+                  ["记录一下我{0}了 {1} 分钟。", "帮我记下{0} {1} 分钟。"], ans=("Logged {1} minutes of {0}.", "已记录{0} {1} 分钟。"))
+
+
+def recipe_scale(r):
+    return simple(r, ["grocery_add", "add_to_shopping_list", "shopping_list_add"], ["Add an item to the shopping list"],
+                  [(["item", "product", "grocery_item"], "string", "What to buy",
+                    ["eggs", "olive oil", "bread", "coffee beans", "apples", "rice"], ["鸡蛋", "牛奶", "大米", "苹果"])],
+                  ["Add {0} to my shopping list.", "Put {0} on the list.", "I need to buy {0}, note it."],
+                  ["把{0}加到购物清单里。", "购物清单加上{0}。", "记得买{0}。"], ans=("Added {0}.", "已添加{0}。"))
+
+
+def stopwatch(r):
+    return simple(r, ["flight_search", "search_flights", "find_flights"], ["Search flights between two cities"],
+                  [(["origin_city", "depart_from", "leaving_from"], "string", "Where from", CITIES, CITIES_ZH),
+                   (["destination_city", "arrive_at", "going_to"], "string", "Where to", CITIES, CITIES_ZH)],
+                  ["Find flights from {0} to {1}.", "Search flights {0} to {1}.", "Any flights from {0} to {1}?"],
+                  ["查一下从{0}到{1}的航班。", "帮我找{0}飞{1}的机票。"], obs={"flights": 3},
+                  ans=("There are 3 flights from {0} to {1}.", "从{0}到{1}有 3 个航班。"))
+
+
+def news_topic(r):
+    return simple(r, ["subscribe_newsletter", "newsletter_signup", "join_mailing_list"], ["Subscribe to a newsletter"],
+                  [(["newsletter", "list_name", "digest"], "string", "Which newsletter",
+                    ["Tech Weekly", "Morning Brew", "The Batch", "Science Daily"], ["科技周刊", "每日财经"]),
+                   (["email_address", "mail", "inbox"], "string", "Where to send it", EMAILS, None)],
+                  ["Subscribe {1} to {0}.", "Sign {1} up for the {0} newsletter.", "Add {1} to the {0} list."],
+                  (), ans=("{1} is subscribed to {0}.", ""))
+
+
+def air_quality(r):
+    return simple(r, ["air_quality", "pollution_index", "aqi_lookup"], ["Air-quality index of a city"],
+                  [(["metro", "urban_area", "municipality"], "string", "City", CITIES, CITIES_ZH)],
+                  ["How is the air quality in {0}?", "What is the AQI in {0}?", "Is the air clean in {0} today?"],
+                  ["{0}今天空气质量怎么样？", "查一下{0}的空气指数。", "{0}的雾霾严重吗？"], obs={"aqi": 42},
+                  ans=("The AQI in {0} is 42.", "{0}的空气指数是 42。"))
+
+
+def dictionary_zh(r):
+    return simple(r, ["pinyin_of", "to_pinyin", "chinese_pinyin"], ["Pinyin of Chinese characters"],
+                  [(["characters", "hanzi", "chinese_text"], "string", "Chinese text",
+                    ["你好", "谢谢", "再见", "学习"], ["你好", "谢谢", "长江", "熊猫", "学习"])],
+                  ["What is the pinyin of {0}?", "How do you pronounce {0}?", "Give me the pinyin for {0}."],
+                  ["“{0}”的拼音是什么？", "{0}怎么读？", "帮我标一下“{0}”的拼音。"], obs={"pinyin": "…"},
+                  ans=("Here is the pinyin of {0}.", "这是“{0}”的拼音。"))
+
+
+def car_rental(r):
+    return simple(r, ["rent_car", "car_hire", "book_rental_car"], ["Rent a car in a city for some days"],
+                  [(["pickup_city", "rental_location", "collect_in"], "string", "City", CITIES, CITIES_ZH),
+                   (["days", "rental_days", "num_days"], "integer", "How many days", [1, 2, 3, 5, 7, 10], None)],
+                  ["Rent a car in {0} for {1} days.", "I need a rental car in {0}, {1} days.",
+                   "Book a car in {0} for {1} days."], ["在{0}租一辆车，租 {1} 天。", "帮我在{0}订 {1} 天的租车。"],
+                  ans=("Your car in {0} is booked for {1} days.", "已在{0}订好 {1} 天的车。"))
+
+
+def doc_print(r):
+    return simple(r, ["print_document", "send_to_printer", "print_file"], ["Print a document"],
+                  [(["document", "file_name", "doc"], "string", "File to print",
+                    ["report.pdf", "invoice_march.pdf", "notes.docx", "ticket.png"], ["合同.pdf", "简历.docx"]),
+                   (["copies", "num_copies", "count"], "integer", "How many copies", [1, 2, 3, 5, 10], None)],
+                  ["Print {1} copies of {0}.", "Print {0}, {1} copies.", "Send {0} to the printer, {1} copies."],
+                  ["把{0}打印 {1} 份。", "打印{0}，{1} 份。"], ans=("Printing {1} copies of {0}.", "正在打印{0} {1} 份。"))
+
+
+def vaccine(r):
+    return simple(r, ["pet_feeder", "feed_pet", "dispense_food"], ["Dispense food from the pet feeder"],
+                  [(["pet", "animal", "pet_name"], "string", "Which pet", ["Rex", "Luna", "Milo", "Bella", "the cat"],
+                    ["小白", "旺财", "咪咪"]),
+                   (["grams", "portion_g", "amount_g"], "integer", "Portion in grams", [20, 30, 50, 80, 100], None)],
+                  ["Feed {0} {1} grams.", "Give {0} {1} g of food.", "Dispense {1} grams for {0}."],
+                  ["给{0}喂 {1} 克粮。", "喂{0} {1} 克。"], ans=("{0} got {1} g.", "已给{0}喂了 {1} 克。"))
+
+
+def translate_word(r):
+    return simple(r, ["lookup_synonyms", "thesaurus", "find_synonyms"], ["Synonyms of a word"],
+                  [(["term", "lemma", "vocab"], "string", "The word", WORDS + ["happy", "big", "fast"], ["高兴", "美丽", "快"])],
+                  ["Give me synonyms for {0}.", "What's another word for {0}?", "Synonyms of {0}?"],
+                  ["“{0}”有哪些近义词？", "给我几个“{0}”的同义词。"], obs={"synonyms": ["…"]},
+                  ans=("Here are synonyms of {0}.", "这是“{0}”的近义词。"))
+
+
+def garage(r):
+    return simple(r, ["garage_door", "open_garage", "garage_control"], ["Open or close the garage door"],
+                  [(["command", "door_action", "operation"], "string", "open or close", ["open", "close"], None)],
+                  ["Please {0} the garage door.", "{0} the garage.", "Can you {0} the garage door?"],
+                  (), ans=("The garage door will {0}.", ""))
+
+
+def lottery(r):
+    return simple(r, ["check_lottery", "lottery_results", "ticket_check"], ["Check a lottery ticket"],
+                  [(["ticket_number", "ticket_id", "draw_ticket"], "string", "Ticket number",
+                    ["LT-4417", "99812", "A77-03", "5523K"], ["LT-4417", "88021"])],
+                  ["Did ticket {0} win?", "Check lottery ticket {0}.", "Is {0} a winning ticket?"],
+                  ["彩票 {0} 中奖了吗？", "帮我查一下 {0} 这张彩票。"], obs={"won": False},
+                  ans=("Ticket {0} did not win.", "{0} 没有中奖。"))
+
+
+EXTRA = [movie_info, flower, museum, gym, recipe_scale, stopwatch, news_topic, air_quality, dictionary_zh, car_rental,
+         doc_print, vaccine, translate_word, garage, lottery]
+
+
 MORE = [train_status, crypto, book, podcast, lyrics, thermostat, volume, navigate, hotel, meeting, units, spelling,
         speak, wine, holidays, blinds, appliance, split_bill, receipt, sms, day_of_week, parking]
 
@@ -543,12 +679,13 @@ def chat_row(r, domains, question, answer, max_tools=2):
 
 
 def make_train(seed: int = 0, n_single: int = 148, n_parallel: int = 12, n_chat: int = 30, more: bool = True,
-               end_at_call: float = 0.7, max_distractors: int = 2, chat_tools: int = 2, n_zh: int = 0) -> list[dict]:
+               end_at_call: float = 0.7, max_distractors: int = 2, chat_tools: int = 2, n_zh: int = 0,
+               extra: bool = False) -> list[dict]:
     """n_single one-call rows cycling over the domains (all 37 with `more`, the first 15 without), n_zh more
     one-call rows asked in Chinese (cycling over the domains that have Chinese requests), n_parallel two-call rows,
     n_chat of the model's own general answers with tools offered (plus the small talk)."""
     r = random.Random(seed)
-    domains = DOMAINS + MORE if more else DOMAINS
+    domains = (DOMAINS + MORE if more else DOMAINS) + (EXTRA if extra else [])
     rows = []
     for i in range(n_single):
         d = domains[i % len(domains)]
@@ -638,7 +775,9 @@ HELD_CALLS = [  # (tools offered, question, expected calls, lang)
 
 def heldout_tools_b():
     """A second held-out set, written after the recipe sweeps of 2026-12-03 had chosen on the first: other tools
-    again, so a recipe picked on the first set is checked on requests no choice was made on."""
+    again, so a recipe picked on the first set is checked on requests no choice was made on. (Its first version had
+    a nutrition tool whose question and parameter `dish` repeated the training set's calories domain; replaced by
+    tide_times before any recipe was chosen on this set.)"""
     return {
         "bus": fn("next_bus", "When the next bus leaves a stop", [("stop_name", "string", "Name of the bus stop")]),
         "pharmacy": fn("find_pharmacy", "Find an open pharmacy in a district", [
@@ -652,7 +791,7 @@ def heldout_tools_b():
             ("weight_kg", "number", "Weight in kg"), ("height_cm", "number", "Height in cm")]),
         "doctor": fn("book_doctor", "Book a doctor's appointment", [
             ("specialty", "string", "Kind of doctor"), ("date_wanted", "string", "Date, YYYY-MM-DD")]),
-        "nutrition": fn("recipe_nutrition", "Nutrition facts of a dish", [("dish", "string", "Dish name")]),
+        "tide": fn("tide_times", "High and low tide times at a beach", [("beach", "string", "Beach name")]),
         "charger": fn("find_charger", "Find an EV charging station near a place", [("near_place", "string", "Place")]),
         "wiki": fn("wiki_summary", "A short encyclopedia summary of a topic", [("article", "string", "Topic")]),
         "door": fn("lock_door", "Lock or unlock a door", [("door", "string", "Which door"),
@@ -668,12 +807,11 @@ HELD_CALLS_B = [
     (["rate", "bmi"], "What is the exchange rate from GBP to JPY?", [("rate", {"base": "GBP", "quote_currency": "JPY"})],
      "en"),
     (["vpn", "charger"], "Connect the VPN to Switzerland.", [("vpn", {"server_country": "Switzerland"})], "en"),
-    (["bmi", "nutrition"], "I weigh 70 kg and I am 175 cm tall. What is my BMI?",
+    (["bmi", "tide"], "I weigh 70 kg and I am 175 cm tall. What is my BMI?",
      [("bmi", {"weight_kg": 70, "height_cm": 175})], "en"),
     (["doctor", "bus"], "Book a dermatologist for 2027-02-11.",
      [("doctor", {"specialty": "dermatologist", "date_wanted": "2027-02-11"})], "en"),
-    (["nutrition", "quote"], "How many calories are in a Caesar salad?", [("nutrition", {"dish": "Caesar salad"})],
-     "en"),
+    (["tide", "quote"], "When is high tide at Brighton Beach?", [("tide", {"beach": "Brighton Beach"})], "en"),
     (["charger", "pharmacy", "wiki"], "Find an EV charger near Oak Mall.", [("charger", {"near_place": "Oak Mall"})],
      "en"),
     (["wiki", "rate"], "Summarize the article on black holes.", [("wiki", {"article": "black holes"})], "en"),
@@ -688,10 +826,10 @@ HELD_CALLS_B = [
     (["pharmacy", "quote"], "朝阳区有没有营业的药店？", [("pharmacy", {"district": "朝阳区"})], "zh"),
     (["quote", "plant"], "给我一句鲁迅的名言。", [("quote", {"author": "鲁迅"})], "zh"),
     (["vpn", "door"], "把 VPN 连到新加坡。", [("vpn", {"server_country": "新加坡"})], "zh"),
-    (["nutrition", "charger"], "宫保鸡丁的热量是多少？", [("nutrition", {"dish": "宫保鸡丁"})], "zh"),
+    (["tide", "charger"], "三亚湾今天什么时候涨潮？", [("tide", {"beach": "三亚湾"})], "zh"),
     (["charger", "bus"], "帮我找一下国贸附近的充电桩。", [("charger", {"near_place": "国贸"})], "zh"),
     (["wiki", "quote"], "简单介绍一下长城。", [("wiki", {"article": "长城"})], "zh"),
-    (["plant", "nutrition"], "给绿萝浇水。", [("plant", {"plant_name": "绿萝"})], "zh"),
+    (["plant", "tide"], "给绿萝浇水。", [("plant", {"plant_name": "绿萝"})], "zh"),
 ]
 
 CHAT_TOOLS = ["flight", "stock", "alarm", "package", "song", "taxi", "lights"]  # no geography tool for chit-chat

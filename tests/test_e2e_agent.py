@@ -41,8 +41,14 @@ def _names_and_params(tools):
     return names, params
 
 
-def test_heldout_tools_are_new(held):
-    """The held-out requests offer tool names and parameter names that appear nowhere in the training set."""
+@pytest.mark.parametrize("which", ["agent_heldout.json", "agent_heldout_b.json"])
+def test_heldout_tools_are_new(which):
+    """The held-out requests (both sets) offer tool names and parameter names that appear nowhere in the training
+    set, nor in the other held-out set."""
+    from tuneforge.eval.agent import AgentHeldOut
+
+    held = AgentHeldOut.load(DATA / which)
+    other = AgentHeldOut.load(DATA / ({"agent_heldout.json": "agent_heldout_b.json"}.get(which, "agent_heldout.json")))
     rows = json.loads((ROOT / "src/tuneforge/data/builtin/agent_demo.json").read_text(encoding="utf-8"))
     train_names, train_params = set(), set()
     for row in rows:
@@ -52,6 +58,8 @@ def test_heldout_tools_are_new(held):
     held_names, held_params = _names_and_params([t for r in held.calls + held.chat for t in r["tools"]])
     assert len(train_names) >= 30 and not held_names & train_names
     assert not held_params & train_params, held_params & train_params
+    other_names, _ = _names_and_params([t for r in other.calls + other.chat for t in r["tools"]])
+    assert not held_names & other_names
     train_qs = {c["value"] for row in rows for c in row["conversations"] if c["from"] == "human"}
     assert not [r for r in held.calls + held.chat if r["question"] in train_qs]
     assert {r["lang"] for r in held.calls} == {"en", "zh"} and any(len(r["expect"]) > 1 for r in held.calls)
