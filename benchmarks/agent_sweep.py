@@ -82,7 +82,8 @@ def run_one(name: str, spec: dict, out: Path, device: str) -> None:
         res.update(tokens=summary.get("tokens"), steps=summary.get("steps"), final_loss=summary.get("final_loss"))
         e = engine_for(d / "run", device)
         held = agent.AgentHeldOut.load(DATA / "agent_heldout.json")
-        rep, free = agent.evaluate(e, held), agent.evaluate(e, held, guided=False)
+        rep = agent.evaluate(e, held)
+        free = rep if os.environ.get("AGENT_SWEEP_GUIDED_ONLY") else agent.evaluate(e, held, guided=False)
         res.update(report=rep.to_dict(), report_free=free.to_dict(), general_ok=general_ok(e))
         if (DATA / "agent_heldout_b.json").exists():  # the second held-out set: calls only, guided
             res.update(report_b=agent.evaluate(e, agent.AgentHeldOut.load(DATA / "agent_heldout_b.json")).to_dict())
@@ -123,6 +124,10 @@ def main() -> None:
     ap.add_argument("--device", default=None)
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--budget_s", type=float, default=1e9, help="start no variant after this many seconds")
+    ap.add_argument("--no_base", action="store_true", help="do not score the base model (a base.json from an "
+                    "earlier sweep can be copied into --out for the table's 'general kept' column)")
+    ap.add_argument("--guided_only", action="store_true", help="skip the free-decoding scores (the table repeats "
+                    "the guided ones in the free columns)")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -133,7 +138,9 @@ def main() -> None:
     if a.one:
         return run_one(a.one, variants[a.one], out, device)
     names = [n for n in variants if not a.only or n in a.only.split(",")]
-    queue = ["__base__"] + names
+    queue = ([] if a.no_base else ["__base__"]) + names
+    if a.guided_only:
+        os.environ["AGENT_SWEEP_GUIDED_ONLY"] = "1"
     running: list[tuple[str, subprocess.Popen, float]] = []
     t0 = time.time()
     while queue or running:
