@@ -11,9 +11,10 @@ model's general behaviour. English and Chinese.
 
 The held-out set uses other domains: its tool names and parameter names appear nowhere in the training set
 (tests/test_e2e_agent.py checks), and its chit-chat questions are the held-out general questions
-(tests/data/general_heldout.json) plus small talk, with held-out tools offered.
+(tests/data/general_heldout.json) plus small talk, with held-out tools offered. A second held-out call set
+(tests/data/agent_heldout_b.json) uses 12 more tools again, for recipes chosen on the first.
 
-    python scripts/make_agent_data.py          # rewrites both files (seeded: the same output every time)
+    python scripts/make_agent_data.py          # rewrites the three files (seeded: the same output every time)
 """
 
 from __future__ import annotations

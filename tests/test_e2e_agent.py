@@ -80,6 +80,8 @@ def agent_eval(agent_run, held):
     assert tuned.fmt.name == "smollm2"  # the template trained with is saved and used again
     report = agent.evaluate(tuned, held)
     print(json.dumps(report.to_dict(), indent=1, ensure_ascii=False))
+    report_b = agent.evaluate(tuned, agent.AgentHeldOut.load(DATA / "agent_heldout_b.json"))
+    print(json.dumps(report_b.to_dict(), indent=1, ensure_ascii=False))
     general = json.loads((DATA / "general_heldout.json").read_text(encoding="utf-8"))
     qs = [[{"role": "user", "content": g["question"]}] for g in general]
     gen = GenerateArgs(max_new_tokens=40)
@@ -88,23 +90,33 @@ def agent_eval(agent_run, held):
     base = ChatEngine("smollm2-135m-instruct", template="smollm2")
     base_ok = [correct(a, g["answers"]) for a, g in zip(base.generate(qs, gen, batch_size=25), general)]
     kept = sum(1 for b, t in zip(base_ok, tuned_ok) if b and t)
-    return report, kept, sum(base_ok)
+    return report, kept, sum(base_ok), report_b
 
 
 def test_agent_demo_calls_new_tools_skips_chit_chat_and_keeps_general_answers(agent_eval):
     """What the recipe reaches today, calls schema-guided as chat and the API decode them (docs/benchmarks.md: 19/28
     calls, 28/31 chit-chat, 38/41 general answers kept; base model: 0 of 28 calls): a regression guard with
     some slack (other data and training seeds of the same recipe measured 18–21/28, 16–29/31, 36–38/41)."""
-    report, kept, base_correct = agent_eval
+    report, kept, base_correct, _ = agent_eval
     assert report.call_accuracy >= 0.6, report.wrong_calls
     assert report.no_call_rate >= 0.85, report.chat_with_calls
     assert base_correct >= 30
     assert kept >= 0.87 * base_correct, (kept, base_correct)
 
 
+def test_agent_demo_calls_the_second_held_out_set(agent_eval):
+    """Set B (tests/data/agent_heldout_b.json: 12 more unseen tools, written after the recipe had been chosen on
+    set A) is the honest figure for tools never seen: 14/24 (58%) with this recipe on the H200 in float32
+    (docs/benchmarks.md, sweep 4); a regression guard with slack (other variants measured 9–17/24)."""
+    report_b = agent_eval[3]
+    assert report_b.calls_asked == 24
+    assert report_b.call_accuracy >= 0.45, report_b.wrong_calls
+
+
 @pytest.mark.xfail(strict=True, reason="issue #14's call target not reached yet: measured 19/28 (68%) held-out calls "
-                                       "right, below 80% (chit-chat 28/31 and retention meet theirs; "
-                                       "docs/benchmarks.md); strict, so it fails loudly once a better recipe meets it")
+                                       "right (14/24 on set B), below 80% (chit-chat 28/31 and retention meet "
+                                       "theirs; docs/benchmarks.md); strict, so it fails loudly once a better "
+                                       "recipe meets it")
 def test_agent_demo_meets_the_issue_targets(agent_eval):
-    report, kept, base_correct = agent_eval
+    report, kept, base_correct, _ = agent_eval
     assert report.call_accuracy >= 0.8 and report.no_call_rate >= 0.9 and kept >= 0.9 * base_correct
