@@ -106,8 +106,8 @@ def test_agent_demo_calls_new_tools_skips_chit_chat_and_keeps_general_answers(ag
 
 def test_agent_demo_calls_the_second_held_out_set(agent_eval):
     """Set B (tests/data/agent_heldout_b.json: 12 more unseen tools, written after the recipe had been chosen on
-    set A) is the honest figure for tools never seen: 14/24 (58%) with this recipe on the H200 in float32
-    (docs/benchmarks.md, sweep 4); a regression guard with slack (other variants measured 9–17/24)."""
+    set A) is the fairer figure for tools never seen: 14/24 (58%) with this recipe, alike on this CPU and on the H200
+    in float32 (docs/benchmarks.md, sweep 4); a regression guard with slack (other variants measured 9–17/24)."""
     report_b = agent_eval[3]
     assert report_b.calls_asked == 24
     assert report_b.call_accuracy >= 0.45, report_b.wrong_calls
@@ -118,5 +118,7 @@ def test_agent_demo_calls_the_second_held_out_set(agent_eval):
                                        "theirs; docs/benchmarks.md); strict, so it fails loudly once a better "
                                        "recipe meets it")
 def test_agent_demo_meets_the_issue_targets(agent_eval):
-    report, kept, base_correct, _ = agent_eval
-    assert report.call_accuracy >= 0.8 and report.no_call_rate >= 0.9 and kept >= 0.9 * base_correct
+    """The issue's targets, on both held-out call sets (each asks for tools training never showed)."""
+    report, kept, base_correct, report_b = agent_eval
+    assert report.call_accuracy >= 0.8 and report_b.call_accuracy >= 0.8
+    assert report.no_call_rate >= 0.9 and kept >= 0.9 * base_correct
