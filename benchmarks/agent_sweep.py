@@ -4,7 +4,7 @@ CPU's arithmetic, so a winner carries over to the CPU run that tests/test_e2e_ag
 Each variant = keyword arguments of scripts/make_agent_data.make_train (the data) + `key=value` overrides of
 examples/agent_lora.yaml (the training). Each is trained through `tuneforge train` and scored on the held-out sets
 as benchmarks/agent_demo.py does (calls right, chit-chat without a call, the base model's right general answers
-kept).
+kept), and on the second held-out call set (tests/data/agent_heldout_b.json), which no recipe choice was made on.
 
     python benchmarks/agent_sweep.py --variants benchmarks/agent_sweep_variants.json --out /tmp/sweep --parallel 4
     python benchmarks/agent_sweep.py --variants v.json --out /tmp/sweep --only a,b   # a subset
